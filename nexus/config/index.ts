@@ -1,0 +1,118 @@
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+
+export interface ListenAddr {
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+}
+
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** Every setting Nexus reads, parsed and validated once at start-up. */
+export interface Config {
+  dataDir: string;
+  dbFile: string;
+  mtlsAddr: ListenAddr;
+  /** null: the OIDC plugin is off. */
+  oidcAddr: ListenAddr | null;
+  trustDomain: string;
+  rootKeyFile: string;
+  /** The root key given inline (NEXUS_ROOT_KEY); wins over the file. */
+  rootKeyInline: Buffer | null;
+  /** null: use (and create on first start) the dev PKI under dataDir/pki. */
+  tls: TlsFiles | null;
+  adminSpiffeId: string;
+  autoMigrate: boolean;
+  maxVersions: number;
+  oidcSubjectRps: number;
+  oidcFailedAuthRps: number;
+}
+
+export type Env = Record<string, string | undefined>;
+
+function parseAddr(key: string, raw: string): ListenAddr {
+  // host:port, [v6]:port
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(raw);
+  if (!m) throw new ConfigError(key, `expected host:port, got ${JSON.stringify(raw)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(key, `port ${port} is out of range`);
+  const host = m[1] ?? (m[2] || '127.0.0.1');
+  return { host, port };
+}
+
+function parseBool(key: string, raw: string): boolean {
+  if (/^(true|1|yes)$/i.test(raw)) return true;
+  if (/^(false|0|no)$/i.test(raw)) return false;
+  throw new ConfigError(key, `expected true or false, got ${JSON.stringify(raw)}`);
+}
+
+function parsePositive(key: string, raw: string, max: number): number {
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !(n > 0) || n > max) {
+    throw new ConfigError(key, `expected a number in (0, ${max}], got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+// SPIFFE: trust domain is lowercase letters, digits, '.', '-', '_'.
+const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
+
+function parseRootKey(raw: string): Buffer {
+  const b = Buffer.from(raw, 'base64');
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw.trim()) || b.length !== 32) {
+    // Never echo the value: it is (or is meant to be) the root key.
+    throw new ConfigError('NEXUS_ROOT_KEY', 'expected 32 bytes, base64-encoded');
+  }
+  return b;
+}
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const get = (k: string): string | undefined => {
+    const v = env[k];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const dataDir = path.resolve(cwd, get('NEXUS_DATA_DIR') ?? '.nexus');
+  const trustDomain = get('NEXUS_TRUST_DOMAIN') ?? 'nexus.local';
+  if (!TRUST_DOMAIN.test(trustDomain) || trustDomain.length > 255) {
+    throw new ConfigError('NEXUS_TRUST_DOMAIN', 'lowercase letters, digits, ".", "-" and "_" only');
+  }
+  const oidcRaw = get('NEXUS_OIDC_ADDR') ?? '127.0.0.1:8554';
+  const tlsCa = get('NEXUS_TLS_CA');
+  const tlsCert = get('NEXUS_TLS_CERT');
+  const tlsKey = get('NEXUS_TLS_KEY');
+  let tls: TlsFiles | null = null;
+  if (tlsCa || tlsCert || tlsKey) {
+    for (const [k, v] of [['NEXUS_TLS_CA', tlsCa], ['NEXUS_TLS_CERT', tlsCert], ['NEXUS_TLS_KEY', tlsKey]] as const) {
+      if (!v) throw new ConfigError(k, 'NEXUS_TLS_CA, NEXUS_TLS_CERT and NEXUS_TLS_KEY must be set together');
+    }
+    tls = { ca: path.resolve(cwd, tlsCa!), cert: path.resolve(cwd, tlsCert!), key: path.resolve(cwd, tlsKey!) };
+  }
+  const adminSpiffeId = get('NEXUS_ADMIN_SPIFFE_ID') ?? `spiffe://${trustDomain}/pilot`;
+  if (!adminSpiffeId.startsWith('spiffe://')) {
+    throw new ConfigError('NEXUS_ADMIN_SPIFFE_ID', 'must be a spiffe:// ID');
+  }
+  const rootKeyRaw = get('NEXUS_ROOT_KEY');
+  const maxVersionsRaw = get('NEXUS_MAX_VERSIONS') ?? '10';
+  const maxVersions = parsePositive('NEXUS_MAX_VERSIONS', maxVersionsRaw, 1000);
+  if (!Number.isInteger(maxVersions)) throw new ConfigError('NEXUS_MAX_VERSIONS', 'must be an integer');
+  return {
+    dataDir,
+    dbFile: path.join(dataDir, 'nexus.db'),
+    mtlsAddr: parseAddr('NEXUS_MTLS_ADDR', get('NEXUS_MTLS_ADDR') ?? '127.0.0.1:8553'),
+    oidcAddr: oidcRaw === 'off' ? null : parseAddr('NEXUS_OIDC_ADDR', oidcRaw),
+    trustDomain,
+    rootKeyFile: path.resolve(cwd, get('NEXUS_ROOT_KEY_FILE') ?? path.join(dataDir, 'root.key')),
+    rootKeyInline: rootKeyRaw ? parseRootKey(rootKeyRaw) : null,
+    tls,
+    adminSpiffeId,
+    autoMigrate: parseBool('NEXUS_AUTO_MIGRATE', get('NEXUS_AUTO_MIGRATE') ?? 'true'),
+    maxVersions,
+    oidcSubjectRps: parsePositive('NEXUS_OIDC_SUBJECT_RPS', get('NEXUS_OIDC_SUBJECT_RPS') ?? '100', 1e6),
+    oidcFailedAuthRps: parsePositive('NEXUS_OIDC_FAILED_AUTH_RPS', get('NEXUS_OIDC_FAILED_AUTH_RPS') ?? '10', 1e6),
+  };
+}

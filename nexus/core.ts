@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import type { Config } from './config/index.js';
+import { Keyring, verifyRootKey } from './crypto/keyring.js';
+import { loadRootKey, type RootKey } from './crypto/root-key.js';
+import { initSodium } from './crypto/sodium.js';
+import { StartupError } from './errors.js';
+import type { Logger } from './log.js';
+import { SecretsService } from './secrets/service.js';
+import { DataKeysRepo } from './storage/data-keys-repo.js';
+import { openDatabase, type Db } from './storage/db.js';
+import { MetaRepo } from './storage/meta-repo.js';
+import { assertKnownSchema, migrateUp, migrationStatus } from './storage/migrator.js';
+
+/** The storage core every listener and plugin stands on. */
+export interface Core {
+  config: Config;
+  log: Logger;
+  db: Db;
+  rootKey: RootKey;
+  keyring: Keyring;
+  secrets: SecretsService;
+  close(): void;
+}
+
+/** Opens the db and schema, then proves the root key fits, before anything can be served. */
+export function openDb(config: Config, log: Logger): Db {
+  const db = openDatabase(config.dbFile);
+  try {
+    const status = migrationStatus(db);
+    assertKnownSchema(status);
+    if (status.pending.length > 0) {
+      if (!config.autoMigrate) {
+        const names = status.pending.map((m) => `${m.version}_${m.name}`).join(', ');
+        throw new StartupError(`the database has ${status.pending.length} pending migration(s) (${names}) and NEXUS_AUTO_MIGRATE=false; run \`nexus-migrate up\` first`);
+      }
+      for (const m of migrateUp(db)) log.info({ migration: m.version, name: m.name }, 'applied migration');
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export async function openCore(config: Config, log: Logger): Promise<Core> {
+  await initSodium();
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  if (!config.rootKeyInline && !fs.existsSync(config.rootKeyFile) && fs.existsSync(config.dbFile)) {
+    // A fresh key would only fail the key check: say what is really wrong.
+    throw new StartupError(`the root key file ${config.rootKeyFile} is missing but the database ${config.dbFile} exists; restore the key or set NEXUS_ROOT_KEY`);
+  }
+  const rootKey = loadRootKey(config, log);
+  const db = openDb(config, log);
+  try {
+    const keys = new DataKeysRepo(db);
+    try {
+      db.transaction(() => verifyRootKey(rootKey, new MetaRepo(db), keys)).immediate();
+    } catch (err) {
+      if (err instanceof StartupError && fs.existsSync(`${config.rootKeyFile}.new`)) {
+        throw new StartupError(`${err.message}; an interrupted nexus-rotate-key left ${config.rootKeyFile}.new: run nexus-rotate-key again to finish`);
+      }
+      throw err;
+    }
+    const keyring = new Keyring(rootKey, keys);
+    const secrets = new SecretsService(db, keyring, log, { maxVersions: config.maxVersions });
+    log.info({ db: config.dbFile, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
+    return { config, log, db, rootKey, keyring, secrets, close: () => db.close() };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}

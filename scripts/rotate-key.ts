@@ -1,0 +1,67 @@
+import { Command, InvalidArgumentError } from 'commander';
+import cliProgress from 'cli-progress';
+import { openDb } from '../nexus/core.js';
+import { rotateRootKey, type RotationPhase } from '../nexus/crypto/rotation.js';
+import { StartupError } from '../nexus/errors.js';
+import { lockDataDir } from '../nexus/storage/lock.js';
+import { runCli, scriptContext } from './lib/cli.js';
+
+function positiveInt(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 100_000) throw new InvalidArgumentError('expected an integer from 1 to 100000');
+  return n;
+}
+
+const program = new Command('nexus-rotate-key')
+  .description('Rotate the root key (Nexus must be stopped). Safe to kill and re-run.')
+  .option('--reencrypt', 'also re-encrypt every secret under a new data key', false)
+  .option('--batch-size <n>', 'rows per transaction', positiveInt, 500)
+  .parse();
+
+const opts = program.opts<{ reencrypt: boolean; batchSize: number }>();
+
+runCli('nexus-rotate-key', async () => {
+  const { config, log } = await scriptContext();
+  if (config.rootKeyInline) {
+    throw new StartupError('the root key comes from NEXUS_ROOT_KEY; rotation replaces NEXUS_ROOT_KEY_FILE, so unset NEXUS_ROOT_KEY and use the file');
+  }
+  const lock = lockDataDir(config.dataDir, 'nexus-rotate-key');
+  const db = openDb(config, log);
+  const tty = Boolean(process.stdout.isTTY);
+  const bars = new Map<RotationPhase, cliProgress.SingleBar>();
+  try {
+    const result = rotateRootKey({
+      db,
+      rootKeyFile: config.rootKeyFile,
+      reencrypt: opts.reencrypt,
+      batchSize: opts.batchSize,
+      onProgress: (phase, done, total) => {
+        if (!tty) {
+          console.log(`${phase} ${done}/${total}`);
+          return;
+        }
+        let bar = bars.get(phase);
+        if (!bar) {
+          bar = new cliProgress.SingleBar({ format: `${phase.padEnd(9)} [{bar}] {value}/{total}` }, cliProgress.Presets.shades_classic);
+          bar.start(total, done);
+          bars.set(phase, bar);
+        }
+        bar.update(done);
+      },
+    });
+    for (const b of bars.values()) b.stop();
+    if (result.resumedFinalStep) {
+      console.log(`finished an interrupted rotation: ${config.rootKeyFile} now holds the new root key (check value ${result.newKcv})`);
+    } else {
+      console.log(
+        `rotated the root key: ${result.rewrapped} data key(s) re-wrapped` +
+          (opts.reencrypt || result.reencrypted ? `, ${result.reencrypted} secret version(s) re-encrypted under a new data key` : '') +
+          `; ${config.rootKeyFile} replaced (check value ${result.oldKcv} -> ${result.newKcv})`,
+      );
+    }
+  } finally {
+    for (const b of bars.values()) b.stop();
+    db.close();
+    lock.release();
+  }
+});
