@@ -89,7 +89,7 @@ export function rotateRootKey(opts: RotationOptions): RotationResult {
 
   db.transaction(() => {
     if (newKeyId !== null) {
-      db.prepare('UPDATE data_keys SET active = (id = ?)').run(newKeyId);
+      keys.activate(newKeyId);
       keys.deleteUnused();
     }
     meta.set(META.rootKcv, target.kcv);

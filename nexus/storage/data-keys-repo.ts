@@ -47,6 +47,12 @@ export class DataKeysRepo {
     this.insertStmt.run(row);
   }
 
+  /** Makes `id` the one active key (two statements: the unique index is checked row by row). */
+  activate(id: string): void {
+    this.deactivateStmt.run();
+    this.db.prepare('UPDATE data_keys SET active = 1 WHERE id = ?').run(id);
+  }
+
   rewrap(id: string, nonce: Buffer, wrapped: Buffer, kcv: string): void {
     this.rewrapStmt.run(nonce, wrapped, kcv, id);
   }
