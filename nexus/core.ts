@@ -33,7 +33,7 @@ export function openDb(config: Config, log: Logger): Db {
         const names = status.pending.map((m) => `${m.version}_${m.name}`).join(', ');
         throw new StartupError(`the database has ${status.pending.length} pending migration(s) (${names}) and NEXUS_AUTO_MIGRATE=false; run \`nexus-migrate up\` first`);
       }
-      for (const m of migrateUp(db)) log.info({ migration: m.version, name: m.name }, 'applied migration');
+      for (const m of migrateUp(db)) log.info({ migration: m.version, migration_name: m.name }, 'applied migration');
     }
     return db;
   } catch (err) {

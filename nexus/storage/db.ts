@@ -14,7 +14,10 @@ export type Db = Database.Database;
  */
 export function openDatabase(file: string, opts: { readonly?: boolean } = {}): Db {
   if (!opts.readonly) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const isNew = !opts.readonly && !fs.existsSync(file);
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  // SQLite gives the WAL and shm files the db file's mode.
+  if (isNew) fs.chmodSync(file, 0o600);
   db.pragma('busy_timeout = 5000');
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');

@@ -1,0 +1,61 @@
+import { UnauthorizedError } from '../errors.js';
+import { x509 } from '../pki/x509.js';
+import type { SpiffePrincipal } from './principal.js';
+
+export interface SpiffeId {
+  id: string;
+  trustDomain: string;
+  path: string;
+}
+
+const TD = /^[a-z0-9._-]+$/;
+const SEG = /^[A-Za-z0-9._-]+$/;
+
+/** Parses a SPIFFE ID by the spec; returns a reason string when it is not one. */
+export function parseSpiffeId(raw: string): SpiffeId | { invalid: string } {
+  if (raw.length > 2048) return { invalid: 'longer than 2048 bytes' };
+  if (!raw.startsWith('spiffe://')) return { invalid: 'scheme is not spiffe (lowercase)' };
+  const rest = raw.slice('spiffe://'.length);
+  if (/[?#]/.test(rest)) return { invalid: 'has a query or fragment' };
+  const slash = rest.indexOf('/');
+  const td = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '' : rest.slice(slash);
+  if (td.length === 0) return { invalid: 'empty trust domain' };
+  if (td.includes('@')) return { invalid: 'has userinfo' };
+  if (td.includes(':')) return { invalid: 'has a port' };
+  if (!TD.test(td)) return { invalid: 'trust domain has characters outside [a-z0-9._-]' };
+  if (path) {
+    for (const s of path.slice(1).split('/')) {
+      if (s === '') return { invalid: 'empty path segment or trailing slash' };
+      if (s === '.' || s === '..') return { invalid: 'dot segment in path' };
+      if (!SEG.test(s)) return { invalid: 'path has characters outside [A-Za-z0-9._-]' };
+    }
+  }
+  return { id: raw, trustDomain: td, path };
+}
+
+/**
+ * The X509-SVID rules for a leaf that already chained to the trust bundle:
+ * exactly one URI SAN holding a valid SPIFFE ID of our trust domain, not a CA,
+ * digitalSignature key usage. Throws UnauthorizedError with the precise reason.
+ */
+export function principalFromSvid(der: Buffer, trustDomain: string): SpiffePrincipal {
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(new Uint8Array(der));
+  } catch {
+    throw new UnauthorizedError('svid.unparsable');
+  }
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  if (bc?.ca) throw new UnauthorizedError('svid.is_ca');
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  if (!ku || (ku.usages & x509.KeyUsageFlags.digitalSignature) === 0) throw new UnauthorizedError('svid.no_digital_signature');
+  if (ku.usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) throw new UnauthorizedError('svid.ca_key_usage');
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const uris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
+  if (uris.length !== 1) throw new UnauthorizedError(`svid.uri_san_count=${uris.length}`);
+  const parsed = parseSpiffeId(uris[0]!);
+  if ('invalid' in parsed) throw new UnauthorizedError(`svid.malformed_id: ${parsed.invalid}`);
+  if (parsed.trustDomain !== trustDomain) throw new UnauthorizedError(`svid.trust_domain=${parsed.trustDomain}`);
+  return { kind: 'spiffe', spiffeId: parsed.id, trustDomain: parsed.trustDomain };
+}

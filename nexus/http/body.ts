@@ -1,0 +1,42 @@
+import type { Context } from 'koa';
+import { BadRequestError, TooLargeError } from '../errors.js';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Reads a JSON body of at most `limit` bytes: a Content-Length over the limit
+ * is refused before reading, a stream that runs over it is cut off.
+ */
+export async function readJson(ctx: Context, limit = MAX_BODY_BYTES): Promise<unknown> {
+  const declared = Number(ctx.get('Content-Length') || NaN);
+  if (declared > limit) {
+    ctx.set('Connection', 'close');
+    throw new TooLargeError(`request body is larger than ${limit} bytes`);
+  }
+  const type = ctx.get('Content-Type');
+  if (type && !/^application\/json\b/i.test(type)) throw new BadRequestError('content_type', 'request body must be application/json');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      // Answer 413 and drop the connection instead of draining the rest.
+      ctx.set('Connection', 'close');
+      throw new TooLargeError(`request body is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  if (size === 0) throw new BadRequestError('body', 'a JSON body is required');
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new BadRequestError('json', 'request body is not valid JSON');
+  }
+}
+
+/** A JSON object body (not an array or a scalar). */
+export async function readJsonObject(ctx: Context, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+  const body = await readJson(ctx, limit);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('body', 'request body must be a JSON object');
+  return body as Record<string, unknown>;
+}

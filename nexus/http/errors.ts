@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import { NexusError, RateLimitedError, UnauthorizedError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** The one map from error codes to HTTP statuses. */
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  data_integrity: 500,
+  config: 500,
+  startup: 500,
+  internal: 500,
+};
+
+const KOA_CODES: Record<number, ErrorCode> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'bad_request', 413: 'too_large' };
+
+export interface ErrorBody {
+  error: { code: string; message: string; request_id: string };
+}
+
+export interface RequestState {
+  requestId: string;
+}
+
+/**
+ * Request id and no-store on every response, and every error rendered as the
+ * contract's JSON. `redact401`: the OIDC port says only that the token was
+ * not accepted (the reason goes to the log and audit).
+ */
+export function errorHandling(log: Logger, opts: { port: string; redact401?: boolean }) {
+  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+    const requestId = `req_${randomBytes(9).toString('base64url')}`;
+    (ctx.state as RequestState).requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new NexusError('not_found', 'no such route');
+      if (ctx.status === 405 && (ctx.body === undefined || typeof ctx.body === 'string')) {
+        throw Object.assign(new NexusError('bad_request', `method ${ctx.method} is not allowed here`), { status: 405 });
+      }
+    } catch (err) {
+      let code: ErrorCode = 'internal';
+      let status = 500;
+      let message = 'internal error';
+      if (err instanceof NexusError) {
+        code = err.code;
+        status = (err as { status?: number }).status ?? STATUS[code];
+        message = err.message;
+        if (code === 'data_integrity') message = 'stored data failed an integrity check';
+        if (err instanceof RateLimitedError) ctx.set('Retry-After', String(err.retryAfterS));
+        if (err instanceof UnauthorizedError) {
+          if (opts.redact401) message = 'the token was not accepted';
+          log.info({ request_id: requestId, port: opts.port, reason: err.reason }, 'authentication refused');
+        }
+      } else if (typeof (err as { status?: unknown }).status === 'number' && (err as { expose?: boolean }).expose) {
+        // Errors thrown by koa itself (ctx.throw, body limits).
+        status = (err as { status: number }).status;
+        code = KOA_CODES[status] ?? 'bad_request';
+        message = (err as Error).message;
+      }
+      if (status >= 500) log.error({ request_id: requestId, port: opts.port, err }, 'request failed');
+      ctx.status = status;
+      ctx.body = { error: { code, message, request_id: requestId } } satisfies ErrorBody;
+    }
+  };
+}

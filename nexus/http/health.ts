@@ -1,0 +1,21 @@
+import Router from '@koa/router';
+
+export interface Readiness {
+  /** Each check: a name and whether it passes now. */
+  checks(): Record<string, boolean>;
+}
+
+/** /healthz: the process answers. /readyz: every check passes (503 otherwise). */
+export function healthRoutes(readiness: Readiness, opts: { detail: boolean }): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', (ctx) => {
+    const checks = readiness.checks();
+    const ok = Object.values(checks).every(Boolean);
+    ctx.status = ok ? 200 : 503;
+    ctx.body = opts.detail ? { status: ok ? 'ok' : 'not ready', checks } : { status: ok ? 'ok' : 'not ready' };
+  });
+  return router;
+}

@@ -1,0 +1,34 @@
+import Koa from 'koa';
+import { principalOf, spiffeAuth } from '../auth/spiffe-auth.js';
+import type { Logger } from '../log.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { PolicyService } from '../policy/service.js';
+import type { SecretsService } from '../secrets/service.js';
+import { errorHandling } from './errors.js';
+import { healthRoutes, type Readiness } from './health.js';
+import { policyRoutes } from './policy-routes.js';
+import { secretsRoutes } from './secrets-routes.js';
+
+export interface MtlsAppDeps {
+  log: Logger;
+  trustDomain: string;
+  secrets: SecretsService;
+  engine: PolicyEngine;
+  policies: PolicyService;
+  readiness: Readiness;
+}
+
+/** The mTLS port's app: errors and ids, then SPIFFE identity, then routes. */
+export function buildMtlsApp(deps: MtlsAppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true;
+  const access = { authz: deps.engine, principal: principalOf };
+  app.use(errorHandling(deps.log, { port: 'mtls' }));
+  app.use(spiffeAuth(deps.trustDomain));
+  for (const router of [healthRoutes(deps.readiness, { detail: true }), secretsRoutes({ secrets: deps.secrets, ...access }), policyRoutes(deps.policies, access)]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
+  return app;
+}

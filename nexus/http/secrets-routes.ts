@@ -1,0 +1,116 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Authorizer, Permission, Principal } from '../auth/principal.js';
+import { BadRequestError, ForbiddenError } from '../errors.js';
+import { parsePrefix, parseSecretPath } from '../secrets/rules.js';
+import type { SecretsService } from '../secrets/service.js';
+import { readJsonObject } from './body.js';
+
+export const SECRETS_PREFIX = '/v1/secrets/';
+
+export interface SecretsRoutesDeps {
+  secrets: SecretsService;
+  authz: Authorizer;
+  principal(ctx: Context): Principal;
+}
+
+type Op = 'read' | 'write' | 'delete' | 'undelete' | 'destroy' | 'metadata';
+
+/**
+ * `{path}` and an optional `:verb` from the raw (undecoded) URL path. A
+ * percent sign is refused outright: no valid path needs one, and decoding
+ * `%2f` or `%2e` would let a request name a path other than the one it shows.
+ */
+export function secretTarget(ctx: Context): { path: string; verb: string | null } {
+  const raw = ctx.path.slice(SECRETS_PREFIX.length);
+  if (raw.includes('%')) throw new BadRequestError('path.encoded', 'percent-encoded characters are not allowed in a secret path');
+  const colon = raw.indexOf(':');
+  const path = colon < 0 ? raw : raw.slice(0, colon);
+  return { path: parseSecretPath(path), verb: colon < 0 ? null : raw.slice(colon + 1) };
+}
+
+const NEEDS: Record<Op, Permission> = { read: 'read', metadata: 'read', write: 'write', delete: 'delete', undelete: 'delete', destroy: 'delete' };
+
+function opFor(method: string, verb: string | null): Op {
+  const key = `${method} ${verb ?? ''}`;
+  const table: Record<string, Op> = {
+    'GET ': 'read',
+    'PUT ': 'write',
+    'DELETE ': 'delete',
+    'POST undelete': 'undelete',
+    'POST destroy': 'destroy',
+    'GET metadata': 'metadata',
+  };
+  const op = table[key];
+  if (!op) {
+    if (verb !== null && !['undelete', 'destroy', 'metadata'].includes(verb)) throw new BadRequestError('verb', `unknown operation :${verb}`);
+    throw Object.assign(new BadRequestError('method', `method ${method} is not allowed here`), { status: 405 });
+  }
+  return op;
+}
+
+function authorize(deps: SecretsRoutesDeps, ctx: Context, action: Permission, path: string): Principal {
+  const p = deps.principal(ctx);
+  // Decided before any storage lookup: the same 403 whether or not the path exists.
+  if (!deps.authz.allows(p, action, path)) throw new ForbiddenError(`permission denied: ${action} on ${path}`);
+  return p;
+}
+
+function queryInt(ctx: Context, name: string): string | undefined {
+  const v = ctx.query[name];
+  if (Array.isArray(v)) throw new BadRequestError(name, `${name} given more than once`);
+  return v;
+}
+
+/** The secrets API of the mTLS port: thin handlers over SecretsService. */
+export function secretsRoutes(deps: SecretsRoutesDeps): Router {
+  const router = new Router();
+  const { secrets } = deps;
+
+  router.get('/v1/secrets', (ctx) => {
+    const p = deps.principal(ctx);
+    if (!deps.authz.mayEver(p, 'list')) throw new ForbiddenError('permission denied: list');
+    const limitRaw = queryInt(ctx, 'limit');
+    if (limitRaw !== undefined && !/^\d{1,5}$/.test(limitRaw)) throw new BadRequestError('limit', 'limit must be an integer from 1 to 1000');
+    ctx.body = secrets.list({
+      prefix: parsePrefix(queryInt(ctx, 'prefix')),
+      limit: limitRaw === undefined ? undefined : Number(limitRaw),
+      cursor: queryInt(ctx, 'cursor') ?? null,
+      allow: (path) => deps.authz.allows(p, 'list', path),
+    });
+  });
+
+  router.all('/v1/secrets/{*rest}', async (ctx) => {
+    const { path, verb } = secretTarget(ctx);
+    const op = opFor(ctx.method, verb);
+    authorize(deps, ctx, NEEDS[op], path);
+    switch (op) {
+      case 'read':
+        ctx.body = secrets.get(path, queryInt(ctx, 'version'));
+        return;
+      case 'metadata':
+        ctx.body = secrets.metadata(path);
+        return;
+      case 'write': {
+        const body = await readJsonObject(ctx);
+        const r = secrets.put(path, body.data, { cas: body.cas as number | undefined });
+        ctx.status = r.created ? 201 : 200;
+        ctx.body = { path: r.path, version: r.version };
+        return;
+      }
+      case 'delete':
+        secrets.delete(path, queryInt(ctx, 'version'));
+        ctx.status = 204;
+        return;
+      case 'undelete':
+        secrets.undelete(path, (await readJsonObject(ctx)).versions);
+        ctx.status = 204;
+        return;
+      case 'destroy':
+        secrets.destroy(path, (await readJsonObject(ctx)).versions);
+        ctx.status = 204;
+        return;
+    }
+  });
+  return router;
+}

@@ -1,0 +1,121 @@
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { ListenAddr, TlsFiles } from '../config/index.js';
+import type { Logger } from '../log.js';
+
+export interface Listener {
+  readonly server: https.Server;
+  address(): { host: string; port: number };
+  /** Stop accepting, let in-flight requests finish (up to `graceMs`), then close. */
+  close(graceMs: number): Promise<void>;
+}
+
+export interface ListenerLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+  maxHeaderSize: number;
+}
+
+export const DEFAULT_LIMITS: ListenerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1024,
+  maxHeaderSize: 16 * 1024,
+};
+
+function readTls(files: TlsFiles): { ca: Buffer; cert: Buffer; key: Buffer } {
+  return { ca: fs.readFileSync(files.ca), cert: fs.readFileSync(files.cert), key: fs.readFileSync(files.key) };
+}
+
+export async function listen(server: https.Server, addr: ListenAddr): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(addr.port, addr.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export function closeServer(server: https.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const hard = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(hard);
+      resolve();
+    });
+    // Keep-alive connections with no request in flight would hold close() open.
+    server.closeIdleConnections();
+  });
+}
+
+/**
+ * HTTPS that requires a client certificate chaining to the trust bundle at
+ * the handshake. The bundle and the server SVID are re-read when their files
+ * change (SVIDs rotate hourly) and swapped in with setSecureContext: open
+ * connections keep their session, new handshakes use the new files.
+ */
+export async function startMtlsListener(opts: {
+  files: TlsFiles;
+  addr: ListenAddr;
+  handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
+  log: Logger;
+  reloadIntervalMs?: number;
+  limits?: Partial<ListenerLimits>;
+}): Promise<Listener> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const server = https.createServer(
+    {
+      ...readTls(opts.files),
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      maxHeaderSize: limits.maxHeaderSize,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+    },
+    opts.handler,
+  );
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+  server.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused'));
+
+  let pending: NodeJS.Timeout | null = null;
+  const reload = () => {
+    if (pending) clearTimeout(pending);
+    // Files are often rewritten one by one: wait for the set to settle.
+    pending = setTimeout(() => {
+      pending = null;
+      try {
+        const material = readTls(opts.files);
+        tls.createSecureContext(material); // throws on a key that does not match its cert
+        server.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
+        opts.log.info({ files: opts.files }, 'reloaded TLS trust bundle and server certificate');
+      } catch (err) {
+        opts.log.error({ err: { message: (err as Error).message } }, 'TLS files changed but could not be loaded; keeping the previous ones');
+      }
+    }, 100);
+  };
+  const interval = opts.reloadIntervalMs ?? 1000;
+  const watched = [opts.files.ca, opts.files.cert, opts.files.key];
+  for (const f of watched) fs.watchFile(f, { interval, persistent: false }, reload);
+
+  await listen(server, opts.addr);
+  return {
+    server,
+    address: () => {
+      const a = server.address() as AddressInfo;
+      return { host: a.address, port: a.port };
+    },
+    close: async (graceMs) => {
+      for (const f of watched) fs.unwatchFile(f, reload);
+      if (pending) clearTimeout(pending);
+      await closeServer(server, graceMs);
+    },
+  };
+}

@@ -1,0 +1,30 @@
+// `npm start`: parse config, start Nexus, stop cleanly on SIGTERM/SIGINT.
+import { loadConfig } from './config/index.js';
+import { NexusError } from './errors.js';
+import { createLogger } from './log.js';
+import { startServer } from './server.js';
+
+const log = createLogger();
+try {
+  const config = loadConfig();
+  const server = await startServer(config, log);
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    // The contract: exit within 10 s whatever happens.
+    setTimeout(() => process.exit(1), 10_000).unref();
+    server.stop(8000).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+} catch (err) {
+  const message = err instanceof NexusError ? err.message : (err as Error).message;
+  log.fatal({ code: err instanceof NexusError ? err.code : 'internal' }, message);
+  process.stderr.write(`nexus: ${message}\n`);
+  process.exit(1);
+}

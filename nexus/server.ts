@@ -1,0 +1,78 @@
+import type { Config } from './config/index.js';
+import { openCore, type Core } from './core.js';
+import { buildMtlsApp } from './http/mtls-app.js';
+import { startMtlsListener, type Listener } from './listeners/mtls.js';
+import type { Logger } from './log.js';
+import { ensureTlsFiles } from './pki/dev-pki.js';
+import { PolicyEngine } from './policy/engine.js';
+import { PolicyService } from './policy/service.js';
+import { lockDataDir } from './storage/lock.js';
+import { PoliciesRepo } from './storage/policies-repo.js';
+
+export interface RunningServer {
+  core: Core;
+  mtls: Listener;
+  /** Stop accepting, finish in-flight requests (up to graceMs), close the db. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** How often TLS files are checked for changes. */
+  tlsReloadIntervalMs?: number;
+}
+
+/** The composition root: storage, PKI, policy, listeners. */
+export async function startServer(config: Config, log: Logger, opts: ServerOptions = {}): Promise<RunningServer> {
+  const lock = lockDataDir(config.dataDir, 'nexus-server');
+  let core: Core | null = null;
+  try {
+    core = await openCore(config, log);
+    const tlsFiles = await ensureTlsFiles(config, log);
+    const engine = new PolicyEngine(new PoliciesRepo(core.db), config.adminSpiffeId);
+    const policies = new PolicyService(core.db, engine);
+    let listening = false;
+    const db = core.db;
+    const readiness = {
+      checks: () => ({
+        db: (() => {
+          try {
+            return db.open && db.prepare('SELECT 1 AS ok').get() !== undefined;
+          } catch {
+            return false;
+          }
+        })(),
+        root_key: true, // verified before start-up got this far
+        listeners: listening,
+      }),
+    };
+    const app = buildMtlsApp({ log, trustDomain: config.trustDomain, secrets: core.secrets, engine, policies, readiness });
+    const mtls = await startMtlsListener({
+      files: tlsFiles,
+      addr: config.mtlsAddr,
+      handler: app.callback(),
+      log,
+      reloadIntervalMs: opts.tlsReloadIntervalMs,
+    });
+    listening = true;
+    const a = mtls.address();
+    log.info({ port: 'mtls', addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, trust_domain: config.trustDomain }, 'listening');
+    const opened = core;
+    let stopping: Promise<void> | null = null;
+    return {
+      core: opened,
+      mtls,
+      stop: (graceMs = 9000) =>
+        (stopping ??= (async () => {
+          listening = false;
+          await mtls.close(graceMs);
+          opened.close();
+          lock.release();
+          log.info('stopped');
+        })()),
+    };
+  } catch (err) {
+    core?.close();
+    lock.release();
+    throw err;
+  }
+}

@@ -1,0 +1,313 @@
+// Pilot: the Nexus CLI. Talks to the mTLS port with a SPIFFE SVID.
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { Command } from 'commander';
+
+interface Conn {
+  base: URL;
+  agent: https.Agent;
+}
+
+class PilotError extends Error {}
+
+function env(name: string): string | undefined {
+  const v = process.env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function readPem(file: string, what: string, envName: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    throw new PilotError(`${what} not found at ${file} (set ${envName}, or start Nexus once to create the dev PKI)`);
+  }
+}
+
+function connect(): Conn {
+  const pki = path.resolve(env('NEXUS_DATA_DIR') ?? '.nexus', 'pki');
+  const cert = env('NEXUS_CERT') ?? path.join(pki, 'pilot.crt');
+  const key = env('NEXUS_KEY') ?? path.join(pki, 'pilot.key');
+  const ca = env('NEXUS_CA') ?? path.join(pki, 'ca.crt');
+  let base: URL;
+  try {
+    base = new URL(env('NEXUS_ADDR') ?? 'https://127.0.0.1:8553');
+  } catch {
+    throw new PilotError(`NEXUS_ADDR is not a URL: ${env('NEXUS_ADDR')}`);
+  }
+  if (base.protocol !== 'https:') throw new PilotError('NEXUS_ADDR must be an https:// URL');
+  return {
+    base,
+    agent: new https.Agent({
+      cert: readPem(cert, 'client certificate', 'NEXUS_CERT'),
+      key: readPem(key, 'client key', 'NEXUS_KEY'),
+      ca: readPem(ca, 'CA bundle', 'NEXUS_CA'),
+      keepAlive: false,
+    }),
+  };
+}
+
+interface Reply {
+  status: number;
+  body: unknown;
+}
+
+function request(conn: Conn, method: string, urlPath: string, body?: unknown): Promise<Reply> {
+  const url = new URL(urlPath, conn.base);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method,
+        agent: conn.agent,
+        timeout: 15_000,
+        headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = null;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            parsed = text;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new PilotError(`no answer from Nexus at ${conn.base.origin} within 15 s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof PilotError) return reject(err);
+      const where = conn.base.origin;
+      if (err.code === 'ECONNREFUSED') reject(new PilotError(`cannot reach Nexus at ${where}: connection refused (is it running? set NEXUS_ADDR)`));
+      else if (err.code === 'ENOTFOUND') reject(new PilotError(`cannot reach Nexus at ${where}: unknown host`));
+      else if (err.code === 'ECONNRESET' || /alert|certificate|handshake|SSL/i.test(err.message)) {
+        reject(new PilotError(`TLS handshake with ${where} failed: ${err.message} (check NEXUS_CERT, NEXUS_KEY, NEXUS_CA)`));
+      } else reject(new PilotError(`request to ${where} failed: ${err.message}`));
+    });
+    req.end(payload);
+  });
+}
+
+const LABEL: Record<number, string> = { 400: 'bad request', 401: 'not authenticated', 403: 'permission denied', 404: 'not found', 409: 'conflict', 413: 'too large', 429: 'rate limited', 503: 'unavailable' };
+
+async function call(method: string, urlPath: string, body?: unknown): Promise<unknown> {
+  const res = await request(connect(), method, urlPath, body);
+  if (res.status >= 400) {
+    const e = (res.body as { error?: { message?: string } } | null)?.error;
+    const label = LABEL[res.status] ?? `HTTP ${res.status}`;
+    throw new PilotError(e?.message && !e.message.startsWith(label) ? `${label}: ${e.message}` : (e?.message ?? label));
+  }
+  return res.body;
+}
+
+function enc(p: string): string {
+  // Paths go into the URL as they are: the server refuses anything encoded.
+  return p;
+}
+
+function globalJson(cmd: Command): boolean {
+  return Boolean(cmd.optsWithGlobals().json === true);
+}
+
+function out(cmd: Command, value: unknown, human: () => string): void {
+  process.stdout.write(globalJson(cmd) ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parsePairs(pairs: string[]): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new PilotError(`expected key=value or key=@file, got ${JSON.stringify(pair)}`);
+    const k = pair.slice(0, eq);
+    const v = pair.slice(eq + 1);
+    if (v.startsWith('@')) {
+      try {
+        data[k] = fs.readFileSync(v.slice(1), 'utf8');
+      } catch {
+        throw new PilotError(`cannot read ${v.slice(1)} for key ${k}`);
+      }
+    } else data[k] = v;
+  }
+  return data;
+}
+
+function versionsArg(list: string): number[] {
+  const vs = list.split(',').map((s) => Number(s.trim()));
+  if (vs.some((v) => !Number.isInteger(v) || v < 1)) throw new PilotError(`versions must be positive integers, got ${list}`);
+  return vs;
+}
+
+const program = new Command('pilot')
+  .description('Nexus CLI: talks to the mTLS port (NEXUS_ADDR) with a SPIFFE SVID (NEXUS_CERT, NEXUS_KEY, NEXUS_CA)')
+  .option('--json', 'machine-readable JSON output')
+  .showHelpAfterError();
+
+const secret = program.command('secret').description('read and write secrets');
+
+secret
+  .command('put <path> [pairs...]')
+  .description('write a new version: k=v or k=@file pairs, or `--json -` for a JSON object on stdin')
+  .option('--cas <n>', 'check-and-set: the current version (0 = create only)')
+  .action(async (p: string, pairs: string[], opts: { cas?: string }, cmd: Command) => {
+    let data: unknown;
+    // `--json -`: the global --json flag followed by "-" (stdin) as the only argument.
+    if (pairs.length === 1 && pairs[0] === '-') {
+      if (!globalJson(cmd)) throw new PilotError('"-" reads JSON from stdin only with --json: pilot secret put PATH --json -');
+      try {
+        data = JSON.parse(await readStdin());
+      } catch {
+        throw new PilotError('stdin is not valid JSON');
+      }
+    } else {
+      if (!pairs.length) throw new PilotError('nothing to write: give k=v pairs or --json -');
+      data = parsePairs(pairs);
+    }
+    const body: Record<string, unknown> = { data };
+    if (opts.cas !== undefined) {
+      if (!/^\d+$/.test(opts.cas)) throw new PilotError('--cas must be a non-negative integer');
+      body.cas = Number(opts.cas);
+    }
+    const res = (await call('PUT', `/v1/secrets/${enc(p)}`, body)) as { path: string; version: number };
+    out(cmd, res, () => `wrote ${res.path} version ${res.version}`);
+  });
+
+secret
+  .command('get <path>')
+  .option('--version <n>', 'a specific version')
+  .option('--field <key>', 'print only this key, bare (for $(...))')
+  .action(async (p: string, opts: { version?: string; field?: string }, cmd: Command) => {
+    const q = opts.version ? `?version=${encodeURIComponent(opts.version)}` : '';
+    const res = (await call('GET', `/v1/secrets/${enc(p)}${q}`)) as { path: string; version: number; data: Record<string, string>; created_at: string };
+    if (opts.field !== undefined) {
+      if (!Object.hasOwn(res.data, opts.field)) throw new PilotError(`secret ${res.path} has no field ${JSON.stringify(opts.field)}`);
+      process.stdout.write(`${res.data[opts.field]}\n`);
+      return;
+    }
+    out(cmd, res, () => {
+      const keys = Object.keys(res.data);
+      const w = Math.max(3, ...keys.map((k) => k.length));
+      return [`${res.path} (version ${res.version}, created ${res.created_at})`, ...keys.map((k) => `  ${k.padEnd(w)}  ${res.data[k]}`)].join('\n');
+    });
+  });
+
+secret
+  .command('list [prefix]')
+  .option('--limit <n>', 'page size')
+  .action(async (prefix: string | undefined, opts: { limit?: string }, cmd: Command) => {
+    const paths: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const q = new URLSearchParams();
+      if (prefix) q.set('prefix', prefix);
+      if (opts.limit) q.set('limit', opts.limit);
+      if (cursor) q.set('cursor', cursor);
+      const res = (await call('GET', `/v1/secrets?${q}`)) as { paths: string[]; next_cursor: string | null };
+      paths.push(...res.paths);
+      cursor = res.next_cursor;
+    } while (cursor);
+    out(cmd, { paths }, () => (paths.length ? paths.join('\n') : '(no secrets you may list)'));
+  });
+
+secret
+  .command('delete <path>')
+  .option('--version <n>', 'a specific version (default: latest)')
+  .action(async (p: string, opts: { version?: string }, cmd: Command) => {
+    const q = opts.version ? `?version=${encodeURIComponent(opts.version)}` : '';
+    await call('DELETE', `/v1/secrets/${enc(p)}${q}`);
+    out(cmd, { path: p, deleted: true }, () => `deleted ${p}${opts.version ? ` version ${opts.version}` : ' (latest version)'}`);
+  });
+
+for (const verb of ['undelete', 'destroy'] as const) {
+  secret
+    .command(`${verb} <path>`)
+    .requiredOption('--versions <list>', 'comma-separated version numbers')
+    .action(async (p: string, opts: { versions: string }, cmd: Command) => {
+      const versions = versionsArg(opts.versions);
+      await call('POST', `/v1/secrets/${enc(p)}:${verb}`, { versions });
+      out(cmd, { path: p, [verb === 'undelete' ? 'undeleted' : 'destroyed']: versions }, () => `${verb === 'undelete' ? 'undeleted' : 'destroyed'} ${p} versions ${versions.join(', ')}`);
+    });
+}
+
+secret.command('metadata <path>').action(async (p: string, _o: unknown, cmd: Command) => {
+  const res = (await call('GET', `/v1/secrets/${enc(p)}:metadata`)) as {
+    path: string;
+    current_version: number;
+    versions: Array<{ version: number; created_at: string; deleted_at: string | null; destroyed: boolean }>;
+  };
+  out(cmd, res, () =>
+    [
+      `${res.path} (current version ${res.current_version})`,
+      ...res.versions.map((v) => `  v${v.version}  ${v.created_at}${v.destroyed ? '  destroyed' : v.deleted_at ? `  deleted ${v.deleted_at}` : ''}`),
+    ].join('\n'),
+  );
+});
+
+const policy = program.command('policy').description('SPIFFE policies (admin)');
+
+function splitList(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+interface PolicyBody {
+  name: string;
+  spiffe_id: string;
+  paths: string[];
+  permissions: string[];
+  builtin?: boolean;
+}
+
+function showPolicy(p: PolicyBody): string {
+  return `${p.name}${p.builtin ? ' (built-in)' : ''}\n  spiffe_id    ${p.spiffe_id}\n  paths        ${p.paths.join(', ')}\n  permissions  ${p.permissions.join(', ')}`;
+}
+
+policy
+  .command('put <name>')
+  .requiredOption('--spiffe-id <glob>', 'SPIFFE ID glob (* within a segment, ** across)')
+  .requiredOption('--path <glob>', 'path glob; repeat for more', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .requiredOption('--perm <list>', 'read,list,write,delete,admin,metrics', splitList)
+  .action(async (name: string, opts: { spiffeId: string; path: string[]; perm: string[] }, cmd: Command) => {
+    const res = (await call('PUT', `/v1/policies/${encodeURIComponent(name)}`, { spiffe_id: opts.spiffeId, paths: opts.path, permissions: opts.perm })) as PolicyBody;
+    out(cmd, res, () => `saved policy ${showPolicy(res)}`);
+  });
+
+policy.command('get <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  const res = (await call('GET', `/v1/policies/${encodeURIComponent(name)}`)) as PolicyBody;
+  out(cmd, res, () => showPolicy(res));
+});
+
+policy.command('list').action(async (_o: unknown, cmd: Command) => {
+  const res = (await call('GET', '/v1/policies')) as { policies: PolicyBody[] };
+  out(cmd, res, () => res.policies.map(showPolicy).join('\n'));
+});
+
+policy.command('delete <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  await call('DELETE', `/v1/policies/${encodeURIComponent(name)}`);
+  out(cmd, { name, deleted: true }, () => `deleted policy ${name}`);
+});
+
+program.exitOverride();
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof PilotError) {
+    process.stderr.write(`pilot: ${err.message}\n`);
+    process.exitCode = 1;
+  } else if ((err as { code?: string }).code?.startsWith('commander.')) {
+    const code = (err as { exitCode?: number }).exitCode ?? 1;
+    process.exitCode = code === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`pilot: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
