@@ -64,7 +64,8 @@ function queryInt(ctx: Context, name: string): string | undefined {
 
 /** The secrets API of the mTLS port: thin handlers over SecretsService. */
 export function secretsRoutes(deps: SecretsRoutesDeps): Router {
-  const router = new Router();
+  // strict: `/v1/secrets/` is a secret path (an empty one, refused), not the list route.
+  const router = new Router({ strict: true });
   const { secrets } = deps;
 
   router.get('/v1/secrets', (ctx) => {

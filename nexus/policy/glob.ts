@@ -26,7 +26,14 @@ const PATH_GLOB = /^[A-Za-z0-9._/*-]{1,512}$/;
 const SPIFFE_GLOB = /^spiffe:\/\/[a-z0-9._*-]+(\/[A-Za-z0-9._*-]+)*$/;
 
 export function parsePathGlob(raw: unknown, rule = 'paths'): string {
-  if (typeof raw !== 'string' || !PATH_GLOB.test(raw) || raw.startsWith('/') || raw.includes('//') || /\*{3,}/.test(raw)) {
+  if (
+    typeof raw !== 'string' ||
+    !PATH_GLOB.test(raw) ||
+    raw.startsWith('/') ||
+    raw.includes('//') ||
+    /\*{3,}/.test(raw) ||
+    raw.split('/').some((s) => s === '.' || s === '..')
+  ) {
     throw new BadRequestError(rule, `path glob ${JSON.stringify(raw)} must use A-Z a-z 0-9 . _ - / and * or **`);
   }
   return raw;
