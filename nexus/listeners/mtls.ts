@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -28,8 +29,20 @@ export const DEFAULT_LIMITS: ListenerLimits = {
   maxHeaderSize: 16 * 1024,
 };
 
-function readTls(files: TlsFiles): { ca: Buffer; cert: Buffer; key: Buffer } {
-  return { ca: fs.readFileSync(files.ca), cert: fs.readFileSync(files.cert), key: fs.readFileSync(files.key) };
+/**
+ * The bundle split into its certificates, each parsed: a bundle written
+ * without a newline between two PEM blocks, or with a broken block, would
+ * otherwise load silently as fewer CAs than it holds.
+ */
+export function readBundle(file: string): string[] {
+  const pems = fs.readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0) throw new Error(`${file} holds no PEM certificate`);
+  for (const pem of pems) new X509Certificate(pem);
+  return pems;
+}
+
+function readTls(files: TlsFiles): { ca: string[]; cert: Buffer; key: Buffer } {
+  return { ca: readBundle(files.ca), cert: fs.readFileSync(files.cert), key: fs.readFileSync(files.key) };
 }
 
 export async function listen(server: https.Server, addr: ListenAddr): Promise<void> {

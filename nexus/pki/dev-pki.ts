@@ -41,9 +41,9 @@ export async function ensureTlsFiles(config: Config, log: Logger): Promise<TlsFi
   writePrivate(caKeyFile, ca.keyPem);
   writePrivate(files.key, server.keyPem);
   writePrivate(files.pilotKey, pilot.keyPem);
-  fs.writeFileSync(files.cert, server.certPem);
-  fs.writeFileSync(files.pilotCert, pilot.certPem);
-  fs.writeFileSync(files.ca, ca.cert.toString('pem'));
+  fs.writeFileSync(files.cert, `${server.certPem}\n`);
+  fs.writeFileSync(files.pilotCert, `${pilot.certPem}\n`);
+  fs.writeFileSync(files.ca, `${ca.cert.toString('pem')}\n`);
   log.info({ dir: path.dirname(files.ca), server: `spiffe://${td}/nexus`, pilot: config.adminSpiffeId }, 'created the dev PKI (not for production)');
   return files;
 }
@@ -58,7 +58,7 @@ export async function issueDevSvid(dataDir: string, spiffeId: string, outDir: st
   const leaf = await issueCert(ca, { uris: [spiffeId], commonName: name, notAfter: new Date(Date.now() + days * 86400_000) });
   fs.mkdirSync(outDir, { recursive: true });
   const out = { cert: path.join(outDir, `${name}.crt`), key: path.join(outDir, `${name}.key`), ca: path.join(outDir, 'ca.crt') };
-  fs.writeFileSync(out.cert, leaf.certPem);
+  fs.writeFileSync(out.cert, `${leaf.certPem}\n`);
   writePrivate(out.key, leaf.keyPem);
   fs.copyFileSync(caCert, out.ca);
   return out;
