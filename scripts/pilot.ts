@@ -53,12 +53,15 @@ interface Reply {
 }
 
 function request(conn: Conn, method: string, urlPath: string, body?: unknown): Promise<Reply> {
-  const url = new URL(urlPath, conn.base);
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
+    // The path goes out exactly as written: a URL object would resolve `..`
+    // and quietly ask for another secret than the one the user named.
     const req = https.request(
-      url,
       {
+        host: conn.base.hostname.replace(/^\[|\]$/g, ''),
+        port: conn.base.port || 443,
+        path: urlPath,
         method,
         agent: conn.agent,
         timeout: 15_000,
