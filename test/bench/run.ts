@@ -1,6 +1,7 @@
 // npm run bench: every benchmark, one table. BENCH_SCALE=5 for a longer run.
 import { initSodium } from '../../nexus/crypto/sodium.js';
 import { printTable, type BenchRow } from './report.js';
+import { mtlsBench } from './mtls.js';
 import { storageBench } from './storage.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -8,4 +9,5 @@ await initSodium();
 const rows: BenchRow[] = [];
 console.log(`Nexus bench (scale ${scale}; BENCH_SCALE=5 npm run bench for a longer run) on ${process.version}`);
 rows.push(...(await storageBench(scale)));
+rows.push(...(await mtlsBench(scale)));
 printTable(rows);

@@ -1,0 +1,72 @@
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from '../helpers/env.js';
+import { spawnServer } from '../helpers/process.js';
+import type { BenchRow } from './report.js';
+
+interface Load {
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+async function load(url: string, tls: object, seconds: number, opts: { method?: 'GET' | 'PUT'; body?: string } = {}): Promise<Load> {
+  const r = await autocannon({
+    url,
+    connections: 10,
+    duration: seconds,
+    method: opts.method ?? 'GET',
+    body: opts.body,
+    headers: opts.body ? { 'content-type': 'application/json' } : {},
+    tlsOptions: tls,
+  } as autocannon.Options);
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`bench load to ${url} had ${r.non2xx} non-2xx and ${r.errors} errors`);
+  return { rate: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+function startBare(pki: string): Promise<{ port: number; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/bench/bare-tls-server.ts'), pki], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      const m = /port (\d+)/.exec(d.toString());
+      if (m) resolve({ port: Number(m[1]), stop: () => child.kill('SIGTERM') });
+    });
+  });
+}
+
+/** Server and baseline each in their own process; the load generator in this one. */
+export async function mtlsBench(scale: number): Promise<BenchRow[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-mtls-'));
+  const srv = await spawnServer({ NEXUS_DATA_DIR: dir });
+  const pki = path.join(dir, 'pki');
+  const tls = {
+    ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+    cert: fs.readFileSync(path.join(pki, 'pilot.crt')),
+    key: fs.readFileSync(path.join(pki, 'pilot.key')),
+  };
+  const bare = await startBare(pki);
+  const secs = Math.max(2, Math.round(5 * scale));
+  const base = `https://127.0.0.1:${srv.port}`;
+  try {
+    const value = JSON.stringify({ data: { username: 'svc', password: 'x'.repeat(200) } });
+    await load(`${base}/v1/secrets/bench/read`, tls, 1, { method: 'PUT', body: value });
+    // warm-up, then baseline and subject back to back
+    await load(`https://127.0.0.1:${bare.port}/`, tls, 1);
+    await load(`${base}/v1/secrets/bench/read`, tls, 1);
+    const bareGet = await load(`https://127.0.0.1:${bare.port}/`, tls, secs);
+    const read = await load(`${base}/v1/secrets/bench/read`, tls, secs);
+    const write = await load(`${base}/v1/secrets/bench/write`, tls, secs, { method: 'PUT', body: value });
+    return [
+      { scenario: 'mTLS: bare Koa route, same-size body (baseline)', unit: 'req/s', ...bareGet },
+      { scenario: 'mTLS: secret read (keep-alive, 10 conns)', unit: 'req/s', ...read, baseline: { name: 'bare TLS route', rate: bareGet.rate }, aim: { minRatio: 0.7 } },
+      { scenario: 'mTLS: secret write (keep-alive, 10 conns)', unit: 'req/s', ...write, baseline: { name: 'bare TLS route', rate: bareGet.rate } },
+    ];
+  } finally {
+    bare.stop();
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+  }
+}
