@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Command } from 'commander';
 import { openDatabase } from '../nexus/storage/db.js';
 import { lockDataDir } from '../nexus/storage/lock.js';
-import { assertKnownSchema, migrateUp, migrationStatus } from '../nexus/storage/migrator.js';
+import { assertKnownSchema, loadMigrations, migrateUp, migrationStatus } from '../nexus/storage/migrator.js';
 import { runCli, scriptContext } from './lib/cli.js';
 
 const program = new Command('nexus-migrate').description('Show or apply database migrations (same env as the server)');
@@ -14,7 +14,12 @@ program
     runCli('nexus-migrate', async () => {
       const { config } = await scriptContext();
       if (!fs.existsSync(config.dbFile)) {
+        // Report without creating the file: status never changes anything.
+        const all = loadMigrations();
         console.log(`no database at ${config.dbFile} yet: every migration is pending`);
+        for (const p of all) console.log(`pending  ${String(p.version).padStart(3, '0')}_${p.name}`);
+        console.log(`0 applied, ${all.length} pending`);
+        return;
       }
       const db = openDatabase(config.dbFile);
       try {
