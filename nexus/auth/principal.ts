@@ -22,7 +22,3 @@ export interface Authorizer {
   /** True if some grant could allow `action` somewhere (to tell 403 from an empty list). */
   mayEver(principal: Principal, action: Permission): boolean;
 }
-
-export function describePrincipal(p: Principal): Record<string, string> {
-  return { spiffe_id: p.spiffeId };
-}
