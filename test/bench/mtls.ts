@@ -48,7 +48,7 @@ export async function mtlsBench(scale: number): Promise<BenchRow[]> {
     key: fs.readFileSync(path.join(pki, 'pilot.key')),
   };
   const bare = await startBare(pki);
-  const secs = Math.max(2, Math.round(5 * scale));
+  const secs = Math.max(2, Math.round(3 * scale));
   const base = `https://127.0.0.1:${srv.port}`;
   try {
     const value = JSON.stringify({ data: { username: 'svc', password: 'x'.repeat(200) } });
@@ -56,8 +56,13 @@ export async function mtlsBench(scale: number): Promise<BenchRow[]> {
     // warm-up, then baseline and subject back to back
     await load(`https://127.0.0.1:${bare.port}/`, tls, 1);
     await load(`${base}/v1/secrets/bench/read`, tls, 1);
-    const bareGet = await load(`https://127.0.0.1:${bare.port}/`, tls, secs);
-    const read = await load(`${base}/v1/secrets/bench/read`, tls, secs);
+    // Alternate baseline and subject and keep each one's best round: on a
+    // 2-core box sharing the CPU with the load generator, single runs swing.
+    const best = (a: Load, b: Load) => (a.rate >= b.rate ? a : b);
+    let bareGet = await load(`https://127.0.0.1:${bare.port}/`, tls, secs);
+    let read = await load(`${base}/v1/secrets/bench/read`, tls, secs);
+    bareGet = best(bareGet, await load(`https://127.0.0.1:${bare.port}/`, tls, secs));
+    read = best(read, await load(`${base}/v1/secrets/bench/read`, tls, secs));
     const write = await load(`${base}/v1/secrets/bench/write`, tls, secs, { method: 'PUT', body: value });
     return [
       { scenario: 'mTLS: bare Koa route, same-size body (baseline)', unit: 'req/s', ...bareGet },
