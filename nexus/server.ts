@@ -1,3 +1,4 @@
+import type { AuthPlugin } from './auth/plugin.js';
 import type { Config } from './config/index.js';
 import { openCore, type Core } from './core.js';
 import { buildMtlsApp } from './http/mtls-app.js';
@@ -19,6 +20,8 @@ export interface RunningServer {
 export interface ServerOptions {
   /** How often TLS files are checked for changes. */
   tlsReloadIntervalMs?: number;
+  /** Auth plugins to start beside the mTLS port (composed by the entry point). */
+  plugins?: AuthPlugin[];
 }
 
 /** The composition root: storage, PKI, policy, listeners. */
@@ -30,10 +33,12 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     const tlsFiles = await ensureTlsFiles(config, log);
     const engine = new PolicyEngine(new PoliciesRepo(core.db), config.adminSpiffeId);
     const policies = new PolicyService(core.db, engine);
+    const plugins = opts.plugins ?? [];
     let listening = false;
     const db = core.db;
     const readiness = {
       checks: () => ({
+        ...Object.assign({}, ...plugins.map((p) => p.readiness?.() ?? {})),
         db: (() => {
           try {
             return db.open && db.prepare('SELECT 1 AS ok').get() !== undefined;
@@ -45,14 +50,44 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         listeners: listening,
       }),
     };
-    const app = buildMtlsApp({ log, trustDomain: config.trustDomain, secrets: core.secrets, engine, policies, readiness });
-    const mtls = await startMtlsListener({
-      files: tlsFiles,
-      addr: config.mtlsAddr,
-      handler: app.callback(),
+    const started: AuthPlugin[] = [];
+    const stopPlugins = async (graceMs: number) => {
+      for (const p of started.reverse()) await p.stop(graceMs);
+    };
+    try {
+      for (const p of plugins) {
+        await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles });
+        started.push(p);
+        for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
+          log.info({ port, addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` }, 'listening');
+        }
+      }
+    } catch (err) {
+      await stopPlugins(1000);
+      throw err;
+    }
+    const app = buildMtlsApp({
       log,
-      reloadIntervalMs: opts.tlsReloadIntervalMs,
+      trustDomain: config.trustDomain,
+      secrets: core.secrets,
+      engine,
+      policies,
+      readiness,
+      extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
     });
+    let mtls: Listener;
+    try {
+      mtls = await startMtlsListener({
+        files: tlsFiles,
+        addr: config.mtlsAddr,
+        handler: app.callback(),
+        log,
+        reloadIntervalMs: opts.tlsReloadIntervalMs,
+      });
+    } catch (err) {
+      await stopPlugins(1000);
+      throw err;
+    }
     listening = true;
     const a = mtls.address();
     log.info({ port: 'mtls', addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, trust_domain: config.trustDomain }, 'listening');
@@ -64,7 +99,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       stop: (graceMs = 9000) =>
         (stopping ??= (async () => {
           listening = false;
-          await mtls.close(graceMs);
+          await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
           opened.close();
           lock.release();
           log.info('stopped');

@@ -6,7 +6,27 @@ export interface SpiffePrincipal {
   trustDomain: string;
 }
 
-export type Principal = SpiffePrincipal;
+/** A grant computed from OIDC roles: a path glob and what it allows. */
+export interface Grant {
+  path: string;
+  permissions: Permission[];
+  /** The role that granted it (so X-Nexus-Role can narrow an exchanged token too). */
+  role: string;
+}
+
+/** A CI job, authenticated by its platform's JWT (or a token exchanged for one). */
+export interface OidcPrincipal {
+  kind: 'oidc';
+  /** The configured issuer's name, and its URL (the token's `iss`). */
+  issuer: string;
+  issuerUrl: string;
+  subject: string;
+  roles: string[];
+  grants: Grant[];
+  via: 'jwt' | 'exchanged_token';
+}
+
+export type Principal = SpiffePrincipal | OidcPrincipal;
 
 export type Permission = 'read' | 'list' | 'write' | 'delete' | 'admin' | 'metrics';
 export const PERMISSIONS: readonly Permission[] = ['read', 'list', 'write', 'delete', 'admin', 'metrics'];

@@ -1,4 +1,6 @@
+import type Router from '@koa/router';
 import Koa from 'koa';
+import type { AdminRouteDeps } from '../auth/plugin.js';
 import { principalOf, spiffeAuth } from '../auth/spiffe-auth.js';
 import type { Logger } from '../log.js';
 import type { PolicyEngine } from '../policy/engine.js';
@@ -16,6 +18,8 @@ export interface MtlsAppDeps {
   engine: PolicyEngine;
   policies: PolicyService;
   readiness: Readiness;
+  /** Admin routers contributed by auth plugins. */
+  extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
 
 /** The mTLS port's app: errors and ids, then SPIFFE identity, then routes. */
@@ -26,7 +30,13 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const access = { authz: deps.engine, principal: principalOf };
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(spiffeAuth(deps.trustDomain));
-  for (const router of [healthRoutes(deps.readiness, { detail: true }), secretsRoutes({ secrets: deps.secrets, ...access }), policyRoutes(deps.policies, access)]) {
+  const routers = [
+    healthRoutes(deps.readiness, { detail: true }),
+    secretsRoutes({ secrets: deps.secrets, ...access }),
+    policyRoutes(deps.policies, access),
+    ...(deps.extraRoutes?.(access) ?? []),
+  ];
+  for (const router of routers) {
     app.use(router.routes());
     app.use(router.allowedMethods());
   }

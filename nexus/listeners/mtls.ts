@@ -74,19 +74,23 @@ export function closeServer(server: https.Server, graceMs: number): Promise<void
  * connections keep their session, new handshakes use the new files.
  */
 export async function startMtlsListener(opts: {
+  /** For a listener without client certificates, `ca` may be the same bundle (it is not used to verify anyone). */
   files: TlsFiles;
   addr: ListenAddr;
   handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
   log: Logger;
   reloadIntervalMs?: number;
   limits?: Partial<ListenerLimits>;
+  /** false: server-authenticated TLS only (the OIDC port, where a bearer token identifies the caller). */
+  requireClientCert?: boolean;
 }): Promise<Listener> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const clientAuth = opts.requireClientCert ?? true;
   const server = https.createServer(
     {
       ...readTls(opts.files),
-      requestCert: true,
-      rejectUnauthorized: true,
+      requestCert: clientAuth,
+      rejectUnauthorized: clientAuth,
       minVersion: 'TLSv1.2',
       maxHeaderSize: limits.maxHeaderSize,
       headersTimeout: limits.headersTimeoutMs,

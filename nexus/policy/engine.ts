@@ -51,6 +51,8 @@ export class PolicyEngine implements Authorizer {
   }
 
   private matching(principal: Principal): Compiled[] {
+    // SPIFFE policies speak only about SPIFFE identities.
+    if (principal.kind !== 'spiffe') return [];
     return this.policies().filter((p) => p.id.test(principal.spiffeId));
   }
 

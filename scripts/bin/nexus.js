@@ -3,4 +3,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../../nexus/main.ts');
+await import('../nexus.ts');

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import type { AuthPlugin } from '../../nexus/auth/plugin.js';
 import type { Env } from '../../nexus/config/index.js';
 import { silentLogger, type Logger } from '../../nexus/log.js';
 import { createCA, issueCert, loadIssuer, type Issuer, type LeafSpec } from '../../nexus/pki/x509.js';
@@ -27,10 +28,10 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(extra: Env = {}, opts: { log?: Logger; tlsReloadIntervalMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(extra: Env = {}, opts: { log?: Logger; tlsReloadIntervalMs?: number; plugins?: AuthPlugin[] } = {}): Promise<TestServer> {
   const dir = tempDir('nexus-srv');
   const config = testConfig(dir, { NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: 'off', ...extra });
-  const server = await startServer(config, opts.log ?? silentLogger(), { tlsReloadIntervalMs: opts.tlsReloadIntervalMs ?? 100 });
+  const server = await startServer(config, opts.log ?? silentLogger(), { tlsReloadIntervalMs: opts.tlsReloadIntervalMs ?? 100, plugins: opts.plugins ?? [] });
   const pki = path.join(dir, 'pki');
   const caPem = fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8');
   const ca = await loadIssuer(caPem, fs.readFileSync(path.join(pki, 'ca.key'), 'utf8'));

@@ -1,13 +1,15 @@
-// `npm start`: parse config, start Nexus, stop cleanly on SIGTERM/SIGINT.
-import { loadConfig } from './config/index.js';
-import { NexusError } from './errors.js';
-import { createLogger } from './log.js';
-import { startServer } from './server.js';
+// `npm start` / the `nexus` bin: the entry point that composes the core with
+// the auth plugins config enables, then stops cleanly on SIGTERM/SIGINT.
+import { loadConfig } from '../nexus/config/index.js';
+import { NexusError } from '../nexus/errors.js';
+import { createLogger } from '../nexus/log.js';
+import { startServer } from '../nexus/server.js';
+import { enabledPlugins } from '../plugins/index.js';
 
 const log = createLogger();
 try {
   const config = loadConfig();
-  const server = await startServer(config, log);
+  const server = await startServer(config, log, { plugins: enabledPlugins(config) });
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
     // The contract: exit within 10 s whatever happens.

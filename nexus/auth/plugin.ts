@@ -1,0 +1,43 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Config, TlsFiles } from '../config/index.js';
+import type { RootKey } from '../crypto/root-key.js';
+import type { Logger } from '../log.js';
+import type { SecretsService } from '../secrets/service.js';
+import type { Db } from '../storage/db.js';
+import type { Authorizer, Principal } from './principal.js';
+
+/** What the core hands a plugin: services, never internals of other plugins. */
+export interface CoreServices {
+  config: Config;
+  log: Logger;
+  db: Db;
+  secrets: SecretsService;
+  rootKey: RootKey;
+  /** The mTLS port's ACL engine (SPIFFE policies), for admin checks. */
+  policy: Authorizer;
+  /** The server SVID files (and bundle), for a plugin that opens its own HTTPS listener. */
+  tls: TlsFiles;
+}
+
+/** For admin routers a plugin adds to the mTLS port. */
+export interface AdminRouteDeps {
+  authz: Authorizer;
+  principal(ctx: Context): Principal;
+}
+
+/**
+ * An auth plugin turns requests into Principals. It may open its own listener
+ * (start/stop) and add admin routes to the mTLS port. Plugins are composed by
+ * the entry point (scripts/nexus.ts), so the core never imports one.
+ */
+export interface AuthPlugin {
+  readonly name: string;
+  start(core: CoreServices): Promise<void>;
+  adminRoutes?(deps: AdminRouteDeps): Router;
+  /** Readiness checks, merged into /readyz. */
+  readiness?(): Record<string, boolean>;
+  /** Addresses the plugin bound, for the start-up log. */
+  addresses?(): Record<string, { host: string; port: number }>;
+  stop(graceMs: number): Promise<void>;
+}

@@ -1,0 +1,107 @@
+import Router from '@koa/router';
+import type { AdminRouteDeps } from '../../nexus/auth/plugin.js';
+import { BadRequestError, ConflictError, NotFoundError } from '../../nexus/errors.js';
+import { readJsonObject } from '../../nexus/http/body.js';
+import { requireAdmin } from '../../nexus/http/policy-routes.js';
+import { parsePolicyName } from '../../nexus/policy/service.js';
+import { parseIssuer, parseRole } from './schema.js';
+import type { OidcStore } from './store.js';
+import type { IssuerConfig, RoleConfig } from './types.js';
+
+/** Service layer for issuer and role admin; `changed` refreshes the plugin's caches. */
+export class OidcAdmin {
+  constructor(
+    private readonly store: OidcStore,
+    private readonly changed: () => void,
+  ) {}
+
+  putIssuer(name: string, body: unknown): { issuer: IssuerConfig; created: boolean } {
+    const cfg = parseIssuer(name, body);
+    const clash = this.store.issuers().find((i) => i.issuer === cfg.issuer && i.name !== cfg.name);
+    if (clash) throw new ConflictError(`issuer ${cfg.issuer} is already configured as ${clash.name}`);
+    const created = this.store.putIssuer(cfg);
+    this.changed();
+    return { issuer: this.store.issuer(cfg.name)!, created };
+  }
+
+  getIssuer(name: string): IssuerConfig {
+    const i = this.store.issuer(parsePolicyName(name));
+    if (!i) throw new NotFoundError(`issuer ${name} not found`);
+    return i;
+  }
+
+  deleteIssuer(name: string): void {
+    const n = parsePolicyName(name);
+    const roles = this.store.rolesOfIssuer(n);
+    if (roles.length) throw new ConflictError(`issuer ${n} is used by role(s) ${roles.join(', ')}; delete them first`);
+    if (!this.store.deleteIssuer(n)) throw new NotFoundError(`issuer ${n} not found`);
+    this.changed();
+  }
+
+  putRole(name: string, body: unknown): { role: RoleConfig; created: boolean } {
+    const cfg = parseRole(name, body);
+    if (!this.store.issuer(cfg.issuer)) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
+    const created = this.store.putRole(cfg);
+    this.changed();
+    return { role: this.store.role(cfg.name)!, created };
+  }
+
+  getRole(name: string): RoleConfig {
+    const r = this.store.role(parsePolicyName(name));
+    if (!r) throw new NotFoundError(`role ${name} not found`);
+    return r;
+  }
+
+  deleteRole(name: string): void {
+    if (!this.store.deleteRole(parsePolicyName(name))) throw new NotFoundError(`role ${name} not found`);
+    this.changed();
+  }
+
+  revokeTokens(name: string): number {
+    this.getRole(name);
+    return this.store.revokeRole(name);
+  }
+}
+
+/** Issuer and role admin on the mTLS port (admin permission). */
+export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminRouteDeps): Router {
+  const router = new Router({ prefix: '/v1/oidc' });
+  router.use(requireAdmin(deps));
+  router.get('/issuers', (ctx) => {
+    ctx.body = { issuers: store.issuers() };
+  });
+  router.get('/issuers/:name', (ctx) => {
+    ctx.body = admin.getIssuer(ctx.params.name!);
+  });
+  router.put('/issuers/:name', async (ctx) => {
+    const r = admin.putIssuer(ctx.params.name!, await readJsonObject(ctx));
+    ctx.status = r.created ? 201 : 200;
+    ctx.body = r.issuer;
+  });
+  router.delete('/issuers/:name', (ctx) => {
+    admin.deleteIssuer(ctx.params.name!);
+    ctx.status = 204;
+  });
+  router.get('/roles', (ctx) => {
+    ctx.body = { roles: store.roles() };
+  });
+  // `/roles/NAME:revoke-tokens` shares the shape of `/roles/:name`; tell them apart here.
+  router.post('/roles/:name', (ctx) => {
+    const m = /^([A-Za-z0-9._-]{1,128}):revoke-tokens$/.exec(ctx.params.name!);
+    if (!m) throw new NotFoundError('no such route');
+    ctx.body = { role: m[1], revoked: admin.revokeTokens(m[1]!) };
+  });
+  router.get('/roles/:name', (ctx) => {
+    ctx.body = admin.getRole(ctx.params.name!);
+  });
+  router.put('/roles/:name', async (ctx) => {
+    const r = admin.putRole(ctx.params.name!, await readJsonObject(ctx));
+    ctx.status = r.created ? 201 : 200;
+    ctx.body = r.role;
+  });
+  router.delete('/roles/:name', (ctx) => {
+    admin.deleteRole(ctx.params.name!);
+    ctx.status = 204;
+  });
+  return router;
+}

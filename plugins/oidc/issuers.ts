@@ -1,0 +1,148 @@
+import * as client from 'openid-client';
+import { createLocalJWKSet, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
+import type { Logger } from '../../nexus/log.js';
+import { isLoopbackUrl } from './net.js';
+import type { IssuerConfig } from './types.js';
+
+/** Key-source timings (contract: new keys within 60 s; unknown kids refetch at most every 30 s). */
+export interface KeyTimings {
+  maxAgeMs: number;
+  cooldownMs: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_TIMINGS: KeyTimings = { maxAgeMs: 60_000, cooldownMs: 30_000, timeoutMs: 5_000 };
+
+const MAX_JWKS_BYTES = 512 * 1024;
+
+type KeyGetter = ReturnType<typeof createLocalJWKSet>;
+
+/**
+ * One issuer's signing keys. Keys are refreshed when older than maxAge, and
+ * on an unknown kid at most once per cooldown; a failed refresh keeps the
+ * last good keys, so an IdP outage does not stop tokens signed by known keys.
+ */
+export class IssuerKeys {
+  private keys: KeyGetter | null = null;
+  private fetchedAt = 0;
+  private lastAttempt = -Infinity;
+  private inflight: Promise<void> | null = null;
+  private jwksUri: string | null;
+  fetches = 0;
+
+  constructor(
+    readonly config: IssuerConfig,
+    private readonly log: Logger,
+    private readonly timings: KeyTimings,
+    private readonly onFetch?: (ok: boolean) => void,
+  ) {
+    this.jwksUri = config.jwks_uri;
+  }
+
+  loaded(): boolean {
+    return this.keys !== null;
+  }
+
+  /** Discovery (once) and a JWKS fetch; failures are logged and keep what we had. */
+  private refresh(): Promise<void> {
+    this.inflight ??= (async () => {
+      this.lastAttempt = Date.now();
+      try {
+        if (!this.jwksUri) this.jwksUri = await this.discover();
+        const res = await fetch(this.jwksUri, { signal: AbortSignal.timeout(this.timings.timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
+        if (!res.ok) throw new Error(`JWKS answered HTTP ${res.status}`);
+        const text = await res.text();
+        if (text.length > MAX_JWKS_BYTES) throw new Error('JWKS is too large');
+        const jwks = JSON.parse(text) as JSONWebKeySet;
+        if (!Array.isArray(jwks.keys)) throw new Error('JWKS has no keys array');
+        this.keys = createLocalJWKSet(jwks);
+        this.fetchedAt = Date.now();
+        this.fetches++;
+        this.onFetch?.(true);
+      } catch (err) {
+        this.onFetch?.(false);
+        this.log.warn({ issuer: this.config.name, err: { message: (err as Error).message } }, 'could not refresh issuer keys; keeping the previous ones');
+      } finally {
+        this.inflight = null;
+      }
+    })();
+    return this.inflight;
+  }
+
+  private async discover(): Promise<string> {
+    const url = new URL(this.config.issuer);
+    const cfg = await client.discovery(url, 'nexus', undefined, undefined, {
+      execute: url.protocol === 'http:' && isLoopbackUrl(url) ? [client.allowInsecureRequests] : [],
+      timeout: Math.ceil(this.timings.timeoutMs / 1000),
+    });
+    const meta = cfg.serverMetadata();
+    // openid-client checks this too; the contract makes it ours to guarantee.
+    if (meta.issuer !== this.config.issuer) throw new Error(`discovered issuer ${meta.issuer} is not ${this.config.issuer}`);
+    if (!meta.jwks_uri) throw new Error('discovery document has no jwks_uri');
+    const jwks = new URL(meta.jwks_uri);
+    if (jwks.protocol !== 'https:' && !(jwks.protocol === 'http:' && isLoopbackUrl(jwks))) throw new Error('jwks_uri must be https');
+    return meta.jwks_uri;
+  }
+
+  /** Warm the cache at start; never throws. */
+  async preload(): Promise<void> {
+    await this.refresh();
+  }
+
+  /** A jose key resolver for jwtVerify. */
+  getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
+    const now = Date.now();
+    if (!this.keys) {
+      if (now - this.lastAttempt >= Math.min(this.timings.cooldownMs, 5000)) await this.refresh();
+      if (!this.keys) throw Object.assign(new Error('issuer keys unavailable'), { code: 'ERR_JWKS_UNAVAILABLE' });
+    } else if (now - this.fetchedAt > this.timings.maxAgeMs && now - this.lastAttempt >= this.timings.cooldownMs) {
+      await this.refresh();
+    }
+    try {
+      return await this.keys!(header, token);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
+      // An unknown kid may be a freshly rotated key: refetch, but at most once per cooldown.
+      if (Date.now() - this.lastAttempt < this.timings.cooldownMs) throw err;
+      await this.refresh();
+      return this.keys!(header, token);
+    }
+  };
+}
+
+/** Every configured issuer's keys, rebuilt when issuers change. */
+export class IssuerRegistry {
+  private byUrl = new Map<string, IssuerKeys>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly timings: KeyTimings = DEFAULT_TIMINGS,
+    private readonly onFetch?: (ok: boolean) => void,
+  ) {}
+
+  /** Replace the set; keeps the key cache of issuers whose config is unchanged. */
+  sync(configs: IssuerConfig[]): IssuerKeys[] {
+    const next = new Map<string, IssuerKeys>();
+    const fresh: IssuerKeys[] = [];
+    for (const c of configs) {
+      const old = this.byUrl.get(c.issuer);
+      if (old && JSON.stringify({ ...old.config, created_at: 0, updated_at: 0 }) === JSON.stringify({ ...c, created_at: 0, updated_at: 0 })) next.set(c.issuer, old);
+      else {
+        const k = new IssuerKeys(c, this.log, this.timings, this.onFetch);
+        next.set(c.issuer, k);
+        fresh.push(k);
+      }
+    }
+    this.byUrl = next;
+    return fresh;
+  }
+
+  /** By exact `iss`: no normalisation, so a trailing-slash variant is another issuer. */
+  byIssuerUrl(iss: string): IssuerKeys | undefined {
+    return this.byUrl.get(iss);
+  }
+
+  all(): IssuerKeys[] {
+    return [...this.byUrl.values()];
+  }
+}

@@ -1,0 +1,197 @@
+import Router from '@koa/router';
+import Koa, { type Context, type Next } from 'koa';
+import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nexus/auth/principal.js';
+import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
+import { readJsonObject } from '../../nexus/http/body.js';
+import { errorHandling, newRequestId } from '../../nexus/http/errors.js';
+import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
+import { secretTarget } from '../../nexus/http/secrets-routes.js';
+import type { Logger } from '../../nexus/log.js';
+import { parsePolicyName } from '../../nexus/policy/service.js';
+import { parsePrefix } from '../../nexus/secrets/rules.js';
+import type { SecretsService } from '../../nexus/secrets/service.js';
+import { issueToken, principalFromToken, TOKEN_PREFIX, ttlFor } from './exchange.js';
+import type { IssuerRegistry } from './issuers.js';
+import { retryAfter, type TokenBuckets } from './limits.js';
+import { grantAllows, resolveRoles } from './roles.js';
+import type { OidcStore } from './store.js';
+import type { RoleConfig } from './types.js';
+import { MAX_TOKEN_BYTES, verifyJwt } from './verify.js';
+
+export interface OidcAppDeps {
+  log: Logger;
+  secrets: SecretsService;
+  store: OidcStore;
+  registry: IssuerRegistry;
+  roles(): RoleConfig[];
+  failedAuth: TokenBuckets;
+  perSubject: TokenBuckets;
+  readiness: Readiness;
+  onRefusal?: (reason: string) => void;
+}
+
+interface OidcState {
+  principal?: OidcPrincipal;
+}
+
+/** Decisions from the grants the principal's roles carry; admin and metrics never. */
+export const grantsAuthorizer: Authorizer = {
+  allows: (p: Principal, action: Permission, path: string) => p.kind === 'oidc' && grantAllows(p.grants, action, path),
+  allowsGlobal: () => false,
+  mayEver: (p: Principal, action: Permission) => p.kind === 'oidc' && p.grants.some((g) => g.permissions.includes(action)),
+};
+
+const TOKEN_BODY_LIMIT = MAX_TOKEN_BYTES + 1024;
+const WRITE_BODY_LIMIT = 80 * 1024;
+
+function clientIp(ctx: Context): string {
+  return ctx.req.socket.remoteAddress ?? 'unknown';
+}
+
+function principalOf(ctx: Context): OidcPrincipal {
+  const p = (ctx.state as OidcState).principal;
+  if (!p) throw new UnauthorizedError('no_principal');
+  return p;
+}
+
+/**
+ * The OIDC port's app: only the contract's routes. Bearer JWTs (or exchanged
+ * tokens) become principals whose grants come from matching roles. Failed
+ * authentications are rate limited per client IP (valid traffic never spends
+ * that budget), requests per token subject.
+ */
+export function buildOidcApp(deps: OidcAppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true;
+
+  const failed = (ctx: Context, err: UnauthorizedError): never => {
+    deps.failedAuth.take(clientIp(ctx));
+    deps.onRefusal?.(err.reason);
+    throw err;
+  };
+
+  const guardFailures = (ctx: Context) => {
+    const wait = deps.failedAuth.wait(clientIp(ctx));
+    if (wait > 0) throw new RateLimitedError(retryAfter(wait));
+  };
+
+  const fromJwt = async (ctx: Context, jwt: string): Promise<OidcPrincipal> => {
+    const { issuer, claims } = await verifyJwt(jwt, deps.registry);
+    const only = ctx.get('X-Nexus-Role') ? parsePolicyName(ctx.get('X-Nexus-Role')) : undefined;
+    const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);
+    if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
+    return { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt' };
+  };
+
+  const narrow = (ctx: Context, p: OidcPrincipal): OidcPrincipal => {
+    const raw = ctx.get('X-Nexus-Role');
+    if (!raw || p.via === 'jwt') return p;
+    const only = parsePolicyName(raw);
+    if (!p.roles.includes(only)) throw new ForbiddenError(`role ${only} is not carried by this token`);
+    return { ...p, roles: [only], grants: p.grants.filter((g) => g.role === only) };
+  };
+
+  const limitSubject = (p: OidcPrincipal) => {
+    const wait = deps.perSubject.take(`${p.issuerUrl}\0${p.subject}`);
+    if (wait > 0) throw new RateLimitedError(retryAfter(wait));
+  };
+
+  const authenticate = async (ctx: Context, next: Next) => {
+    guardFailures(ctx);
+    const header = ctx.get('Authorization');
+    const m = /^Bearer ([^\s]+)$/.exec(header);
+    let principal: OidcPrincipal;
+    try {
+      if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
+      const token = m[1]!;
+      principal = token.startsWith(TOKEN_PREFIX) ? principalFromToken(deps.store, token) : await fromJwt(ctx, token);
+    } catch (err) {
+      if (err instanceof UnauthorizedError) failed(ctx, err);
+      throw err;
+    }
+    principal = narrow(ctx, principal);
+    limitSubject(principal);
+    (ctx.state as OidcState).principal = principal;
+    await next();
+  };
+
+  // Only token exchange and granted writes carry a body; anything else with one is refused unread.
+  const noBody = async (ctx: Context, next: Next) => {
+    const allowed = (ctx.method === 'POST' && ctx.path === '/v1/auth/token') || (ctx.method === 'PUT' && ctx.path.startsWith('/v1/secrets/'));
+    if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
+      ctx.set('Connection', 'close');
+      throw new TooLargeError('this route takes no request body');
+    }
+    await next();
+  };
+
+  const open = healthRoutes(deps.readiness, { detail: false });
+
+  const token = new Router();
+  token.post('/v1/auth/token', async (ctx) => {
+    guardFailures(ctx);
+    const body = await readJsonObject(ctx, TOKEN_BODY_LIMIT);
+    let principal: OidcPrincipal;
+    try {
+      if (typeof body.jwt !== 'string') throw new UnauthorizedError('exchange_without_jwt');
+      principal = await fromJwt(ctx, body.jwt);
+    } catch (err) {
+      if (err instanceof UnauthorizedError) failed(ctx, err);
+      throw err;
+    }
+    if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
+    limitSubject(principal);
+    const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
+    ctx.body = issueToken(deps.store, principal, ttlFor(roles));
+  });
+
+  const api = new Router();
+  api.use(authenticate);
+  api.get('/v1/whoami', (ctx) => {
+    const p = principalOf(ctx);
+    ctx.body = { issuer: p.issuerUrl, issuer_name: p.issuer, subject: p.subject, roles: p.roles, grants: p.grants.map(({ path, permissions }) => ({ path, permissions })), via: p.via };
+  });
+  api.get('/v1/secrets', (ctx) => {
+    const p = principalOf(ctx);
+    if (!grantsAuthorizer.mayEver(p, 'list')) throw new ForbiddenError('permission denied: list');
+    const q = ctx.query;
+    for (const k of ['prefix', 'cursor', 'limit']) if (Array.isArray(q[k])) throw new BadRequestError(k, `${k} given more than once`);
+    const limit = q.limit === undefined ? undefined : /^\d{1,5}$/.test(q.limit as string) ? Number(q.limit) : NaN;
+    ctx.body = deps.secrets.list({ prefix: parsePrefix(q.prefix), limit, cursor: (q.cursor as string | undefined) ?? null, allow: (path) => grantAllows(p.grants, 'list', path) });
+  });
+  api.get('/v1/secrets/{*rest}', (ctx) => {
+    const { path, verb } = secretTarget(ctx);
+    if (verb !== null) throw new BadRequestError('verb', 'only plain reads exist on this port');
+    if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
+    const v = ctx.query.version;
+    if (Array.isArray(v)) throw new BadRequestError('version', 'version given more than once');
+    ctx.body = deps.secrets.get(path, v);
+  });
+  api.put('/v1/secrets/{*rest}', async (ctx) => {
+    const { path, verb } = secretTarget(ctx);
+    if (verb !== null) throw new BadRequestError('verb', 'only plain writes exist on this port');
+    // Off unless a role grants write explicitly.
+    if (!grantAllows(principalOf(ctx).grants, 'write', path)) throw new ForbiddenError(`permission denied: write on ${path}`);
+    const body = await readJsonObject(ctx, WRITE_BODY_LIMIT);
+    const r = deps.secrets.put(path, body.data, { cas: body.cas as number | undefined });
+    ctx.status = r.created ? 201 : 200;
+    ctx.body = { path: r.path, version: r.version };
+  });
+
+  app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
+  app.use(noBody);
+  for (const r of [open, token, api]) {
+    app.use(r.routes());
+    app.use(r.allowedMethods());
+  }
+  return app;
+}
+
+/** Answers a request the HTTP parser refused (oversized headers, garbage) with the error JSON. */
+export function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [413, 'too_large', 'request headers are too large'] : [400, 'bad_request', 'malformed request'];
+  const body = JSON.stringify({ error: { code, message, request_id: newRequestId() } });
+  return `HTTP/1.1 ${status} ${status === 413 ? 'Payload Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}

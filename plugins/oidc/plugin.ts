@@ -1,0 +1,91 @@
+import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
+import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
+import { OidcAdmin, oidcAdminRoutes } from './admin.js';
+import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
+import { TokenBuckets } from './limits.js';
+import { buildOidcApp, clientErrorResponse } from './listener.js';
+import { OidcStore } from './store.js';
+import type { RoleConfig } from './types.js';
+
+export interface OidcPluginOptions {
+  timings?: KeyTimings;
+}
+
+/**
+ * The OIDC resource server: its own hardened HTTPS port where CI jobs present
+ * their platform's JWT, and issuer/role admin routes on the mTLS port.
+ */
+export class OidcPlugin implements AuthPlugin {
+  readonly name = 'oidc';
+  private store: OidcStore | null = null;
+  private registry: IssuerRegistry | null = null;
+  private listener: Listener | null = null;
+  private rolesCache: RoleConfig[] = [];
+  private purgeTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: OidcPluginOptions = {}) {}
+
+  /** Reload issuers and roles after an admin change (or at start). */
+  private refresh(): void {
+    this.rolesCache = this.store!.roles();
+    for (const k of this.registry!.sync(this.store!.issuers())) void k.preload();
+  }
+
+  async start(core: CoreServices): Promise<void> {
+    const addr = core.config.oidcAddr;
+    if (!addr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
+    this.store = new OidcStore(core.db);
+    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS);
+    this.refresh();
+    const registry = this.registry;
+    const app = buildOidcApp({
+      log: core.log,
+      secrets: core.secrets,
+      store: this.store,
+      registry,
+      roles: () => this.rolesCache,
+      failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),
+      perSubject: new TokenBuckets(core.config.oidcSubjectRps),
+      readiness: { checks: () => this.readiness() },
+    });
+    this.listener = await startMtlsListener({
+      files: core.tls,
+      addr,
+      handler: app.callback(),
+      log: core.log,
+      requireClientCert: false,
+      limits: { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, maxHeaderSize: 20 * 1024 },
+    });
+    this.listener.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (socket.writable) socket.end(clientErrorResponse(err));
+      else socket.destroy();
+    });
+    const store = this.store;
+    this.purgeTimer = setInterval(() => store.purgeExpired(Date.now()), 60_000);
+    this.purgeTimer.unref();
+  }
+
+  adminRoutes(deps: AdminRouteDeps) {
+    return oidcAdminRoutes(new OidcAdmin(this.storeOrThrow(), () => this.refresh()), this.storeOrThrow(), deps);
+  }
+
+  private storeOrThrow(): OidcStore {
+    if (!this.store) throw new Error('OIDC plugin not started');
+    return this.store;
+  }
+
+  readiness(): Record<string, boolean> {
+    const issuers = this.registry?.all() ?? [];
+    return { oidc_listener: this.listener !== null, oidc_issuer_keys: issuers.length === 0 || issuers.some((i) => i.loaded()) };
+  }
+
+  addresses(): Record<string, { host: string; port: number }> {
+    return this.listener ? { oidc: this.listener.address() } : {};
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.listener?.close(graceMs);
+    this.listener = null;
+  }
+}

@@ -1,0 +1,90 @@
+import type { Grant, Permission } from '../../nexus/auth/principal.js';
+import { compileGlob } from '../../nexus/policy/glob.js';
+import { isValidSegment } from '../../nexus/secrets/rules.js';
+import { TEMPLATE } from './schema.js';
+import type { ClaimValue, RoleConfig } from './types.js';
+
+/** A claim by dotted name (`a.b` reaches `{"a":{"b":...}}`); own properties only. */
+export function claimAt(claims: Record<string, unknown>, name: string): unknown {
+  let cur: unknown = claims;
+  for (const part of name.split('.')) {
+    if (typeof cur !== 'object' || cur === null || Array.isArray(cur) || !Object.hasOwn(cur, part)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+/** Comparison by JSON type: the string "true" never equals the boolean true. */
+function sameJson(a: unknown, b: ClaimValue): boolean {
+  return typeof a === typeof b && a === b;
+}
+
+export function roleMatches(role: RoleConfig, claims: Record<string, unknown>): boolean {
+  for (const [name, expected] of Object.entries(role.bound_claims)) {
+    const v = claimAt(claims, name);
+    const options = Array.isArray(expected) ? expected : [expected];
+    if (!options.some((o) => sameJson(v, o))) return false;
+  }
+  for (const [name, pattern] of Object.entries(role.bound_claims_glob)) {
+    const v = claimAt(claims, name);
+    if (typeof v !== 'string' || !compileGlob(pattern).test(v)) return false;
+  }
+  return true;
+}
+
+/**
+ * The role's path globs with `{{claims.NAME}}` filled in, or null when any
+ * placeholder cannot be (missing or non-string claim, or a part that is not a
+ * valid segment): then the role grants nothing. Each `/`-separated part of
+ * the value is inserted as a literal segment, so it can never be a wildcard.
+ */
+export function renderPaths(role: RoleConfig, claims: Record<string, unknown>): string[] | null {
+  const out: string[] = [];
+  for (const template of role.paths) {
+    let ok = true;
+    const rendered = template.replace(TEMPLATE, (_m, name: string) => {
+      const v = claimAt(claims, name);
+      if (typeof v !== 'string' || !v.split('/').every(isValidSegment)) ok = false;
+      return typeof v === 'string' ? v : '';
+    });
+    if (!ok) return null;
+    out.push(rendered);
+  }
+  return out;
+}
+
+export interface RoleResolution {
+  roles: string[];
+  grants: Grant[];
+}
+
+/** Union of the grants of every role of `issuer` that matches (or only `onlyRole`). */
+export function resolveRoles(roles: RoleConfig[], issuer: string, claims: Record<string, unknown>, onlyRole?: string): RoleResolution {
+  const matched: string[] = [];
+  const grants: Grant[] = [];
+  for (const role of roles) {
+    if (role.issuer !== issuer || (onlyRole !== undefined && role.name !== onlyRole)) continue;
+    if (!roleMatches(role, claims)) continue;
+    const paths = renderPaths(role, claims);
+    if (!paths) continue;
+    matched.push(role.name);
+    for (const path of paths) grants.push({ path, permissions: [...role.permissions], role: role.name });
+  }
+  return { roles: matched, grants };
+}
+
+/** Decisions over a principal's grants (compiled once per grant set). */
+export function grantAllows(grants: Grant[], action: Permission, path: string): boolean {
+  return grants.some((g) => g.permissions.includes(action) && compiled(g.path).test(path));
+}
+
+const cache = new Map<string, RegExp>();
+function compiled(glob: string): RegExp {
+  let re = cache.get(glob);
+  if (!re) {
+    if (cache.size > 10_000) cache.clear();
+    re = compileGlob(glob);
+    cache.set(glob, re);
+  }
+  return re;
+}

@@ -1,0 +1,75 @@
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { UnauthorizedError } from '../../nexus/errors.js';
+import type { IssuerKeys, IssuerRegistry } from './issuers.js';
+
+export const MAX_TOKEN_BYTES = 16 * 1024;
+export const LEEWAY_S = 60;
+
+/** Headers that would let a token pick its own key or change the rules (RFC 8725). */
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'crit'];
+
+export interface VerifiedToken {
+  issuer: IssuerKeys;
+  claims: JWTPayload;
+}
+
+function refuse(reason: string): never {
+  throw new UnauthorizedError(reason);
+}
+
+/**
+ * Verifies a CI platform's JWT. Every check happens before any claim is
+ * trusted; each refusal carries a precise reason for the audit record, never
+ * the token. The caller answers only "not accepted".
+ */
+export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = Date.now() / 1000): Promise<VerifiedToken> {
+  if (token.length > MAX_TOKEN_BYTES) refuse('token_too_large');
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) refuse('malformed: not JWS compact form');
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  let unverified: JWTPayload;
+  try {
+    header = decodeProtectedHeader(token);
+    unverified = decodeJwt(token);
+  } catch {
+    refuse('malformed: header or payload is not base64url JSON');
+  }
+  for (const h of FORBIDDEN_HEADERS) if (h in header) refuse(`forbidden_header: ${h}`);
+  if (typeof header.alg !== 'string' || header.alg === 'none') refuse('alg_none');
+  if (/^HS/i.test(header.alg)) refuse(`alg_symmetric: ${header.alg}`);
+  if (typeof unverified.iss !== 'string') refuse('missing_iss');
+  // Key lookup only: jwtVerify checks iss again against the verified payload.
+  const issuer = registry.byIssuerUrl(unverified.iss);
+  if (!issuer) refuse('unknown_issuer');
+  if (!issuer.config.algorithms.includes(header.alg)) refuse(`alg_not_allowed: ${header.alg}`);
+  if (typeof unverified.iat === 'number' && unverified.iat > nowS + LEEWAY_S) refuse('iat_in_future');
+  try {
+    const { payload } = await jwtVerify(token, issuer.getKey, {
+      issuer: issuer.config.issuer,
+      audience: issuer.config.audiences,
+      algorithms: issuer.config.algorithms,
+      clockTolerance: LEEWAY_S,
+      currentDate: new Date(nowS * 1000),
+      requiredClaims: ['exp', 'aud', 'iss'],
+      ...(issuer.config.max_token_age_s ? { maxTokenAge: issuer.config.max_token_age_s } : {}),
+    });
+    return { issuer, claims: payload };
+  } catch (err) {
+    refuse(reasonFor(err));
+  }
+}
+
+function reasonFor(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return 'expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    const map: Record<string, string> = { nbf: 'not_yet_valid', aud: 'wrong_audience', iss: 'wrong_issuer', iat: 'too_old', exp: 'missing_exp' };
+    return map[err.claim] ?? `claim_${err.claim}`;
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';
+  if (err instanceof errors.JWKSNoMatchingKey) return 'unknown_kid';
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return 'ambiguous_kid';
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'malformed';
+  if ((err as { code?: string }).code === 'ERR_JWKS_UNAVAILABLE') return 'issuer_keys_unavailable';
+  if (err instanceof errors.JOSEError) return `invalid: ${err.code}`;
+  return 'verification_error';
+}
