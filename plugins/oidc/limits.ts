@@ -36,12 +36,6 @@ export class TokenBuckets {
     if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }
 
-  /** Seconds until one token is available (0 = available now), without taking it. */
-  wait(key: string, now = Date.now()): number {
-    const b = this.bucket(key, now);
-    return b.tokens >= 1 ? 0 : (1 - b.tokens) / this.ratePerS;
-  }
-
   /** Takes one token; returns 0 on success, else the seconds to wait. */
   take(key: string, now = Date.now()): number {
     const b = this.bucket(key, now);

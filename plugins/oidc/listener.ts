@@ -65,15 +65,17 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   app.proxy = false;
   app.silent = true;
 
+  // Only failures spend the per-IP budget, and the check comes after
+  // verification: a busy runner's valid tokens are never throttled by its
+  // neighbours' bad ones. Over budget, a failure is answered 429, not 401.
   const failed = (ctx: Context, err: UnauthorizedError): never => {
-    deps.failedAuth.take(clientIp(ctx));
     deps.onRefusal?.(err.reason);
+    const wait = deps.failedAuth.take(clientIp(ctx));
+    if (wait > 0) {
+      deps.log.info({ reason: err.reason, client_ip: clientIp(ctx) }, 'authentication refused (rate limited)');
+      throw new RateLimitedError(retryAfter(wait));
+    }
     throw err;
-  };
-
-  const guardFailures = (ctx: Context) => {
-    const wait = deps.failedAuth.wait(clientIp(ctx));
-    if (wait > 0) throw new RateLimitedError(retryAfter(wait));
   };
 
   const fromJwt = async (ctx: Context, jwt: string): Promise<OidcPrincipal> => {
@@ -98,7 +100,6 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const authenticate = async (ctx: Context, next: Next) => {
-    guardFailures(ctx);
     const header = ctx.get('Authorization');
     const m = /^Bearer ([^\s]+)$/.exec(header);
     let principal: OidcPrincipal;
@@ -130,7 +131,6 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
 
   const token = new Router();
   token.post('/v1/auth/token', async (ctx) => {
-    guardFailures(ctx);
     const body = await readJsonObject(ctx, TOKEN_BODY_LIMIT);
     let principal: OidcPrincipal;
     try {
