@@ -299,6 +299,122 @@ policy.command('delete <name>').action(async (name: string, _o: unknown, cmd: Co
   out(cmd, { name, deleted: true }, () => `deleted policy ${name}`);
 });
 
+const oidc = program.command('oidc').description('OIDC issuers and roles for CI pipelines (admin)');
+const issuer = oidc.command('issuer').description('trusted OIDC issuers');
+const repeat = (v: string, prev: string[]) => [...prev, v];
+
+function positive(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new PilotError(`${name} must be a positive integer`);
+  return Number(v);
+}
+
+interface IssuerBody {
+  name: string;
+  issuer: string;
+  audiences: string[];
+  algorithms: string[];
+  jwks_uri: string | null;
+  max_token_age_s: number | null;
+}
+
+function showIssuer(i: IssuerBody): string {
+  return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}`;
+}
+
+issuer
+  .command('put <name>')
+  .requiredOption('--issuer <url>', 'the issuer URL, exactly as in the tokens\' iss')
+  .requiredOption('--audience <aud>', 'accepted audience; repeat for more', repeat, [] as string[])
+  .option('--alg <list>', 'allowed algorithms', splitList)
+  .option('--jwks-uri <url>', 'skip discovery and use this JWKS')
+  .option('--max-token-age <s>', 'refuse tokens older than this (needs iat)')
+  .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string }, cmd: Command) => {
+    const body = { issuer: o.issuer, audiences: o.audience, algorithms: o.alg ?? ['RS256'], jwks_uri: o.jwksUri, max_token_age_s: positive('--max-token-age', o.maxTokenAge) };
+    const res = (await call('PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerBody;
+    out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
+  });
+issuer.command('get <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  const res = (await call('GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerBody;
+  out(cmd, res, () => showIssuer(res));
+});
+issuer.command('list').action(async (_o: unknown, cmd: Command) => {
+  const res = (await call('GET', '/v1/oidc/issuers')) as { issuers: IssuerBody[] };
+  out(cmd, res, () => (res.issuers.length ? res.issuers.map(showIssuer).join('\n') : '(no issuers)'));
+});
+issuer.command('delete <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  await call('DELETE', `/v1/oidc/issuers/${encodeURIComponent(name)}`);
+  out(cmd, { name, deleted: true }, () => `deleted issuer ${name}`);
+});
+
+const role = oidc.command('role').description('claims -> grants bindings');
+
+interface RoleBody {
+  name: string;
+  issuer: string;
+  bound_claims: Record<string, unknown>;
+  bound_claims_glob: Record<string, string>;
+  paths: string[];
+  permissions: string[];
+  token_ttl_s: number | null;
+}
+
+function showRole(r: RoleBody): string {
+  const claims = Object.entries(r.bound_claims).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  const globs = Object.entries(r.bound_claims_glob).map(([k, v]) => `${k}~${v}`);
+  return `${r.name} (issuer ${r.issuer})\n  claims       ${[...claims, ...globs].join(', ')}\n  paths        ${r.paths.join(', ')}\n  permissions  ${r.permissions.join(', ')}${r.token_ttl_s ? `\n  token ttl    ${r.token_ttl_s} s` : ''}`;
+}
+
+function claimPairs(pairs: string[], flag: string): Array<[string, string]> {
+  return pairs.map((p) => {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new PilotError(`${flag} expects claim=value, got ${JSON.stringify(p)}`);
+    return [p.slice(0, eq), p.slice(eq + 1)];
+  });
+}
+
+role
+  .command('put <name>')
+  .requiredOption('--issuer <name>', 'a configured issuer')
+  .option('--claim <k=v>', 'exact string match; repeat a claim for "any of"', repeat, [] as string[])
+  .option('--claim-glob <k=pattern>', 'glob on a string claim (* within a segment, ** across)', repeat, [] as string[])
+  .requiredOption('--path <template>', 'path glob, may use {{claims.NAME}}; repeat for more', repeat, [] as string[])
+  .requiredOption('--perm <list>', 'read,list[,write]', splitList)
+  .option('--ttl <s>', 'exchanged token lifetime (default 900, at most 3600)')
+  .action(async (name: string, o: { issuer: string; claim: string[]; claimGlob: string[]; path: string[]; perm: string[]; ttl?: string }, cmd: Command) => {
+    const bound: Record<string, string | string[]> = {};
+    for (const [k, v] of claimPairs(o.claim, '--claim')) {
+      const prev = bound[k];
+      bound[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+    }
+    const body = {
+      issuer: o.issuer,
+      bound_claims: bound,
+      bound_claims_glob: Object.fromEntries(claimPairs(o.claimGlob, '--claim-glob')),
+      paths: o.path,
+      permissions: o.perm,
+      token_ttl_s: positive('--ttl', o.ttl),
+    };
+    const res = (await call('PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleBody;
+    out(cmd, res, () => `saved role ${showRole(res)}`);
+  });
+role.command('get <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  const res = (await call('GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleBody;
+  out(cmd, res, () => showRole(res));
+});
+role.command('list').action(async (_o: unknown, cmd: Command) => {
+  const res = (await call('GET', '/v1/oidc/roles')) as { roles: RoleBody[] };
+  out(cmd, res, () => (res.roles.length ? res.roles.map(showRole).join('\n') : '(no roles)'));
+});
+role.command('delete <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  await call('DELETE', `/v1/oidc/roles/${encodeURIComponent(name)}`);
+  out(cmd, { name, deleted: true }, () => `deleted role ${name} (and revoked its exchanged tokens)`);
+});
+role.command('revoke-tokens <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+  const res = (await call('POST', `/v1/oidc/roles/${encodeURIComponent(name)}:revoke-tokens`)) as { revoked: number };
+  out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of role ${name}`);
+});
+
 program.exitOverride();
 try {
   await program.parseAsync();

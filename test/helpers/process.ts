@@ -6,6 +6,8 @@ import { ROOT } from './env.js';
 export interface ServerProcess {
   child: ChildProcessWithoutNullStreams;
   port: number;
+  /** The OIDC port, when NEXUS_OIDC_ADDR enables it. */
+  oidcPort: number | null;
   logs(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -23,9 +25,10 @@ export function spawnServer(env: Env): Promise<ServerProcess> {
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /"port":"mtls","addr":"[^"]*:(\d+)"/.exec(out);
+      const o = /"port":"oidc","addr":"[^"]*:(\d+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, port: Number(m[1]), logs: () => out, exited });
+        resolve({ child, port: Number(m[1]), oidcPort: o ? Number(o[1]) : null, logs: () => out, exited });
       }
     };
     child.stdout.on('data', onData);
