@@ -8,6 +8,8 @@ import path from 'node:path';
 import Koa from 'koa';
 
 const pki = process.argv[2]!;
+// "server-tls": no client certificate, like the OIDC port.
+const clientCert = process.argv[3] !== 'server-tls';
 const app = new Koa();
 const body = { path: 'bench/read', version: 1, data: { username: 'svc', password: 'x'.repeat(200) }, created_at: new Date().toISOString() };
 app.use((ctx) => {
@@ -19,8 +21,8 @@ const server = https.createServer(
     ca: fs.readFileSync(path.join(pki, 'ca.crt')),
     cert: fs.readFileSync(path.join(pki, 'server.crt')),
     key: fs.readFileSync(path.join(pki, 'server.key')),
-    requestCert: true,
-    rejectUnauthorized: true,
+    requestCert: clientCert,
+    rejectUnauthorized: clientCert,
     minVersion: 'TLSv1.2',
   },
   app.callback(),

@@ -7,28 +7,34 @@ import { ROOT } from '../helpers/env.js';
 import { spawnServer } from '../helpers/process.js';
 import type { BenchRow } from './report.js';
 
-interface Load {
+export interface Load {
   rate: number;
   p50: number;
   p99: number;
 }
 
-async function load(url: string, tls: object, seconds: number, opts: { method?: 'GET' | 'PUT'; body?: string } = {}): Promise<Load> {
+export async function load(
+  url: string,
+  tls: object,
+  seconds: number,
+  opts: { method?: 'GET' | 'PUT'; body?: string; headers?: Record<string, string>; nextHeaders?: () => Record<string, string> } = {},
+): Promise<Load> {
   const r = await autocannon({
     url,
     connections: 10,
     duration: seconds,
     method: opts.method ?? 'GET',
     body: opts.body,
-    headers: opts.body ? { 'content-type': 'application/json' } : {},
+    headers: { ...(opts.body ? { 'content-type': 'application/json' } : {}), ...opts.headers },
     tlsOptions: tls,
+    ...(opts.nextHeaders ? { requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: { ...(req.headers as object), ...opts.nextHeaders!() } }) }] } : {}),
   } as autocannon.Options);
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`bench load to ${url} had ${r.non2xx} non-2xx and ${r.errors} errors`);
   return { rate: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
 }
 
-function startBare(pki: string): Promise<{ port: number; stop(): void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/bench/bare-tls-server.ts'), pki], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+export function startBare(pki: string, mode: 'mtls' | 'server-tls' = 'mtls'): Promise<{ port: number; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/bench/bare-tls-server.ts'), pki, mode], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve) => {
     child.stdout.on('data', (d: Buffer) => {
       const m = /port (\d+)/.exec(d.toString());

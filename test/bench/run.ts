@@ -2,6 +2,7 @@
 import { initSodium } from '../../nexus/crypto/sodium.js';
 import { printTable, type BenchRow } from './report.js';
 import { mtlsBench } from './mtls.js';
+import { oidcBench } from './oidc.js';
 import { storageBench } from './storage.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -10,4 +11,5 @@ const rows: BenchRow[] = [];
 console.log(`Nexus bench (scale ${scale}; BENCH_SCALE=5 npm run bench for a longer run) on ${process.version}`);
 rows.push(...(await storageBench(scale)));
 rows.push(...(await mtlsBench(scale)));
+rows.push(...(await oidcBench(scale)));
 printTable(rows);

@@ -1,0 +1,126 @@
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { SignJWT, importJWK, jwtVerify, createLocalJWKSet, type JWK } from 'jose';
+import { startIdp } from '../helpers/idp.js';
+import { spawnServer } from '../helpers/process.js';
+import { call } from '../helpers/server.js';
+import { load, startBare, type Load } from './mtls.js';
+import type { BenchRow } from './report.js';
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+/** One request on a fresh TLS connection (no keep-alive), resolving with its body. */
+function freshRequest(port: number, ca: Buffer, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, method, path: p, ca, agent: false, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
+      let t = '';
+      res.on('data', (c: Buffer) => (t += c.toString()));
+      res.on('end', () => (res.statusCode === 200 ? resolve(t) : reject(new Error(`HTTP ${res.statusCode}: ${t}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The OIDC port: reads with fresh and repeated JWTs and exchanged tokens, beside a bare TLS route and a bare jwtVerify loop. */
+export async function oidcBench(scale: number): Promise<BenchRow[]> {
+  const idp = await startIdp();
+  const es = await idp.server.issuer.keys.generate('ES256', { kid: 'bench-es256' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-oidc-'));
+  const srv = await spawnServer({ NEXUS_DATA_DIR: dir, NEXUS_OIDC_ADDR: '127.0.0.1:0', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'warn' });
+  const pki = path.join(dir, 'pki');
+  const ca = fs.readFileSync(path.join(pki, 'ca.crt'));
+  const admin = { ca: ca.toString(), cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };
+  const bare = await startBare(pki, 'server-tls');
+  const secs = Math.max(2, Math.round(3 * scale));
+  try {
+    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'] });
+    await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
+    await call(srv.port, admin, 'PUT', '/v1/secrets/ci/org/repo/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
+
+    const priv = idp.server.issuer.keys.toJSON(true).find((k) => k.kid === es.kid) as unknown as JWK;
+    const key = await importJWK(priv, 'ES256');
+    const now = Math.floor(Date.now() / 1000);
+    const mint = (i: number) =>
+      new SignJWT({ repository: 'org/repo', ref: 'refs/heads/main', jti: `j${i}` })
+        .setProtectedHeader({ alg: 'ES256', kid: es.kid, typ: 'JWT' })
+        .setIssuer(idp.url)
+        .setAudience('nexus')
+        .setSubject('repo:org/repo:ref:refs/heads/main')
+        .setIssuedAt(now)
+        .setExpirationTime(now + 3600)
+        .sign(key);
+    const pool: string[] = [];
+    for (let i = 0; i < 3000; i++) pool.push(await mint(i));
+
+    // Bare jwtVerify loop, in this process, same key type and checks.
+    const jwks = createLocalJWKSet({ keys: idp.server.issuer.keys.toJSON(false) as unknown as JWK[] });
+    const n = Math.round(3000 * scale);
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await jwtVerify(pool[i % pool.length]!, jwks, { issuer: idp.url, audience: 'nexus', algorithms: ['ES256'] });
+    const verifyRate = n / (Number(process.hrtime.bigint() - t0) / 1e9);
+
+    const port = srv.oidcPort!;
+    const url = `https://127.0.0.1:${port}/v1/secrets/ci/org/repo/read`;
+    const tls = { ca };
+    const exchanged = JSON.parse(await freshRequest(port, ca, 'POST', '/v1/auth/token', JSON.stringify({ jwt: pool[0] }))).token as string;
+    let next = 0;
+    const fresh = () => ({ authorization: `Bearer ${pool[next++ % pool.length]}` });
+
+    await load(`https://127.0.0.1:${bare.port}/`, tls, 1);
+    await load(url, tls, 1, { headers: { authorization: `Bearer ${exchanged}` } });
+    const best = (a: Load, b: Load) => (a.rate >= b.rate ? a : b);
+    let bareRoute = await load(`https://127.0.0.1:${bare.port}/`, tls, secs);
+    let freshJwt = await load(url, tls, secs, { nextHeaders: fresh });
+    let sameJwt = await load(url, tls, secs, { headers: { authorization: `Bearer ${pool[1]}` } });
+    let token = await load(url, tls, secs, { headers: { authorization: `Bearer ${exchanged}` } });
+    bareRoute = best(bareRoute, await load(`https://127.0.0.1:${bare.port}/`, tls, secs));
+    freshJwt = best(freshJwt, await load(url, tls, secs, { nextHeaders: fresh }));
+    token = best(token, await load(url, tls, secs, { headers: { authorization: `Bearer ${exchanged}` } }));
+    const combined = 1 / (1 / bareRoute.rate + 1 / verifyRate);
+
+    // A CI job's whole fetch on fresh connections: exchange + read, versus two bare requests.
+    const rounds = Math.round(200 * scale);
+    const ciTimes: number[] = [];
+    const bareTimes: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      let t = performance.now();
+      await freshRequest(bare.port, ca, 'GET', '/');
+      await freshRequest(bare.port, ca, 'GET', '/');
+      bareTimes.push(performance.now() - t);
+      t = performance.now();
+      const tok = JSON.parse(await freshRequest(port, ca, 'POST', '/v1/auth/token', JSON.stringify({ jwt: pool[(i + 7) % pool.length] }))).token as string;
+      await freshRequest(port, ca, 'GET', '/v1/secrets/ci/org/repo/read', undefined, { authorization: `Bearer ${tok}` });
+      ciTimes.push(performance.now() - t);
+    }
+    ciTimes.sort((a, b) => a - b);
+    bareTimes.sort((a, b) => a - b);
+    const ciP99 = pct(ciTimes, 0.99);
+    const bareP99 = pct(bareTimes, 0.99);
+
+    return [
+      { scenario: 'jose jwtVerify ES256 loop (baseline)', unit: 'ops/s', rate: verifyRate },
+      { scenario: 'OIDC: bare Koa route, server TLS (baseline)', unit: 'req/s', ...bareRoute },
+      { scenario: 'OIDC: read, fresh JWT per request', unit: 'req/s', ...freshJwt, baseline: { name: 'bare route + verify', rate: combined }, aim: { minRatio: 0.8 } },
+      { scenario: 'OIDC: read, one repeated JWT', unit: 'req/s', ...sameJwt, baseline: { name: 'bare route + verify', rate: combined } },
+      { scenario: 'OIDC: read, exchanged token', unit: 'req/s', ...token, baseline: { name: 'bare TLS route', rate: bareRoute.rate }, aim: { minRatio: 0.6 } },
+      {
+        scenario: `OIDC: full CI fetch, fresh conns (exchange+read), ${rounds} runs`,
+        unit: 'ops/s',
+        rate: 1000 / (ciTimes.reduce((a, b) => a + b, 0) / ciTimes.length),
+        p50: pct(ciTimes, 0.5),
+        p99: ciP99,
+        aim: { text: `p99 +${(ciP99 - bareP99).toFixed(2)} ms over 2 bare requests (p99 ${bareP99.toFixed(2)} ms); aim < +5 ms`, met: ciP99 - bareP99 < 5 },
+      },
+    ];
+  } finally {
+    bare.stop();
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+    await idp.stop();
+  }
+}
