@@ -60,10 +60,10 @@ export class SecretsService {
   get(rawPath: string, rawVersion?: unknown): SecretVersion {
     const path = parseSecretPath(rawPath);
     const wanted = rawVersion === undefined ? undefined : parseVersion(rawVersion);
-    const secret = this.repo.secret(path);
-    if (!secret) throw new NotFoundError(`secret ${path} not found`);
-    const version = wanted ?? secret.current_version;
-    const row = this.repo.version(path, version);
+    const found = this.repo.lookup(path, wanted ?? null);
+    if (!found) throw new NotFoundError(`secret ${path} not found`);
+    const version = wanted ?? found.current;
+    const row = found.row;
     if (!row) throw new NotFoundError(`secret ${path} version ${version} not found`);
     if (row.destroyed_at) throw new NotFoundError(`secret ${path} version ${version} is destroyed`);
     if (row.deleted_at) throw new NotFoundError(`secret ${path} version ${version} is deleted`);

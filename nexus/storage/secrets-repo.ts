@@ -28,6 +28,12 @@ export class SecretsRepo {
       insertSecret: db.prepare('INSERT INTO secrets (path, current_version, created_at, updated_at) VALUES (?, ?, ?, ?)'),
       bumpSecret: db.prepare('UPDATE secrets SET current_version = ?, updated_at = ? WHERE path = ?'),
       version: db.prepare<[string, number], VersionRow>('SELECT * FROM secret_versions WHERE path = ? AND version = ?'),
+      // The read path in one statement: the secret and the wanted (or current) version.
+      lookup: db.prepare<[number | null, string], { current_version: number } & Partial<VersionRow>>(
+        `SELECT s.current_version, v.* FROM secrets s
+           LEFT JOIN secret_versions v ON v.path = s.path AND v.version = coalesce(?, s.current_version)
+         WHERE s.path = ?`,
+      ),
       versions: db.prepare<[string], VersionRow>('SELECT * FROM secret_versions WHERE path = ? ORDER BY version'),
       insertVersion: db.prepare(
         'INSERT INTO secret_versions (path, version, key_id, nonce, ciphertext, created_at) VALUES (@path, @version, @key_id, @nonce, @ciphertext, @created_at)',
@@ -64,6 +70,14 @@ export class SecretsRepo {
 
   version(path: string, version: number): VersionRow | undefined {
     return this.s.version.get(path, version);
+  }
+
+  /** The secret's current version and the row of `version` (default: current), in one query. */
+  lookup(path: string, version: number | null): { current: number; row: VersionRow | null } | undefined {
+    const r = this.s.lookup.get(version, path);
+    if (!r) return undefined;
+    const { current_version, ...v } = r;
+    return { current: current_version, row: v.version === null || v.version === undefined ? null : (v as VersionRow) };
   }
 
   versions(path: string): VersionRow[] {

@@ -42,7 +42,12 @@ export interface StoredToken {
 
 /** The OIDC plugin's tables: issuers, roles, exchanged-token hashes. */
 export class OidcStore {
-  constructor(private readonly db: Db) {}
+  // Looked up on every request that carries an exchanged token: prepared once.
+  private readonly tokenStmt;
+
+  constructor(private readonly db: Db) {
+    this.tokenStmt = db.prepare('SELECT * FROM oidc_tokens WHERE hash = ?');
+  }
 
   issuers(): IssuerConfig[] {
     return (this.db.prepare('SELECT * FROM oidc_issuers ORDER BY name').all() as Row[]).map(issuerFrom);
@@ -116,7 +121,7 @@ export class OidcStore {
   }
 
   token(hash: Buffer): StoredToken | undefined {
-    const r = this.db.prepare('SELECT * FROM oidc_tokens WHERE hash = ?').get(hash) as Row | undefined;
+    const r = this.tokenStmt.get(hash) as Row | undefined;
     if (!r) return undefined;
     return {
       issuer: r.issuer as string,

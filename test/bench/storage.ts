@@ -40,8 +40,7 @@ class PlainStore {
   }
   get(p: string): unknown {
     const path = parseSecretPath(p);
-    const s = this.repo.secret(path)!;
-    const row = this.repo.version(path, s.current_version)!;
+    const row = this.repo.lookup(path, null)!.row!;
     return JSON.parse(row.ciphertext!.toString('utf8'));
   }
 }
