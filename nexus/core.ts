@@ -8,6 +8,8 @@ import type { Logger } from './log.js';
 import { SecretsService } from './secrets/service.js';
 import { DataKeysRepo } from './storage/data-keys-repo.js';
 import { openDatabase, type Db } from './storage/db.js';
+import { AuditTrail } from './audit/trail.js';
+import path from 'node:path';
 import { MetaRepo } from './storage/meta-repo.js';
 import { assertKnownSchema, migrateUp, migrationStatus } from './storage/migrator.js';
 
@@ -19,6 +21,7 @@ export interface Core {
   rootKey: RootKey;
   keyring: Keyring;
   secrets: SecretsService;
+  audit: AuditTrail;
   close(): void;
 }
 
@@ -64,7 +67,8 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     const keyring = new Keyring(rootKey, keys);
     const secrets = new SecretsService(db, keyring, log, { maxVersions: config.maxVersions });
     log.info({ db: config.dbFile, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
-    return { config, log, db, rootKey, keyring, secrets, close: () => db.close() };
+    const audit = new AuditTrail(path.join(config.dataDir, 'audit.jsonl'), rootKey.bytes);
+    return { config, log, db, rootKey, keyring, secrets, audit, close: () => db.close() };
   } catch (err) {
     db.close();
     throw err;

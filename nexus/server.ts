@@ -35,7 +35,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     const policies = new PolicyService(core.db, engine);
     const plugins = opts.plugins ?? [];
     let listening = false;
-    const db = core.db;
+    const { db, audit } = core;
     const readiness = {
       checks: () => ({
         ...Object.assign({}, ...plugins.map((p) => p.readiness?.() ?? {})),
@@ -47,6 +47,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
           }
         })(),
         root_key: true, // verified before start-up got this far
+        audit: audit.writable(),
         listeners: listening,
       }),
     };
@@ -56,7 +57,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles });
+        await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` }, 'listening');
@@ -73,6 +74,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       engine,
       policies,
       readiness,
+      audit: core.audit,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
     });
     let mtls: Listener;

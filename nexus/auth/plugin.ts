@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
@@ -18,6 +19,8 @@ export interface CoreServices {
   policy: Authorizer;
   /** The server SVID files (and bundle), for a plugin that opens its own HTTPS listener. */
   tls: TlsFiles;
+  /** The audit trail (and its token-id HMAC). */
+  audit: AuditTrail;
 }
 
 /** For admin routers a plugin adds to the mTLS port. */

@@ -24,6 +24,8 @@ export interface OidcPrincipal {
   roles: string[];
   grants: Grant[];
   via: 'jwt' | 'exchanged_token';
+  /** HMAC of the token's jti or of the exchanged token, for the audit trail (never the token). */
+  tokenId?: string;
 }
 
 export type Principal = SpiffePrincipal | OidcPrincipal;

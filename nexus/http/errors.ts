@@ -21,6 +21,13 @@ const STATUS: Record<ErrorCode, number> = {
 
 const KOA_CODES: Record<number, ErrorCode> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'bad_request', 413: 'too_large' };
 
+/** The HTTP status an error maps to (the same map the error handler uses). */
+export function statusOf(err: unknown): number {
+  if (err instanceof NexusError) return (err as { status?: number }).status ?? STATUS[err.code];
+  const s = (err as { status?: unknown }).status;
+  return typeof s === 'number' && (err as { expose?: boolean }).expose ? s : 500;
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; request_id: string };
 }

@@ -6,6 +6,8 @@ import type { Logger } from '../log.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyService } from '../policy/service.js';
 import type { SecretsService } from '../secrets/service.js';
+import type { AuditTrail } from '../audit/trail.js';
+import { auditRequests } from './audit.js';
 import { errorHandling } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { policyRoutes } from './policy-routes.js';
@@ -18,6 +20,7 @@ export interface MtlsAppDeps {
   engine: PolicyEngine;
   policies: PolicyService;
   readiness: Readiness;
+  audit: AuditTrail;
   /** Admin routers contributed by auth plugins. */
   extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
@@ -29,6 +32,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.silent = true;
   const access = { authz: deps.engine, principal: principalOf };
   app.use(errorHandling(deps.log, { port: 'mtls' }));
+  app.use(auditRequests(deps.audit, 'mtls', (ctx) => ctx.path.startsWith('/v1/secrets')));
   app.use(spiffeAuth(deps.trustDomain));
   const routers = [
     healthRoutes(deps.readiness, { detail: true }),

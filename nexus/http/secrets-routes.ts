@@ -4,6 +4,7 @@ import type { Authorizer, Permission, Principal } from '../auth/principal.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
 import { parsePrefix, parseSecretPath } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
+import { noteAudit } from './audit.js';
 import { readJsonObject } from './body.js';
 
 export const SECRETS_PREFIX = '/v1/secrets/';
@@ -69,6 +70,7 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
   const { secrets } = deps;
 
   router.get('/v1/secrets', (ctx) => {
+    noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
     const p = deps.principal(ctx);
     if (!deps.authz.mayEver(p, 'list')) throw new ForbiddenError('permission denied: list');
     const limitRaw = queryInt(ctx, 'limit');
@@ -84,6 +86,8 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
   router.all('/v1/secrets/{*rest}', async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const op = opFor(ctx.method, verb);
+    const v = queryInt(ctx, 'version');
+    noteAudit(ctx, { action: op, path, ...(v && /^\d+$/.test(v) ? { version: Number(v) } : {}) });
     authorize(deps, ctx, NEEDS[op], path);
     switch (op) {
       case 'read':

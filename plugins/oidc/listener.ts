@@ -2,6 +2,8 @@ import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nexus/auth/principal.js';
 import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
+import type { AuditTrail } from '../../nexus/audit/trail.js';
+import { auditRequests, noteAudit } from '../../nexus/http/audit.js';
 import { readJsonObject } from '../../nexus/http/body.js';
 import { errorHandling, newRequestId } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
@@ -27,6 +29,7 @@ export interface OidcAppDeps {
   failedAuth: TokenBuckets;
   perSubject: TokenBuckets;
   readiness: Readiness;
+  audit: AuditTrail;
   onRefusal?: (reason: string) => void;
 }
 
@@ -83,7 +86,9 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const only = ctx.get('X-Nexus-Role') ? parsePolicyName(ctx.get('X-Nexus-Role')) : undefined;
     const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);
     if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
-    return { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt' };
+    // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
+    const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
+    return { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId };
   };
 
   const narrow = (ctx: Context, p: OidcPrincipal): OidcPrincipal => {
@@ -106,7 +111,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     try {
       if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
       const token = m[1]!;
-      principal = token.startsWith(TOKEN_PREFIX) ? principalFromToken(deps.store, token) : await fromJwt(ctx, token);
+      principal = token.startsWith(TOKEN_PREFIX) ? { ...principalFromToken(deps.store, token), tokenId: deps.audit.tokenId(token) } : await fromJwt(ctx, token);
     } catch (err) {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
@@ -131,6 +136,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
 
   const token = new Router();
   token.post('/v1/auth/token', async (ctx) => {
+    noteAudit(ctx, { action: 'token.exchange' });
     const body = await readJsonObject(ctx, TOKEN_BODY_LIMIT);
     let principal: OidcPrincipal;
     try {
@@ -140,6 +146,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
     }
+    (ctx.state as OidcState).principal = principal;
     if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
     limitSubject(principal);
     const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
@@ -149,10 +156,12 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   const api = new Router();
   api.use(authenticate);
   api.get('/v1/whoami', (ctx) => {
+    noteAudit(ctx, { action: 'whoami' });
     const p = principalOf(ctx);
     ctx.body = { issuer: p.issuerUrl, issuer_name: p.issuer, subject: p.subject, roles: p.roles, grants: p.grants.map(({ path, permissions }) => ({ path, permissions })), via: p.via };
   });
   api.get('/v1/secrets', (ctx) => {
+    noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
     const p = principalOf(ctx);
     if (!grantsAuthorizer.mayEver(p, 'list')) throw new ForbiddenError('permission denied: list');
     const q = ctx.query;
@@ -162,6 +171,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
   api.get('/v1/secrets/{*rest}', (ctx) => {
     const { path, verb } = secretTarget(ctx);
+    noteAudit(ctx, { action: 'read', path, ...(typeof ctx.query.version === 'string' && /^\d+$/.test(ctx.query.version) ? { version: Number(ctx.query.version) } : {}) });
     if (verb !== null) throw new BadRequestError('verb', 'only plain reads exist on this port');
     if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
     const v = ctx.query.version;
@@ -170,6 +180,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
   api.put('/v1/secrets/{*rest}', async (ctx) => {
     const { path, verb } = secretTarget(ctx);
+    noteAudit(ctx, { action: 'write', path });
     if (verb !== null) throw new BadRequestError('verb', 'only plain writes exist on this port');
     // Off unless a role grants write explicitly.
     if (!grantAllows(principalOf(ctx).grants, 'write', path)) throw new ForbiddenError(`permission denied: write on ${path}`);
@@ -180,6 +191,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
 
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
+  app.use(auditRequests(deps.audit, 'oidc', (ctx) => ctx.path.startsWith('/v1/secrets') || ctx.path === '/v1/auth/token'));
   app.use(noBody);
   for (const r of [open, token, api]) {
     app.use(r.routes());

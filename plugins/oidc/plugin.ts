@@ -47,6 +47,7 @@ export class OidcPlugin implements AuthPlugin {
       failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),
       perSubject: new TokenBuckets(core.config.oidcSubjectRps),
       readiness: { checks: () => this.readiness() },
+      audit: core.audit,
     });
     this.listener = await startMtlsListener({
       files: core.tls,

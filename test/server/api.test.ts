@@ -95,6 +95,6 @@ describe('mTLS HTTP API', function () {
     expect((await admin('GET', '/healthz')).body).to.deep.equal({ status: 'ok' });
     const ready = await admin('GET', '/readyz');
     expect(ready.status).to.equal(200);
-    expect(ready.body.checks).to.deep.equal({ db: true, root_key: true, listeners: true });
+    expect(ready.body.checks).to.deep.equal({ db: true, root_key: true, audit: true, listeners: true });
   });
 });
