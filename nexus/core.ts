@@ -9,6 +9,7 @@ import { SecretsService } from './secrets/service.js';
 import { DataKeysRepo } from './storage/data-keys-repo.js';
 import { openDatabase, type Db } from './storage/db.js';
 import { AuditTrail } from './audit/trail.js';
+import { Metrics } from './metrics.js';
 import path from 'node:path';
 import { MetaRepo } from './storage/meta-repo.js';
 import { assertKnownSchema, migrateUp, migrationStatus } from './storage/migrator.js';
@@ -22,6 +23,7 @@ export interface Core {
   keyring: Keyring;
   secrets: SecretsService;
   audit: AuditTrail;
+  metrics: Metrics;
   close(): void;
 }
 
@@ -65,10 +67,13 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
       throw err;
     }
     const keyring = new Keyring(rootKey, keys);
-    const secrets = new SecretsService(db, keyring, log, { maxVersions: config.maxVersions });
+    let count = () => 0;
+    const metrics = new Metrics(() => count());
+    const secrets = new SecretsService(db, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });
+    count = () => secrets.count();
     log.info({ db: config.dbFile, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
     const audit = new AuditTrail(path.join(config.dataDir, 'audit.jsonl'), rootKey.bytes);
-    return { config, log, db, rootKey, keyring, secrets, audit, close: () => db.close() };
+    return { config, log, db, rootKey, keyring, secrets, audit, metrics, close: () => db.close() };
   } catch (err) {
     db.close();
     throw err;

@@ -57,7 +57,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit });
+        await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` }, 'listening');
@@ -75,6 +75,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       policies,
       readiness,
       audit: core.audit,
+      metrics: core.metrics,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
     });
     let mtls: Listener;

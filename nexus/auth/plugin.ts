@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
+import type { Metrics } from '../metrics.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
 import type { SecretsService } from '../secrets/service.js';
@@ -21,6 +22,7 @@ export interface CoreServices {
   tls: TlsFiles;
   /** The audit trail (and its token-id HMAC). */
   audit: AuditTrail;
+  metrics: Metrics;
 }
 
 /** For admin routers a plugin adds to the mTLS port. */

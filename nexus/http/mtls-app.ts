@@ -7,7 +7,9 @@ import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyService } from '../policy/service.js';
 import type { SecretsService } from '../secrets/service.js';
 import type { AuditTrail } from '../audit/trail.js';
+import type { Metrics } from '../metrics.js';
 import { auditRequests } from './audit.js';
+import { measureRequests, metricsRoutes } from './metrics.js';
 import { errorHandling } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { policyRoutes } from './policy-routes.js';
@@ -21,6 +23,7 @@ export interface MtlsAppDeps {
   policies: PolicyService;
   readiness: Readiness;
   audit: AuditTrail;
+  metrics: Metrics;
   /** Admin routers contributed by auth plugins. */
   extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
@@ -31,6 +34,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.proxy = false;
   app.silent = true;
   const access = { authz: deps.engine, principal: principalOf };
+  app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(auditRequests(deps.audit, 'mtls', (ctx) => ctx.path.startsWith('/v1/secrets')));
   app.use(spiffeAuth(deps.trustDomain));
@@ -38,6 +42,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
     healthRoutes(deps.readiness, { detail: true }),
     secretsRoutes({ secrets: deps.secrets, ...access }),
     policyRoutes(deps.policies, access),
+    metricsRoutes(deps.metrics, access),
     ...(deps.extraRoutes?.(access) ?? []),
   ];
   for (const router of routers) {

@@ -9,6 +9,8 @@ import type { ListOptions, ListPage, PutOptions, PutResult, SecretData, SecretMe
 export interface SecretsServiceOptions {
   /** Versions kept per secret; older ones are pruned on write. */
   maxVersions: number;
+  /** Called with each operation's duration (metrics). */
+  observe?: (op: string, seconds: number) => void;
 }
 
 const DEFAULT_LIST_LIMIT = 100;
@@ -33,7 +35,26 @@ export class SecretsService {
     this.repo = new SecretsRepo(db);
   }
 
+  private timed<T>(op: string, fn: () => T): T {
+    if (!this.opts.observe) return fn();
+    const t0 = process.hrtime.bigint();
+    try {
+      return fn();
+    } finally {
+      this.opts.observe(op, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  }
+
   put(rawPath: string, rawData: unknown, options: PutOptions = {}): PutResult {
+    return this.timed('put', () => this.doPut(rawPath, rawData, options));
+  }
+
+  /** The latest version, or `version`; deleted and destroyed versions are not found. */
+  get(rawPath: string, rawVersion?: unknown): SecretVersion {
+    return this.timed('get', () => this.doGet(rawPath, rawVersion));
+  }
+
+  private doPut(rawPath: string, rawData: unknown, options: PutOptions): PutResult {
     const path = parseSecretPath(rawPath);
     const { encoded } = parseSecretData(rawData);
     const cas = parseCas(options.cas);
@@ -56,8 +77,7 @@ export class SecretsService {
     });
   }
 
-  /** The latest version, or `version`; deleted and destroyed versions are not found. */
-  get(rawPath: string, rawVersion?: unknown): SecretVersion {
+  private doGet(rawPath: string, rawVersion?: unknown): SecretVersion {
     const path = parseSecretPath(rawPath);
     const wanted = rawVersion === undefined ? undefined : parseVersion(rawVersion);
     const found = this.repo.lookup(path, wanted ?? null);
@@ -124,6 +144,10 @@ export class SecretsService {
   }
 
   list(options: ListOptions = {}): ListPage {
+    return this.timed('list', () => this.doList(options));
+  }
+
+  private doList(options: ListOptions): ListPage {
     const prefix = parsePrefix(options.prefix);
     const limit = options.limit === undefined ? DEFAULT_LIST_LIMIT : options.limit;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {

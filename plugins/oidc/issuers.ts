@@ -34,7 +34,7 @@ export class IssuerKeys {
     readonly config: IssuerConfig,
     private readonly log: Logger,
     private readonly timings: KeyTimings,
-    private readonly onFetch?: (ok: boolean) => void,
+    private readonly onFetch?: (issuer: string, ok: boolean) => void,
   ) {
     this.jwksUri = config.jwks_uri;
   }
@@ -58,9 +58,9 @@ export class IssuerKeys {
         this.keys = createLocalJWKSet(jwks);
         this.fetchedAt = Date.now();
         this.fetches++;
-        this.onFetch?.(true);
+        this.onFetch?.(this.config.name, true);
       } catch (err) {
-        this.onFetch?.(false);
+        this.onFetch?.(this.config.name, false);
         this.log.warn({ issuer: this.config.name, err: { message: (err as Error).message } }, 'could not refresh issuer keys; keeping the previous ones');
       } finally {
         this.inflight = null;
@@ -117,7 +117,7 @@ export class IssuerRegistry {
   constructor(
     private readonly log: Logger,
     private readonly timings: KeyTimings = DEFAULT_TIMINGS,
-    private readonly onFetch?: (ok: boolean) => void,
+    private readonly onFetch?: (issuer: string, ok: boolean) => void,
   ) {}
 
   /** Replace the set; keeps the key cache of issuers whose config is unchanged. */

@@ -4,6 +4,8 @@ import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nex
 import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
 import type { AuditTrail } from '../../nexus/audit/trail.js';
 import { auditRequests, noteAudit } from '../../nexus/http/audit.js';
+import { measureRequests } from '../../nexus/http/metrics.js';
+import type { Metrics } from '../../nexus/metrics.js';
 import { readJsonObject } from '../../nexus/http/body.js';
 import { errorHandling, newRequestId } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
@@ -30,7 +32,7 @@ export interface OidcAppDeps {
   perSubject: TokenBuckets;
   readiness: Readiness;
   audit: AuditTrail;
-  onRefusal?: (reason: string) => void;
+  metrics: Metrics;
 }
 
 interface OidcState {
@@ -72,9 +74,10 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   // verification: a busy runner's valid tokens are never throttled by its
   // neighbours' bad ones. Over budget, a failure is answered 429, not 401.
   const failed = (ctx: Context, err: UnauthorizedError): never => {
-    deps.onRefusal?.(err.reason);
+    deps.metrics.jwtRejections.inc({ reason: err.reason.split(':')[0]! });
     const wait = deps.failedAuth.take(clientIp(ctx));
     if (wait > 0) {
+      deps.metrics.rateLimited.inc({ port: 'oidc', limit: 'failed_auth' });
       deps.log.info({ reason: err.reason, client_ip: clientIp(ctx) }, 'authentication refused (rate limited)');
       throw new RateLimitedError(retryAfter(wait));
     }
@@ -101,7 +104,10 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
 
   const limitSubject = (p: OidcPrincipal) => {
     const wait = deps.perSubject.take(`${p.issuerUrl}\0${p.subject}`);
-    if (wait > 0) throw new RateLimitedError(retryAfter(wait));
+    if (wait > 0) {
+      deps.metrics.rateLimited.inc({ port: 'oidc', limit: 'subject' });
+      throw new RateLimitedError(retryAfter(wait));
+    }
   };
 
   const authenticate = async (ctx: Context, next: Next) => {
@@ -190,6 +196,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     ctx.body = { path: r.path, version: r.version };
   });
 
+  app.use(measureRequests(deps.metrics, 'oidc'));
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   app.use(auditRequests(deps.audit, 'oidc', (ctx) => ctx.path.startsWith('/v1/secrets') || ctx.path === '/v1/auth/token'));
   app.use(noBody);

@@ -35,7 +35,7 @@ export class OidcPlugin implements AuthPlugin {
     const addr = core.config.oidcAddr;
     if (!addr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
     this.store = new OidcStore(core.db);
-    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS);
+    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.refresh();
     const registry = this.registry;
     const app = buildOidcApp({
@@ -48,6 +48,7 @@ export class OidcPlugin implements AuthPlugin {
       perSubject: new TokenBuckets(core.config.oidcSubjectRps),
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
+      metrics: core.metrics,
     });
     this.listener = await startMtlsListener({
       files: core.tls,
