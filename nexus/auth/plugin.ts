@@ -38,6 +38,8 @@ export interface AdminRouteDeps {
  */
 export interface AuthPlugin {
   readonly name: string;
+  /** Validates the plugin's part of the config without starting (nexus --check-config). */
+  checkConfig?(config: Config): void;
   start(core: CoreServices): Promise<void>;
   adminRoutes?(deps: AdminRouteDeps): Router;
   /** Readiness checks, merged into /readyz. */

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import { ConfigError } from '../errors.js';
 
 export interface ListenAddr {
@@ -31,6 +33,11 @@ export interface Config {
   maxVersions: number;
   oidcSubjectRps: number;
   oidcFailedAuthRps: number;
+  logLevel: string;
+  /** Issuers and roles to seed at start (NEXUS_CONFIG oidc.issuers / oidc.roles), validated by the OIDC plugin. */
+  oidcSeed: { issuers: Record<string, unknown>; roles: Record<string, unknown> };
+  /** The config file, if one was given. */
+  configFile: string | null;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -71,7 +78,91 @@ function parseRootKey(raw: string): Buffer {
   return b;
 }
 
+/** Config file keys and the env variables they stand for (env wins). */
+const FILE_KEYS: Record<string, string> = {
+  data_dir: 'NEXUS_DATA_DIR',
+  mtls_addr: 'NEXUS_MTLS_ADDR',
+  oidc_addr: 'NEXUS_OIDC_ADDR',
+  trust_domain: 'NEXUS_TRUST_DOMAIN',
+  root_key_file: 'NEXUS_ROOT_KEY_FILE',
+  admin_spiffe_id: 'NEXUS_ADMIN_SPIFFE_ID',
+  auto_migrate: 'NEXUS_AUTO_MIGRATE',
+  max_versions: 'NEXUS_MAX_VERSIONS',
+  log_level: 'NEXUS_LOG_LEVEL',
+  'tls.ca': 'NEXUS_TLS_CA',
+  'tls.cert': 'NEXUS_TLS_CERT',
+  'tls.key': 'NEXUS_TLS_KEY',
+  'oidc.subject_rps': 'NEXUS_OIDC_SUBJECT_RPS',
+  'oidc.failed_auth_rps': 'NEXUS_OIDC_FAILED_AUTH_RPS',
+};
+const PATH_KEYS = new Set(['data_dir', 'root_key_file', 'tls.ca', 'tls.cert', 'tls.key']);
+
+interface FileSettings {
+  values: Record<string, string>;
+  /** env name -> file key, for error messages. */
+  origin: Record<string, string>;
+  seed: Config['oidcSeed'];
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads NEXUS_CONFIG (YAML or JSON) into env-shaped values; relative paths are relative to the file. */
+function readConfigFile(file: string): FileSettings {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('NEXUS_CONFIG', `cannot read ${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) doc = {};
+  if (!isObject(doc)) throw new ConfigError('NEXUS_CONFIG', `${file} must hold a mapping of settings`);
+  const out: FileSettings = { values: {}, origin: {}, seed: { issuers: {}, roles: {} } };
+  const dir = path.dirname(file);
+  const walk = (obj: Record<string, unknown>, prefix: string) => {
+    for (const [k, v] of Object.entries(obj)) {
+      const key = `${prefix}${k}`;
+      if (key === 'root_key' || key === 'root_key_b64') throw new ConfigError(key, 'the root key never goes in the config file: use NEXUS_ROOT_KEY_FILE or NEXUS_ROOT_KEY');
+      if (key === 'oidc.issuers' || key === 'oidc.roles') {
+        if (!isObject(v)) throw new ConfigError(key, 'must be a mapping of name -> settings');
+        out.seed[k as 'issuers' | 'roles'] = v;
+        continue;
+      }
+      if ((key === 'tls' || key === 'oidc') && isObject(v)) {
+        walk(v, `${key}.`);
+        continue;
+      }
+      const envName = FILE_KEYS[key];
+      if (!envName) throw new ConfigError(key, `unknown setting in ${file}`);
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(key, 'must be a string, number or boolean');
+      out.values[envName] = PATH_KEYS.has(key) ? path.resolve(dir, String(v)) : String(v);
+      out.origin[envName] = `${key} (in ${file})`;
+    }
+  };
+  walk(doc, '');
+  return out;
+}
+
+/** Env over config file over defaults; a bad value names its env variable or file key. */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const file = env.NEXUS_CONFIG ? path.resolve(cwd, env.NEXUS_CONFIG) : null;
+  const settings = file ? readConfigFile(file) : { values: {}, origin: {}, seed: { issuers: {}, roles: {} } };
+  const merged: Env = { ...settings.values };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') merged[k] = v;
+  try {
+    return { ...parseEnv(merged, cwd), oidcSeed: settings.seed, configFile: file };
+  } catch (err) {
+    if (err instanceof ConfigError && settings.origin[err.key] && (env[err.key] === undefined || env[err.key] === '')) {
+      throw new ConfigError(settings.origin[err.key]!, err.message.replace(/^invalid configuration [^:]+: /, ''));
+    }
+    throw err;
+  }
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+function parseEnv(env: Env, cwd: string): Omit<Config, 'oidcSeed' | 'configFile'> {
   const get = (k: string): string | undefined => {
     const v = env[k];
     return v === undefined || v === '' ? undefined : v;
@@ -114,5 +205,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     maxVersions,
     oidcSubjectRps: parsePositive('NEXUS_OIDC_SUBJECT_RPS', get('NEXUS_OIDC_SUBJECT_RPS') ?? '100', 1e6),
     oidcFailedAuthRps: parsePositive('NEXUS_OIDC_FAILED_AUTH_RPS', get('NEXUS_OIDC_FAILED_AUTH_RPS') ?? '10', 1e6),
+    logLevel: (() => {
+      const l = get('NEXUS_LOG_LEVEL') ?? 'info';
+      if (!LOG_LEVELS.includes(l)) throw new ConfigError('NEXUS_LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`);
+      return l;
+    })(),
   };
 }

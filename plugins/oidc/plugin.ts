@@ -5,7 +5,33 @@ import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { TokenBuckets } from './limits.js';
 import { buildOidcApp, clientErrorResponse } from './listener.js';
 import { OidcStore } from './store.js';
-import type { RoleConfig } from './types.js';
+import type { Config } from '../../nexus/config/index.js';
+import { BadRequestError, ConfigError } from '../../nexus/errors.js';
+import { parseIssuer, parseRole } from './schema.js';
+import type { IssuerConfig, RoleConfig } from './types.js';
+
+/**
+ * Issuers and roles declared in NEXUS_CONFIG (oidc.issuers, oidc.roles),
+ * validated by the same rules as the admin API; a bad one names its key.
+ */
+export function parseSeed(config: Config): { issuers: IssuerConfig[]; roles: RoleConfig[] } {
+  const wrap = <T>(key: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof BadRequestError) throw new ConfigError(`${key}.${err.rule}`, err.message);
+      throw err;
+    }
+  };
+  const issuers = Object.entries(config.oidcSeed.issuers).map(([name, body]) => wrap(`oidc.issuers.${name}`, () => parseIssuer(name, body)));
+  const names = new Set(issuers.map((i) => i.name));
+  const roles = Object.entries(config.oidcSeed.roles).map(([name, body]) => {
+    const role = wrap(`oidc.roles.${name}`, () => parseRole(name, body));
+    if (!names.has(role.issuer)) throw new ConfigError(`oidc.roles.${name}.issuer`, `issuer ${role.issuer} is not declared under oidc.issuers`);
+    return role;
+  });
+  return { issuers, roles };
+}
 
 export interface OidcPluginOptions {
   timings?: KeyTimings;
@@ -34,7 +60,12 @@ export class OidcPlugin implements AuthPlugin {
   async start(core: CoreServices): Promise<void> {
     const addr = core.config.oidcAddr;
     if (!addr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
+    const seed = parseSeed(core.config);
     this.store = new OidcStore(core.db);
+    // Declarative config: what the file says is made so at every start.
+    for (const i of seed.issuers) this.store.putIssuer(i);
+    for (const r of seed.roles) this.store.putRole(r);
+    if (seed.issuers.length + seed.roles.length) core.log.info({ issuers: seed.issuers.length, roles: seed.roles.length }, 'seeded OIDC issuers and roles from NEXUS_CONFIG');
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.refresh();
     const registry = this.registry;
@@ -65,6 +96,10 @@ export class OidcPlugin implements AuthPlugin {
     const store = this.store;
     this.purgeTimer = setInterval(() => store.purgeExpired(Date.now()), 60_000);
     this.purgeTimer.unref();
+  }
+
+  checkConfig(config: Config): void {
+    parseSeed(config);
   }
 
   adminRoutes(deps: AdminRouteDeps) {
