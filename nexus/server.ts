@@ -1,3 +1,4 @@
+import type Koa from 'koa';
 import type { AuthPlugin } from './auth/plugin.js';
 import type { Config } from './config/index.js';
 import { openCore, type Core } from './core.js';
@@ -13,6 +14,8 @@ import { PoliciesRepo } from './storage/policies-repo.js';
 export interface RunningServer {
   core: Core;
   mtls: Listener;
+  /** The mTLS port's Koa app (its routers are what /openapi.json documents). */
+  mtlsApp: Koa;
   /** Stop accepting, finish in-flight requests (up to graceMs), close the db. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -77,6 +80,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       audit: core.audit,
       metrics: core.metrics,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
+      extraOpenApi: Object.assign({}, ...plugins.map((p) => p.adminOpenApi?.() ?? {})),
     });
     let mtls: Listener;
     try {
@@ -99,6 +103,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     return {
       core: opened,
       mtls,
+      mtlsApp: app,
       stop: (graceMs = 9000) =>
         (stopping ??= (async () => {
           listening = false;

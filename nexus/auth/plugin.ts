@@ -42,6 +42,8 @@ export interface AuthPlugin {
   checkConfig?(config: Config): void;
   start(core: CoreServices): Promise<void>;
   adminRoutes?(deps: AdminRouteDeps): Router;
+  /** OpenAPI path items for the admin routes it adds to the mTLS port. */
+  adminOpenApi?(): Record<string, Record<string, unknown>>;
   /** Readiness checks, merged into /readyz. */
   readiness?(): Record<string, boolean>;
   /** Addresses the plugin bound, for the start-up log. */

@@ -1,4 +1,4 @@
-import type Router from '@koa/router';
+import Router from '@koa/router';
 import Koa from 'koa';
 import type { AdminRouteDeps } from '../auth/plugin.js';
 import { principalOf, spiffeAuth } from '../auth/spiffe-auth.js';
@@ -10,6 +10,7 @@ import type { AuditTrail } from '../audit/trail.js';
 import type { Metrics } from '../metrics.js';
 import { auditRequests } from './audit.js';
 import { measureRequests, metricsRoutes } from './metrics.js';
+import { mtlsDocument, type Paths } from './openapi.js';
 import { errorHandling } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { policyRoutes } from './policy-routes.js';
@@ -24,6 +25,8 @@ export interface MtlsAppDeps {
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
+  /** OpenAPI paths of the plugins' admin routes. */
+  extraOpenApi?: Paths;
   /** Admin routers contributed by auth plugins. */
   extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
@@ -38,8 +41,14 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(auditRequests(deps.audit, 'mtls', (ctx) => ctx.path.startsWith('/v1/secrets')));
   app.use(spiffeAuth(deps.trustDomain));
+  const doc = mtlsDocument(deps.extraOpenApi ?? {});
+  const openapi = new Router();
+  openapi.get('/openapi.json', (ctx) => {
+    ctx.body = doc;
+  });
   const routers = [
     healthRoutes(deps.readiness, { detail: true }),
+    openapi,
     secretsRoutes({ secrets: deps.secrets, ...access }),
     policyRoutes(deps.policies, access),
     metricsRoutes(deps.metrics, access),

@@ -83,7 +83,8 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
     });
   });
 
-  router.all('/v1/secrets/{*rest}', async (ctx) => {
+  // Explicit methods (not router.all), so the served routes match the OpenAPI document.
+  router.register('/v1/secrets/{*rest}', ['GET', 'PUT', 'DELETE', 'POST'], async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const op = opFor(ctx.method, verb);
     const v = queryInt(ctx, 'version');

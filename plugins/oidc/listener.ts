@@ -15,6 +15,7 @@ import { parsePolicyName } from '../../nexus/policy/service.js';
 import { parsePrefix } from '../../nexus/secrets/rules.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import { issueToken, principalFromToken, TOKEN_PREFIX, ttlFor } from './exchange.js';
+import { oidcPortDocument } from './openapi.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
 import { grantAllows, resolveRoles } from './roles.js';
@@ -139,6 +140,10 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const open = healthRoutes(deps.readiness, { detail: false });
+  const doc = oidcPortDocument();
+  open.get('/openapi.json', (ctx) => {
+    ctx.body = doc;
+  });
 
   const token = new Router();
   token.post('/v1/auth/token', async (ctx) => {

@@ -5,6 +5,8 @@ import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { TokenBuckets } from './limits.js';
 import { buildOidcApp, clientErrorResponse } from './listener.js';
 import { OidcStore } from './store.js';
+import { oidcAdminPaths } from './openapi.js';
+import type Koa from 'koa';
 import type { Config } from '../../nexus/config/index.js';
 import { BadRequestError, ConfigError } from '../../nexus/errors.js';
 import { parseIssuer, parseRole } from './schema.js';
@@ -48,6 +50,8 @@ export class OidcPlugin implements AuthPlugin {
   private listener: Listener | null = null;
   private rolesCache: RoleConfig[] = [];
   private purgeTimer: NodeJS.Timeout | null = null;
+  /** The OIDC port's Koa app (what its /openapi.json documents). */
+  app: Koa | null = null;
 
   constructor(private readonly opts: OidcPluginOptions = {}) {}
 
@@ -69,7 +73,7 @@ export class OidcPlugin implements AuthPlugin {
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.refresh();
     const registry = this.registry;
-    const app = buildOidcApp({
+    const app = (this.app = buildOidcApp({
       log: core.log,
       secrets: core.secrets,
       store: this.store,
@@ -80,7 +84,7 @@ export class OidcPlugin implements AuthPlugin {
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
       metrics: core.metrics,
-    });
+    }));
     this.listener = await startMtlsListener({
       files: core.tls,
       addr,
@@ -96,6 +100,10 @@ export class OidcPlugin implements AuthPlugin {
     const store = this.store;
     this.purgeTimer = setInterval(() => store.purgeExpired(Date.now()), 60_000);
     this.purgeTimer.unref();
+  }
+
+  adminOpenApi() {
+    return oidcAdminPaths();
   }
 
   checkConfig(config: Config): void {
