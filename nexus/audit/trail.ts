@@ -48,39 +48,42 @@ class ChainedFileStream {
   lastError: Error | null = null;
   private prev = GENESIS;
   private size = 0;
+  private fd: number | null = null;
+  private ino = -1;
 
   constructor(
     private readonly file: string,
     private readonly maxBytes: number,
-  ) {
-    this.resync();
-  }
+  ) {}
 
-  /** Picks up the chain where the file ends (another writer, e.g. a script, may have appended). */
-  private resync(): void {
+  /** (Re)opens the file and picks up the chain where it ends (another writer, e.g. a script, may have appended). */
+  private reopen(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
     this.prev = lastHash(this.file) ?? lastHashOfRotated(this.file) ?? GENESIS;
-    this.size = fs.existsSync(this.file) ? fs.statSync(this.file).size : 0;
+    this.fd = fs.openSync(this.file, 'a', 0o600);
+    const st = fs.fstatSync(this.fd);
+    this.ino = st.ino;
+    this.size = st.size;
   }
 
   write(rec: Record<string, unknown>): void {
     try {
-      const onDisk = fs.existsSync(this.file) ? fs.statSync(this.file).size : 0;
-      if (onDisk !== this.size) this.resync();
+      // One stat per record: notices a moved, replaced or deleted file, and appends by another writer.
+      const st = fs.statSync(this.file, { throwIfNoEntry: false });
+      if (this.fd === null || !st || st.ino !== this.ino || st.size !== this.size) this.reopen();
       if (this.size >= this.maxBytes) this.rotate();
       const body = JSON.stringify({ ...rec, prev: this.prev });
       const hash = sha256(body);
       const line = `${body.slice(0, -1)}${HASH_FIELD}${hash}"}\n`;
-      const fd = fs.openSync(this.file, 'a', 0o600);
-      try {
-        fs.writeSync(fd, line);
-      } finally {
-        fs.closeSync(fd);
-      }
+      fs.writeSync(this.fd!, line);
       this.prev = hash;
       this.size += Buffer.byteLength(line);
       this.lastError = null;
     } catch (err) {
       this.lastError = err as Error;
+      if (this.fd !== null) fs.closeSync(this.fd);
+      this.fd = null;
     }
   }
 
@@ -88,7 +91,8 @@ class ChainedFileStream {
     let n = 1;
     while (fs.existsSync(`${this.file}.${n}`)) n++;
     fs.renameSync(this.file, `${this.file}.${n}`);
-    this.size = 0; // the chain continues: prev stays the last hash of the rotated file
+    // The chain continues: reopen() finds prev as the last hash of the rotated file.
+    this.reopen();
   }
 }
 
