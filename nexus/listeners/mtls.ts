@@ -95,6 +95,8 @@ export async function startMtlsListener(opts: {
       maxHeaderSize: limits.maxHeaderSize,
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
+      // How often those timeouts are enforced (Node's default, 30 s, lets a slowloris linger).
+      connectionsCheckingInterval: 1000,
     },
     opts.handler,
   );

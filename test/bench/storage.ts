@@ -21,7 +21,7 @@ async function freshCore(label: string): Promise<Core> {
  */
 class PlainStore {
   private readonly repo: SecretsRepo;
-  constructor(private readonly core: Core) {
+  constructor(core: Core) {
     this.repo = new SecretsRepo(core.db);
     core.db.prepare("INSERT INTO data_keys VALUES ('plain', x'00', x'00', 'none', 0, '')").run();
   }
