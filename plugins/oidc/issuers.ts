@@ -51,6 +51,7 @@ export class IssuerKeys {
         if (!this.jwksUri) this.jwksUri = await this.discover();
         const res = await fetch(this.jwksUri, { signal: AbortSignal.timeout(this.timings.timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
         if (!res.ok) throw new Error(`JWKS answered HTTP ${res.status}`);
+        if (Number(res.headers.get('content-length') ?? 0) > MAX_JWKS_BYTES) throw new Error('JWKS is too large');
         const text = await res.text();
         if (text.length > MAX_JWKS_BYTES) throw new Error('JWKS is too large');
         const jwks = JSON.parse(text) as JSONWebKeySet;
