@@ -90,3 +90,15 @@ export function errorHandling(log: Logger, opts: { port: string; redact401?: boo
     }
   };
 }
+
+/** Answers a request the HTTP parser refused (oversized headers, garbage) with the error JSON. */
+export function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  const [status, reason, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [413, 'Payload Too Large', 'too_large', 'request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'bad_request', 'the request took too long to arrive']
+        : [400, 'Bad Request', 'bad_request', 'malformed request'];
+  const body = JSON.stringify({ error: { code, message, request_id: newRequestId() } });
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}

@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { ListenAddr, TlsFiles } from '../config/index.js';
+import { clientErrorResponse } from '../http/errors.js';
 import type { Logger } from '../log.js';
 
 export interface Listener {
@@ -101,6 +102,11 @@ export async function startMtlsListener(opts: {
     opts.handler,
   );
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Requests the HTTP parser refuses (oversized headers, timeouts, garbage) still get the error JSON.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable) socket.end(clientErrorResponse(err));
+    else socket.destroy();
+  });
   server.maxConnections = limits.maxConnections;
   server.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused'));
 

@@ -7,7 +7,7 @@ import { auditRequests, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
 import { readJsonObject } from '../../nexus/http/body.js';
-import { errorHandling, newRequestId } from '../../nexus/http/errors.js';
+import { errorHandling } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
 import { secretTarget } from '../../nexus/http/secrets-routes.js';
 import type { Logger } from '../../nexus/log.js';
@@ -210,16 +210,4 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     app.use(r.allowedMethods());
   }
   return app;
-}
-
-/** Answers a request the HTTP parser refused (oversized headers, garbage) with the error JSON. */
-export function clientErrorResponse(err: NodeJS.ErrnoException): string {
-  const [status, reason, code, message] =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? [413, 'Payload Too Large', 'too_large', 'request headers are too large']
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'Request Timeout', 'bad_request', 'the request took too long to arrive']
-        : [400, 'Bad Request', 'bad_request', 'malformed request'];
-  const body = JSON.stringify({ error: { code, message, request_id: newRequestId() } });
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }

@@ -3,7 +3,7 @@ import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js'
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { TokenBuckets } from './limits.js';
-import { buildOidcApp, clientErrorResponse } from './listener.js';
+import { buildOidcApp } from './listener.js';
 import { OidcStore } from './store.js';
 import { oidcAdminPaths } from './openapi.js';
 import type Koa from 'koa';
@@ -92,10 +92,6 @@ export class OidcPlugin implements AuthPlugin {
       log: core.log,
       requireClientCert: false,
       limits: { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, maxHeaderSize: 20 * 1024 },
-    });
-    this.listener.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (socket.writable) socket.end(clientErrorResponse(err));
-      else socket.destroy();
     });
     const store = this.store;
     this.purgeTimer = setInterval(() => store.purgeExpired(Date.now()), 60_000);
