@@ -41,7 +41,10 @@ export function sha256(s: string): string {
 /**
  * A bunyan raw stream that appends each record as one JSON line carrying
  * `prev` (the hash of the previous line) and its own `hash`, and rotates the
- * file by size. Writes are synchronous so a failure is known before the
+ * file by size. Records are queued and written together once per event-loop
+ * turn (one stat and one write per batch instead of per record: the audit
+ * write was measured at about half of a secret read's cost); each caller
+ * awaits the flush that carries its record, so a failure is known before the
  * response goes out.
  */
 class ChainedFileStream {
@@ -50,11 +53,28 @@ class ChainedFileStream {
   private size = 0;
   private fd: number | null = null;
   private ino = -1;
+  private queue: Array<Record<string, unknown>> = [];
+  private flushed: Promise<boolean> | null = null;
 
   constructor(
     private readonly file: string,
     private readonly maxBytes: number,
   ) {}
+
+  write(rec: Record<string, unknown>): void {
+    this.queue.push(rec);
+    this.flushed ??= new Promise((resolve) =>
+      setImmediate(() => {
+        this.flushed = null;
+        resolve(this.flush());
+      }),
+    );
+  }
+
+  /** Resolves when the batch holding the latest record is on disk (true) or failed (false). */
+  settled(): Promise<boolean> {
+    return this.flushed ?? Promise.resolve(this.lastError === null);
+  }
 
   /** (Re)opens the file and picks up the chain where it ends (another writer, e.g. a script, may have appended). */
   private reopen(): void {
@@ -67,23 +87,31 @@ class ChainedFileStream {
     this.size = st.size;
   }
 
-  write(rec: Record<string, unknown>): void {
+  private flush(): boolean {
+    const batch = this.queue;
+    this.queue = [];
     try {
-      // One stat per record: notices a moved, replaced or deleted file, and appends by another writer.
+      // One stat per batch: notices a moved, replaced or deleted file, and appends by another writer.
       const st = fs.statSync(this.file, { throwIfNoEntry: false });
       if (this.fd === null || !st || st.ino !== this.ino || st.size !== this.size) this.reopen();
       if (this.size >= this.maxBytes) this.rotate();
-      const body = JSON.stringify({ ...rec, prev: this.prev });
-      const hash = sha256(body);
-      const line = `${body.slice(0, -1)}${HASH_FIELD}${hash}"}\n`;
-      fs.writeSync(this.fd!, line);
-      this.prev = hash;
-      this.size += Buffer.byteLength(line);
+      let prev = this.prev;
+      let out = '';
+      for (const rec of batch) {
+        const body = JSON.stringify({ ...rec, prev });
+        prev = sha256(body);
+        out += `${body.slice(0, -1)}${HASH_FIELD}${prev}"}\n`;
+      }
+      fs.writeSync(this.fd!, out);
+      this.prev = prev;
+      this.size += Buffer.byteLength(out);
       this.lastError = null;
+      return true;
     } catch (err) {
       this.lastError = err as Error;
       if (this.fd !== null) fs.closeSync(this.fd);
       this.fd = null;
+      return false;
     }
   }
 
@@ -144,10 +172,10 @@ export class AuditTrail {
     return createHmac('sha256', this.hmacKey).update(raw).digest('hex').slice(0, 32);
   }
 
-  /** Appends one record; false when it could not be written (the caller fails closed). */
-  record(entry: AuditEntry): boolean {
+  /** Appends one record; resolves false when it could not be written (the caller fails closed). */
+  record(entry: AuditEntry): Promise<boolean> {
     this.logger.info(entry, entry.action);
-    return this.stream.lastError === null;
+    return this.stream.settled();
   }
 
   writable(): boolean {

@@ -55,7 +55,7 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc', touchesS
       ...(error ? { reason: reasonOf(error) } : {}),
       ...(state.principal?.kind === 'oidc' && state.principal.tokenId ? { token_id: state.principal.tokenId } : {}),
     };
-    if (!trail.record(entry) && touchesSecrets(ctx)) {
+    if (!(await trail.record(entry)) && touchesSecrets(ctx)) {
       throw new UnavailableError('the audit trail cannot be written; refusing to serve secrets unrecorded');
     }
     if (error) throw error;

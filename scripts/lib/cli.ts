@@ -23,7 +23,7 @@ function auditRun(name: string, code: number, reason?: string): void {
   try {
     const { dataDir } = loadConfig();
     if (!fs.existsSync(dataDir)) return;
-    new AuditTrail(path.join(dataDir, 'audit.jsonl'), null).record({
+    void new AuditTrail(path.join(dataDir, 'audit.jsonl'), null).record({
       port: 'script',
       principal: { os_user: os.userInfo().username, pid: process.pid },
       action: [name, ...process.argv.slice(2)].join(' '),

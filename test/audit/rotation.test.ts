@@ -5,17 +5,21 @@ import { AuditTrail, verifyTrail } from '../../nexus/audit/trail.js';
 import { tempDir } from '../helpers/env.js';
 
 describe('audit trail files', () => {
-  it('rotates by size and keeps one chain across files', () => {
+  it('rotates by size and keeps one chain across files', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'audit.jsonl');
     const trail = new AuditTrail(file, Buffer.alloc(32, 1), 1500);
-    for (let i = 0; i < 30; i++) expect(trail.record({ port: 'mtls', action: 'read', path: `a/s${i}`, decision: 'allow', status: 200 })).to.equal(true);
+    // One record per flush (rotation is checked per batch), then a batch of ten at once.
+    for (let i = 0; i < 20; i++) expect(await trail.record({ port: 'mtls', action: 'read', path: `a/s${i}`, decision: 'allow', status: 200 })).to.equal(true);
+    const batch = [];
+    for (let i = 20; i < 30; i++) batch.push(trail.record({ port: 'mtls', action: 'read', path: `a/s${i}`, decision: 'allow', status: 200 }));
+    expect(await Promise.all(batch)).to.deep.equal(Array(10).fill(true));
     const rotated = fs.readdirSync(dir).filter((f) => /^audit\.jsonl\.\d+$/.test(f));
     expect(rotated.length).to.be.greaterThan(1);
     expect(verifyTrail(file)).to.deep.equal({ ok: true, records: 30 });
     // A second writer (an admin script) appending to the same file keeps the chain.
-    new AuditTrail(file, null).record({ port: 'script', action: 'nexus-backup x', decision: 'allow', status: 0 });
-    trail.record({ port: 'mtls', action: 'read', decision: 'allow', status: 200 });
+    await new AuditTrail(file, null).record({ port: 'script', action: 'nexus-backup x', decision: 'allow', status: 0 });
+    await trail.record({ port: 'mtls', action: 'read', decision: 'allow', status: 200 });
     expect(verifyTrail(file)).to.deep.equal({ ok: true, records: 32 });
     // Tampering inside a rotated file is found there.
     const first = path.join(dir, 'audit.jsonl.1');
