@@ -42,8 +42,11 @@ export interface StoredToken {
 
 /** The OIDC plugin's tables: issuers, roles, exchanged-token hashes. */
 export class OidcStore {
-  // Looked up on every request that carries an exchanged token: prepared once.
+  // Looked up on every request that carries an exchanged token: prepared once,
+  // and rows kept in memory. This process is the only writer of the table, so
+  // every revocation below clears the cache in the same step.
   private readonly tokenStmt;
+  private readonly tokenCache = new Map<string, StoredToken>();
 
   constructor(private readonly db: Db) {
     this.tokenStmt = db.prepare('SELECT * FROM oidc_tokens WHERE hash = ?');
@@ -121,9 +124,12 @@ export class OidcStore {
   }
 
   token(hash: Buffer): StoredToken | undefined {
+    const key = hash.toString('hex');
+    const cached = this.tokenCache.get(key);
+    if (cached) return cached;
     const r = this.tokenStmt.get(hash) as Row | undefined;
     if (!r) return undefined;
-    return {
+    const t: StoredToken = {
       issuer: r.issuer as string,
       issuer_url: r.issuer_url as string,
       subject: r.subject as string,
@@ -131,14 +137,19 @@ export class OidcStore {
       grants: JSON.parse(r.grants as string) as Grant[],
       expires_at: r.expires_at as number,
     };
+    if (this.tokenCache.size >= 10_000) this.tokenCache.clear();
+    this.tokenCache.set(key, t);
+    return t;
   }
 
   /** Deletes every exchanged token that carries `role`; returns how many. */
   revokeRole(role: string): number {
+    this.tokenCache.clear();
     return this.db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)').run(role).changes;
   }
 
   purgeExpired(now: number): number {
+    this.tokenCache.clear();
     return this.db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?').run(now).changes;
   }
 }
