@@ -61,12 +61,15 @@ export async function storageBench(scale: number): Promise<BenchRow[]> {
   // Warm up both, then interleave two rounds each so drift hits both sides.
   measure(5000, (i) => enc.secrets.get(`bench/s${i % N}`));
   measure(5000, (i) => plain.get(`bench/s${i % N}`));
-  const pg1 = measure(reads, (i) => plain.get(`bench/s${i % N}`));
-  const eg1 = measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
-  const pg2 = measure(reads, (i) => plain.get(`bench/s${i % N}`));
-  const eg2 = measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
-  const pg = pg1.rate > pg2.rate ? pg1 : pg2;
-  const eg = eg1.rate > eg2.rate ? eg1 : eg2;
+  // Interleaved rounds, best of each: drift and noise on a shared box hit both sides.
+  let pg = measure(reads, (i) => plain.get(`bench/s${i % N}`));
+  let eg = measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
+  for (let round = 1; round < 3; round++) {
+    const p = measure(reads, (i) => plain.get(`bench/s${i % N}`));
+    const e = measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
+    if (p.rate > pg.rate) pg = p;
+    if (e.rate > eg.rate) eg = e;
+  }
   rows.push({ scenario: 'storage: encrypted get (~300 B value)', unit: 'ops/s', ...eg, baseline: { name: 'plaintext get', rate: pg.rate }, aim: { minRatio: 0.7 } });
 
   const writes = Math.round(2000 * scale);
