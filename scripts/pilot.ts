@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { Command } from 'commander';
+// The wire shapes are the server's own types: one definition of each.
+import type { Policy } from '../nexus/policy/types.js';
+import type { IssuerConfig, RoleConfig } from '../plugins/oidc/types.js';
 
 interface Conn {
   base: URL;
@@ -262,15 +265,7 @@ function splitList(v: string, prev: string[] = []): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-interface PolicyBody {
-  name: string;
-  spiffe_id: string;
-  paths: string[];
-  permissions: string[];
-  builtin?: boolean;
-}
-
-function showPolicy(p: PolicyBody): string {
+function showPolicy(p: Policy): string {
   return `${p.name}${p.builtin ? ' (built-in)' : ''}\n  spiffe_id    ${p.spiffe_id}\n  paths        ${p.paths.join(', ')}\n  permissions  ${p.permissions.join(', ')}`;
 }
 
@@ -280,17 +275,17 @@ policy
   .requiredOption('--path <glob>', 'path glob; repeat for more', (v: string, prev: string[]) => [...prev, v], [] as string[])
   .requiredOption('--perm <list>', 'read,list,write,delete,admin,metrics', splitList)
   .action(async (name: string, opts: { spiffeId: string; path: string[]; perm: string[] }, cmd: Command) => {
-    const res = (await call('PUT', `/v1/policies/${encodeURIComponent(name)}`, { spiffe_id: opts.spiffeId, paths: opts.path, permissions: opts.perm })) as PolicyBody;
+    const res = (await call('PUT', `/v1/policies/${encodeURIComponent(name)}`, { spiffe_id: opts.spiffeId, paths: opts.path, permissions: opts.perm })) as Policy;
     out(cmd, res, () => `saved policy ${showPolicy(res)}`);
   });
 
 policy.command('get <name>').action(async (name: string, _o: unknown, cmd: Command) => {
-  const res = (await call('GET', `/v1/policies/${encodeURIComponent(name)}`)) as PolicyBody;
+  const res = (await call('GET', `/v1/policies/${encodeURIComponent(name)}`)) as Policy;
   out(cmd, res, () => showPolicy(res));
 });
 
 policy.command('list').action(async (_o: unknown, cmd: Command) => {
-  const res = (await call('GET', '/v1/policies')) as { policies: PolicyBody[] };
+  const res = (await call('GET', '/v1/policies')) as { policies: Policy[] };
   out(cmd, res, () => res.policies.map(showPolicy).join('\n'));
 });
 
@@ -309,16 +304,7 @@ function positive(name: string, v: string | undefined): number | undefined {
   return Number(v);
 }
 
-interface IssuerBody {
-  name: string;
-  issuer: string;
-  audiences: string[];
-  algorithms: string[];
-  jwks_uri: string | null;
-  max_token_age_s: number | null;
-}
-
-function showIssuer(i: IssuerBody): string {
+function showIssuer(i: IssuerConfig): string {
   return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}`;
 }
 
@@ -331,15 +317,15 @@ issuer
   .option('--max-token-age <s>', 'refuse tokens older than this (needs iat)')
   .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string }, cmd: Command) => {
     const body = { issuer: o.issuer, audiences: o.audience, algorithms: o.alg ?? ['RS256'], jwks_uri: o.jwksUri, max_token_age_s: positive('--max-token-age', o.maxTokenAge) };
-    const res = (await call('PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerBody;
+    const res = (await call('PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
     out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
   });
 issuer.command('get <name>').action(async (name: string, _o: unknown, cmd: Command) => {
-  const res = (await call('GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerBody;
+  const res = (await call('GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerConfig;
   out(cmd, res, () => showIssuer(res));
 });
 issuer.command('list').action(async (_o: unknown, cmd: Command) => {
-  const res = (await call('GET', '/v1/oidc/issuers')) as { issuers: IssuerBody[] };
+  const res = (await call('GET', '/v1/oidc/issuers')) as { issuers: IssuerConfig[] };
   out(cmd, res, () => (res.issuers.length ? res.issuers.map(showIssuer).join('\n') : '(no issuers)'));
 });
 issuer.command('delete <name>').action(async (name: string, _o: unknown, cmd: Command) => {
@@ -349,17 +335,7 @@ issuer.command('delete <name>').action(async (name: string, _o: unknown, cmd: Co
 
 const role = oidc.command('role').description('claims -> grants bindings');
 
-interface RoleBody {
-  name: string;
-  issuer: string;
-  bound_claims: Record<string, unknown>;
-  bound_claims_glob: Record<string, string>;
-  paths: string[];
-  permissions: string[];
-  token_ttl_s: number | null;
-}
-
-function showRole(r: RoleBody): string {
+function showRole(r: RoleConfig): string {
   const claims = Object.entries(r.bound_claims).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   const globs = Object.entries(r.bound_claims_glob).map(([k, v]) => `${k}~${v}`);
   return `${r.name} (issuer ${r.issuer})\n  claims       ${[...claims, ...globs].join(', ')}\n  paths        ${r.paths.join(', ')}\n  permissions  ${r.permissions.join(', ')}${r.token_ttl_s ? `\n  token ttl    ${r.token_ttl_s} s` : ''}`;
@@ -395,15 +371,15 @@ role
       permissions: o.perm,
       token_ttl_s: positive('--ttl', o.ttl),
     };
-    const res = (await call('PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleBody;
+    const res = (await call('PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig;
     out(cmd, res, () => `saved role ${showRole(res)}`);
   });
 role.command('get <name>').action(async (name: string, _o: unknown, cmd: Command) => {
-  const res = (await call('GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleBody;
+  const res = (await call('GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleConfig;
   out(cmd, res, () => showRole(res));
 });
 role.command('list').action(async (_o: unknown, cmd: Command) => {
-  const res = (await call('GET', '/v1/oidc/roles')) as { roles: RoleBody[] };
+  const res = (await call('GET', '/v1/oidc/roles')) as { roles: RoleConfig[] };
   out(cmd, res, () => (res.roles.length ? res.roles.map(showRole).join('\n') : '(no roles)'));
 });
 role.command('delete <name>').action(async (name: string, _o: unknown, cmd: Command) => {
