@@ -27,6 +27,10 @@ export interface ServerOptions {
   plugins?: AuthPlugin[];
 }
 
+function hostPort(a: { host: string; port: number }): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
 /** The composition root: storage, PKI, policy, listeners. */
 export async function startServer(config: Config, log: Logger, opts: ServerOptions = {}): Promise<RunningServer> {
   const lock = lockDataDir(config.dataDir, 'nexus-server');
@@ -56,14 +60,14 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     const started: AuthPlugin[] = [];
     const stopPlugins = async (graceMs: number) => {
-      for (const p of started.reverse()) await p.stop(graceMs);
+      for (const p of [...started].reverse()) await p.stop(graceMs);
     };
     try {
       for (const p of plugins) {
         await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
-          log.info({ port, addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` }, 'listening');
+          log.info({ port, addr: hostPort(a) }, 'listening');
         }
       }
     } catch (err) {
@@ -97,7 +101,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     }
     listening = true;
     const a = mtls.address();
-    log.info({ port: 'mtls', addr: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, trust_domain: config.trustDomain }, 'listening');
+    log.info({ port: 'mtls', addr: hostPort(a), trust_domain: config.trustDomain }, 'listening');
     const opened = core;
     let stopping: Promise<void> | null = null;
     return {
