@@ -92,6 +92,8 @@ export class IssuerKeys {
 
   /** A jose key resolver for jwtVerify. */
   getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
+    // A fetch already under way (start-up preload, another request) is awaited, never duplicated.
+    if (this.inflight) await this.inflight;
     const now = Date.now();
     if (!this.keys) {
       if (now - this.lastAttempt >= Math.min(this.timings.cooldownMs, 5000)) await this.refresh();
