@@ -65,6 +65,15 @@ export function document(title: string, description: string, paths: Paths, secur
   };
 }
 
+/** GET/PUT/DELETE of one named admin object (policies, issuers, roles). */
+export function adminCrud(what: string, schema: unknown, deleteNote = ''): PathItem {
+  return {
+    get: { summary: `a ${what} (admin)`, parameters: [nameParam], responses: { '200': json(what, schema), ...ERRORS } },
+    put: { summary: `create or replace a ${what} (admin)`, parameters: [nameParam], requestBody: { required: true, content: { 'application/json': { schema } } }, responses: { '200': json('replaced', schema), '201': json('created', schema), ...ERRORS } },
+    delete: { summary: `delete a ${what} (admin${deleteNote})`, parameters: [nameParam], responses: { '204': { description: 'deleted' }, ...ERRORS } },
+  };
+}
+
 const secretOps = {
   get: { summary: 'read the latest version or ?version=N (deleted or destroyed: 404)', parameters: [pathParam, versionParam], responses: { '200': json('the secret', { $ref: '#/components/schemas/SecretVersion' }), ...ERRORS } },
   put: {
@@ -90,11 +99,7 @@ export function mtlsPaths(): Paths {
     '/v1/secrets/{path}:undelete': { post: { summary: 'undelete versions', parameters: [pathParam], requestBody: versionsBody, responses: { '204': { description: 'done' }, ...ERRORS } } },
     '/v1/secrets/{path}:destroy': { post: { summary: 'erase the ciphertext of versions', parameters: [pathParam], requestBody: versionsBody, responses: { '204': { description: 'done' }, ...ERRORS } } },
     '/v1/policies': { get: { summary: 'list SPIFFE policies (admin)', responses: { '200': json('policies', { type: 'object' }), ...ERRORS } } },
-    '/v1/policies/{name}': {
-      get: { summary: 'a policy (admin)', parameters: [nameParam], responses: { '200': json('policy', policy), ...ERRORS } },
-      put: { summary: 'create or replace a policy (admin)', parameters: [nameParam], requestBody: { required: true, content: { 'application/json': { schema: policy } } }, responses: { '200': json('replaced', policy), '201': json('created', policy), ...ERRORS } },
-      delete: { summary: 'delete a policy (admin; not the built-in one)', parameters: [nameParam], responses: { '204': { description: 'deleted' }, ...ERRORS } },
-    },
+    '/v1/policies/{name}': adminCrud('policy', policy, '; not the built-in one'),
     '/metrics': { get: { summary: 'Prometheus text (metrics or admin permission)', responses: { '200': { description: 'text/plain; version=0.0.4' }, ...ERRORS } } },
     ...healthPaths(),
   };

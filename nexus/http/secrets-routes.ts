@@ -32,17 +32,18 @@ export function secretTarget(ctx: Context): { path: string; verb: string | null 
 
 const NEEDS: Record<Op, Permission> = { read: 'read', metadata: 'read', write: 'write', delete: 'delete', undelete: 'delete', destroy: 'delete' };
 
+// "METHOD verb" -> operation; built once, not per request.
+const OPS: Record<string, Op> = {
+  'GET ': 'read',
+  'PUT ': 'write',
+  'DELETE ': 'delete',
+  'POST undelete': 'undelete',
+  'POST destroy': 'destroy',
+  'GET metadata': 'metadata',
+};
+
 function opFor(method: string, verb: string | null): Op {
-  const key = `${method} ${verb ?? ''}`;
-  const table: Record<string, Op> = {
-    'GET ': 'read',
-    'PUT ': 'write',
-    'DELETE ': 'delete',
-    'POST undelete': 'undelete',
-    'POST destroy': 'destroy',
-    'GET metadata': 'metadata',
-  };
-  const op = table[key];
+  const op = OPS[`${method} ${verb ?? ''}`];
   if (!op) {
     if (verb !== null && !['undelete', 'destroy', 'metadata'].includes(verb)) throw new BadRequestError('verb', `unknown operation :${verb}`);
     throw Object.assign(new BadRequestError('method', `method ${method} is not allowed here`), { status: 405 });

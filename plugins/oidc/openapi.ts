@@ -1,4 +1,4 @@
-import { ERRORS, document, healthPaths, json, listParams, nameParam, pathParam, versionParam, type Paths } from '../../nexus/http/openapi.js';
+import { ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, versionParam, type Paths } from '../../nexus/http/openapi.js';
 
 const issuer = {
   type: 'object',
@@ -25,21 +25,13 @@ const role = {
   },
 };
 
-function crud(what: string, schema: unknown): Paths[string] {
-  return {
-    get: { summary: `a ${what} (admin)`, parameters: [nameParam], responses: { '200': json(what, schema), ...ERRORS } },
-    put: { summary: `create or replace a ${what} (admin)`, parameters: [nameParam], requestBody: { required: true, content: { 'application/json': { schema } } }, responses: { '200': json('replaced', schema), '201': json('created', schema), ...ERRORS } },
-    delete: { summary: `delete a ${what} (admin)`, parameters: [nameParam], responses: { '204': { description: 'deleted' }, ...ERRORS } },
-  };
-}
-
 /** Issuer and role admin, on the mTLS port. */
 export function oidcAdminPaths(): Paths {
   return {
     '/v1/oidc/issuers': { get: { summary: 'list trusted issuers (admin)', responses: { '200': json('issuers', { type: 'object' }), ...ERRORS } } },
-    '/v1/oidc/issuers/{name}': crud('issuer', issuer),
+    '/v1/oidc/issuers/{name}': adminCrud('issuer', issuer),
     '/v1/oidc/roles': { get: { summary: 'list roles (admin)', responses: { '200': json('roles', { type: 'object' }), ...ERRORS } } },
-    '/v1/oidc/roles/{name}': crud('role', role),
+    '/v1/oidc/roles/{name}': adminCrud('role', role),
     '/v1/oidc/roles/{name}:revoke-tokens': {
       post: { summary: 'revoke every exchanged token of a role (admin)', parameters: [nameParam], responses: { '200': json('how many', { type: 'object', properties: { revoked: { type: 'integer' } } }), ...ERRORS } },
     },
