@@ -4,6 +4,7 @@ import type { Authorizer, Permission, Principal } from '../auth/principal.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
 import { parsePrefix, parseSecretPath } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
+import type { ListOptions } from '../secrets/types.js';
 import { noteAudit } from './audit.js';
 import { readJsonObject } from './body.js';
 
@@ -58,10 +59,29 @@ function authorize(deps: SecretsRoutesDeps, ctx: Context, action: Permission, pa
   return p;
 }
 
-function queryInt(ctx: Context, name: string): string | undefined {
+/** One query parameter; repeating it is a 400 rather than a silent pick. */
+export function queryOne(ctx: Context, name: string): string | undefined {
   const v = ctx.query[name];
   if (Array.isArray(v)) throw new BadRequestError(name, `${name} given more than once`);
   return v;
+}
+
+/**
+ * `GET /v1/secrets` on either port: 403 unless the caller may list something
+ * (decided before the query is even read), then prefix, limit and cursor, and
+ * the caller's per-path list filter.
+ */
+export function listRequest(ctx: Context, mayList: boolean, allow: (path: string) => boolean): ListOptions {
+  noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
+  if (!mayList) throw new ForbiddenError('permission denied: list');
+  const limitRaw = queryOne(ctx, 'limit');
+  if (limitRaw !== undefined && !/^\d{1,5}$/.test(limitRaw)) throw new BadRequestError('limit', 'limit must be an integer from 1 to 1000');
+  return {
+    prefix: parsePrefix(queryOne(ctx, 'prefix')),
+    limit: limitRaw === undefined ? undefined : Number(limitRaw),
+    cursor: queryOne(ctx, 'cursor') ?? null,
+    allow,
+  };
 }
 
 /** The secrets API of the mTLS port: thin handlers over SecretsService. */
@@ -71,29 +91,20 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
   const { secrets } = deps;
 
   router.get('/v1/secrets', (ctx) => {
-    noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
     const p = deps.principal(ctx);
-    if (!deps.authz.mayEver(p, 'list')) throw new ForbiddenError('permission denied: list');
-    const limitRaw = queryInt(ctx, 'limit');
-    if (limitRaw !== undefined && !/^\d{1,5}$/.test(limitRaw)) throw new BadRequestError('limit', 'limit must be an integer from 1 to 1000');
-    ctx.body = secrets.list({
-      prefix: parsePrefix(queryInt(ctx, 'prefix')),
-      limit: limitRaw === undefined ? undefined : Number(limitRaw),
-      cursor: queryInt(ctx, 'cursor') ?? null,
-      allow: (path) => deps.authz.allows(p, 'list', path),
-    });
+    ctx.body = secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), (path) => deps.authz.allows(p, 'list', path)));
   });
 
   // Explicit methods (not router.all), so the served routes match the OpenAPI document.
   router.register('/v1/secrets/{*rest}', ['GET', 'PUT', 'DELETE', 'POST'], async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const op = opFor(ctx.method, verb);
-    const v = queryInt(ctx, 'version');
+    const v = queryOne(ctx, 'version');
     noteAudit(ctx, { action: op, path, ...(v && /^\d+$/.test(v) ? { version: Number(v) } : {}) });
     authorize(deps, ctx, NEEDS[op], path);
     switch (op) {
       case 'read':
-        ctx.body = secrets.get(path, queryInt(ctx, 'version'));
+        ctx.body = secrets.get(path, queryOne(ctx, 'version'));
         return;
       case 'metadata':
         ctx.body = secrets.metadata(path);
@@ -106,7 +117,7 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
         return;
       }
       case 'delete':
-        secrets.delete(path, queryInt(ctx, 'version'));
+        secrets.delete(path, queryOne(ctx, 'version'));
         ctx.status = 204;
         return;
       case 'undelete':

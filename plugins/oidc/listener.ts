@@ -9,10 +9,9 @@ import type { Metrics } from '../../nexus/metrics.js';
 import { readJsonObject } from '../../nexus/http/body.js';
 import { errorHandling } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
-import { secretTarget } from '../../nexus/http/secrets-routes.js';
+import { listRequest, queryOne, secretTarget } from '../../nexus/http/secrets-routes.js';
 import type { Logger } from '../../nexus/log.js';
 import { parsePolicyName } from '../../nexus/policy/service.js';
-import { parsePrefix } from '../../nexus/secrets/rules.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import { issueToken, principalFromToken, TOKEN_PREFIX, ttlFor } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
@@ -172,22 +171,16 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     ctx.body = { issuer: p.issuerUrl, issuer_name: p.issuer, subject: p.subject, roles: p.roles, grants: p.grants.map(({ path, permissions }) => ({ path, permissions })), via: p.via };
   });
   api.get('/v1/secrets', (ctx) => {
-    noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
     const p = principalOf(ctx);
-    if (!grantsAuthorizer.mayEver(p, 'list')) throw new ForbiddenError('permission denied: list');
-    const q = ctx.query;
-    for (const k of ['prefix', 'cursor', 'limit']) if (Array.isArray(q[k])) throw new BadRequestError(k, `${k} given more than once`);
-    const limit = q.limit === undefined ? undefined : /^\d{1,5}$/.test(q.limit as string) ? Number(q.limit) : NaN;
-    ctx.body = deps.secrets.list({ prefix: parsePrefix(q.prefix), limit, cursor: (q.cursor as string | undefined) ?? null, allow: (path) => grantAllows(p.grants, 'list', path) });
+    ctx.body = deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), (path) => grantAllows(p.grants, 'list', path)));
   });
   api.get('/v1/secrets/{*rest}', (ctx) => {
     const { path, verb } = secretTarget(ctx);
-    noteAudit(ctx, { action: 'read', path, ...(typeof ctx.query.version === 'string' && /^\d+$/.test(ctx.query.version) ? { version: Number(ctx.query.version) } : {}) });
+    const version = queryOne(ctx, 'version');
+    noteAudit(ctx, { action: 'read', path, ...(version && /^\d+$/.test(version) ? { version: Number(version) } : {}) });
     if (verb !== null) throw new BadRequestError('verb', 'only plain reads exist on this port');
     if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
-    const v = ctx.query.version;
-    if (Array.isArray(v)) throw new BadRequestError('version', 'version given more than once');
-    ctx.body = deps.secrets.get(path, v);
+    ctx.body = deps.secrets.get(path, version);
   });
   api.put('/v1/secrets/{*rest}', async (ctx) => {
     const { path, verb } = secretTarget(ctx);
