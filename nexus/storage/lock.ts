@@ -1,51 +1,56 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { flockSync } from 'fs-ext';
 import { StartupError } from '../errors.js';
 
 export interface DataDirLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
+/**
+ * An exclusive flock(2) on `file`, held through an open descriptor for the
+ * life of the process. The kernel drops it when the descriptor closes, so a
+ * killed (even not yet reaped) holder frees it at once, and no pid has to be
+ * interpreted (a pid from another pid namespace means nothing here). Returns
+ * null when another open file description holds it (this process included).
+ */
+export function tryLockFile(file: string, holder: string): DataDirLock | null {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   try {
-    process.kill(pid, 0);
-    return true;
+    flockSync(fd, 'exnb');
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    fs.closeSync(fd);
+    if (['EAGAIN', 'EWOULDBLOCK'].includes((err as NodeJS.ErrnoException).code ?? '')) return null;
+    throw err;
   }
+  // Who holds it, for the refusal message only; the lock itself is the flock.
+  fs.ftruncateSync(fd, 0);
+  fs.writeSync(fd, `${process.pid} ${holder}\n`, 0);
+  let held = true;
+  return {
+    release: () => {
+      if (!held) return;
+      held = false;
+      // Never unlink: a waiter may already hold the open file, and a new file would be a second lock.
+      fs.ftruncateSync(fd, 0);
+      fs.closeSync(fd);
+    },
+  };
 }
 
 /**
- * One process at a time may own the data dir for writing work that must not
- * overlap (the server, key rotation, migrations). A lock left by a dead
- * process is taken over.
+ * One process at a time may own the data dir for work that must not overlap
+ * (the server, key rotation, migrations).
  */
 export function lockDataDir(dataDir: string, owner: string): DataDirLock {
   const file = path.join(dataDir, 'nexus.lock');
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx', 0o600);
-      fs.writeSync(fd, `${process.pid} ${owner}\n`);
-      fs.closeSync(fd);
-      return {
-        release: () => {
-          try {
-            if (fs.readFileSync(file, 'utf8').startsWith(`${process.pid} `)) fs.unlinkSync(file);
-          } catch {
-            /* already gone */
-          }
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const [pidText, holder] = fs.readFileSync(file, 'utf8').trim().split(' ');
-      const pid = Number(pidText);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new StartupError(`the data dir ${dataDir} is in use by ${holder ?? 'another process'} (pid ${pid}); stop it first`);
-      }
-      fs.rmSync(file, { force: true });
-    }
-  }
-  throw new StartupError(`could not lock the data dir ${dataDir}`);
+  const lock = tryLockFile(file, owner);
+  if (lock) return lock;
+  // The holder writes its name just after it locks: give it a moment to land.
+  let text = '';
+  for (let i = 0; i < 10 && !(text = fs.readFileSync(file, 'utf8').trim()); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  const [pid, holder] = text.split(' ');
+  const who = holder ? `${holder} (pid ${pid})` : 'another process';
+  throw new StartupError(`the data dir ${dataDir} is in use by ${who}; stop it first`);
 }

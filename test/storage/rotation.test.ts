@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Core } from '../../nexus/core.js';
 import { integrityCheck } from '../../nexus/storage/db.js';
+import { lockDataDir } from '../../nexus/storage/lock.js';
 import { ROOT, openTestCore, runBin, tempDir, testEnv } from '../helpers/env.js';
 
 const SECRETS = 3000;
@@ -147,11 +148,11 @@ describe('root key rotation', function () {
   it('refuses to run while another process holds the data dir, or with NEXUS_ROOT_KEY', async () => {
     const dir = tempDir();
     (await openTestCore(dir)).close();
-    fs.writeFileSync(path.join(dir, 'nexus.lock'), `${process.pid} nexus-server\n`);
+    const held = lockDataDir(dir, 'nexus-server');
     const busy = await runBin('nexus-rotate-key', [], testEnv(dir));
+    held.release();
     expect(busy.code).to.equal(1);
     expect(busy.stderr).to.match(/in use by nexus-server/);
-    fs.rmSync(path.join(dir, 'nexus.lock'));
     const inline = await runBin('nexus-rotate-key', [], testEnv(dir, { NEXUS_ROOT_KEY: fs.readFileSync(path.join(dir, 'root.key'), 'utf8').trim() }));
     expect(inline.code).to.equal(1);
     expect(inline.stderr).to.match(/unset NEXUS_ROOT_KEY/);
