@@ -28,6 +28,10 @@ export interface Config {
   rootKeyInline: Buffer | null;
   /** null: use (and create on first start) the dev PKI under dataDir/pki. */
   tls: TlsFiles | null;
+  /** The OIDC port's own certificate (e.g. publicly trusted); null: the server SVID, as on the mTLS port. */
+  oidcTls: { cert: string; key: string } | null;
+  /** The Vault-compatible CI routes on the OIDC port (NEXUS_OIDC_VAULT_COMPAT). */
+  oidcVaultCompat: boolean;
   adminSpiffeId: string;
   autoMigrate: boolean;
   maxVersions: number;
@@ -56,6 +60,12 @@ function parseBool(key: string, raw: string): boolean {
   if (/^(true|1|yes)$/i.test(raw)) return true;
   if (/^(false|0|no)$/i.test(raw)) return false;
   throw new ConfigError(key, `expected true or false, got ${JSON.stringify(raw)}`);
+}
+
+function parseOnOff(key: string, raw: string): boolean {
+  if (/^(on|true|1|yes)$/i.test(raw)) return true;
+  if (/^(off|false|0|no)$/i.test(raw)) return false;
+  throw new ConfigError(key, `expected on or off, got ${JSON.stringify(raw)}`);
 }
 
 function parsePositive(key: string, raw: string, max: number): number {
@@ -94,8 +104,11 @@ const FILE_KEYS: Record<string, string> = {
   'tls.key': 'NEXUS_TLS_KEY',
   'oidc.subject_rps': 'NEXUS_OIDC_SUBJECT_RPS',
   'oidc.failed_auth_rps': 'NEXUS_OIDC_FAILED_AUTH_RPS',
+  'oidc.tls_cert': 'NEXUS_OIDC_TLS_CERT',
+  'oidc.tls_key': 'NEXUS_OIDC_TLS_KEY',
+  'oidc.vault_compat': 'NEXUS_OIDC_VAULT_COMPAT',
 };
-const PATH_KEYS = new Set(['data_dir', 'root_key_file', 'tls.ca', 'tls.cert', 'tls.key']);
+const PATH_KEYS = new Set(['data_dir', 'root_key_file', 'tls.ca', 'tls.cert', 'tls.key', 'oidc.tls_cert', 'oidc.tls_key']);
 
 interface FileSettings {
   values: Record<string, string>;
@@ -183,6 +196,12 @@ function parseEnv(env: Env, cwd: string): Omit<Config, 'oidcSeed' | 'configFile'
     }
     tls = { ca: path.resolve(cwd, tlsCa!), cert: path.resolve(cwd, tlsCert!), key: path.resolve(cwd, tlsKey!) };
   }
+  const oidcCert = get('NEXUS_OIDC_TLS_CERT');
+  const oidcKey = get('NEXUS_OIDC_TLS_KEY');
+  if (Boolean(oidcCert) !== Boolean(oidcKey)) {
+    throw new ConfigError(oidcCert ? 'NEXUS_OIDC_TLS_KEY' : 'NEXUS_OIDC_TLS_CERT', 'NEXUS_OIDC_TLS_CERT and NEXUS_OIDC_TLS_KEY must be set together');
+  }
+  const oidcTls = oidcCert && oidcKey ? { cert: path.resolve(cwd, oidcCert), key: path.resolve(cwd, oidcKey) } : null;
   const adminSpiffeId = get('NEXUS_ADMIN_SPIFFE_ID') ?? `spiffe://${trustDomain}/pilot`;
   if (!adminSpiffeId.startsWith('spiffe://')) {
     throw new ConfigError('NEXUS_ADMIN_SPIFFE_ID', 'must be a spiffe:// ID');
@@ -200,6 +219,8 @@ function parseEnv(env: Env, cwd: string): Omit<Config, 'oidcSeed' | 'configFile'
     rootKeyFile: path.resolve(cwd, get('NEXUS_ROOT_KEY_FILE') ?? path.join(dataDir, 'root.key')),
     rootKeyInline: rootKeyRaw ? parseRootKey(rootKeyRaw) : null,
     tls,
+    oidcTls,
+    oidcVaultCompat: parseOnOff('NEXUS_OIDC_VAULT_COMPAT', get('NEXUS_OIDC_VAULT_COMPAT') ?? 'on'),
     adminSpiffeId,
     autoMigrate: parseBool('NEXUS_AUTO_MIGRATE', get('NEXUS_AUTO_MIGRATE') ?? 'true'),
     maxVersions,

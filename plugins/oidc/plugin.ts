@@ -7,6 +7,8 @@ import { buildOidcApp } from './listener.js';
 import { OidcStore } from './store.js';
 import { oidcAdminPaths } from './openapi.js';
 import type Koa from 'koa';
+import fs from 'node:fs';
+import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
 import { BadRequestError, ConfigError } from '../../nexus/errors.js';
 import { parseIssuer, parseRole } from './schema.js';
@@ -33,6 +35,26 @@ export function parseSeed(config: Config): { issuers: IssuerConfig[]; roles: Rol
     return role;
   });
   return { issuers, roles };
+}
+
+/** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
+function checkOidcTls(config: Config): void {
+  if (!config.oidcTls) return;
+  const { cert, key } = config.oidcTls;
+  const read = (name: string, file: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(name, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const pair = { cert: read('NEXUS_OIDC_TLS_CERT', cert), key: read('NEXUS_OIDC_TLS_KEY', key) };
+  try {
+    tls.createSecureContext(pair);
+  } catch (err) {
+    // OpenSSL's message names no key material, only what is wrong with it.
+    throw new ConfigError('NEXUS_OIDC_TLS_CERT', `${cert} and ${config.oidcTls.key} are not a usable certificate and key: ${(err as Error).message}`);
+  }
 }
 
 export interface OidcPluginOptions {
@@ -65,6 +87,7 @@ export class OidcPlugin implements AuthPlugin {
     const addr = core.config.oidcAddr;
     if (!addr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
     const seed = parseSeed(core.config);
+    checkOidcTls(core.config);
     this.store = new OidcStore(core.db);
     // Declarative config: what the file says is made so at every start.
     for (const i of seed.issuers) this.store.putIssuer(i);
@@ -85,8 +108,12 @@ export class OidcPlugin implements AuthPlugin {
       audit: core.audit,
       metrics: core.metrics,
     }));
+    // Its own certificate when configured (CI runners on another network trust
+    // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
+    // this port asks no client certificate.
+    const files = core.config.oidcTls ? { ca: core.tls.ca, ...core.config.oidcTls } : core.tls;
     this.listener = await startMtlsListener({
-      files: core.tls,
+      files,
       addr,
       handler: app.callback(),
       log: core.log,
@@ -104,6 +131,7 @@ export class OidcPlugin implements AuthPlugin {
 
   checkConfig(config: Config): void {
     parseSeed(config);
+    checkOidcTls(config);
   }
 
   adminRoutes(deps: AdminRouteDeps) {
