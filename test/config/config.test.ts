@@ -36,10 +36,12 @@ describe('configuration', function () {
     ['NEXUS_TLS_CA', '/tmp/ca.crt'],
     ['NEXUS_ADMIN_SPIFFE_ID', 'pilot'],
     ['NEXUS_LOG_LEVEL', 'loud'],
+    ['NEXUS_OIDC_VAULT_COMPAT', 'maybe'],
+    ['NEXUS_OIDC_TLS_KEY', '/tmp/oidc.key'],
   ];
   for (const [key, value] of envCases) {
     it(`${key}=${value} is refused, naming ${key}`, () => {
-      expect(keyOf(() => loadConfig(testEnv(tempDir(), { [key]: value })))).to.equal(key === 'NEXUS_TLS_CA' ? 'NEXUS_TLS_CERT' : key);
+      expect(keyOf(() => loadConfig(testEnv(tempDir(), { [key]: value })))).to.equal(key === 'NEXUS_TLS_CA' ? 'NEXUS_TLS_CERT' : key === 'NEXUS_OIDC_TLS_KEY' ? 'NEXUS_OIDC_TLS_CERT' : key);
     });
   }
 
