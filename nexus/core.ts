@@ -9,6 +9,8 @@ import { SecretsService } from './secrets/service.js';
 import { DataKeysRepo } from './storage/data-keys-repo.js';
 import { openDatabase, type Db } from './storage/db.js';
 import { AuditTrail } from './audit/trail.js';
+import { AuditKeys } from './audit/keys.js';
+import { AuditAnchorRepo, AuditKeysRepo } from './storage/audit-repo.js';
 import { Metrics } from './metrics.js';
 import path from 'node:path';
 import { MetaRepo } from './storage/meta-repo.js';
@@ -25,6 +27,36 @@ export interface Core {
   audit: AuditTrail;
   metrics: Metrics;
   close(): void;
+}
+
+/**
+ * The audit trail, its anchor on a connection of its own: the anchor moves
+ * with every batch, and on the main connection (synchronous=FULL) that would
+ * be an fsync per batch. Here the anchor is as durable as the trail itself:
+ * page cache by default, fsynced with NEXUS_AUDIT_FSYNC=batch.
+ */
+function openAuditTrail(config: Config, db: Db, rootKey: RootKey, log: Logger): { trail: AuditTrail; close(): void } {
+  const anchorDb = openDatabase(config.dbFile);
+  try {
+    anchorDb.pragma('synchronous = NORMAL');
+    const trail = new AuditTrail({
+      file: path.join(config.dataDir, 'audit.jsonl'),
+      rootKey,
+      keys: new AuditKeys(rootKey, new AuditKeysRepo(db)),
+      anchor: new AuditAnchorRepo(anchorDb),
+      log,
+    });
+    return {
+      trail,
+      close: () => {
+        trail.close();
+        anchorDb.close();
+      },
+    };
+  } catch (err) {
+    anchorDb.close();
+    throw err;
+  }
 }
 
 /** Opens the db and schema, then proves the root key fits, before anything can be served. */
@@ -72,8 +104,22 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     const secrets = new SecretsService(db, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });
     count = () => secrets.count();
     log.info({ db: config.dbFile, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
-    const audit = new AuditTrail(path.join(config.dataDir, 'audit.jsonl'), rootKey.bytes);
-    return { config, log, db, rootKey, keyring, secrets, audit, metrics, close: () => db.close() };
+    const audit = openAuditTrail(config, db, rootKey, log);
+    if (audit.trail.chainBreak) metrics.auditBreaks.inc();
+    return {
+      config,
+      log,
+      db,
+      rootKey,
+      keyring,
+      secrets,
+      audit: audit.trail,
+      metrics,
+      close: () => {
+        audit.close();
+        db.close();
+      },
+    };
   } catch (err) {
     db.close();
     throw err;

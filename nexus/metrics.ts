@@ -12,6 +12,7 @@ export class Metrics {
   readonly jwksFetches: Counter<'issuer' | 'result'>;
   readonly rateLimited: Counter<'port' | 'limit'>;
   readonly storage: Histogram<'op'>;
+  readonly auditBreaks: Counter;
 
   constructor(secretsCount: () => number) {
     const registers = [this.registry];
@@ -33,6 +34,7 @@ export class Metrics {
       buckets: [0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1],
       registers,
     });
+    this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

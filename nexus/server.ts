@@ -57,6 +57,10 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         audit: audit.writable(),
         listeners: listening,
       }),
+      // A break found at start does not stop service (a new segment records it); it stays visible here.
+      details: () => ({
+        audit: audit.chainBreak ? { chain: 'broken', detail: audit.chainBreak.detail, generation: audit.chainBreak.generation } : { chain: 'intact' },
+      }),
     };
     const started: AuthPlugin[] = [];
     const stopPlugins = async (graceMs: number) => {

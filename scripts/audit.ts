@@ -1,28 +1,55 @@
 import path from 'node:path';
 import { Command } from 'commander';
-import { verifyTrail } from '../nexus/audit/trail.js';
+import { AuditKeys } from '../nexus/audit/keys.js';
+import { SCRIPTS_TRAIL, SERVER_TRAIL } from '../nexus/audit/script-trail.js';
+import { verifyChain } from '../nexus/audit/verify.js';
 import { loadConfig } from '../nexus/config/index.js';
+import { readRootKey } from '../nexus/crypto/root-key.js';
+import { initSodium } from '../nexus/crypto/sodium.js';
+import { StartupError } from '../nexus/errors.js';
+import { AuditAnchorRepo, AuditKeysRepo } from '../nexus/storage/audit-repo.js';
+import { openDatabase } from '../nexus/storage/db.js';
 
-const program = new Command('nexus-audit').description('The audit trail ($NEXUS_DATA_DIR/audit.jsonl and its rotated files)');
+const program = new Command('nexus-audit').description('The audit trail ($NEXUS_DATA_DIR/audit.jsonl, its rotated files, and audit-scripts.jsonl)');
 
 program
   .command('verify')
-  .description('walk the hash chain; exit 0 if intact, 1 naming the first broken record')
-  .option('--file <file>', 'the trail (default: $NEXUS_DATA_DIR/audit.jsonl)')
-  .action((opts: { file?: string }) => {
+  .description('check every record MAC and link, and each chain against its anchor in the database; exit 0 if intact, 1 naming every problem (first one first)')
+  .option('--file <file>', 'the server trail (default: $NEXUS_DATA_DIR/audit.jsonl)')
+  .action(async (opts: { file?: string }) => {
     try {
-      const file = path.resolve(opts.file ?? path.join(loadConfig().dataDir, 'audit.jsonl'));
-      const r = verifyTrail(file);
-      if (r.ok) {
-        console.log(`audit trail intact: ${r.records} record(s) in ${file}`);
-      } else {
-        process.stderr.write(`nexus-audit: broken at ${r.broken} (${r.records} record(s) before it verified)\n`);
-        process.exitCode = 1;
+      await initSodium();
+      const config = loadConfig();
+      const root = readRootKey(config);
+      if (!root) throw new StartupError(`no root key (${config.rootKeyFile} or NEXUS_ROOT_KEY): the trail's MACs cannot be checked without it`);
+      // Read-only: verify never writes, not even to the trail (it is one more reader beside the server).
+      const db = openDatabase(config.dbFile, { readonly: true });
+      let failed = false;
+      try {
+        const keys = new AuditKeys(root, new AuditKeysRepo(db));
+        const anchors = new AuditAnchorRepo(db);
+        const chains: Array<[string, string]> = [
+          ['server', path.resolve(opts.file ?? path.join(config.dataDir, SERVER_TRAIL))],
+          ['scripts', path.join(config.dataDir, SCRIPTS_TRAIL)],
+        ];
+        for (const [chain, file] of chains) {
+          const r = verifyChain(file, keys, anchors.get(chain));
+          if (r.ok) {
+            console.log(`audit trail intact: ${r.records} record(s) in ${file}${chain === 'server' ? ' and its rotated files' : ''}`);
+            continue;
+          }
+          failed = true;
+          for (const p of r.problems) process.stderr.write(`nexus-audit: broken at ${p}\n`);
+          process.stderr.write(`nexus-audit: ${file}: ${r.problems.length} problem(s) in ${r.records} record(s)\n`);
+        }
+      } finally {
+        db.close();
       }
+      if (failed) process.exitCode = 1;
     } catch (err) {
       process.stderr.write(`nexus-audit: error: ${(err as Error).message}\n`);
       process.exitCode = 1;
     }
   });
 
-program.parse();
+await program.parseAsync();

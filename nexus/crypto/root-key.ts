@@ -70,3 +70,9 @@ export function loadRootKey(config: Config, log: Logger): RootKey {
   if (mode & 0o077) log.warn({ file, mode: mode.toString(8) }, 'root key file is readable by group or others');
   return makeRootKey(readKeyFile(file), 'file');
 }
+
+/** The root key as configured, or null when there is none yet (for scripts, which never create one). */
+export function readRootKey(config: Config): RootKey | null {
+  if (config.rootKeyInline) return makeRootKey(config.rootKeyInline, 'env');
+  return fs.existsSync(config.rootKeyFile) ? makeRootKey(readKeyFile(config.rootKeyFile), 'file') : null;
+}

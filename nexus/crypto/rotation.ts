@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { rewrapAuditKeys } from '../audit/keys.js';
 import { StartupError } from '../errors.js';
+import { AuditKeysRepo } from '../storage/audit-repo.js';
 import type { Db } from '../storage/db.js';
 import { DataKeysRepo } from '../storage/data-keys-repo.js';
 import { META, MetaRepo } from '../storage/meta-repo.js';
@@ -92,6 +94,7 @@ export function rotateRootKey(opts: RotationOptions): RotationResult {
       keys.activate(newKeyId);
       keys.deleteUnused();
     }
+    rewrapAuditKeys(new AuditKeysRepo(db), old, target);
     meta.set(META.rootKcv, target.kcv);
     meta.delete(META.rotationKcv);
     meta.delete(META.rotationDataKey);

@@ -3,6 +3,8 @@ import Router from '@koa/router';
 export interface Readiness {
   /** Each check: a name and whether it passes now. */
   checks(): Record<string, boolean>;
+  /** More to show where detail is on (the mTLS port), without failing readiness. */
+  details?(): Record<string, unknown>;
 }
 
 /** /healthz: the process answers. /readyz: every check passes (503 otherwise). */
@@ -15,7 +17,7 @@ export function healthRoutes(readiness: Readiness, opts: { detail: boolean }): R
     const checks = readiness.checks();
     const ok = Object.values(checks).every(Boolean);
     ctx.status = ok ? 200 : 503;
-    ctx.body = opts.detail ? { status: ok ? 'ok' : 'not ready', checks } : { status: ok ? 'ok' : 'not ready' };
+    ctx.body = opts.detail ? { status: ok ? 'ok' : 'not ready', checks, ...readiness.details?.() } : { status: ok ? 'ok' : 'not ready' };
   });
   return router;
 }

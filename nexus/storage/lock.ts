@@ -54,3 +54,15 @@ export function lockDataDir(dataDir: string, owner: string): DataDirLock {
   const who = holder ? `${holder} (pid ${pid})` : 'another process';
   throw new StartupError(`the data dir ${dataDir} is in use by ${who}; stop it first`);
 }
+
+/** An exclusive flock on `file`, waiting for it: for short critical sections (a script appending to its trail). */
+export function holdLock(file: string): DataDirLock {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  try {
+    flockSync(fd, 'ex');
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  return { release: () => fs.closeSync(fd) };
+}

@@ -1,7 +1,5 @@
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { AuditTrail } from '../../nexus/audit/trail.js';
+import { recordScriptRun } from '../../nexus/audit/script-trail.js';
 import { loadConfig, type Config } from '../../nexus/config/index.js';
 import { initSodium } from '../../nexus/crypto/sodium.js';
 import { NexusError } from '../../nexus/errors.js';
@@ -18,12 +16,10 @@ export async function scriptContext(): Promise<ScriptContext> {
   return { config: loadConfig(), log: createLogger({ level: 'warn', stream: process.stderr }) };
 }
 
-/** One audit record per admin script run, in the data dir's trail (if there is a data dir). */
+/** One audit record per admin script run, in the scripts' chain of the data dir's trail (once there is a database). */
 function auditRun(name: string, code: number, reason?: string): void {
   try {
-    const { dataDir } = loadConfig();
-    if (!fs.existsSync(dataDir)) return;
-    void new AuditTrail(path.join(dataDir, 'audit.jsonl'), null).record({
+    recordScriptRun(loadConfig(), {
       port: 'script',
       principal: { os_user: os.userInfo().username, pid: process.pid },
       action: [name, ...process.argv.slice(2)].join(' '),
@@ -31,8 +27,8 @@ function auditRun(name: string, code: number, reason?: string): void {
       status: code,
       ...(reason ? { reason } : {}),
     });
-  } catch {
-    /* a script's own failure is reported on stderr already */
+  } catch (err) {
+    process.stderr.write(`${name}: warning: this run could not be recorded in the audit trail: ${(err as Error).message}\n`);
   }
 }
 

@@ -102,10 +102,13 @@ describe('audit trail', function () {
     expect(gap.stderr).to.match(/broken at copy\.jsonl:4: chain broken/);
   });
 
-  it('records admin script runs', async () => {
+  it('records admin script runs in their own chain beside the server\'s', async () => {
+    const serverRecords = records().length;
     const r = await runBin('nexus-backup', [path.join(e.t.dir, 'b.db')], testEnv(e.t.dir));
     expect(r.code, r.stderr).to.equal(0);
-    const last = records().at(-1)!;
+    expect(records().length, 'nothing appended to the server\'s file').to.equal(serverRecords);
+    const scripts = fs.readFileSync(path.join(e.t.dir, 'audit-scripts.jsonl'), 'utf8').trim().split('\n');
+    const last = JSON.parse(scripts.at(-1)!) as Rec;
     expect(last).to.deep.include({ port: 'script', decision: 'allow', status: 0 });
     expect(last.action).to.match(/^nexus-backup .*b\.db$/);
     expect((await runBin('nexus-audit', ['verify'], testEnv(e.t.dir))).code).to.equal(0);

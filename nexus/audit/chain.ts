@@ -1,0 +1,256 @@
+import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AuditAnchorRepo, ChainHead } from '../storage/audit-repo.js';
+import type { AuditKeys } from './keys.js';
+
+export const GENESIS = '0'.repeat(64);
+const MAC_FIELD = ',"mac":"';
+
+/** The chain fields every record line carries (before its `mac`). */
+export interface Chained {
+  gen: number;
+  seq: number;
+  /** Check value of the root key whose audit key made `mac`. */
+  key: string;
+  prev: string;
+  action?: string;
+  reason?: string;
+}
+
+/** A line split into the body its MAC covers (the line without the mac field) and the MAC. */
+export function splitLine(line: string): { body: string; mac: string } | null {
+  const at = line.lastIndexOf(MAC_FIELD);
+  if (at < 0 || !line.endsWith('"}')) return null;
+  return { body: `${line.slice(0, at)}}`, mac: line.slice(at + MAC_FIELD.length, -2) };
+}
+
+export function macOf(key: Buffer, body: string): string {
+  return createHmac('sha256', key).update(body).digest('hex');
+}
+
+/** One record as a line: the body with its chain fields, then the MAC of that body. */
+export function sealLine(rec: object, chain: Omit<Chained, 'action' | 'reason'>, key: Buffer): { line: string; mac: string } {
+  const body = JSON.stringify({ ...rec, ...chain });
+  const mac = macOf(key, body);
+  return { line: `${body.slice(0, -1)}${MAC_FIELD}${mac}"}\n`, mac };
+}
+
+/** audit.jsonl.1, .2, ... oldest first (by number: retention may have removed the first ones). */
+export function rotatedFiles(file: string): string[] {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  const re = /^(\d+)$/;
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(`${base}.`) && re.test(f.slice(base.length + 1)))
+    .map((f) => Number(f.slice(base.length + 1)))
+    .sort((a, b) => a - b)
+    .map((n) => `${file}.${n}`);
+}
+
+/** The last non-empty line of a file, read from its end in chunks (never the whole file). */
+export function lastLine(file: string): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    let end = fs.fstatSync(fd).size;
+    let tail = Buffer.alloc(0);
+    while (end > 0) {
+      const start = Math.max(0, end - 64 * 1024);
+      const chunk = Buffer.alloc(end - start);
+      fs.readSync(fd, chunk, 0, chunk.length, start);
+      tail = Buffer.concat([chunk, tail]);
+      end = start;
+      const text = tail.toString('utf8').replace(/\n+$/, '');
+      const nl = text.lastIndexOf('\n');
+      if (nl >= 0) return text.slice(nl + 1);
+      if (end === 0) return text || null;
+    }
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function parseChained(line: string | null): (Chained & { mac: string; body: string }) | null {
+  const parts = line ? splitLine(line) : null;
+  if (!parts) return null;
+  try {
+    const rec = JSON.parse(parts.body) as Chained;
+    if (!Number.isInteger(rec.gen) || !Number.isInteger(rec.seq) || typeof rec.key !== 'string') return null;
+    return { ...rec, mac: parts.mac, body: parts.body };
+  } catch {
+    return null;
+  }
+}
+
+/** The head the files show: the last record of the newest non-empty file. */
+export function fileHead(file: string): { head: ChainHead; body: string; mac: string } | 'unreadable' | null {
+  for (const f of [file, ...rotatedFiles(file).reverse()]) {
+    const line = lastLine(f);
+    if (line === null) continue;
+    const rec = parseChained(line);
+    if (!rec) return 'unreadable';
+    return { head: { generation: rec.gen, count: rec.seq, mac: rec.mac, kcv: rec.key }, body: rec.body, mac: rec.mac };
+  }
+  return null;
+}
+
+/**
+ * How the end of a chain differs from its anchor, in words that name what is
+ * missing; null when they agree. `head` is the chain's last record (null: no
+ * records); a head past the anchor is genuine only when `aheadIsGenuine` (its
+ * MAC checked): the last batch reached the file before the anchor moved.
+ */
+export function compareToAnchor(head: ChainHead | null, anchor: ChainHead | null, aheadIsGenuine: boolean): string | null {
+  if (!anchor) return head ? 'the trail has records but the database holds no anchor for it' : null;
+  if (!head) return `the trail is empty, but the anchor records ${anchor.count} record(s) of generation ${anchor.generation}`;
+  const g = anchor.generation;
+  if (head.generation < g) {
+    return `the trail ends in generation ${head.generation}, but the anchor is at generation ${g}: an older copy; records ${missingRange(1, anchor.count)} of generation ${g} are missing`;
+  }
+  if (head.generation === g && head.count < anchor.count) {
+    return `the trail ends at record ${head.count}, but the anchor says ${anchor.count}: records ${missingRange(head.count + 1, anchor.count)} of generation ${g} are missing (cut)`;
+  }
+  if (head.generation === g && head.count === anchor.count) {
+    return head.mac === anchor.mac ? null : `record ${head.count} of generation ${g} is not the anchored one (replaced)`;
+  }
+  return aheadIsGenuine ? null : `the trail ends past its anchor (generation ${g}, ${anchor.count} record(s)) with a record that fails its MAC`;
+}
+
+/** The files' end against the anchor, at start (only the last line is read). */
+function startMismatch(anchor: ChainHead | null, found: ReturnType<typeof fileHead>, keys: AuditKeys): string | null {
+  if (found === 'unreadable') return 'the last line of the trail is not an audit record';
+  const key = found && keys.get(found.head.kcv);
+  return compareToAnchor(found?.head ?? null, anchor, Boolean(found && key && macOf(key, found.body) === found.mac));
+}
+
+export function missingRange(from: number, to: number): string {
+  return from === to ? `${from}` : `${from}-${to}`;
+}
+
+export interface ChainWriterOptions {
+  /** Rotate when the file reaches this size. */
+  maxBytes: number;
+  /** fsync each batch before it counts as written (NEXUS_AUDIT_FSYNC=batch). */
+  fsync: boolean;
+}
+
+export interface ChainBreak {
+  /** What the anchor said versus what the files hold. */
+  detail: string;
+  generation: number;
+}
+
+/**
+ * Appends records to one chain (a file and its rotated copies) and keeps its
+ * anchor in step, batch by batch. The chain's head lives in memory: nothing
+ * is read back from the file after start (another writer, a replaced or
+ * moved file, shows up in verify as a gap or a fork, not as a new head).
+ */
+export class ChainWriter {
+  private head: ChainHead;
+  private fd: number | null = null;
+  private ino = -1;
+  private size = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly chain: string,
+    private readonly keys: AuditKeys,
+    private readonly anchor: AuditAnchorRepo,
+    private readonly opts: ChainWriterOptions,
+  ) {
+    this.head = { generation: 1, count: 0, mac: GENESIS, kcv: keys.kcv };
+  }
+
+  /**
+   * Picks up the chain where its anchor says it ends. A trail that does not
+   * match is not continued: the current file is set aside and a new
+   * generation begins with a record of the break. A new root key is recorded
+   * as a key change. Returns the break, if any.
+   */
+  resume(): ChainBreak | null {
+    const anchor = this.anchor.get(this.chain);
+    const found = fileHead(this.file);
+    const mismatch = startMismatch(anchor, found, this.keys);
+    if (mismatch) {
+      const last = found && found !== 'unreadable' ? found.head : null;
+      const generation = Math.max(anchor?.generation ?? 0, last?.generation ?? 0) + 1;
+      if (fs.existsSync(this.file) && fs.statSync(this.file).size > 0) this.rotate();
+      this.head = { generation, count: 0, mac: anchor?.mac ?? GENESIS, kcv: this.keys.kcv };
+      this.append([{ time: new Date().toISOString(), action: 'audit.break', reason: `break recorded at start: ${mismatch}`, anchor, found: last }]);
+      return { detail: mismatch, generation };
+    }
+    if (found && found !== 'unreadable') this.head = { ...found.head };
+    else if (anchor) this.head = { ...anchor };
+    if (this.head.kcv !== this.keys.kcv) {
+      this.append([{ time: new Date().toISOString(), action: 'audit.key_change', from_key: this.head.kcv }]);
+    }
+    return null;
+  }
+
+  /** Writes a batch (all of it, or throws) and moves the anchor to its last record. */
+  append(batch: object[]): void {
+    try {
+      // One stat per batch: a moved, replaced or deleted file is reopened (and the gap shows in verify).
+      const st = fs.statSync(this.file, { throwIfNoEntry: false });
+      if (this.fd === null || !st || st.ino !== this.ino) this.reopen();
+      if (this.size >= this.opts.maxBytes) this.rotate();
+      let head = this.head;
+      let out = '';
+      for (const rec of batch) {
+        const sealed = sealLine(rec, { gen: head.generation, seq: head.count + 1, key: this.keys.kcv, prev: head.mac }, this.keys.current);
+        out += sealed.line;
+        head = { generation: head.generation, count: head.count + 1, mac: sealed.mac, kcv: this.keys.kcv };
+      }
+      writeFully(this.fd!, Buffer.from(out));
+      if (this.opts.fsync) fs.fsyncSync(this.fd!);
+      this.size += Buffer.byteLength(out);
+      this.anchor.set(this.chain, head);
+      this.head = head;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private reopen(): void {
+    this.close();
+    this.fd = fs.openSync(this.file, 'a', 0o600);
+    const st = fs.fstatSync(this.fd);
+    this.ino = st.ino;
+    this.size = st.size;
+  }
+
+  /** The current file becomes audit.jsonl.N; the chain goes on in a new file (its head is in memory). */
+  private rotate(): void {
+    this.close();
+    const last = rotatedFiles(this.file).at(-1);
+    const n = last ? Number(last.slice(this.file.length + 1)) + 1 : 1;
+    fs.renameSync(this.file, `${this.file}.${n}`);
+    this.reopen();
+  }
+}
+
+/** writeSync may write less than asked: finish the job, or fail (never a silently short record). */
+export function writeFully(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = fs.writeSync(fd, buf, off, buf.length - off);
+    if (n <= 0) throw new Error(`audit write made no progress (${off} of ${buf.length} bytes)`);
+    off += n;
+  }
+}
