@@ -1,0 +1,177 @@
+import { ConfigError } from '../errors.js';
+import { fail, violation, z } from '../schema.js';
+
+/**
+ * Every environment setting Nexus reads, once: its variable, its config file
+ * key, its default, what README's settings table says about it, and the
+ * schema that turns the string into a typed value. Start-up, `nexus
+ * --check-config` and the README table (test/config/settings.test.ts) all
+ * come from this table. To add a setting, add a row here and to README.
+ */
+export interface Setting<V = unknown> {
+  env: string;
+  /** Its key in the NEXUS_CONFIG file (dotted = nested); none: env only. */
+  file?: string;
+  /** The raw default, parsed like any value; none: unset gives null (or a default derived from other settings). */
+  default?: string;
+  /** README's "default" cell, when it is not the raw default in backticks (or "unset"). */
+  shown?: string;
+  /** README's "meaning" column. */
+  doc: string;
+  schema: z.ZodType<V, string>;
+  /** A file path: relative to the working directory (or, in the config file, to the file). */
+  path?: true;
+  /** Never echoed in an error message. */
+  secret?: true;
+}
+
+function setting<T>(s: Setting<T> & { default: string }): Setting<T> & { default: string };
+function setting<T>(s: Omit<Setting<T>, 'default'>): Setting<T>;
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+
+const ADDR = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/;
+
+/** `host:port` or `[v6]:port`; an empty host is 127.0.0.1, port 0 any free port. */
+function parseAddr(raw: string, ctx: { issues: unknown[] }): { host: string; port: number } {
+  const m = ADDR.exec(raw);
+  const port = Number(m?.[3]);
+  if (!m) fail(ctx, `expected host:port, got ${JSON.stringify(raw)}`);
+  else if (port > 65535) fail(ctx, `port ${port} is out of range`);
+  else return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+  return z.NEVER;
+}
+
+export const ListenAddrSchema = z.string().transform(parseAddr);
+export type ListenAddr = z.output<typeof ListenAddrSchema>;
+
+const TRUE = /^(true|1|yes)$/i;
+const bool = z
+  .string()
+  .regex(/^(true|1|yes|false|0|no)$/i)
+  .transform((v) => TRUE.test(v))
+  .describe('true or false');
+
+const onOff = z
+  .string()
+  .regex(/^(on|true|1|yes|off|false|0|no)$/i)
+  .transform((v) => /^(on|true|1|yes)$/i.test(v))
+  .describe('on or off');
+
+const positive = (max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/)
+    .transform(Number)
+    .pipe(z.number().gt(0).max(max))
+    .describe(`a number in (0, ${max}]`);
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/)
+    .transform(Number)
+    .pipe(z.int().min(min).max(max))
+    .describe(`an integer from ${min} to ${max}`);
+
+const filePath = z.string().min(1).describe('a file path');
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+export const SETTINGS = {
+  dataDir: setting({ env: 'NEXUS_DATA_DIR', file: 'data_dir', default: '.nexus', shown: '`./.nexus`', path: true, schema: filePath, doc: 'db, root key (dev), dev PKI, audit trail' }),
+  mtlsAddr: setting({ env: 'NEXUS_MTLS_ADDR', file: 'mtls_addr', default: '127.0.0.1:8553', schema: ListenAddrSchema, doc: 'mTLS listener `host:port` (`:0` = any free port)' }),
+  trustDomain: setting({
+    env: 'NEXUS_TRUST_DOMAIN',
+    file: 'trust_domain',
+    default: 'nexus.local',
+    // SPIFFE: a trust domain is lowercase letters, digits, '.', '-', '_'.
+    schema: z.string().max(255).regex(/^[a-z0-9._-]+$/).describe('lowercase letters, digits, ".", "-" and "_" only'),
+    doc: 'SPIFFE trust domain',
+  }),
+  tlsCa: setting({ env: 'NEXUS_TLS_CA', file: 'tls.ca', shown: 'dev PKI `ca.crt`', path: true, schema: filePath, doc: 'trust bundle (PEM, one or more CAs) for client SVIDs; `NEXUS_TLS_*`: all three or none' }),
+  tlsCert: setting({ env: 'NEXUS_TLS_CERT', file: 'tls.cert', shown: 'dev PKI `server.crt`', path: true, schema: filePath, doc: 'server SVID certificate; reloaded when the file changes' }),
+  tlsKey: setting({ env: 'NEXUS_TLS_KEY', file: 'tls.key', shown: 'dev PKI `server.key`', path: true, schema: filePath, doc: 'server SVID key; reloaded when the file changes' }),
+  adminSpiffeId: setting({
+    env: 'NEXUS_ADMIN_SPIFFE_ID',
+    file: 'admin_spiffe_id',
+    shown: '`spiffe://<td>/pilot`',
+    schema: z.string().startsWith('spiffe://').describe('a spiffe:// ID'),
+    doc: 'identity holding the built-in admin policy',
+  }),
+  oidcAddr: setting({
+    env: 'NEXUS_OIDC_ADDR',
+    file: 'oidc_addr',
+    default: '127.0.0.1:8554',
+    schema: z.string().transform((raw, ctx) => (raw === 'off' ? null : parseAddr(raw, ctx))),
+    doc: 'OIDC listener; `off` disables the plugin',
+  }),
+  oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per token subject: requests/s refill, burst 5x' }),
+  oidcFailedAuthRps: setting({ env: 'NEXUS_OIDC_FAILED_AUTH_RPS', file: 'oidc.failed_auth_rps', default: '10', schema: positive(1e6), doc: 'per client IP: failed authentications/s, burst 5x' }),
+  oidcTlsCert: setting({
+    env: 'NEXUS_OIDC_TLS_CERT',
+    file: 'oidc.tls_cert',
+    shown: 'the server SVID',
+    path: true,
+    schema: filePath,
+    doc: 'the OIDC port\'s own certificate (e.g. publicly trusted for `nexus.example.com`); with `NEXUS_OIDC_TLS_KEY`, both or neither; reloaded when the files change',
+  }),
+  oidcTlsKey: setting({ env: 'NEXUS_OIDC_TLS_KEY', file: 'oidc.tls_key', shown: 'the server SVID', path: true, schema: filePath, doc: 'the key of `NEXUS_OIDC_TLS_CERT`' }),
+  oidcVaultCompat: setting({ env: 'NEXUS_OIDC_VAULT_COMPAT', file: 'oidc.vault_compat', default: 'on', schema: onOff, doc: '`off` removes the Vault-compatible CI routes from the OIDC port' }),
+  rootKeyFile: setting({ env: 'NEXUS_ROOT_KEY_FILE', file: 'root_key_file', shown: '`$NEXUS_DATA_DIR/root.key`', path: true, schema: filePath, doc: 'created (mode 0600) on first start if absent' }),
+  rootKeyInline: setting({
+    env: 'NEXUS_ROOT_KEY',
+    secret: true,
+    schema: z.string().transform((raw, ctx) => {
+      const b = Buffer.from(raw, 'base64');
+      // Never echo the value: it is (or is meant to be) the root key.
+      if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw.trim()) && b.length === 32) return b;
+      fail(ctx, 'expected 32 bytes, base64-encoded');
+      return z.NEVER;
+    }),
+    doc: 'the root key as base64; wins over the file',
+  }),
+  autoMigrate: setting({ env: 'NEXUS_AUTO_MIGRATE', file: 'auto_migrate', default: 'true', schema: bool, doc: '`false`: refuse to start with pending migrations' }),
+  maxVersions: setting({ env: 'NEXUS_MAX_VERSIONS', file: 'max_versions', default: '10', schema: integer(1, 1000), doc: 'versions kept per secret (1 to 1000)' }),
+  logLevel: setting({ env: 'NEXUS_LOG_LEVEL', file: 'log_level', default: 'info', schema: z.enum(LOG_LEVELS).describe(`one of ${LOG_LEVELS.join(', ')}`), doc: 'bunyan level' }),
+  configFile: setting({ env: 'NEXUS_CONFIG', path: true, schema: filePath, doc: 'path of a YAML or JSON config file (env wins)' }),
+};
+
+/** README's settings table row of a setting: variable, default, meaning. */
+export function readmeRow(s: Setting): [string, string, string] {
+  return [`\`${s.env}\``, s.shown ?? (s.default === undefined ? 'unset' : `\`${s.default}\``), s.doc];
+}
+
+export type SettingName = keyof typeof SETTINGS;
+
+/** The typed value of every setting: null where unset and without a default. */
+export type Settings = {
+  [K in SettingName]: (typeof SETTINGS)[K] extends { default: string } ? z.output<(typeof SETTINGS)[K]['schema']> : z.output<(typeof SETTINGS)[K]['schema']> | null;
+};
+
+export type Env = Record<string, string | undefined>;
+
+/** The raw string of a setting: unset and empty are the same. */
+export function rawSetting(env: Env, s: Setting): string | undefined {
+  const v = env[s.env];
+  return v === undefined || v === '' ? s.default : v;
+}
+
+/** One setting's value; a bad one is a ConfigError naming its variable. */
+export function parseSetting<V>(s: Setting<V>, raw: string): V {
+  const r = s.schema.safeParse(raw);
+  if (r.success) return r.data;
+  const v = violation(s.schema, r.error, '');
+  throw new ConfigError(s.env, !v.expected ? v.message : s.secret ? `expected ${v.expected}` : `expected ${v.expected}, got ${JSON.stringify(raw)}`);
+}
+
+/** Every setting of the table, typed, from env-shaped strings (in table order). */
+export function readSettings(env: Env): Settings {
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
+    const raw = rawSetting(env, s);
+    out[name] = raw === undefined ? null : parseSetting(s, raw);
+  }
+  return out as Settings;
+}
