@@ -6,8 +6,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'port' | 'route' | 'status'>;
-  readonly latency: Histogram<'port' | 'route'>;
+  readonly requests: Counter<'port' | 'method' | 'route' | 'status'>;
+  readonly latency: Histogram<'port' | 'method' | 'route'>;
   readonly jwtRejections: Counter<'reason'>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
   readonly rateLimited: Counter<'port' | 'limit'>;
@@ -16,11 +16,11 @@ export class Metrics {
 
   constructor(secretsCount: () => number) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'nexus_http_requests_total', help: 'HTTP requests by port, route and status', labelNames: ['port', 'route', 'status'], registers });
+    this.requests = new Counter({ name: 'nexus_http_requests_total', help: 'HTTP requests by port, method, route template and status', labelNames: ['port', 'method', 'route', 'status'], registers });
     this.latency = new Histogram({
       name: 'nexus_http_request_duration_seconds',
       help: 'HTTP request latency',
-      labelNames: ['port', 'route'],
+      labelNames: ['port', 'method', 'route'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });

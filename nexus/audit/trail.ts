@@ -15,10 +15,18 @@ export interface AuditEntry {
   port: 'mtls' | 'oidc' | 'script';
   principal?: Record<string, unknown>;
   action: string;
+  /** HTTP method and route template (`/v1/secrets/{path}`) of a request. */
+  method?: string;
+  route?: string;
   path?: string;
   version?: number;
+  /** The object a configuration change touches, with a digest of its new definition. */
+  object?: { kind: string; name: string; digest?: string };
+  /** A change is recorded twice: its intent before it commits, its outcome after. */
+  phase?: 'intent' | 'outcome';
   decision: 'allow' | 'deny' | 'error';
-  status: number;
+  /** The HTTP status (or exit code); absent on an intent, which has no answer yet. */
+  status?: number;
   reason?: string;
   token_id?: string;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Principal } from '../auth/principal.js';
 import { describePrincipal, type AuditEntry, type AuditTrail } from '../audit/trail.js';
@@ -10,15 +11,46 @@ export interface AuditNote {
   action: string;
   path?: string;
   version?: number;
+  /** The object an admin route changes or reads (policy, issuer or role name). */
+  object?: { kind: string; name: string; digest?: string };
 }
 
 interface AuditState extends RequestState {
   audit?: AuditNote;
   principal?: Principal & { tokenId?: string };
+  /** Set by auditRequests: writes this request's intent record. */
+  recordIntent?: () => Promise<void>;
+  intentRecorded?: boolean;
 }
 
 export function noteAudit(ctx: Context, note: AuditNote): void {
-  (ctx.state as AuditState).audit = note;
+  const state = ctx.state as AuditState;
+  state.audit = { ...state.audit, ...note };
+}
+
+/**
+ * The rule for every change (secret writes, deletes, undeletes, destroys,
+ * configuration): its intent is recorded before it is committed, and an
+ * unwritable trail refuses it (503) with nothing committed. The request's
+ * own record, written after, is the outcome. Routes wrap their commit in this.
+ */
+export async function changeAudited<T>(ctx: Context, commit: () => T | Promise<T>): Promise<T> {
+  const intent = (ctx.state as AuditState).recordIntent;
+  if (!intent) throw new Error('changeAudited used outside auditRequests');
+  await intent();
+  return commit();
+}
+
+/** A digest of a definition as sent (keys in a fixed order), so a record says what a change set without holding it. */
+export function definitionDigest(body: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  return `sha256:${createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex')}`;
+}
+
+/** Names the configuration object an admin route reads or changes (and, for a change, the digest of its new definition). */
+export function noteObject(ctx: Context, kind: string, verb: string, name?: string, body?: unknown): void {
+  noteAudit(ctx, { action: `${kind}.${verb}`, ...(name !== undefined ? { object: { kind, name, ...(body !== undefined ? { digest: definitionDigest(body) } : {}) } } : {}) });
 }
 
 function reasonOf(err: unknown): string | undefined {
@@ -27,36 +59,79 @@ function reasonOf(err: unknown): string | undefined {
   return err ? 'internal error' : undefined;
 }
 
+interface MatchedLayer {
+  path: unknown;
+  methods: string[];
+}
+
 /**
- * One audit record per request, written before the response leaves. If the
- * record cannot be written, a request that touches secrets fails closed (503)
- * instead of being served unrecorded.
+ * The route template a request matched (`/v1/secrets/{path}`), as the
+ * contract writes it; `unmatched` otherwise. Taken from the route layers the
+ * routers matched (koa's _matchedRoute may hold a middleware's regex source
+ * when a router-level middleware threw).
  */
-export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc', touchesSecrets: (ctx: Context) => boolean) {
+export function routeTemplate(ctx: Context): string {
+  const layers = (ctx as { matched?: MatchedLayer[] }).matched ?? [];
+  const route = [...layers].reverse().find((l) => typeof l.path === 'string' && l.methods.includes(ctx.method));
+  if (!route) return 'unmatched';
+  const p = (route.path as string).replace(/\{\*rest\}$/, '{path}').replace(/:([A-Za-z_]+)/g, '{$1}');
+  return p.length > 1 ? p.replace(/\/$/, '') : p;
+}
+
+/** Liveness and readiness answer even when the trail cannot be written: they are how an operator sees it. */
+export function isHealthCheck(ctx: Context): boolean {
+  return ctx.method === 'GET' && (ctx.path === '/healthz' || ctx.path === '/readyz');
+}
+
+/**
+ * One audit record per request (two for a change: intent, then outcome),
+ * written before the response leaves. If the record cannot be written, the
+ * request fails closed (503), whatever its route, method or spelling; only
+ * health checks answer anyway.
+ */
+export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
   return async function audit(ctx: Context, next: Next): Promise<void> {
+    const state = ctx.state as AuditState;
+    const entry = (): AuditEntry => {
+      const note = state.audit ?? { action: `${ctx.method} ${routeTemplate(ctx)}` };
+      return {
+        request_id: state.requestId,
+        port,
+        principal: describePrincipal(state.principal),
+        action: note.action,
+        method: ctx.method,
+        route: routeTemplate(ctx),
+        // A request refused before its route ran (a failed login) still says what it asked for.
+        ...(note.path !== undefined ? { path: note.path } : { path: ctx.path }),
+        ...(note.version ? { version: note.version } : {}),
+        ...(note.object ? { object: note.object } : {}),
+        decision: 'allow',
+        ...(state.principal?.kind === 'oidc' && state.principal.tokenId ? { token_id: state.principal.tokenId } : {}),
+      };
+    };
+    state.recordIntent = async () => {
+      if (!(await trail.record({ ...entry(), phase: 'intent' }))) {
+        throw new UnavailableError('the audit trail cannot be written; refusing to make a change unrecorded');
+      }
+      state.intentRecorded = true;
+    };
     let error: unknown = null;
     try {
       await next();
     } catch (err) {
       error = err;
     }
-    const state = ctx.state as AuditState;
-    const note = state.audit ?? { action: `${ctx.method} ${(ctx as { _matchedRoute?: string })._matchedRoute ?? ctx.path}` };
     const status = error ? statusOf(error) : ctx.status;
-    const entry: AuditEntry = {
-      request_id: state.requestId,
-      port,
-      principal: describePrincipal(state.principal),
-      action: note.action,
-      ...(note.path ? { path: note.path } : {}),
-      ...(note.version ? { version: note.version } : {}),
+    const written = await trail.record({
+      ...entry(),
+      ...(state.intentRecorded ? { phase: 'outcome' as const } : {}),
       decision: status < 400 ? 'allow' : [401, 403, 429].includes(status) ? 'deny' : 'error',
       status,
       ...(error ? { reason: reasonOf(error) } : {}),
-      ...(state.principal?.kind === 'oidc' && state.principal.tokenId ? { token_id: state.principal.tokenId } : {}),
-    };
-    if (!(await trail.record(entry)) && touchesSecrets(ctx)) {
-      throw new UnavailableError('the audit trail cannot be written; refusing to serve secrets unrecorded');
+    });
+    // A committed change whose intent is on record keeps its answer: saying 503 for a change that happened would be a lie.
+    if (!written && !state.intentRecorded && !isHealthCheck(ctx)) {
+      throw new UnavailableError('the audit trail cannot be written; refusing to serve unrecorded');
     }
     if (error) throw error;
   };

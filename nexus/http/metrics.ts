@@ -3,17 +3,18 @@ import type { Context, Next } from 'koa';
 import type { Authorizer, Principal } from '../auth/principal.js';
 import { ForbiddenError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { routeTemplate } from './audit.js';
 
-/** Outermost middleware: counts and times every request by its route pattern and final status. */
+/** Outermost middleware: counts and times every request by method, route template and final status. */
 export function measureRequests(metrics: Metrics, port: string) {
   return async function measure(ctx: Context, next: Next): Promise<void> {
     const t0 = process.hrtime.bigint();
     try {
       await next();
     } finally {
-      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.requests.inc({ port, route, status: String(ctx.status) });
-      metrics.latency.observe({ port, route }, Number(process.hrtime.bigint() - t0) / 1e9);
+      const route = routeTemplate(ctx);
+      metrics.requests.inc({ port, method: ctx.method, route, status: String(ctx.status) });
+      metrics.latency.observe({ port, method: ctx.method, route }, Number(process.hrtime.bigint() - t0) / 1e9);
     }
   };
 }

@@ -39,7 +39,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const access = { authz: deps.engine, principal: principalOf };
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
-  app.use(auditRequests(deps.audit, 'mtls', (ctx) => ctx.path.startsWith('/v1/secrets')));
+  app.use(auditRequests(deps.audit, 'mtls'));
   app.use(spiffeAuth(deps.trustDomain));
   const doc = mtlsDocument(deps.extraOpenApi ?? {});
   const openapi = new Router();

@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import type { Authorizer, Principal } from '../auth/principal.js';
 import { ForbiddenError } from '../errors.js';
 import type { PolicyService } from '../policy/service.js';
+import { changeAudited, noteObject } from './audit.js';
 import { readJsonObject } from './body.js';
 
 export interface AdminDeps {
@@ -22,18 +23,23 @@ export function policyRoutes(policies: PolicyService, deps: AdminDeps): Router {
   const router = new Router({ prefix: '/v1/policies' });
   router.use(requireAdmin(deps));
   router.get('/', (ctx) => {
+    noteObject(ctx, 'policy', 'list');
     ctx.body = { policies: policies.list() };
   });
   router.get('/:name', (ctx) => {
+    noteObject(ctx, 'policy', 'read', ctx.params.name!);
     ctx.body = policies.get(ctx.params.name!);
   });
   router.put('/:name', async (ctx) => {
-    const { policy, created } = policies.put(ctx.params.name!, await readJsonObject(ctx));
+    const body = await readJsonObject(ctx);
+    noteObject(ctx, 'policy', 'put', ctx.params.name!, body);
+    const { policy, created } = await changeAudited(ctx, () => policies.put(ctx.params.name!, body));
     ctx.status = created ? 201 : 200;
     ctx.body = policy;
   });
-  router.delete('/:name', (ctx) => {
-    policies.delete(ctx.params.name!);
+  router.delete('/:name', async (ctx) => {
+    noteObject(ctx, 'policy', 'delete', ctx.params.name!);
+    await changeAudited(ctx, () => policies.delete(ctx.params.name!));
     ctx.status = 204;
   });
   return router;

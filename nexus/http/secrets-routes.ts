@@ -5,7 +5,7 @@ import { BadRequestError, ForbiddenError } from '../errors.js';
 import { parsePrefix, parseSecretPath } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
 import type { ListOptions } from '../secrets/types.js';
-import { noteAudit } from './audit.js';
+import { changeAudited, noteAudit } from './audit.js';
 import { readJsonObject } from './body.js';
 
 export const SECRETS_PREFIX = '/v1/secrets/';
@@ -111,23 +111,27 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
         return;
       case 'write': {
         const body = await readJsonObject(ctx);
-        const r = secrets.put(path, body.data, { cas: body.cas as number | undefined });
+        const r = await changeAudited(ctx, () => secrets.put(path, body.data, { cas: body.cas as number | undefined }));
         ctx.status = r.created ? 201 : 200;
         ctx.body = { path: r.path, version: r.version };
         return;
       }
       case 'delete':
-        secrets.delete(path, queryOne(ctx, 'version'));
+        await changeAudited(ctx, () => secrets.delete(path, queryOne(ctx, 'version')));
         ctx.status = 204;
         return;
-      case 'undelete':
-        secrets.undelete(path, (await readJsonObject(ctx)).versions);
+      case 'undelete': {
+        const { versions } = await readJsonObject(ctx);
+        await changeAudited(ctx, () => secrets.undelete(path, versions));
         ctx.status = 204;
         return;
-      case 'destroy':
-        secrets.destroy(path, (await readJsonObject(ctx)).versions);
+      }
+      case 'destroy': {
+        const { versions } = await readJsonObject(ctx);
+        await changeAudited(ctx, () => secrets.destroy(path, versions));
         ctx.status = 204;
         return;
+      }
     }
   });
   return router;

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { AdminRouteDeps } from '../../nexus/auth/plugin.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../../nexus/errors.js';
+import { changeAudited, noteObject } from '../../nexus/http/audit.js';
 import { readJsonObject } from '../../nexus/http/body.js';
 import { requireAdmin } from '../../nexus/http/policy-routes.js';
 import { parsePolicyName } from '../../nexus/policy/service.js';
@@ -68,39 +69,50 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
   const router = new Router({ prefix: '/v1/oidc' });
   router.use(requireAdmin(deps));
   router.get('/issuers', (ctx) => {
+    noteObject(ctx, 'oidc.issuer', 'list');
     ctx.body = { issuers: store.issuers() };
   });
   router.get('/issuers/:name', (ctx) => {
+    noteObject(ctx, 'oidc.issuer', 'read', ctx.params.name!);
     ctx.body = admin.getIssuer(ctx.params.name!);
   });
   router.put('/issuers/:name', async (ctx) => {
-    const r = admin.putIssuer(ctx.params.name!, await readJsonObject(ctx));
+    const body = await readJsonObject(ctx);
+    noteObject(ctx, 'oidc.issuer', 'put', ctx.params.name!, body);
+    const r = await changeAudited(ctx, () => admin.putIssuer(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;
     ctx.body = r.issuer;
   });
-  router.delete('/issuers/:name', (ctx) => {
-    admin.deleteIssuer(ctx.params.name!);
+  router.delete('/issuers/:name', async (ctx) => {
+    noteObject(ctx, 'oidc.issuer', 'delete', ctx.params.name!);
+    await changeAudited(ctx, () => admin.deleteIssuer(ctx.params.name!));
     ctx.status = 204;
   });
   router.get('/roles', (ctx) => {
+    noteObject(ctx, 'oidc.role', 'list');
     ctx.body = { roles: store.roles() };
   });
   // `/roles/NAME:revoke-tokens` shares the shape of `/roles/:name`; tell them apart here.
-  router.post('/roles/:name', (ctx) => {
+  router.post('/roles/:name', async (ctx) => {
     const m = /^([A-Za-z0-9._-]{1,128}):revoke-tokens$/.exec(ctx.params.name!);
     if (!m) throw new NotFoundError('no such route');
-    ctx.body = { role: m[1], revoked: admin.revokeTokens(m[1]!) };
+    noteObject(ctx, 'oidc.role', 'revoke-tokens', m[1]!);
+    ctx.body = { role: m[1], revoked: await changeAudited(ctx, () => admin.revokeTokens(m[1]!)) };
   });
   router.get('/roles/:name', (ctx) => {
+    noteObject(ctx, 'oidc.role', 'read', ctx.params.name!);
     ctx.body = admin.getRole(ctx.params.name!);
   });
   router.put('/roles/:name', async (ctx) => {
-    const r = admin.putRole(ctx.params.name!, await readJsonObject(ctx));
+    const body = await readJsonObject(ctx);
+    noteObject(ctx, 'oidc.role', 'put', ctx.params.name!, body);
+    const r = await changeAudited(ctx, () => admin.putRole(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;
     ctx.body = r.role;
   });
-  router.delete('/roles/:name', (ctx) => {
-    admin.deleteRole(ctx.params.name!);
+  router.delete('/roles/:name', async (ctx) => {
+    noteObject(ctx, 'oidc.role', 'delete', ctx.params.name!);
+    await changeAudited(ctx, () => admin.deleteRole(ctx.params.name!));
     ctx.status = 204;
   });
   return router;

@@ -3,7 +3,7 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nexus/auth/principal.js';
 import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
 import type { AuditTrail } from '../../nexus/audit/trail.js';
-import { auditRequests, noteAudit } from '../../nexus/http/audit.js';
+import { auditRequests, changeAudited, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
 import { readJsonObject } from '../../nexus/http/body.js';
@@ -189,14 +189,14 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     // Off unless a role grants write explicitly.
     if (!grantAllows(principalOf(ctx).grants, 'write', path)) throw new ForbiddenError(`permission denied: write on ${path}`);
     const body = await readJsonObject(ctx, WRITE_BODY_LIMIT);
-    const r = deps.secrets.put(path, body.data, { cas: body.cas as number | undefined });
+    const r = await changeAudited(ctx, () => deps.secrets.put(path, body.data, { cas: body.cas as number | undefined }));
     ctx.status = r.created ? 201 : 200;
     ctx.body = { path: r.path, version: r.version };
   });
 
   app.use(measureRequests(deps.metrics, 'oidc'));
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
-  app.use(auditRequests(deps.audit, 'oidc', (ctx) => ctx.path.startsWith('/v1/secrets') || ctx.path === '/v1/auth/token'));
+  app.use(auditRequests(deps.audit, 'oidc'));
   app.use(noBody);
   for (const r of [open, token, api]) {
     app.use(r.routes());

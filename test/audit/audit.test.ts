@@ -87,9 +87,9 @@ describe('audit trail', function () {
     expect(ok.stdout).to.match(/audit trail intact: \d+ record/);
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
     const copy = path.join(e.t.dir, 'copy.jsonl');
-    // Edit record 3: a denied read made to look allowed.
+    // Edit record 3: attributed to another request.
     const edited = [...lines];
-    edited[2] = edited[2]!.replace(/"status":\d+/, '"status":200');
+    edited[2] = edited[2]!.replace(/"request_id":"req_/, '"request_id":"rex_');
     expect(edited[2]).to.not.equal(lines[2]);
     fs.writeFileSync(copy, `${edited.join('\n')}\n`);
     const bad = await runBin('nexus-audit', ['verify', '--file', copy], env);

@@ -37,9 +37,11 @@ describe('metrics', function () {
     for (let i = 0; i < 7; i++) await e.oidc('x.y.z', 'GET', '/v1/whoami');
     const after = await scrape();
     const d = (m: string, l: Record<string, string> = {}) => value(after, m, l) - value(before, m, l);
-    expect(d('nexus_http_requests_total', { port: 'mtls', route: '/v1/secrets/{*rest}', status: '200' })).to.equal(3);
-    expect(d('nexus_http_requests_total', { port: 'oidc', status: '200' })).to.equal(1);
-    expect(d('nexus_http_request_duration_seconds_count', { port: 'mtls', route: '/v1/secrets/{*rest}' })).to.equal(3);
+    // Route templates as the contract writes them, and the method.
+    expect(after).to.not.include('{*rest}');
+    expect(d('nexus_http_requests_total', { port: 'mtls', method: 'GET', route: '/v1/secrets/{path}', status: '200' })).to.equal(3);
+    expect(d('nexus_http_requests_total', { port: 'oidc', method: 'GET', route: '/v1/secrets/{path}', status: '200' })).to.equal(1);
+    expect(d('nexus_http_request_duration_seconds_count', { port: 'mtls', method: 'GET', route: '/v1/secrets/{path}' })).to.equal(3);
     expect(d('nexus_jwt_rejections_total', { reason: 'malformed' })).to.equal(7);
     expect(d('nexus_rate_limited_total', { port: 'oidc', limit: 'failed_auth' })).to.equal(2);
     expect(d('nexus_storage_operation_duration_seconds_count', { op: 'get' })).to.equal(4);
