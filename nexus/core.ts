@@ -6,27 +6,29 @@ import { initSodium } from './crypto/sodium.js';
 import { StartupError } from './errors.js';
 import type { Logger } from './log.js';
 import { SecretsService } from './secrets/service.js';
-import { DataKeysRepo } from './storage/data-keys-repo.js';
 import { openDatabase, type Db } from './storage/db.js';
 import { AuditTrail } from './audit/trail.js';
 import { AuditKeys } from './audit/keys.js';
-import { AuditAnchorRepo, AuditKeysRepo } from './storage/audit-repo.js';
+import { AuditAnchorRepo, type AuditKeyRow } from './storage/audit-repo.js';
 import { Metrics } from './metrics.js';
 import path from 'node:path';
-import { MetaRepo } from './storage/meta-repo.js';
-import { assertKnownSchema, migrateUp, migrationStatus } from './storage/migrator.js';
+import { assertKnownSchema } from './storage/migrator.js';
+import { SqliteStorage } from './storage/sqlite.js';
+import type { Storage } from './storage/storage.js';
 
 /** The storage core every listener and plugin stands on. */
 export interface Core {
   config: Config;
   log: Logger;
-  db: Db;
+  storage: Storage;
+  /** The SQLite handle (SQLite engine only: backup, integrity checks, tests); throws on another engine. */
+  readonly db: Db;
   rootKey: RootKey;
   keyring: Keyring;
   secrets: SecretsService;
   audit: AuditTrail;
   metrics: Metrics;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -35,14 +37,14 @@ export interface Core {
  * be an fsync per batch. Here the anchor is as durable as the trail itself:
  * page cache by default, fsynced with NEXUS_AUDIT_FSYNC=batch.
  */
-function openAuditTrail(config: Config, db: Db, rootKey: RootKey, log: Logger): { trail: AuditTrail; close(): void } {
+function openAuditTrail(config: Config, rootKey: RootKey, earlierKeys: AuditKeyRow[], log: Logger): { trail: AuditTrail; close(): void } {
   const anchorDb = openDatabase(config.dbFile);
   try {
     anchorDb.pragma('synchronous = NORMAL');
     const trail = new AuditTrail({
       file: path.join(config.dataDir, 'audit.jsonl'),
       rootKey,
-      keys: new AuditKeys(rootKey, new AuditKeysRepo(db)),
+      keys: new AuditKeys(rootKey, earlierKeys),
       anchor: new AuditAnchorRepo(anchorDb),
       log,
     });
@@ -59,26 +61,37 @@ function openAuditTrail(config: Config, db: Db, rootKey: RootKey, log: Logger): 
   }
 }
 
-/** Opens the db and schema, then proves the root key fits, before anything can be served. */
-export function openDb(config: Config, log: Logger): Db {
-  const db = openDatabase(config.dbFile);
+/** The engine the config selects, opened but not yet migrated. */
+export function connectStorage(config: Config): Storage {
+  return SqliteStorage.open(config.dbFile);
+}
+
+/** Opens the storage and schema (applying pending migrations unless told not to). */
+export async function openStorage(config: Config, log: Logger): Promise<Storage> {
+  const storage = connectStorage(config);
   try {
-    const status = migrationStatus(db);
+    const status = await storage.migrationStatus();
     assertKnownSchema(status);
     if (status.pending.length > 0) {
       if (!config.autoMigrate) {
         const names = status.pending.map((m) => `${m.version}_${m.name}`).join(', ');
         throw new StartupError(`the database has ${status.pending.length} pending migration(s) (${names}) and NEXUS_AUTO_MIGRATE=false; run \`nexus-migrate up\` first`);
       }
-      for (const m of migrateUp(db)) log.info({ migration: m.version, migration_name: m.name }, 'applied migration');
+      for (const m of await storage.migrateUp()) log.info({ migration: m.version, migration_name: m.name }, 'applied migration');
     }
-    return db;
+    return storage;
   } catch (err) {
-    db.close();
+    await storage.close();
     throw err;
   }
 }
 
+export function sqliteDb(storage: Storage): Db {
+  if (!(storage instanceof SqliteStorage)) throw new Error(`the ${storage.engine} engine has no SQLite handle`);
+  return storage.db;
+}
+
+/** Opens the storage and schema, then proves the root key fits, before anything can be served. */
 export async function openCore(config: Config, log: Logger): Promise<Core> {
   await initSodium();
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -87,41 +100,43 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     throw new StartupError(`the root key file ${config.rootKeyFile} is missing but the database ${config.dbFile} exists; restore the key or set NEXUS_ROOT_KEY`);
   }
   const rootKey = loadRootKey(config, log);
-  const db = openDb(config, log);
+  const storage = await openStorage(config, log);
   try {
-    const keys = new DataKeysRepo(db);
     try {
-      db.transaction(() => verifyRootKey(rootKey, new MetaRepo(db), keys)).immediate();
+      await storage.tx((r) => verifyRootKey(rootKey, r.meta, r.dataKeys));
     } catch (err) {
       if (err instanceof StartupError && fs.existsSync(`${config.rootKeyFile}.new`)) {
         throw new StartupError(`${err.message}; an interrupted nexus-rotate-key left ${config.rootKeyFile}.new: run nexus-rotate-key again to finish`);
       }
       throw err;
     }
-    const keyring = new Keyring(rootKey, keys);
-    let count = () => 0;
+    const keyring = new Keyring(rootKey, storage);
+    let count = () => Promise.resolve(0);
     const metrics = new Metrics(() => count());
-    const secrets = new SecretsService(db, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });
+    const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });
     count = () => secrets.count();
-    log.info({ db: config.dbFile, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
-    const audit = openAuditTrail(config, db, rootKey, log);
+    log.info({ engine: storage.engine, db: storage.location, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
+    const audit = openAuditTrail(config, rootKey, await storage.auditKeys.all(), log);
     if (audit.trail.chainBreak) metrics.auditBreaks.inc();
     return {
       config,
       log,
-      db,
+      storage,
+      get db() {
+        return sqliteDb(storage);
+      },
       rootKey,
       keyring,
       secrets,
       audit: audit.trail,
       metrics,
-      close: () => {
+      close: async () => {
         audit.close();
-        db.close();
+        await storage.close();
       },
     };
   } catch (err) {
-    db.close();
+    await storage.close();
     throw err;
   }
 }

@@ -14,7 +14,7 @@ export class Metrics {
   readonly storage: Histogram<'op'>;
   readonly auditBreaks: Counter;
 
-  constructor(secretsCount: () => number) {
+  constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
     this.requests = new Counter({ name: 'nexus_http_requests_total', help: 'HTTP requests by port, method, route template and status', labelNames: ['port', 'method', 'route', 'status'], registers });
     this.latency = new Histogram({
@@ -39,8 +39,8 @@ export class Metrics {
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',
       registers,
-      collect() {
-        this.set(secretsCount());
+      async collect() {
+        this.set(await secretsCount());
       },
     });
   }

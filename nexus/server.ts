@@ -9,7 +9,6 @@ import { ensureTlsFiles } from './pki/dev-pki.js';
 import { PolicyEngine } from './policy/engine.js';
 import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
-import { PoliciesRepo } from './storage/policies-repo.js';
 
 export interface RunningServer {
   core: Core;
@@ -38,21 +37,16 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   try {
     core = await openCore(config, log);
     const tlsFiles = await ensureTlsFiles(config, log);
-    const engine = new PolicyEngine(new PoliciesRepo(core.db), config.adminSpiffeId);
-    const policies = new PolicyService(core.db, engine);
+    const engine = new PolicyEngine(core.storage.policies, config.adminSpiffeId);
+    await engine.load();
+    const policies = new PolicyService(core.storage, engine);
     const plugins = opts.plugins ?? [];
     let listening = false;
-    const { db, audit } = core;
+    const { storage, audit } = core;
     const readiness = {
-      checks: () => ({
+      checks: async () => ({
         ...Object.assign({}, ...plugins.map((p) => p.readiness?.() ?? {})),
-        db: (() => {
-          try {
-            return db.open && db.prepare('SELECT 1 AS ok').get() !== undefined;
-          } catch {
-            return false;
-          }
-        })(),
+        db: await storage.ping(),
         root_key: true, // verified before start-up got this far
         audit: audit.writable(),
         listeners: listening,
@@ -68,7 +62,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), db: core.db, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');
@@ -116,13 +110,13 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         (stopping ??= (async () => {
           listening = false;
           await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
-          opened.close();
+          await opened.close();
           lock.release();
           log.info('stopped');
         })()),
     };
   } catch (err) {
-    core?.close();
+    await core?.close();
     lock.release();
     throw err;
   }

@@ -26,7 +26,7 @@ program
       const db = openDatabase(config.dbFile, { readonly: true });
       let failed = false;
       try {
-        const keys = new AuditKeys(root, new AuditKeysRepo(db));
+        const keys = new AuditKeys(root, new AuditKeysRepo(db).all());
         const anchors = new AuditAnchorRepo(db);
         const chains: Array<[string, string]> = [
           ['server', path.resolve(opts.file ?? path.join(config.dataDir, SERVER_TRAIL))],

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
-import { openDb } from '../nexus/core.js';
+import { openStorage } from '../nexus/core.js';
 import { rotateRootKey, type RotationPhase } from '../nexus/crypto/rotation.js';
 import { StartupError } from '../nexus/errors.js';
 import { lockDataDir } from '../nexus/storage/lock.js';
@@ -26,12 +26,12 @@ runCli('nexus-rotate-key', async () => {
     throw new StartupError('the root key comes from NEXUS_ROOT_KEY; rotation replaces NEXUS_ROOT_KEY_FILE, so unset NEXUS_ROOT_KEY and use the file');
   }
   const lock = lockDataDir(config.dataDir, 'nexus-rotate-key');
-  const db = openDb(config, log);
+  const storage = await openStorage(config, log);
   const tty = Boolean(process.stdout.isTTY);
   const bars = new Map<RotationPhase, cliProgress.SingleBar>();
   try {
-    const result = rotateRootKey({
-      db,
+    const result = await rotateRootKey({
+      storage,
       rootKeyFile: config.rootKeyFile,
       reencrypt: opts.reencrypt,
       batchSize: opts.batchSize,
@@ -61,7 +61,7 @@ runCli('nexus-rotate-key', async () => {
     }
   } finally {
     for (const b of bars.values()) b.stop();
-    db.close();
+    await storage.close();
     lock.release();
   }
 });

@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import { open, seal } from '../crypto/aead.js';
 import type { RootKey } from '../crypto/root-key.js';
 import { DataIntegrityError } from '../errors.js';
-import type { AuditKeysRepo } from '../storage/audit-repo.js';
+import type { AuditKeyRow } from '../storage/audit-repo.js';
+import type { AuditKeysStore } from '../storage/storage.js';
 
 /**
  * The key that MACs the audit chain: derived from the root key under its own
@@ -22,10 +23,11 @@ export class AuditKeys {
   readonly current: Buffer;
   private readonly earlier = new Map<string, Buffer>();
 
-  constructor(root: RootKey, repo: AuditKeysRepo | null) {
+  /** `rows`: the audit_keys table (earlier root keys' audit keys). */
+  constructor(root: RootKey, rows: AuditKeyRow[]) {
     this.kcv = root.kcv;
     this.current = auditMacKey(root.bytes);
-    for (const row of repo?.all() ?? []) {
+    for (const row of rows) {
       if (row.root_kcv !== root.kcv) throw new DataIntegrityError(`audit key ${row.kcv} is wrapped by another root key`);
       this.earlier.set(row.kcv, open(root.bytes, { nonce: row.nonce, ciphertext: row.wrapped }, auditKeyAd(row.kcv), `audit key ${row.kcv}`));
     }
@@ -41,12 +43,13 @@ export class AuditKeys {
  * key re-wrapped under the new root key, and the outgoing root key's audit
  * key added, so the whole trail still verifies with the new key alone.
  */
-export function rewrapAuditKeys(repo: AuditKeysRepo, old: RootKey, target: RootKey): void {
-  const keys = new AuditKeys(old, repo);
+export async function rewrapAuditKeys(repo: AuditKeysStore, old: RootKey, target: RootKey): Promise<void> {
+  const rows = await repo.all();
+  const keys = new AuditKeys(old, rows);
   const wrap = (kcv: string, key: Buffer) => {
     const w = seal(target.bytes, key, auditKeyAd(kcv));
-    repo.put({ kcv, nonce: w.nonce, wrapped: w.ciphertext, root_kcv: target.kcv });
+    return repo.put({ kcv, nonce: w.nonce, wrapped: w.ciphertext, root_kcv: target.kcv });
   };
-  for (const row of repo.all()) wrap(row.kcv, keys.get(row.kcv)!);
-  wrap(old.kcv, keys.current);
+  for (const row of rows) await wrap(row.kcv, keys.get(row.kcv)!);
+  await wrap(old.kcv, keys.current);
 }

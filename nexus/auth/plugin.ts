@@ -6,14 +6,14 @@ import type { Metrics } from '../metrics.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
 import type { SecretsService } from '../secrets/service.js';
-import type { Db } from '../storage/db.js';
+import type { Storage } from '../storage/storage.js';
 import type { Authorizer, Principal } from './principal.js';
 
 /** What the core hands a plugin: services, never internals of other plugins. */
 export interface CoreServices {
   config: Config;
   log: Logger;
-  db: Db;
+  storage: Storage;
   secrets: SecretsService;
   rootKey: RootKey;
   /** The mTLS port's ACL engine (SPIFFE policies), for admin checks. */

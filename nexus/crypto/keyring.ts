@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DataIntegrityError, StartupError } from '../errors.js';
-import type { DataKeyRow, DataKeysRepo } from '../storage/data-keys-repo.js';
-import { META, type MetaRepo } from '../storage/meta-repo.js';
+import { META } from '../storage/meta-repo.js';
+import type { DataKeyRow, DataKeysRepo, MetaRepo, Storage } from '../storage/storage.js';
 import { dataKeyAd, open, randomKey, seal, secretAd, type Sealed } from './aead.js';
 import type { RootKey } from './root-key.js';
 
@@ -34,15 +34,15 @@ export function newDataKey(root: RootKey, active: boolean): { row: DataKeyRow; k
  * Proves the root key fits this database, before anything is served:
  * the stored key check value must match and every data key must unwrap.
  */
-export function verifyRootKey(root: RootKey, meta: MetaRepo, keys: DataKeysRepo): void {
-  if (meta.get(META.rotationKcv) !== null) {
+export async function verifyRootKey(root: RootKey, meta: MetaRepo, keys: DataKeysRepo): Promise<void> {
+  if ((await meta.get(META.rotationKcv)) !== null) {
     throw new StartupError('a root key rotation was interrupted; run nexus-rotate-key again to finish it before starting Nexus');
   }
-  const stored = meta.get(META.rootKcv);
-  const rows = keys.all();
+  const stored = await meta.get(META.rootKcv);
+  const rows = await keys.all();
   if (stored === null) {
     if (rows.length > 0) throw new StartupError('the database holds data keys but no root key check value; refusing to start');
-    meta.set(META.rootKcv, root.kcv);
+    await meta.set(META.rootKcv, root.kcv);
     return;
   }
   if (stored !== root.kcv) {
@@ -59,13 +59,13 @@ export class Keyring {
 
   constructor(
     private readonly root: RootKey,
-    private readonly keys: DataKeysRepo,
+    private readonly storage: Storage,
   ) {}
 
-  private dataKey(id: string): Buffer {
+  private async dataKey(id: string): Promise<Buffer> {
     let key = this.cache.get(id);
     if (!key) {
-      const row = this.keys.get(id);
+      const row = await this.storage.dataKeys.get(id);
       if (!row) throw new DataIntegrityError(`data key ${id} is missing`);
       key = unwrapDataKey(this.root, row);
       this.cache.set(id, key);
@@ -73,21 +73,32 @@ export class Keyring {
     return key;
   }
 
-  /** The active data key's id, creating one on first use. Call inside the write transaction. */
-  private activeId(): string {
-    const row = this.keys.active();
-    if (row) return row.id;
-    const { row: created, key } = newDataKey(this.root, true);
-    this.keys.insert(created);
-    this.cache.set(created.id, key);
-    return created.id;
+  /**
+   * The active data key's id, creating one on first use in its own
+   * transaction (several writers, or replicas, may race here: one key wins).
+   */
+  async activeKeyId(): Promise<string> {
+    const row = await this.storage.dataKeys.active();
+    const id =
+      row?.id ??
+      (await this.storage.tx(async (r) => {
+        const again = await r.dataKeys.active();
+        if (again) return again.id;
+        const { row: created } = newDataKey(this.root, true);
+        await r.dataKeys.insert(created);
+        return created.id;
+      }));
+    // Unwrapped now, so a write transaction that seals with it needs no other connection.
+    await this.dataKey(id);
+    return id;
   }
 
-  sealValue(path: string, version: number, plaintext: Buffer, keyId = this.activeId()): SealedValue {
-    return { keyId, ...seal(this.dataKey(keyId), plaintext, secretAd(path, version, keyId)) };
+  async sealValue(path: string, version: number, plaintext: Buffer, keyId?: string): Promise<SealedValue> {
+    const id = keyId ?? (await this.activeKeyId());
+    return { keyId: id, ...seal(await this.dataKey(id), plaintext, secretAd(path, version, id)) };
   }
 
-  openValue(path: string, version: number, v: SealedValue): Buffer {
-    return open(this.dataKey(v.keyId), v, secretAd(path, version, v.keyId), `secret ${path} version ${version}`);
+  async openValue(path: string, version: number, v: SealedValue): Promise<Buffer> {
+    return open(await this.dataKey(v.keyId), v, secretAd(path, version, v.keyId), `secret ${path} version ${version}`);
   }
 }

@@ -2,11 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { rewrapAuditKeys } from '../audit/keys.js';
 import { StartupError } from '../errors.js';
-import { AuditKeysRepo } from '../storage/audit-repo.js';
-import type { Db } from '../storage/db.js';
-import { DataKeysRepo } from '../storage/data-keys-repo.js';
-import { META, MetaRepo } from '../storage/meta-repo.js';
-import { SecretsRepo } from '../storage/secrets-repo.js';
+import { META } from '../storage/meta-repo.js';
+import type { Storage } from '../storage/storage.js';
 import { randomKey } from './aead.js';
 import { Keyring, newDataKey, unwrapDataKey, wrapDataKey } from './keyring.js';
 import { fsyncDir, keyCheckValue, makeRootKey, readKeyFile, writeKeyFileAtomic, type RootKey } from './root-key.js';
@@ -14,7 +11,7 @@ import { fsyncDir, keyCheckValue, makeRootKey, readKeyFile, writeKeyFileAtomic, 
 export type RotationPhase = 'rewrap' | 'reencrypt';
 
 export interface RotationOptions {
-  db: Db;
+  storage: Storage;
   rootKeyFile: string;
   reencrypt: boolean;
   /** Rows per transaction. */
@@ -42,18 +39,16 @@ export interface RotationResult {
  *     replaced, by an atomic rename of `.new`.
  * A crash between 4's commit and rename is finished by the next run.
  */
-export function rotateRootKey(opts: RotationOptions): RotationResult {
-  const { db, rootKeyFile, batchSize } = opts;
+export async function rotateRootKey(opts: RotationOptions): Promise<RotationResult> {
+  const { storage, rootKeyFile, batchSize } = opts;
   const newFile = `${rootKeyFile}.new`;
-  const meta = new MetaRepo(db);
-  const keys = new DataKeysRepo(db);
-  const secrets = new SecretsRepo(db);
-  const currentKcv = meta.get(META.rootKcv);
+  const { meta } = storage;
+  const currentKcv = await meta.get(META.rootKcv);
   if (currentKcv === null) throw new StartupError('the database has no root key yet: start Nexus once before rotating');
   const old = makeRootKey(readKeyFile(rootKeyFile), 'file');
 
   let target: RootKey;
-  const pendingKcv = meta.get(META.rotationKcv);
+  const pendingKcv = await meta.get(META.rotationKcv);
   if (pendingKcv === null) {
     if (old.kcv !== currentKcv) {
       // Step 4 committed but the rename did not happen: finish it.
@@ -66,7 +61,7 @@ export function rotateRootKey(opts: RotationOptions): RotationResult {
     // A `.new` not yet recorded in the db protects nothing: replace it.
     writeKeyFileAtomic(newFile, randomKey());
     target = makeRootKey(readKeyFile(newFile), 'file');
-    db.transaction(() => meta.set(META.rotationKcv, target.kcv)).immediate();
+    await storage.tx((r) => r.meta.set(META.rotationKcv, target.kcv));
   } else {
     if (old.kcv !== currentKcv) throw new StartupError(`the root key file ${rootKeyFile} does not match this database: key check failed`);
     if (!fs.existsSync(newFile)) throw new StartupError(`an interrupted rotation expects ${newFile}, which is missing; cannot resume`);
@@ -74,33 +69,34 @@ export function rotateRootKey(opts: RotationOptions): RotationResult {
     if (target.kcv !== pendingKcv) throw new StartupError(`${newFile} is not the key the interrupted rotation started with; cannot resume`);
   }
 
-  const rewrapped = rewrapDataKeys(db, keys, old, target, batchSize, opts.onProgress);
+  const rewrapped = await rewrapDataKeys(storage, old, target, batchSize, opts.onProgress);
   let reencrypted = 0;
-  let newKeyId = meta.get(META.rotationDataKey);
+  let newKeyId = await meta.get(META.rotationDataKey);
   if (opts.reencrypt || newKeyId !== null) {
     if (newKeyId === null) {
       const { row } = newDataKey(target, false);
-      db.transaction(() => {
-        keys.insert(row);
-        meta.set(META.rotationDataKey, row.id);
-      }).immediate();
+      await storage.tx(async (r) => {
+        await r.dataKeys.insert(row);
+        await r.meta.set(META.rotationDataKey, row.id);
+      });
       newKeyId = row.id;
     }
-    reencrypted = reencryptSecrets(db, secrets, new Keyring(target, keys), newKeyId, batchSize, opts.onProgress);
+    reencrypted = await reencryptSecrets(storage, new Keyring(target, storage), newKeyId, batchSize, opts.onProgress);
   }
 
-  db.transaction(() => {
-    if (newKeyId !== null) {
-      keys.activate(newKeyId);
-      keys.deleteUnused();
+  const finalKeyId = newKeyId;
+  await storage.tx(async (r) => {
+    if (finalKeyId !== null) {
+      await r.dataKeys.activate(finalKeyId);
+      await r.dataKeys.deleteUnused();
     }
-    rewrapAuditKeys(new AuditKeysRepo(db), old, target);
-    meta.set(META.rootKcv, target.kcv);
-    meta.delete(META.rotationKcv);
-    meta.delete(META.rotationDataKey);
-  }).immediate();
-  // Wrapped keys under the old root key must not linger in the WAL.
-  db.pragma('wal_checkpoint(TRUNCATE)');
+    await rewrapAuditKeys(r.auditKeys, old, target);
+    await r.meta.set(META.rootKcv, target.kcv);
+    await r.meta.delete(META.rotationKcv);
+    await r.meta.delete(META.rotationDataKey);
+  });
+  // Wrapped keys under the old root key must not linger in the engine's files.
+  await storage.scrub();
   swapKeyFile(newFile, rootKeyFile);
   return { resumedFinalStep: false, rewrapped, reencrypted, oldKcv: old.kcv, newKcv: target.kcv };
 }
@@ -110,56 +106,56 @@ function swapKeyFile(newFile: string, rootKeyFile: string): void {
   fsyncDir(path.dirname(rootKeyFile));
 }
 
-function rewrapDataKeys(
-  db: Db,
-  keys: DataKeysRepo,
+async function rewrapDataKeys(
+  storage: Storage,
   old: RootKey,
   target: RootKey,
   batchSize: number,
   onProgress: RotationOptions['onProgress'],
-): number {
-  const total = keys.all().length;
-  let done = total - keys.notWrappedBy(target.kcv, total + 1).length;
+): Promise<number> {
+  const total = (await storage.dataKeys.all()).length;
+  let done = total - (await storage.dataKeys.notWrappedBy(target.kcv, total + 1)).length;
   onProgress?.('rewrap', done, total);
   for (;;) {
-    const n = db.transaction(() => {
-      const rows = keys.notWrappedBy(target.kcv, batchSize);
+    const n = await storage.tx(async (r) => {
+      const rows = await r.dataKeys.notWrappedBy(target.kcv, batchSize);
       for (const row of rows) {
         const w = wrapDataKey(target, row.id, unwrapDataKey(old, row));
-        keys.rewrap(row.id, w.nonce, w.ciphertext, target.kcv);
+        await r.dataKeys.rewrap(row.id, w.nonce, w.ciphertext, target.kcv);
       }
       return rows.length;
-    }).immediate();
+    });
     if (n === 0) return done;
     done += n;
     onProgress?.('rewrap', done, total);
   }
 }
 
-function reencryptSecrets(
-  db: Db,
-  secrets: SecretsRepo,
+async function reencryptSecrets(
+  storage: Storage,
   keyring: Keyring,
   newKeyId: string,
   batchSize: number,
   onProgress: RotationOptions['onProgress'],
-): number {
-  const total = (db.prepare('SELECT count(*) AS n FROM secret_versions WHERE ciphertext IS NOT NULL AND key_id <> ?').get(newKeyId) as { n: number }).n;
+): Promise<number> {
+  const total = await storage.secrets.countNotUnderKey(newKeyId);
   let done = 0;
   let after = { path: '', version: 0 };
   onProgress?.('reencrypt', done, total);
   for (;;) {
-    const n = db.transaction(() => {
-      const rows = secrets.notUnderKey(newKeyId, after, batchSize);
+    // `after` moves only when a batch commits: a retried batch starts where the last one ended.
+    const batch = await storage.tx(async (r) => {
+      const rows = await r.secrets.notUnderKey(newKeyId, after, batchSize);
       for (const row of rows) {
-        const plain = keyring.openValue(row.path, row.version, { keyId: row.key_id!, nonce: row.nonce!, ciphertext: row.ciphertext! });
-        const sealed = keyring.sealValue(row.path, row.version, plain, newKeyId);
+        const plain = await keyring.openValue(row.path, row.version, { keyId: row.key_id!, nonce: row.nonce!, ciphertext: row.ciphertext! });
+        const sealed = await keyring.sealValue(row.path, row.version, plain, newKeyId);
         plain.fill(0);
-        secrets.replaceCiphertext(row.path, row.version, newKeyId, sealed.nonce, sealed.ciphertext);
-        after = { path: row.path, version: row.version };
+        await r.secrets.replaceCiphertext(row.path, row.version, newKeyId, sealed.nonce, sealed.ciphertext);
       }
-      return rows.length;
-    }).immediate();
+      return rows;
+    });
+    const n = batch.length;
+    if (n > 0) after = { path: batch[n - 1]!.path, version: batch[n - 1]!.version };
     if (n === 0) return done;
     done += n;
     onProgress?.('reencrypt', done, total);

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 
 export interface Readiness {
   /** Each check: a name and whether it passes now. */
-  checks(): Record<string, boolean>;
+  checks(): Record<string, boolean> | Promise<Record<string, boolean>>;
   /** More to show where detail is on (the mTLS port), without failing readiness. */
   details?(): Record<string, unknown>;
 }
@@ -13,8 +13,8 @@ export function healthRoutes(readiness: Readiness, opts: { detail: boolean }): R
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
-  router.get('/readyz', (ctx) => {
-    const checks = readiness.checks();
+  router.get('/readyz', async (ctx) => {
+    const checks = await readiness.checks();
     const ok = Object.values(checks).every(Boolean);
     ctx.status = ok ? 200 : 503;
     ctx.body = opts.detail ? { status: ok ? 'ok' : 'not ready', checks, ...readiness.details?.() } : { status: ok ? 'ok' : 'not ready' };

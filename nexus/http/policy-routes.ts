@@ -22,13 +22,13 @@ export function requireAdmin(deps: AdminDeps) {
 export function policyRoutes(policies: PolicyService, deps: AdminDeps): Router {
   const router = new Router({ prefix: '/v1/policies' });
   router.use(requireAdmin(deps));
-  router.get('/', (ctx) => {
+  router.get('/', async (ctx) => {
     noteObject(ctx, 'policy', 'list');
-    ctx.body = { policies: policies.list() };
+    ctx.body = { policies: await policies.list() };
   });
-  router.get('/:name', (ctx) => {
+  router.get('/:name', async (ctx) => {
     noteObject(ctx, 'policy', 'read', ctx.params.name!);
-    ctx.body = policies.get(ctx.params.name!);
+    ctx.body = await policies.get(ctx.params.name!);
   });
   router.put('/:name', async (ctx) => {
     const body = await readJsonObject(ctx);

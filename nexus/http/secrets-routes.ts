@@ -90,9 +90,9 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
   const router = new Router({ strict: true });
   const { secrets } = deps;
 
-  router.get('/v1/secrets', (ctx) => {
+  router.get('/v1/secrets', async (ctx) => {
     const p = deps.principal(ctx);
-    ctx.body = secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), (path) => deps.authz.allows(p, 'list', path)));
+    ctx.body = await secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), (path) => deps.authz.allows(p, 'list', path)));
   });
 
   // Explicit methods (not router.all), so the served routes match the OpenAPI document.
@@ -104,10 +104,10 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
     authorize(deps, ctx, NEEDS[op], path);
     switch (op) {
       case 'read':
-        ctx.body = secrets.get(path, queryOne(ctx, 'version'));
+        ctx.body = await secrets.get(path, queryOne(ctx, 'version'));
         return;
       case 'metadata':
-        ctx.body = secrets.metadata(path);
+        ctx.body = await secrets.metadata(path);
         return;
       case 'write': {
         const body = await readJsonObject(ctx);

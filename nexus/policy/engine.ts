@@ -1,5 +1,5 @@
 import type { Authorizer, Permission, Principal } from '../auth/principal.js';
-import type { PoliciesRepo } from '../storage/policies-repo.js';
+import type { PoliciesRepo } from '../storage/storage.js';
 import { compileGlob } from './glob.js';
 import { BUILTIN_ADMIN_POLICY, type Policy } from './types.js';
 
@@ -11,16 +11,20 @@ interface Compiled {
 
 /**
  * SPIFFE policy decisions: default deny, permissions are the union over every
- * policy whose spiffe_id glob matches. Compiled policies are cached and
- * rebuilt when a policy changes (invalidate()).
+ * policy whose spiffe_id glob matches. Decisions are synchronous, against
+ * policies compiled in memory: load() at start, and again whenever a policy
+ * changes (here or, with a shared database, on another replica).
  */
 export class PolicyEngine implements Authorizer {
-  private compiled: Compiled[] | null = null;
+  private compiled: Compiled[];
+  private loads = 0;
 
   constructor(
     private readonly repo: PoliciesRepo,
     private readonly adminSpiffeId: string,
-  ) {}
+  ) {
+    this.compiled = [this.builtinAdmin()].map((p) => this.compile(p));
+  }
 
   builtinAdmin(): Policy {
     return {
@@ -34,19 +38,24 @@ export class PolicyEngine implements Authorizer {
     };
   }
 
-  invalidate(): void {
-    this.compiled = null;
+  private compile(p: Policy): Compiled {
+    return {
+      // The admin ID is an exact ID, never a glob.
+      id: p.builtin ? new RegExp(`^${p.spiffe_id.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}$`) : compileGlob(p.spiffe_id),
+      paths: p.paths.map(compileGlob),
+      permissions: new Set(p.permissions),
+    };
+  }
+
+  /** (Re)reads every policy. Of overlapping loads, the one started last wins. */
+  async load(): Promise<void> {
+    const n = ++this.loads;
+    const stored = await this.repo.all();
+    if (n !== this.loads) return;
+    this.compiled = [this.builtinAdmin(), ...stored].map((p) => this.compile(p));
   }
 
   private policies(): Compiled[] {
-    if (!this.compiled) {
-      this.compiled = [this.builtinAdmin(), ...this.repo.all()].map((p) => ({
-        // The admin ID is an exact ID, never a glob.
-        id: p.builtin ? new RegExp(`^${p.spiffe_id.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}$`) : compileGlob(p.spiffe_id),
-        paths: p.paths.map(compileGlob),
-        permissions: new Set(p.permissions),
-      }));
-    }
     return this.compiled;
   }
 

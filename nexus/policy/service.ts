@@ -1,7 +1,6 @@
 import { PERMISSIONS, type Permission } from '../auth/principal.js';
 import { BadRequestError, ForbiddenError, NotFoundError } from '../errors.js';
-import type { Db } from '../storage/db.js';
-import { PoliciesRepo } from '../storage/policies-repo.js';
+import type { Storage } from '../storage/storage.js';
 import type { PolicyEngine } from './engine.js';
 import { parsePathGlob, parseSpiffeGlob } from './glob.js';
 import { BUILTIN_ADMIN_POLICY, type Policy } from './types.js';
@@ -23,16 +22,12 @@ export function parsePermissions(raw: unknown, allowed: readonly Permission[] = 
 
 /** Admin CRUD over SPIFFE policies; keeps the engine's cache in step. */
 export class PolicyService {
-  private readonly repo: PoliciesRepo;
-
   constructor(
-    private readonly db: Db,
+    private readonly storage: Storage,
     private readonly engine: PolicyEngine,
-  ) {
-    this.repo = new PoliciesRepo(db);
-  }
+  ) {}
 
-  put(rawName: string, body: unknown): { policy: Policy; created: boolean } {
+  async put(rawName: string, body: unknown): Promise<{ policy: Policy; created: boolean }> {
     const name = parsePolicyName(rawName);
     if (name === BUILTIN_ADMIN_POLICY) throw new ForbiddenError('the built-in admin policy cannot be changed');
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('body', 'body must be a JSON object');
@@ -44,31 +39,31 @@ export class PolicyService {
     if (!Array.isArray(b.paths) || b.paths.length === 0 || b.paths.length > 100) throw new BadRequestError('paths', 'paths must be a list of 1 to 100 globs');
     const paths = b.paths.map((p) => parsePathGlob(p));
     const permissions = parsePermissions(b.permissions);
-    const created = this.db.transaction(() => {
-      const existed = this.repo.get(name) !== undefined;
-      this.repo.upsert({ name, spiffe_id, paths, permissions }, new Date().toISOString());
-      return !existed;
-    }).immediate();
-    this.engine.invalidate();
-    return { policy: this.repo.get(name)!, created };
+    const { policy, created } = await this.storage.tx(async (r) => {
+      const existed = (await r.policies.get(name)) !== undefined;
+      await r.policies.upsert({ name, spiffe_id, paths, permissions }, new Date().toISOString());
+      return { policy: (await r.policies.get(name))!, created: !existed };
+    });
+    await this.engine.load();
+    return { policy, created };
   }
 
-  get(rawName: string): Policy {
+  async get(rawName: string): Promise<Policy> {
     const name = parsePolicyName(rawName);
     if (name === BUILTIN_ADMIN_POLICY) return this.engine.builtinAdmin();
-    const p = this.repo.get(name);
+    const p = await this.storage.policies.get(name);
     if (!p) throw new NotFoundError(`policy ${name} not found`);
     return p;
   }
 
-  list(): Policy[] {
-    return [this.engine.builtinAdmin(), ...this.repo.all()];
+  async list(): Promise<Policy[]> {
+    return [this.engine.builtinAdmin(), ...(await this.storage.policies.all())];
   }
 
-  delete(rawName: string): void {
+  async delete(rawName: string): Promise<void> {
     const name = parsePolicyName(rawName);
     if (name === BUILTIN_ADMIN_POLICY) throw new ForbiddenError('the built-in admin policy cannot be deleted');
-    if (!this.repo.delete(name)) throw new NotFoundError(`policy ${name} not found`);
-    this.engine.invalidate();
+    if (!(await this.storage.policies.delete(name))) throw new NotFoundError(`policy ${name} not found`);
+    await this.engine.load();
   }
 }

@@ -1,8 +1,7 @@
 import { BadRequestError, ConflictError, DataIntegrityError, NotFoundError } from '../errors.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
-import type { Db } from '../storage/db.js';
-import { SecretsRepo, type VersionRow } from '../storage/secrets-repo.js';
+import type { Storage, VersionRow } from '../storage/storage.js';
 import { parseCas, parsePrefix, parseSecretData, parseSecretPath, parseVersion, parseVersionList } from './rules.js';
 import type { ListOptions, ListPage, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion } from './types.js';
 
@@ -24,42 +23,40 @@ const LIST_SCAN_BUDGET = 10_000;
  * ACL before they call in.
  */
 export class SecretsService {
-  private readonly repo: SecretsRepo;
-
   constructor(
-    private readonly db: Db,
+    private readonly storage: Storage,
     private readonly keyring: Keyring,
     private readonly log: Logger,
     private readonly opts: SecretsServiceOptions,
-  ) {
-    this.repo = new SecretsRepo(db);
-  }
+  ) {}
 
-  private timed<T>(op: string, fn: () => T): T {
+  private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
     if (!this.opts.observe) return fn();
     const t0 = process.hrtime.bigint();
     try {
-      return fn();
+      return await fn();
     } finally {
       this.opts.observe(op, Number(process.hrtime.bigint() - t0) / 1e9);
     }
   }
 
-  put(rawPath: string, rawData: unknown, options: PutOptions = {}): PutResult {
+  put(rawPath: string, rawData: unknown, options: PutOptions = {}): Promise<PutResult> {
     return this.timed('put', () => this.doPut(rawPath, rawData, options));
   }
 
   /** The latest version, or `version`; deleted and destroyed versions are not found. */
-  get(rawPath: string, rawVersion?: unknown): SecretVersion {
+  get(rawPath: string, rawVersion?: unknown): Promise<SecretVersion> {
     return this.timed('get', () => this.doGet(rawPath, rawVersion));
   }
 
-  private doPut(rawPath: string, rawData: unknown, options: PutOptions): PutResult {
+  private async doPut(rawPath: string, rawData: unknown, options: PutOptions): Promise<PutResult> {
     const path = parseSecretPath(rawPath);
     const { encoded } = parseSecretData(rawData);
     const cas = parseCas(options.cas);
-    return this.repo.tx(() => {
-      const row = this.repo.secret(path);
+    // The data key is chosen (and made, on first use) before the write transaction.
+    const keyId = await this.keyring.activeKeyId();
+    return this.storage.tx(async (repo) => {
+      const row = await repo.secrets.secret(path);
       const current = row?.current_version ?? 0;
       if (cas !== undefined && cas !== current) {
         throw new ConflictError(
@@ -68,73 +65,74 @@ export class SecretsService {
       }
       const version = current + 1;
       const now = new Date().toISOString();
-      const sealed = this.keyring.sealValue(path, version, encoded);
-      if (row) this.repo.bumpSecret(path, version, now);
-      else this.repo.insertSecret(path, version, now);
-      this.repo.insertVersion({ path, version, key_id: sealed.keyId, nonce: sealed.nonce, ciphertext: sealed.ciphertext, created_at: now });
-      if (version > this.opts.maxVersions) this.repo.pruneUpTo(path, version - this.opts.maxVersions);
+      const sealed = await this.keyring.sealValue(path, version, encoded, keyId);
+      if (row) await repo.secrets.bumpSecret(path, version, now);
+      else await repo.secrets.insertSecret(path, version, now);
+      await repo.secrets.insertVersion({ path, version, key_id: sealed.keyId, nonce: sealed.nonce, ciphertext: sealed.ciphertext, created_at: now });
+      if (version > this.opts.maxVersions) await repo.secrets.pruneUpTo(path, version - this.opts.maxVersions);
       return { path, version, created: !row };
     });
   }
 
-  private doGet(rawPath: string, rawVersion?: unknown): SecretVersion {
+  private async doGet(rawPath: string, rawVersion?: unknown): Promise<SecretVersion> {
     const path = parseSecretPath(rawPath);
     const wanted = rawVersion === undefined ? undefined : parseVersion(rawVersion);
-    const found = this.repo.lookup(path, wanted ?? null);
+    const found = await this.storage.secrets.lookup(path, wanted ?? null);
     if (!found) throw new NotFoundError(`secret ${path} not found`);
     const version = wanted ?? found.current;
     const row = found.row;
     if (!row) throw new NotFoundError(`secret ${path} version ${version} not found`);
     if (row.destroyed_at) throw new NotFoundError(`secret ${path} version ${version} is destroyed`);
     if (row.deleted_at) throw new NotFoundError(`secret ${path} version ${version} is deleted`);
-    return { path, version, data: this.decrypt(row), created_at: row.created_at };
+    return { path, version, data: await this.decrypt(row), created_at: row.created_at };
   }
 
   /** Soft delete: the latest version, or `version`. */
-  delete(rawPath: string, rawVersion?: unknown): void {
+  async delete(rawPath: string, rawVersion?: unknown): Promise<void> {
     const path = parseSecretPath(rawPath);
     const wanted = rawVersion === undefined ? undefined : parseVersion(rawVersion);
-    this.repo.tx(() => {
-      const secret = this.repo.secret(path);
+    await this.storage.tx(async (repo) => {
+      const secret = await repo.secrets.secret(path);
       if (!secret) throw new NotFoundError(`secret ${path} not found`);
       const version = wanted ?? secret.current_version;
-      if (!this.repo.version(path, version)) throw new NotFoundError(`secret ${path} version ${version} not found`);
-      this.repo.softDelete(path, version, new Date().toISOString());
+      if (!(await repo.secrets.version(path, version))) throw new NotFoundError(`secret ${path} version ${version} not found`);
+      await repo.secrets.softDelete(path, version, new Date().toISOString());
     });
   }
 
-  undelete(rawPath: string, rawVersions: unknown): void {
+  async undelete(rawPath: string, rawVersions: unknown): Promise<void> {
     const path = parseSecretPath(rawPath);
     const versions = parseVersionList(rawVersions);
-    this.repo.tx(() => {
-      if (!this.repo.secret(path)) throw new NotFoundError(`secret ${path} not found`);
-      for (const v of versions) this.repo.undelete(path, v);
+    await this.storage.tx(async (repo) => {
+      if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);
+      for (const v of versions) await repo.secrets.undelete(path, v);
     });
   }
 
-  /** Erases the ciphertext of each version; the version stays in metadata as destroyed. */
-  destroy(rawPath: string, rawVersions: unknown): void {
+  /**
+   * Erases the ciphertext of each version; the version stays in metadata as
+   * destroyed. Once this resolves, the bytes are gone from the live tables and
+   * the engine has been asked to drop its old copies (Storage.scrub).
+   */
+  async destroy(rawPath: string, rawVersions: unknown): Promise<void> {
     const path = parseSecretPath(rawPath);
     const versions = parseVersionList(rawVersions);
     const now = new Date().toISOString();
-    this.repo.tx(() => {
-      if (!this.repo.secret(path)) throw new NotFoundError(`secret ${path} not found`);
-      for (const v of versions) this.repo.destroy(path, v, now);
+    await this.storage.tx(async (repo) => {
+      if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);
+      for (const v of versions) await repo.secrets.destroy(path, v, now);
     });
-    // Old page images holding the ciphertext stay in the WAL until a checkpoint
-    // rewrites the db file and truncates the log. Best effort: a busy reader
-    // can delay it, and the next checkpoint completes it.
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    await this.storage.scrub();
   }
 
-  metadata(rawPath: string): SecretMetadata {
+  async metadata(rawPath: string): Promise<SecretMetadata> {
     const path = parseSecretPath(rawPath);
-    const secret = this.repo.secret(path);
+    const secret = await this.storage.secrets.secret(path);
     if (!secret) throw new NotFoundError(`secret ${path} not found`);
     return {
       path,
       current_version: secret.current_version,
-      versions: this.repo.versions(path).map((v) => ({
+      versions: (await this.storage.secrets.versions(path)).map((v) => ({
         version: v.version,
         created_at: v.created_at,
         deleted_at: v.deleted_at,
@@ -143,11 +141,11 @@ export class SecretsService {
     };
   }
 
-  list(options: ListOptions = {}): ListPage {
+  list(options: ListOptions = {}): Promise<ListPage> {
     return this.timed('list', () => this.doList(options));
   }
 
-  private doList(options: ListOptions): ListPage {
+  private async doList(options: ListOptions): Promise<ListPage> {
     const prefix = parsePrefix(options.prefix);
     const limit = options.limit === undefined ? DEFAULT_LIST_LIMIT : options.limit;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
@@ -159,13 +157,13 @@ export class SecretsService {
     let scanned = 0;
     const batch = Math.min(Math.max(limit * 2, 64), LIST_SCAN_BUDGET);
     for (;;) {
-      const rows = this.repo.listPaths(prefix, after, batch);
+      const rows = await this.storage.secrets.listPaths(prefix, after, batch);
       for (const p of rows) {
         after = p;
         scanned += 1;
         if (allow(p)) paths.push(p);
         if (paths.length === limit || scanned >= LIST_SCAN_BUDGET) {
-          const more = this.repo.listPaths(prefix, after, 1).length > 0;
+          const more = (await this.storage.secrets.listPaths(prefix, after, 1)).length > 0;
           return { paths, next_cursor: more ? encodeCursor(after) : null };
         }
       }
@@ -173,16 +171,16 @@ export class SecretsService {
     }
   }
 
-  count(): number {
-    return this.repo.count();
+  count(): Promise<number> {
+    return this.storage.secrets.count();
   }
 
-  private decrypt(row: VersionRow): SecretData {
+  private async decrypt(row: VersionRow): Promise<SecretData> {
     if (!row.ciphertext || !row.nonce || !row.key_id) {
       throw new DataIntegrityError(`secret ${row.path} version ${row.version} has no ciphertext`);
     }
     try {
-      const plain = this.keyring.openValue(row.path, row.version, { keyId: row.key_id, nonce: row.nonce, ciphertext: row.ciphertext });
+      const plain = await this.keyring.openValue(row.path, row.version, { keyId: row.key_id, nonce: row.nonce, ciphertext: row.ciphertext });
       const data = JSON.parse(plain.toString('utf8')) as unknown;
       if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('not an object');
       return data as SecretData;

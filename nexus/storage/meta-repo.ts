@@ -1,26 +1,33 @@
 import type { Db } from './db.js';
+import type { SqliteGate } from './sqlite-gate.js';
+import type { MetaRepo } from './storage.js';
 
-/** Named values in the `meta` table. */
-export class MetaRepo {
+export class SqliteMetaRepo implements MetaRepo {
   private readonly getStmt;
   private readonly setStmt;
   private readonly delStmt;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly g: SqliteGate,
+  ) {
     this.getStmt = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
     this.setStmt = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
     this.delStmt = db.prepare('DELETE FROM meta WHERE key = ?');
   }
 
-  get(key: string): string | null {
+  async get(key: string): Promise<string | null> {
+    await this.g.idle();
     return this.getStmt.get(key)?.value ?? null;
   }
 
-  set(key: string, value: string): void {
+  async set(key: string, value: string): Promise<void> {
+    await this.g.idle();
     this.setStmt.run(key, value);
   }
 
-  delete(key: string): void {
+  async delete(key: string): Promise<void> {
+    await this.g.idle();
     this.delStmt.run(key);
   }
 }

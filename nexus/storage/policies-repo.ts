@@ -1,8 +1,10 @@
 import type { Permission } from '../auth/principal.js';
 import type { Policy } from '../policy/types.js';
 import type { Db } from './db.js';
+import type { SqliteGate } from './sqlite-gate.js';
+import type { PoliciesRepo } from './storage.js';
 
-interface PolicyRow {
+export interface PolicyRow {
   name: string;
   spiffe_id: string;
   paths: string;
@@ -11,23 +13,29 @@ interface PolicyRow {
   updated_at: string;
 }
 
-function toPolicy(r: PolicyRow): Policy {
+export function toPolicy(r: PolicyRow): Policy {
   return { ...r, paths: JSON.parse(r.paths) as string[], permissions: JSON.parse(r.permissions) as Permission[] };
 }
 
-export class PoliciesRepo {
-  constructor(private readonly db: Db) {}
+export class SqlitePoliciesRepo implements PoliciesRepo {
+  constructor(
+    private readonly db: Db,
+    private readonly g: SqliteGate,
+  ) {}
 
-  all(): Policy[] {
+  async all(): Promise<Policy[]> {
+    await this.g.idle();
     return this.db.prepare<[], PolicyRow>('SELECT * FROM policies ORDER BY name').all().map(toPolicy);
   }
 
-  get(name: string): Policy | undefined {
+  async get(name: string): Promise<Policy | undefined> {
+    await this.g.idle();
     const r = this.db.prepare<[string], PolicyRow>('SELECT * FROM policies WHERE name = ?').get(name);
     return r && toPolicy(r);
   }
 
-  upsert(p: Omit<Policy, 'created_at' | 'updated_at'>, now: string): void {
+  async upsert(p: Omit<Policy, 'created_at' | 'updated_at'>, now: string): Promise<void> {
+    await this.g.idle();
     this.db
       .prepare(
         `INSERT INTO policies (name, spiffe_id, paths, permissions, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -37,7 +45,8 @@ export class PoliciesRepo {
       .run(p.name, p.spiffe_id, JSON.stringify(p.paths), JSON.stringify(p.permissions), now, now);
   }
 
-  delete(name: string): boolean {
+  async delete(name: string): Promise<boolean> {
+    await this.g.idle();
     return this.db.prepare('DELETE FROM policies WHERE name = ?').run(name).changes > 0;
   }
 }

@@ -1,28 +1,15 @@
 import type { Db } from './db.js';
+import type { SqliteGate } from './sqlite-gate.js';
+import type { SecretRow, SecretsRepo, VersionRow } from './storage.js';
 
-export interface SecretRow {
-  path: string;
-  current_version: number;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface VersionRow {
-  path: string;
-  version: number;
-  key_id: string | null;
-  nonce: Buffer | null;
-  ciphertext: Buffer | null;
-  created_at: string;
-  deleted_at: string | null;
-  destroyed_at: string | null;
-}
-
-/** Everything that touches the `secrets` and `secret_versions` tables. No crypto here. */
-export class SecretsRepo {
+/** The secrets tables on SQLite. No crypto here. */
+export class SqliteSecretsRepo implements SecretsRepo {
   private readonly s;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    db: Db,
+    private readonly g: SqliteGate,
+  ) {
     this.s = {
       secret: db.prepare<[string], SecretRow>('SELECT * FROM secrets WHERE path = ?'),
       insertSecret: db.prepare('INSERT INTO secrets (path, current_version, created_at, updated_at) VALUES (?, ?, ?, ?)'),
@@ -52,80 +39,92 @@ export class SecretsRepo {
         `SELECT * FROM secret_versions WHERE ciphertext IS NOT NULL AND key_id <> ?
            AND (path > ? OR (path = ? AND version > ?)) ORDER BY path, version LIMIT ?`,
       ),
+      countNotUnderKey: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM secret_versions WHERE ciphertext IS NOT NULL AND key_id <> ?'),
       reencrypt: db.prepare('UPDATE secret_versions SET key_id = ?, nonce = ?, ciphertext = ? WHERE path = ? AND version = ? AND ciphertext IS NOT NULL'),
     };
   }
 
-  secret(path: string): SecretRow | undefined {
+  async secret(path: string): Promise<SecretRow | undefined> {
+    await this.g.idle();
     return this.s.secret.get(path);
   }
 
-  insertSecret(path: string, version: number, now: string): void {
+  async insertSecret(path: string, version: number, now: string): Promise<void> {
+    await this.g.idle();
     this.s.insertSecret.run(path, version, now, now);
   }
 
-  bumpSecret(path: string, version: number, now: string): void {
+  async bumpSecret(path: string, version: number, now: string): Promise<void> {
+    await this.g.idle();
     this.s.bumpSecret.run(version, now, path);
   }
 
-  version(path: string, version: number): VersionRow | undefined {
+  async version(path: string, version: number): Promise<VersionRow | undefined> {
+    await this.g.idle();
     return this.s.version.get(path, version);
   }
 
-  /** The secret's current version and the row of `version` (default: current), in one query. */
-  lookup(path: string, version: number | null): { current: number; row: VersionRow | null } | undefined {
+  async lookup(path: string, version: number | null): Promise<{ current: number; row: VersionRow | null } | undefined> {
+    await this.g.idle();
     const r = this.s.lookup.get(version, path);
     if (!r) return undefined;
     const { current_version, ...v } = r;
     return { current: current_version, row: v.version === null || v.version === undefined ? null : (v as VersionRow) };
   }
 
-  versions(path: string): VersionRow[] {
+  async versions(path: string): Promise<VersionRow[]> {
+    await this.g.idle();
     return this.s.versions.all(path);
   }
 
-  insertVersion(row: Omit<VersionRow, 'deleted_at' | 'destroyed_at'>): void {
+  async insertVersion(row: Omit<VersionRow, 'deleted_at' | 'destroyed_at'>): Promise<void> {
+    await this.g.idle();
     this.s.insertVersion.run(row);
   }
 
-  /** Removes every version <= `upTo`. */
-  pruneUpTo(path: string, upTo: number): void {
+  async pruneUpTo(path: string, upTo: number): Promise<void> {
+    await this.g.idle();
     this.s.prune.run(path, upTo);
   }
 
-  softDelete(path: string, version: number, now: string): boolean {
+  async softDelete(path: string, version: number, now: string): Promise<boolean> {
+    await this.g.idle();
     return this.s.softDelete.run(now, path, version).changes > 0;
   }
 
-  undelete(path: string, version: number): boolean {
+  async undelete(path: string, version: number): Promise<boolean> {
+    await this.g.idle();
     return this.s.undelete.run(path, version).changes > 0;
   }
 
-  destroy(path: string, version: number, now: string): boolean {
+  async destroy(path: string, version: number, now: string): Promise<boolean> {
+    await this.g.idle();
     return this.s.destroy.run(now, path, version).changes > 0;
   }
 
-  /** Paths starting with `prefix`, strictly after `after`, in byte order. */
-  listPaths(prefix: string, after: string, limit: number): string[] {
+  async listPaths(prefix: string, after: string, limit: number): Promise<string[]> {
+    await this.g.idle();
     // Path characters are all below 0x7f, so prefix + DEL bounds the range.
     return this.s.list.all(prefix, `${prefix}\x7f`, after, limit).map((r) => r.path);
   }
 
-  count(): number {
+  async count(): Promise<number> {
+    await this.g.idle();
     return this.s.count.get()!.n;
   }
 
-  /** Live ciphertexts not under data key `keyId`, after (path, version), in key order. */
-  notUnderKey(keyId: string, after: { path: string; version: number }, limit: number): VersionRow[] {
+  async notUnderKey(keyId: string, after: { path: string; version: number }, limit: number): Promise<VersionRow[]> {
+    await this.g.idle();
     return this.s.notUnderKey.all(keyId, after.path, after.path, after.version, limit);
   }
 
-  replaceCiphertext(path: string, version: number, keyId: string, nonce: Buffer, ciphertext: Buffer): void {
-    this.s.reencrypt.run(keyId, nonce, ciphertext, path, version);
+  async countNotUnderKey(keyId: string): Promise<number> {
+    await this.g.idle();
+    return this.s.countNotUnderKey.get(keyId)!.n;
   }
 
-  /** Run `fn` in one IMMEDIATE transaction (takes the write lock up front). */
-  tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+  async replaceCiphertext(path: string, version: number, keyId: string, nonce: Buffer, ciphertext: Buffer): Promise<void> {
+    await this.g.idle();
+    this.s.reencrypt.run(keyId, nonce, ciphertext, path, version);
   }
 }

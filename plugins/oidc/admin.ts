@@ -13,53 +13,53 @@ import type { IssuerConfig, RoleConfig } from './types.js';
 export class OidcAdmin {
   constructor(
     private readonly store: OidcStore,
-    private readonly changed: () => void,
+    private readonly changed: () => Promise<void>,
   ) {}
 
-  putIssuer(name: string, body: unknown): { issuer: IssuerConfig; created: boolean } {
+  async putIssuer(name: string, body: unknown): Promise<{ issuer: IssuerConfig; created: boolean }> {
     const cfg = parseIssuer(name, body);
-    const clash = this.store.issuers().find((i) => i.issuer === cfg.issuer && i.name !== cfg.name);
+    const clash = (await this.store.issuers()).find((i) => i.issuer === cfg.issuer && i.name !== cfg.name);
     if (clash) throw new ConflictError(`issuer ${cfg.issuer} is already configured as ${clash.name}`);
-    const created = this.store.putIssuer(cfg);
-    this.changed();
-    return { issuer: this.store.issuer(cfg.name)!, created };
+    const created = await this.store.putIssuer(cfg);
+    await this.changed();
+    return { issuer: (await this.store.issuer(cfg.name))!, created };
   }
 
-  getIssuer(name: string): IssuerConfig {
-    const i = this.store.issuer(parsePolicyName(name));
+  async getIssuer(name: string): Promise<IssuerConfig> {
+    const i = await this.store.issuer(parsePolicyName(name));
     if (!i) throw new NotFoundError(`issuer ${name} not found`);
     return i;
   }
 
-  deleteIssuer(name: string): void {
+  async deleteIssuer(name: string): Promise<void> {
     const n = parsePolicyName(name);
-    const roles = this.store.rolesOfIssuer(n);
+    const roles = await this.store.rolesOfIssuer(n);
     if (roles.length) throw new ConflictError(`issuer ${n} is used by role(s) ${roles.join(', ')}; delete them first`);
-    if (!this.store.deleteIssuer(n)) throw new NotFoundError(`issuer ${n} not found`);
-    this.changed();
+    if (!(await this.store.deleteIssuer(n))) throw new NotFoundError(`issuer ${n} not found`);
+    await this.changed();
   }
 
-  putRole(name: string, body: unknown): { role: RoleConfig; created: boolean } {
+  async putRole(name: string, body: unknown): Promise<{ role: RoleConfig; created: boolean }> {
     const cfg = parseRole(name, body);
-    if (!this.store.issuer(cfg.issuer)) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
-    const created = this.store.putRole(cfg);
-    this.changed();
-    return { role: this.store.role(cfg.name)!, created };
+    if (!(await this.store.issuer(cfg.issuer))) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
+    const created = await this.store.putRole(cfg);
+    await this.changed();
+    return { role: (await this.store.role(cfg.name))!, created };
   }
 
-  getRole(name: string): RoleConfig {
-    const r = this.store.role(parsePolicyName(name));
+  async getRole(name: string): Promise<RoleConfig> {
+    const r = await this.store.role(parsePolicyName(name));
     if (!r) throw new NotFoundError(`role ${name} not found`);
     return r;
   }
 
-  deleteRole(name: string): void {
-    if (!this.store.deleteRole(parsePolicyName(name))) throw new NotFoundError(`role ${name} not found`);
-    this.changed();
+  async deleteRole(name: string): Promise<void> {
+    if (!(await this.store.deleteRole(parsePolicyName(name)))) throw new NotFoundError(`role ${name} not found`);
+    await this.changed();
   }
 
-  revokeTokens(name: string): number {
-    this.getRole(name);
+  async revokeTokens(name: string): Promise<number> {
+    await this.getRole(name);
     return this.store.revokeRole(name);
   }
 }
@@ -68,13 +68,13 @@ export class OidcAdmin {
 export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminRouteDeps): Router {
   const router = new Router({ prefix: '/v1/oidc' });
   router.use(requireAdmin(deps));
-  router.get('/issuers', (ctx) => {
+  router.get('/issuers', async (ctx) => {
     noteObject(ctx, 'oidc.issuer', 'list');
-    ctx.body = { issuers: store.issuers() };
+    ctx.body = { issuers: await store.issuers() };
   });
-  router.get('/issuers/:name', (ctx) => {
+  router.get('/issuers/:name', async (ctx) => {
     noteObject(ctx, 'oidc.issuer', 'read', ctx.params.name!);
-    ctx.body = admin.getIssuer(ctx.params.name!);
+    ctx.body = await admin.getIssuer(ctx.params.name!);
   });
   router.put('/issuers/:name', async (ctx) => {
     const body = await readJsonObject(ctx);
@@ -88,9 +88,9 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     await changeAudited(ctx, () => admin.deleteIssuer(ctx.params.name!));
     ctx.status = 204;
   });
-  router.get('/roles', (ctx) => {
+  router.get('/roles', async (ctx) => {
     noteObject(ctx, 'oidc.role', 'list');
-    ctx.body = { roles: store.roles() };
+    ctx.body = { roles: await store.roles() };
   });
   // `/roles/NAME:revoke-tokens` shares the shape of `/roles/:name`; tell them apart here.
   router.post('/roles/:name', async (ctx) => {
@@ -99,9 +99,9 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     noteObject(ctx, 'oidc.role', 'revoke-tokens', m[1]!);
     ctx.body = { role: m[1], revoked: await changeAudited(ctx, () => admin.revokeTokens(m[1]!)) };
   });
-  router.get('/roles/:name', (ctx) => {
+  router.get('/roles/:name', async (ctx) => {
     noteObject(ctx, 'oidc.role', 'read', ctx.params.name!);
-    ctx.body = admin.getRole(ctx.params.name!);
+    ctx.body = await admin.getRole(ctx.params.name!);
   });
   router.put('/roles/:name', async (ctx) => {
     const body = await readJsonObject(ctx);

@@ -17,16 +17,16 @@ export function ttlFor(roles: RoleConfig[]): number {
 }
 
 /** Issues an opaque token carrying the principal's grants; only its hash is stored. */
-export function issueToken(store: OidcStore, p: OidcPrincipal, ttlS: number, now = Date.now()): { token: string; expires_in: number } {
+export async function issueToken(store: OidcStore, p: OidcPrincipal, ttlS: number, now = Date.now()): Promise<{ token: string; expires_in: number }> {
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-  store.insertToken(hashOf(token), { issuer: p.issuer, issuer_url: p.issuerUrl, subject: p.subject, roles: p.roles, grants: p.grants, expires_at: now + ttlS * 1000 });
+  await store.insertToken(hashOf(token), { issuer: p.issuer, issuer_url: p.issuerUrl, subject: p.subject, roles: p.roles, grants: p.grants, expires_at: now + ttlS * 1000 });
   return { token, expires_in: ttlS };
 }
 
 /** The principal an exchanged token stands for; no JWT verification involved. */
-export function principalFromToken(store: OidcStore, token: string, now = Date.now()): OidcPrincipal {
+export async function principalFromToken(store: OidcStore, token: string, now = Date.now()): Promise<OidcPrincipal> {
   if (!/^nxo_[A-Za-z0-9_-]{43}$/.test(token)) throw new UnauthorizedError('exchanged_token_malformed');
-  const row = store.token(hashOf(token));
+  const row = await store.token(hashOf(token));
   if (!row) throw new UnauthorizedError('exchanged_token_unknown_or_revoked');
   if (row.expires_at <= now) throw new UnauthorizedError('exchanged_token_expired');
   return { kind: 'oidc', issuer: row.issuer, issuerUrl: row.issuer_url, subject: row.subject, roles: row.roles, grants: row.grants, via: 'exchanged_token' };

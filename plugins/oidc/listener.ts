@@ -117,7 +117,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     try {
       if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
       const token = m[1]!;
-      principal = token.startsWith(TOKEN_PREFIX) ? { ...principalFromToken(deps.store, token), tokenId: deps.audit.tokenId(token) } : await fromJwt(ctx, token);
+      principal = token.startsWith(TOKEN_PREFIX) ? { ...(await principalFromToken(deps.store, token)), tokenId: deps.audit.tokenId(token) } : await fromJwt(ctx, token);
     } catch (err) {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
@@ -160,7 +160,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
     limitSubject(principal);
     const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
-    ctx.body = issueToken(deps.store, principal, ttlFor(roles));
+    ctx.body = await issueToken(deps.store, principal, ttlFor(roles));
   });
 
   const api = new Router();
@@ -170,17 +170,17 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const p = principalOf(ctx);
     ctx.body = { issuer: p.issuerUrl, issuer_name: p.issuer, subject: p.subject, roles: p.roles, grants: p.grants.map(({ path, permissions }) => ({ path, permissions })), via: p.via };
   });
-  api.get('/v1/secrets', (ctx) => {
+  api.get('/v1/secrets', async (ctx) => {
     const p = principalOf(ctx);
-    ctx.body = deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), (path) => grantAllows(p.grants, 'list', path)));
+    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), (path) => grantAllows(p.grants, 'list', path)));
   });
-  api.get('/v1/secrets/{*rest}', (ctx) => {
+  api.get('/v1/secrets/{*rest}', async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const version = queryOne(ctx, 'version');
     noteAudit(ctx, { action: 'read', path, ...(version && /^\d+$/.test(version) ? { version: Number(version) } : {}) });
     if (verb !== null) throw new BadRequestError('verb', 'only plain reads exist on this port');
     if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
-    ctx.body = deps.secrets.get(path, version);
+    ctx.body = await deps.secrets.get(path, version);
   });
   api.put('/v1/secrets/{*rest}', async (ctx) => {
     const { path, verb } = secretTarget(ctx);

@@ -78,9 +78,10 @@ export class OidcPlugin implements AuthPlugin {
   constructor(private readonly opts: OidcPluginOptions = {}) {}
 
   /** Reload issuers and roles after an admin change (or at start). */
-  private refresh(): void {
-    this.rolesCache = this.store!.roles();
-    for (const k of this.registry!.sync(this.store!.issuers())) void k.preload();
+  private async refresh(): Promise<void> {
+    const [roles, issuers] = await Promise.all([this.store!.roles(), this.store!.issuers()]);
+    this.rolesCache = roles;
+    for (const k of this.registry!.sync(issuers)) void k.preload();
   }
 
   async start(core: CoreServices): Promise<void> {
@@ -88,13 +89,13 @@ export class OidcPlugin implements AuthPlugin {
     if (!addr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
     const seed = parseSeed(core.config);
     checkOidcTls(core.config);
-    this.store = new OidcStore(core.db);
+    this.store = new OidcStore(core.storage);
     // Declarative config: what the file says is made so at every start.
-    for (const i of seed.issuers) this.store.putIssuer(i);
-    for (const r of seed.roles) this.store.putRole(r);
+    for (const i of seed.issuers) await this.store.putIssuer(i);
+    for (const r of seed.roles) await this.store.putRole(r);
     if (seed.issuers.length + seed.roles.length) core.log.info({ issuers: seed.issuers.length, roles: seed.roles.length }, 'seeded OIDC issuers and roles from NEXUS_CONFIG');
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
-    this.refresh();
+    await this.refresh();
     const registry = this.registry;
     const app = (this.app = buildOidcApp({
       log: core.log,
@@ -121,7 +122,9 @@ export class OidcPlugin implements AuthPlugin {
       limits: { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, maxHeaderSize: 20 * 1024 },
     });
     const store = this.store;
-    this.purgeTimer = setInterval(() => store.purgeExpired(Date.now()), 60_000);
+    this.purgeTimer = setInterval(() => {
+      store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
+    }, 60_000);
     this.purgeTimer.unref();
   }
 

@@ -13,7 +13,7 @@ describe('audit trail files', () => {
     const dir = tempDir();
     const core = await openTestCore(dir);
     const file = path.join(dir, 'audit.jsonl');
-    const keys = new AuditKeys(core.rootKey, new AuditKeysRepo(core.db));
+    const keys = new AuditKeys(core.rootKey, new AuditKeysRepo(core.db).all());
     const anchor = new AuditAnchorRepo(core.db);
     core.audit.close();
     const trail = new AuditTrail({ file, rootKey: core.rootKey, keys, anchor, log: silentLogger(), writer: { maxBytes: 1500 } });

@@ -16,13 +16,13 @@ export interface Sample {
   p99: number;
 }
 
-/** Times `n` calls of `fn` one by one: rate and per-call percentiles. */
-export function measure(n: number, fn: (i: number) => void): Sample {
+/** Times `n` calls of `fn` one by one (each awaited): rate and per-call percentiles. */
+export async function measure(n: number, fn: (i: number) => unknown): Promise<Sample> {
   const times = new Float64Array(n);
   const start = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
-    fn(i);
+    await fn(i);
     times[i] = Number(process.hrtime.bigint() - t0) / 1e6;
   }
   const total = Number(process.hrtime.bigint() - start) / 1e9;

@@ -6,7 +6,6 @@ import { openCore, type Core } from '../../nexus/core.js';
 import { rotateRootKey } from '../../nexus/crypto/rotation.js';
 import { silentLogger } from '../../nexus/log.js';
 import { parseSecretData, parseSecretPath } from '../../nexus/secrets/rules.js';
-import { SecretsRepo } from '../../nexus/storage/secrets-repo.js';
 import { measure, type BenchRow } from './report.js';
 
 async function freshCore(label: string): Promise<Core> {
@@ -20,27 +19,27 @@ async function freshCore(label: string): Promise<Core> {
  * isolates what encryption costs.
  */
 class PlainStore {
-  private readonly repo: SecretsRepo;
-  constructor(core: Core) {
-    this.repo = new SecretsRepo(core.db);
-    core.db.prepare("INSERT INTO data_keys VALUES ('plain', x'00', x'00', 'none', 0, '')").run();
+  constructor(private readonly core: Core) {}
+  static async create(core: Core): Promise<PlainStore> {
+    await core.storage.dataKeys.insert({ id: 'plain', nonce: Buffer.alloc(1), wrapped: Buffer.alloc(1), root_kcv: 'none', active: 0, created_at: '' });
+    return new PlainStore(core);
   }
-  put(p: string, data: unknown): void {
+  put(p: string, data: unknown): Promise<void> {
     const path = parseSecretPath(p);
     const { encoded } = parseSecretData(data);
-    this.repo.tx(() => {
-      const row = this.repo.secret(path);
+    return this.core.storage.tx(async ({ secrets: repo }) => {
+      const row = await repo.secret(path);
       const version = (row?.current_version ?? 0) + 1;
       const now = new Date().toISOString();
-      if (row) this.repo.bumpSecret(path, version, now);
-      else this.repo.insertSecret(path, version, now);
-      this.repo.insertVersion({ path, version, key_id: 'plain', nonce: Buffer.alloc(24), ciphertext: encoded, created_at: now });
-      if (version > 10) this.repo.pruneUpTo(path, version - 10);
+      if (row) await repo.bumpSecret(path, version, now);
+      else await repo.insertSecret(path, version, now);
+      await repo.insertVersion({ path, version, key_id: 'plain', nonce: Buffer.alloc(24), ciphertext: encoded, created_at: now });
+      if (version > 10) await repo.pruneUpTo(path, version - 10);
     });
   }
-  get(p: string): unknown {
+  async get(p: string): Promise<unknown> {
     const path = parseSecretPath(p);
-    const row = this.repo.lookup(path, null)!.row!;
+    const row = (await this.core.storage.secrets.lookup(path, null))!.row!;
     return JSON.parse(row.ciphertext!.toString('utf8'));
   }
 }
@@ -50,43 +49,44 @@ const VALUE = { username: 'service-account', password: 'x'.repeat(200), url: 'po
 export async function storageBench(scale: number): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const enc = await freshCore('enc');
-  const plain = new PlainStore(await freshCore('plain'));
+  const plain = await PlainStore.create(await freshCore('plain'));
   const N = 1000;
-  enc.db.transaction(() => {
-    for (let i = 0; i < N; i++) enc.secrets.put(`bench/s${i}`, VALUE);
-  })();
-  for (let i = 0; i < N; i++) plain.put(`bench/s${i}`, VALUE);
+  // One transaction for the fill (a nested put joins it on SQLite).
+  await enc.storage.tx(async () => {
+    for (let i = 0; i < N; i++) await enc.secrets.put(`bench/s${i}`, VALUE);
+  });
+  for (let i = 0; i < N; i++) await plain.put(`bench/s${i}`, VALUE);
 
   const reads = Math.round(100_000 * scale);
   // Warm up both, then interleave two rounds each so drift hits both sides.
-  measure(5000, (i) => enc.secrets.get(`bench/s${i % N}`));
-  measure(5000, (i) => plain.get(`bench/s${i % N}`));
+  await measure(5000, (i) => enc.secrets.get(`bench/s${i % N}`));
+  await measure(5000, (i) => plain.get(`bench/s${i % N}`));
   // Interleaved rounds, best of each: drift and noise on a shared box hit both sides.
-  let pg = measure(reads, (i) => plain.get(`bench/s${i % N}`));
-  let eg = measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
+  let pg = await measure(reads, (i) => plain.get(`bench/s${i % N}`));
+  let eg = await measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
   for (let round = 1; round < 3; round++) {
-    const p = measure(reads, (i) => plain.get(`bench/s${i % N}`));
-    const e = measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
+    const p = await measure(reads, (i) => plain.get(`bench/s${i % N}`));
+    const e = await measure(reads, (i) => enc.secrets.get(`bench/s${i % N}`));
     if (p.rate > pg.rate) pg = p;
     if (e.rate > eg.rate) eg = e;
   }
   rows.push({ scenario: 'storage: encrypted get (~300 B value)', unit: 'ops/s', ...eg, baseline: { name: 'plaintext get', rate: pg.rate }, aim: { minRatio: 0.7 } });
 
   const writes = Math.round(2000 * scale);
-  const pp = measure(writes, (i) => plain.put(`bench/s${i % N}`, VALUE));
-  const ep = measure(writes, (i) => enc.secrets.put(`bench/s${i % N}`, VALUE));
+  const pp = await measure(writes, (i) => plain.put(`bench/s${i % N}`, VALUE));
+  const ep = await measure(writes, (i) => enc.secrets.put(`bench/s${i % N}`, VALUE));
   rows.push({ scenario: 'storage: encrypted put (durable commit)', unit: 'ops/s', ...ep, baseline: { name: 'plaintext put', rate: pp.rate } });
-  enc.close();
+  await enc.close();
 
   // Rotation of 100k secrets (scaled), timed as a whole.
   const count = Math.round(100_000 * scale);
   const rot = await freshCore('rot');
-  rot.db.transaction(() => {
-    for (let i = 0; i < count; i++) rot.secrets.put(`rot/s${i}`, VALUE);
-  })();
+  await rot.storage.tx(async () => {
+    for (let i = 0; i < count; i++) await rot.secrets.put(`rot/s${i}`, VALUE);
+  });
   for (const reencrypt of [false, true]) {
     const t0 = process.hrtime.bigint();
-    rotateRootKey({ db: rot.db, rootKeyFile: rot.config.rootKeyFile, reencrypt, batchSize: 1000 });
+    await rotateRootKey({ storage: rot.storage, rootKeyFile: rot.config.rootKeyFile, reencrypt, batchSize: 1000 });
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     rows.push({
       scenario: `rotation of ${count.toLocaleString('en-US')} secrets${reencrypt ? ' --reencrypt' : ' (re-wrap only)'}`,
@@ -95,6 +95,6 @@ export async function storageBench(scale: number): Promise<BenchRow[]> {
       aim: { text: 'measured', met: true },
     });
   }
-  rot.close();
+  await rot.close();
   return rows;
 }

@@ -11,7 +11,7 @@ process.stdin.on('end', () => (stop = true));
 process.stdin.resume();
 let n = 0;
 for (; !stop; n++) {
-  core.secrets.put(`busy/s${n % 500}`, { n: String(n) });
+  await core.secrets.put(`busy/s${n % 500}`, { n: String(n) });
   if (n === 0) process.stdout.write('ready\n');
   await new Promise((res) => setImmediate(res));
 }

@@ -9,7 +9,7 @@ const round = process.argv[2] ?? '0';
 const core = await openCore(loadConfig(), silentLogger());
 let counterVersion = 0;
 try {
-  counterVersion = core.secrets.metadata('crash/counter').current_version;
+  counterVersion = (await core.secrets.metadata('crash/counter')).current_version;
 } catch {
   /* first round: the counter does not exist yet */
 }
@@ -18,7 +18,7 @@ for (let i = 0; ; i++) {
   const value = `r${round}-i${i}-${Math.random().toString(36).slice(2)}`;
   // Alternate fresh paths with check-and-set updates of one hot path.
   const path = i % 2 === 0 ? `crash/r${round}/s${i}` : 'crash/counter';
-  const r = core.secrets.put(path, { value }, path === 'crash/counter' ? { cas: counterVersion } : {});
+  const r = await core.secrets.put(path, { value }, path === 'crash/counter' ? { cas: counterVersion } : {});
   if (path === 'crash/counter') counterVersion = r.version;
   process.stdout.write(`ack ${path} ${r.version} ${value}\n`);
   if (i % 64 === 0) await new Promise((res) => setImmediate(res));

@@ -14,7 +14,7 @@ describe('backup and restore', function () {
     const fixed = new Map<string, string>();
     for (let i = 0; i < 200; i++) {
       fixed.set(`fixed/s${i}`, `value-${i}`);
-      core.secrets.put(`fixed/s${i}`, { v: `value-${i}` });
+      await core.secrets.put(`fixed/s${i}`, { v: `value-${i}` });
     }
     core.close();
 
@@ -52,10 +52,10 @@ describe('backup and restore', function () {
     const r = await openTestCore(restored);
     try {
       expect(integrityCheck(r.db)).to.equal('ok');
-      for (const [p, v] of fixed) expect(r.secrets.get(p).data).to.deep.equal({ v });
-      const busy = r.secrets.list({ prefix: 'busy/' }).paths;
+      for (const [p, v] of fixed) expect((await r.secrets.get(p)).data).to.deep.equal({ v });
+      const busy = (await r.secrets.list({ prefix: 'busy/' })).paths;
       expect(busy.length).to.be.greaterThan(0);
-      for (const p of busy) expect(r.secrets.get(p).data.n).to.match(/^\d+$/);
+      for (const p of busy) expect((await r.secrets.get(p)).data.n).to.match(/^\d+$/);
     } finally {
       r.close();
     }

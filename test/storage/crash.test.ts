@@ -43,8 +43,8 @@ function writeUntilKilled(env: NodeJS.ProcessEnv, round: number, killAfterMs: nu
 const MAX_VERSIONS = 1000;
 
 /** The hot counter path is pruned to its last MAX_VERSIONS versions; every other ack is kept. */
-function retained(metadata: (p: string) => { current_version: number }): (a: Ack) => boolean {
-  const current = metadata('crash/counter').current_version;
+async function retained(metadata: (p: string) => Promise<{ current_version: number }>): Promise<(a: Ack) => boolean> {
+  const current = (await metadata('crash/counter')).current_version;
   return (a) => a.path !== 'crash/counter' || a.version > current - MAX_VERSIONS;
 }
 
@@ -62,14 +62,14 @@ describe('crash safety', function () {
       const core = await openTestCore(dir, { NEXUS_MAX_VERSIONS: String(MAX_VERSIONS) });
       try {
         expect(integrityCheck(core.db)).to.equal('ok');
-        const kept = retained(core.secrets.metadata.bind(core.secrets));
+        const kept = await retained(core.secrets.metadata.bind(core.secrets));
         for (const a of acks.filter(kept)) {
-          expect(core.secrets.get(a.path, a.version).data, `${a.path} v${a.version}`).to.deep.equal({ value: a.value });
+          expect((await core.secrets.get(a.path, a.version)).data, `${a.path} v${a.version}`).to.deep.equal({ value: a.value });
         }
         const lastCounter = acks.filter((a) => a.path === 'crash/counter').at(-1);
         if (lastCounter) {
           // At most one write can have committed without its ack being read.
-          const current = core.secrets.metadata('crash/counter').current_version;
+          const current = (await core.secrets.metadata('crash/counter')).current_version;
           expect(current - lastCounter.version).to.be.within(0, 1);
         }
       } finally {
@@ -79,7 +79,7 @@ describe('crash safety', function () {
     // Earlier rounds' writes are still all there at the end.
     const core = await openTestCore(dir, { NEXUS_MAX_VERSIONS: String(MAX_VERSIONS) });
     try {
-      for (const a of all.filter(retained(core.secrets.metadata.bind(core.secrets)))) expect(core.secrets.get(a.path, a.version).data).to.deep.equal({ value: a.value });
+      for (const a of all.filter(await retained(core.secrets.metadata.bind(core.secrets)))) expect((await core.secrets.get(a.path, a.version)).data).to.deep.equal({ value: a.value });
     } finally {
       core.close();
     }

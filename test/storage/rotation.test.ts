@@ -9,19 +9,19 @@ import { ROOT, openTestCore, runBin, tempDir, testEnv } from '../helpers/env.js'
 
 const SECRETS = 3000;
 
-function seed(core: Core): Map<string, Record<string, string>> {
+async function seed(core: Core): Promise<Map<string, Record<string, string>>> {
   const expected = new Map<string, Record<string, string>>();
-  core.db.transaction(() => {
+  await core.storage.tx(async () => {
     for (let i = 0; i < SECRETS; i++) {
       const p = `rot/s${i}`;
-      core.secrets.put(p, { v: `first-${i}` });
+      await core.secrets.put(p, { v: `first-${i}` });
       if (i % 3 === 0) {
-        core.secrets.put(p, { v: `second-${i}` });
+        await core.secrets.put(p, { v: `second-${i}` });
       }
       expected.set(p, { v: i % 3 === 0 ? `second-${i}` : `first-${i}` });
     }
-  })();
-  core.secrets.destroy('rot/s0', [1]);
+  });
+  await core.secrets.destroy('rot/s0', [1]);
   return expected;
 }
 
@@ -29,8 +29,8 @@ async function expectAllReadable(dir: string, expected: Map<string, Record<strin
   const core = await openTestCore(dir);
   try {
     expect(integrityCheck(core.db)).to.equal('ok');
-    for (const [p, data] of expected) expect(core.secrets.get(p).data, p).to.deep.equal(data);
-    expect(core.secrets.get('rot/s3', 1).data).to.deep.equal({ v: 'first-3' });
+    for (const [p, data] of expected) expect((await core.secrets.get(p)).data, p).to.deep.equal(data);
+    expect((await core.secrets.get('rot/s3', 1)).data).to.deep.equal({ v: 'first-3' });
   } finally {
     core.close();
   }
@@ -83,7 +83,7 @@ describe('root key rotation', function () {
     const dir = tempDir();
     const keyFile = path.join(dir, 'root.key');
     const core = await openTestCore(dir);
-    const expected = seed(core);
+    const expected = await seed(core);
     const firstKeyIds = (core.db.prepare('SELECT id FROM data_keys').all() as Array<{ id: string }>).map((r) => r.id);
     core.close();
     const oldKey = fs.readFileSync(keyFile, 'utf8');
@@ -118,7 +118,7 @@ describe('root key rotation', function () {
     const dir = tempDir();
     const keyFile = path.join(dir, 'root.key');
     const core = await openTestCore(dir);
-    const expected = seed(core);
+    const expected = await seed(core);
     core.close();
     const first = fs.readFileSync(keyFile, 'utf8');
     const r1 = await runBin('nexus-rotate-key', [], testEnv(dir));

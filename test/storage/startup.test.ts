@@ -25,7 +25,7 @@ describe('start-up: root key and schema', () => {
     let logged = '';
     out.on('data', (d: Buffer) => (logged += d.toString()));
     const core = await openTestCore(dir, {}, createLogger({ level: 'trace', stream: out }));
-    core.secrets.put('a/b', { v: 'x' });
+    await core.secrets.put('a/b', { v: 'x' });
     core.close();
     const file = path.join(dir, 'root.key');
     expect(fs.statSync(file).mode & 0o777).to.equal(0o600);
@@ -39,7 +39,7 @@ describe('start-up: root key and schema', () => {
   it('a wrong root key stops start-up with a clear error; the right one reads everything', async () => {
     const dir = tempDir();
     const core = await openTestCore(dir);
-    core.secrets.put('a/b', { v: 'kept' });
+    await core.secrets.put('a/b', { v: 'kept' });
     core.close();
     const wrong = Buffer.alloc(32, 7).toString('base64');
     const err = await startupError(openTestCore(dir, { NEXUS_ROOT_KEY: wrong }));
@@ -48,7 +48,7 @@ describe('start-up: root key and schema', () => {
     expect(err.message).to.not.include(wrong);
     const right = fs.readFileSync(path.join(dir, 'root.key'), 'utf8').trim();
     const again = await openTestCore(dir, { NEXUS_ROOT_KEY: right });
-    expect(again.secrets.get('a/b').data).to.deep.equal({ v: 'kept' });
+    expect((await again.secrets.get('a/b')).data).to.deep.equal({ v: 'kept' });
     again.close();
   });
 
@@ -61,7 +61,7 @@ describe('start-up: root key and schema', () => {
     expect(fs.existsSync(path.join(dir, 'root.key'))).to.equal(false);
   });
 
-  it('a malformed NEXUS_ROOT_KEY is a config error naming the key, without its value', () => {
+  it('a malformed NEXUS_ROOT_KEY is a config error naming the key, without its value', async () => {
     const err = (() => {
       try {
         loadConfig(testEnv(tempDir(), { NEXUS_ROOT_KEY: 'c2hvcnQ=' }));
@@ -78,7 +78,7 @@ describe('start-up: root key and schema', () => {
   it('a tampered wrapped data key stops start-up with data_integrity', async () => {
     const dir = tempDir();
     const core = await openTestCore(dir);
-    core.secrets.put('a/b', { v: 'x' });
+    await core.secrets.put('a/b', { v: 'x' });
     core.close();
     const raw = new Database(path.join(dir, 'nexus.db'));
     const row = raw.prepare('SELECT id, wrapped FROM data_keys').get() as { id: string; wrapped: Buffer };
@@ -108,7 +108,7 @@ describe('start-up: root key and schema', () => {
     expect(again.stdout).to.include('nothing to do');
 
     const core = await openTestCore(dir, { NEXUS_AUTO_MIGRATE: 'false' });
-    core.secrets.put('m/x', { a: 'b' });
+    await core.secrets.put('m/x', { a: 'b' });
     core.close();
     const after = await runBin('nexus-migrate', ['status'], testEnv(dir));
     expect(after.stdout).to.match(/applied\s+001_secrets\s+\d{4}-/);

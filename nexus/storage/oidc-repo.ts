@@ -1,0 +1,96 @@
+import type { Db } from './db.js';
+import type { SqliteGate } from './sqlite-gate.js';
+import type { IssuerRow, OidcRepo, RoleRow, TokenRow } from './storage.js';
+
+/** The OIDC plugin's tables on SQLite. */
+export class SqliteOidcRepo implements OidcRepo {
+  // Looked up on every request that carries an exchanged token: prepared once.
+  private readonly tokenStmt;
+
+  constructor(
+    private readonly db: Db,
+    private readonly g: SqliteGate,
+  ) {
+    this.tokenStmt = db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, subject, roles, grants, expires_at FROM oidc_tokens WHERE hash = ?');
+  }
+
+  async issuers(): Promise<IssuerRow[]> {
+    await this.g.idle();
+    return this.db.prepare<[], IssuerRow>('SELECT * FROM oidc_issuers ORDER BY name').all();
+  }
+
+  async issuer(name: string): Promise<IssuerRow | undefined> {
+    await this.g.idle();
+    return this.db.prepare<[string], IssuerRow>('SELECT * FROM oidc_issuers WHERE name = ?').get(name);
+  }
+
+  async upsertIssuer(i: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
+    await this.g.idle();
+    this.db
+      .prepare(
+        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
+         algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s, updated_at = excluded.updated_at`,
+      )
+      .run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, now, now);
+  }
+
+  async deleteIssuer(name: string): Promise<boolean> {
+    await this.g.idle();
+    return this.db.prepare('DELETE FROM oidc_issuers WHERE name = ?').run(name).changes > 0;
+  }
+
+  async rolesOfIssuer(name: string): Promise<string[]> {
+    await this.g.idle();
+    return this.db.prepare<[string], { name: string }>('SELECT name FROM oidc_roles WHERE issuer = ? ORDER BY name').all(name).map((r) => r.name);
+  }
+
+  async roles(): Promise<RoleRow[]> {
+    await this.g.idle();
+    return this.db.prepare<[], RoleRow>('SELECT * FROM oidc_roles ORDER BY name').all();
+  }
+
+  async role(name: string): Promise<RoleRow | undefined> {
+    await this.g.idle();
+    return this.db.prepare<[string], RoleRow>('SELECT * FROM oidc_roles WHERE name = ?').get(name);
+  }
+
+  async upsertRole(r: Omit<RoleRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
+    await this.g.idle();
+    this.db
+      .prepare(
+        `INSERT INTO oidc_roles (name, issuer, bound_claims, bound_claims_glob, paths, permissions, token_ttl_s, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, bound_claims = excluded.bound_claims,
+         bound_claims_glob = excluded.bound_claims_glob, paths = excluded.paths, permissions = excluded.permissions,
+         token_ttl_s = excluded.token_ttl_s, updated_at = excluded.updated_at`,
+      )
+      .run(r.name, r.issuer, r.bound_claims, r.bound_claims_glob, r.paths, r.permissions, r.token_ttl_s, now, now);
+  }
+
+  async deleteRole(name: string): Promise<boolean> {
+    await this.g.idle();
+    return this.db.prepare('DELETE FROM oidc_roles WHERE name = ?').run(name).changes > 0;
+  }
+
+  async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
+    await this.g.idle();
+    this.db
+      .prepare('INSERT INTO oidc_tokens (hash, issuer, issuer_url, subject, roles, grants, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(hash, t.issuer, t.issuer_url, t.subject, t.roles, t.grants, t.expires_at, now);
+  }
+
+  async token(hash: Buffer): Promise<TokenRow | undefined> {
+    await this.g.idle();
+    return this.tokenStmt.get(hash);
+  }
+
+  async revokeRole(role: string): Promise<number> {
+    await this.g.idle();
+    return this.db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)').run(role).changes;
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    await this.g.idle();
+    return this.db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?').run(now).changes;
+  }
+}

@@ -1,0 +1,185 @@
+import type { Policy } from '../policy/types.js';
+import type { AuditKeyRow } from './audit-repo.js';
+import type { Migration, MigrationStatus } from './migrator.js';
+
+// The one storage interface both engines implement (SQLite in the data dir,
+// PostgreSQL shared by replicas). Repositories speak rows, never crypto; every
+// method is async so either engine fits behind it.
+
+export interface SecretRow {
+  path: string;
+  current_version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VersionRow {
+  path: string;
+  version: number;
+  key_id: string | null;
+  nonce: Buffer | null;
+  ciphertext: Buffer | null;
+  created_at: string;
+  deleted_at: string | null;
+  destroyed_at: string | null;
+}
+
+/** Everything that touches the `secrets` and `secret_versions` tables. No crypto here. */
+export interface SecretsRepo {
+  secret(path: string): Promise<SecretRow | undefined>;
+  insertSecret(path: string, version: number, now: string): Promise<void>;
+  bumpSecret(path: string, version: number, now: string): Promise<void>;
+  version(path: string, version: number): Promise<VersionRow | undefined>;
+  /** The secret's current version and the row of `version` (default: current), in one query. */
+  lookup(path: string, version: number | null): Promise<{ current: number; row: VersionRow | null } | undefined>;
+  versions(path: string): Promise<VersionRow[]>;
+  insertVersion(row: Omit<VersionRow, 'deleted_at' | 'destroyed_at'>): Promise<void>;
+  /** Removes every version <= `upTo`. */
+  pruneUpTo(path: string, upTo: number): Promise<void>;
+  softDelete(path: string, version: number, now: string): Promise<boolean>;
+  undelete(path: string, version: number): Promise<boolean>;
+  destroy(path: string, version: number, now: string): Promise<boolean>;
+  /** Paths starting with `prefix`, strictly after `after`, in byte order. */
+  listPaths(prefix: string, after: string, limit: number): Promise<string[]>;
+  count(): Promise<number>;
+  /** Live ciphertexts not under data key `keyId`, after (path, version), in key order. */
+  notUnderKey(keyId: string, after: { path: string; version: number }, limit: number): Promise<VersionRow[]>;
+  countNotUnderKey(keyId: string): Promise<number>;
+  replaceCiphertext(path: string, version: number, keyId: string, nonce: Buffer, ciphertext: Buffer): Promise<void>;
+}
+
+/** A data-encryption key as stored: wrapped by the root key whose check value is root_kcv. */
+export interface DataKeyRow {
+  id: string;
+  nonce: Buffer;
+  wrapped: Buffer;
+  root_kcv: string;
+  active: 0 | 1;
+  created_at: string;
+}
+
+export interface DataKeysRepo {
+  get(id: string): Promise<DataKeyRow | undefined>;
+  active(): Promise<DataKeyRow | undefined>;
+  all(): Promise<DataKeyRow[]>;
+  /** Rows not yet wrapped by the root key `kcv`, at most `limit`. */
+  notWrappedBy(kcv: string, limit: number): Promise<DataKeyRow[]>;
+  /** Inserts a key; an active one replaces the active key (call inside a transaction). */
+  insert(row: DataKeyRow): Promise<void>;
+  /** Makes `id` the one active key (call inside a transaction). */
+  activate(id: string): Promise<void>;
+  rewrap(id: string, nonce: Buffer, wrapped: Buffer, kcv: string): Promise<void>;
+  /** Deletes data keys no secret version refers to, except the active one. */
+  deleteUnused(): Promise<number>;
+}
+
+export interface PoliciesRepo {
+  all(): Promise<Policy[]>;
+  get(name: string): Promise<Policy | undefined>;
+  upsert(p: Omit<Policy, 'created_at' | 'updated_at'>, now: string): Promise<void>;
+  delete(name: string): Promise<boolean>;
+}
+
+/** Named values in the `meta` table. */
+export interface MetaRepo {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/** An OIDC issuer row; list-valued columns hold JSON text on both engines. */
+export interface IssuerRow {
+  name: string;
+  issuer: string;
+  audiences: string;
+  algorithms: string;
+  jwks_uri: string | null;
+  max_token_age_s: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RoleRow {
+  name: string;
+  issuer: string;
+  bound_claims: string;
+  bound_claims_glob: string;
+  paths: string;
+  permissions: string;
+  token_ttl_s: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An exchanged token, by the SHA-256 of the token (the token itself is never stored). */
+export interface TokenRow {
+  issuer: string;
+  issuer_url: string;
+  subject: string;
+  /** JSON array of role names. */
+  roles: string;
+  /** JSON array of grants. */
+  grants: string;
+  /** ms since epoch */
+  expires_at: number;
+}
+
+/** The OIDC plugin's tables: issuers, roles, exchanged-token hashes. */
+export interface OidcRepo {
+  issuers(): Promise<IssuerRow[]>;
+  issuer(name: string): Promise<IssuerRow | undefined>;
+  upsertIssuer(row: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void>;
+  deleteIssuer(name: string): Promise<boolean>;
+  rolesOfIssuer(name: string): Promise<string[]>;
+  roles(): Promise<RoleRow[]>;
+  role(name: string): Promise<RoleRow | undefined>;
+  upsertRole(row: Omit<RoleRow, 'created_at' | 'updated_at'>, now: string): Promise<void>;
+  deleteRole(name: string): Promise<boolean>;
+  insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void>;
+  token(hash: Buffer): Promise<TokenRow | undefined>;
+  /** Deletes every exchanged token that carries `role`; returns how many. */
+  revokeRole(role: string): Promise<number>;
+  purgeExpired(now: number): Promise<number>;
+}
+
+/** audit_keys: earlier root keys' audit MAC keys, wrapped by the current root key. */
+export interface AuditKeysStore {
+  all(): Promise<AuditKeyRow[]>;
+  put(row: AuditKeyRow): Promise<void>;
+}
+
+/** The repositories, bound either to the engine or to one transaction. */
+export interface Repos {
+  auditKeys: AuditKeysStore;
+  secrets: SecretsRepo;
+  dataKeys: DataKeysRepo;
+  policies: PoliciesRepo;
+  meta: MetaRepo;
+  oidc: OidcRepo;
+}
+
+export type EngineName = 'sqlite' | 'postgres';
+
+export interface Storage extends Repos {
+  readonly engine: EngineName;
+  /** Where the data lives, for logs (a file, or a URL without its password). */
+  readonly location: string;
+  /**
+   * Runs `fn` in one write transaction: all of it or none, and serializable
+   * against every other writer (other replicas too). `fn` may be run again
+   * when the engine reports a serialization conflict, so it must not have
+   * effects outside the repositories it is given.
+   */
+  tx<T>(fn: (r: Repos) => Promise<T>): Promise<T>;
+  /** The engine answers a trivial query. */
+  ping(): Promise<boolean>;
+  /**
+   * After a destroy or key rotation: make the erased bytes unrecoverable from
+   * the engine's own files (old row images in a WAL or dead tuples).
+   */
+  scrub(): Promise<void>;
+  migrationStatus(): Promise<MigrationStatus>;
+  /** Applies pending migrations in order (one process at a time). Returns those applied. */
+  migrateUp(): Promise<Migration[]>;
+  close(): Promise<void>;
+}
