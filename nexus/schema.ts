@@ -61,20 +61,25 @@ function descriptionOf(s: AnySchema): string | undefined {
   return undefined;
 }
 
-/** The deepest described schema on the issue's path, and the field it sits at. */
-function described(root: AnySchema, path: PropertyKey[], subject: string): { field: string; text: string } | undefined {
+/** `paths[2]`, `bound_claims.repo`: a path as the caller wrote it. */
+function display(path: PropertyKey[]): string {
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i ? '.' : ''}${String(k)}`)).join('');
+}
+
+/** The deepest described schema on the issue's path, and where it sits. */
+function described(root: AnySchema, path: PropertyKey[]): { at: string; text: string } | undefined {
   let s: AnySchema | undefined = root;
-  let found = descriptionOf(root) ? { field: subject, text: descriptionOf(root)! } : undefined;
-  const names: string[] = [];
-  for (const key of path) {
-    s = s && child(s, key);
-    if (!s) break;
-    if (typeof key !== 'number') names.push(String(key));
-    const text = descriptionOf(s);
-    if (text) found = { field: names.join('.'), text };
+  let found = descriptionOf(root) ? { at: '', text: descriptionOf(root)! } : undefined;
+  for (let i = 0; i < path.length && s; i++) {
+    s = child(s, path[i]!);
+    const text = s && descriptionOf(s);
+    if (text) found = { at: display(path.slice(0, i + 1)), text };
   }
   return found;
 }
+
+// zod's message for a refine given none: such checks are explained by the field's description.
+const UNEXPLAINED = 'Invalid input';
 
 /** The first issue of a failed parse, in the error contract's terms. */
 export function violation(schema: AnySchema, error: z.ZodError, subject = 'body'): Violation {
@@ -88,17 +93,20 @@ export function violation(schema: AnySchema, error: z.ZodError, subject = 'body'
   const field = names.join('.') || subject;
   const own = issue.code === 'custom' ? (issue.params as { rule?: unknown } | undefined)?.rule : undefined;
   const rule = typeof own === 'string' ? own : (names[0] ?? subject);
-  if (issue.code === 'custom' || issue.code === 'invalid_key') {
-    // Checks written for Nexus carry a complete sentence.
-    const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : issue.message;
-    const message = inner ?? issue.message;
-    return { rule, field, message, detail: message };
+  // Checks written for Nexus carry a complete sentence.
+  const sentence = issue.code === 'custom' ? issue.message : issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+  if (sentence && sentence !== UNEXPLAINED) return { rule, field, message: sentence, detail: sentence };
+  const d = described(schema, issue.path);
+  if (d) {
+    const at = d.at || subject;
+    return { rule, field, message: `${at ? `${at} ` : ''}must be ${d.text}`, detail: `must be ${d.text}`, expected: d.text };
   }
-  const d = described(schema, issue.path, subject);
-  if (d) return { rule, field, message: `${d.field ? `${d.field} ` : ''}must be ${d.text}`, detail: `must be ${d.text}`, expected: d.text };
   if (names.length === 0 && issue.code === 'invalid_type') return { rule, field, message: `${subject} must be a JSON ${issue.expected}`, detail: `must be a JSON ${issue.expected}` };
-  return { rule, field, message: `${field}: ${issue.message}`, detail: issue.message };
+  return { rule, field, message: `${display(issue.path) || subject}: ${issue.message}`, detail: issue.message };
 }
+
+/** Any JSON object (what a route reads before checks of its own). */
+export const JsonObject = z.looseObject({});
 
 /** Validates request input; a violation is a 400 naming its rule. */
 export function parseInput<S extends z.ZodType>(schema: S, raw: unknown, subject = 'body'): z.output<S> {
@@ -118,6 +126,27 @@ export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, keyOf:
   const v = violation(schema, r.error, '');
   // The key names the field already.
   throw new ConfigError(keyOf(v.field, v), v.detail);
+}
+
+/**
+ * Schemas that a domain rule function checks (it throws BadRequestError with
+ * its own rule), documented in JSON Schema as `doc`. For values whose rules
+ * zod cannot keep exactly (a secret's data keeps a `__proto__` key).
+ */
+export const documentedAs = new WeakMap<z.core.$ZodType, z.core.$ZodType>();
+
+export function ruled<T>(parse: (raw: unknown) => T, doc: z.ZodType<T>): z.ZodType<T> {
+  const schema = z.unknown().transform((raw, ctx) => {
+    try {
+      return parse(raw);
+    } catch (err) {
+      if (!(err instanceof BadRequestError)) throw err;
+      fail(ctx, err.message, { rule: err.rule });
+      return z.NEVER;
+    }
+  });
+  documentedAs.set(schema, doc);
+  return schema;
 }
 
 /**

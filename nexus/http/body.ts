@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import { BadRequestError, TooLargeError } from '../errors.js';
+import { parseInput, type z } from '../schema.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -34,9 +35,7 @@ export async function readJson(ctx: Context, limit = MAX_BODY_BYTES): Promise<un
   }
 }
 
-/** A JSON object body (not an array or a scalar). */
-export async function readJsonObject(ctx: Context, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
-  const body = await readJson(ctx, limit);
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('body', 'request body must be a JSON object');
-  return body as Record<string, unknown>;
+/** A JSON body validated by its schema (a violation is a 400 naming the rule). */
+export async function readBody<S extends z.ZodType>(ctx: Context, schema: S, limit = MAX_BODY_BYTES): Promise<z.output<S>> {
+  return parseInput(schema, await readJson(ctx, limit));
 }

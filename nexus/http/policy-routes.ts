@@ -4,7 +4,7 @@ import type { Authorizer, Principal } from '../auth/principal.js';
 import { ForbiddenError } from '../errors.js';
 import type { PolicyService } from '../policy/service.js';
 import { changeAudited, noteObject } from './audit.js';
-import { readJsonObject } from './body.js';
+import { readJson } from './body.js';
 
 export interface AdminDeps {
   authz: Authorizer;
@@ -31,7 +31,7 @@ export function policyRoutes(policies: PolicyService, deps: AdminDeps): Router {
     ctx.body = await policies.get(ctx.params.name!);
   });
   router.put('/:name', async (ctx) => {
-    const body = await readJsonObject(ctx);
+    const body = await readJson(ctx);
     noteObject(ctx, 'policy', 'put', ctx.params.name!, body);
     const { policy, created } = await changeAudited(ctx, () => policies.put(ctx.params.name!, body));
     ctx.status = created ? 201 : 200;

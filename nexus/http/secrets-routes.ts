@@ -6,7 +6,8 @@ import { parsePrefix, parseSecretPath } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
 import type { ListOptions } from '../secrets/types.js';
 import { changeAudited, noteAudit } from './audit.js';
-import { readJsonObject } from './body.js';
+import { PutSecretInput, VersionsInput } from '../secrets/schema.js';
+import { readBody } from './body.js';
 
 export const SECRETS_PREFIX = '/v1/secrets/';
 
@@ -110,8 +111,8 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
         ctx.body = await secrets.metadata(path);
         return;
       case 'write': {
-        const body = await readJsonObject(ctx);
-        const r = await changeAudited(ctx, () => secrets.put(path, body.data, { cas: body.cas as number | undefined }));
+        const body = await readBody(ctx, PutSecretInput);
+        const r = await changeAudited(ctx, () => secrets.put(path, body.data, { cas: body.cas }));
         ctx.status = r.created ? 201 : 200;
         ctx.body = { path: r.path, version: r.version };
         return;
@@ -121,13 +122,13 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
         ctx.status = 204;
         return;
       case 'undelete': {
-        const { versions } = await readJsonObject(ctx);
+        const { versions } = await readBody(ctx, VersionsInput);
         await changeAudited(ctx, () => secrets.undelete(path, versions));
         ctx.status = 204;
         return;
       }
       case 'destroy': {
-        const { versions } = await readJsonObject(ctx);
+        const { versions } = await readBody(ctx, VersionsInput);
         await changeAudited(ctx, () => secrets.destroy(path, versions));
         ctx.status = 204;
         return;

@@ -70,18 +70,3 @@ export function parseVersion(raw: unknown, rule = 'version'): number {
   }
   return n;
 }
-
-export function parseCas(raw: unknown): number | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) {
-    throw new BadRequestError('cas', 'cas must be a non-negative integer');
-  }
-  return raw;
-}
-
-export function parseVersionList(raw: unknown): number[] {
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_VERSIONS_PER_CALL) {
-    throw new BadRequestError('versions', `versions must be a list of 1 to ${MAX_VERSIONS_PER_CALL} positive integers`);
-  }
-  return [...new Set(raw.map((v) => parseVersion(v, 'versions')))];
-}

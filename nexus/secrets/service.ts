@@ -2,7 +2,9 @@ import { BadRequestError, ConflictError, DataIntegrityError, NotFoundError } fro
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
 import type { Storage, VersionRow } from '../storage/storage.js';
-import { parseCas, parsePrefix, parseSecretData, parseSecretPath, parseVersion, parseVersionList } from './rules.js';
+import { parseInput } from '../schema.js';
+import { parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
+import { Cas, VersionList } from './schema.js';
 import type { ListOptions, ListPage, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion } from './types.js';
 
 export interface SecretsServiceOptions {
@@ -52,7 +54,7 @@ export class SecretsService {
   private async doPut(rawPath: string, rawData: unknown, options: PutOptions): Promise<PutResult> {
     const path = parseSecretPath(rawPath);
     const { encoded } = parseSecretData(rawData);
-    const cas = parseCas(options.cas);
+    const cas = options.cas === undefined || options.cas === null ? undefined : parseInput(Cas, options.cas, 'cas');
     // The data key is chosen (and made, on first use) before the write transaction.
     const keyId = await this.keyring.activeKeyId();
     return this.storage.tx(async (repo) => {
@@ -102,7 +104,7 @@ export class SecretsService {
 
   async undelete(rawPath: string, rawVersions: unknown): Promise<void> {
     const path = parseSecretPath(rawPath);
-    const versions = parseVersionList(rawVersions);
+    const versions = parseInput(VersionList, rawVersions, 'versions');
     await this.storage.tx(async (repo) => {
       if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);
       for (const v of versions) await repo.secrets.undelete(path, v);
@@ -116,7 +118,7 @@ export class SecretsService {
    */
   async destroy(rawPath: string, rawVersions: unknown): Promise<void> {
     const path = parseSecretPath(rawPath);
-    const versions = parseVersionList(rawVersions);
+    const versions = parseInput(VersionList, rawVersions, 'versions');
     const now = new Date().toISOString();
     await this.storage.tx(async (repo) => {
       if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);

@@ -1,39 +1,13 @@
-/** A secret's value: string keys to string values. */
-export type SecretData = Record<string, string>;
+export type { ListPage, SecretData, SecretMetadata, SecretVersion, VersionInfo } from './schema.js';
 
 /** A validated secret path (see parseSecretPath). */
 export type SecretPath = string & { readonly __brand: 'SecretPath' };
-
-export interface SecretVersion {
-  path: string;
-  version: number;
-  data: SecretData;
-  created_at: string;
-}
-
-export interface VersionInfo {
-  version: number;
-  created_at: string;
-  deleted_at: string | null;
-  destroyed: boolean;
-}
-
-export interface SecretMetadata {
-  path: string;
-  current_version: number;
-  versions: VersionInfo[];
-}
 
 export interface PutResult {
   path: string;
   version: number;
   /** True when this put created the secret (HTTP 201). */
   created: boolean;
-}
-
-export interface ListPage {
-  paths: string[];
-  next_cursor: string | null;
 }
 
 export interface PutOptions {

@@ -2,9 +2,9 @@ import Router from '@koa/router';
 import type { AdminRouteDeps } from '../../nexus/auth/plugin.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../../nexus/errors.js';
 import { changeAudited, noteObject } from '../../nexus/http/audit.js';
-import { readJsonObject } from '../../nexus/http/body.js';
+import { readJson } from '../../nexus/http/body.js';
 import { requireAdmin } from '../../nexus/http/policy-routes.js';
-import { parsePolicyName } from '../../nexus/policy/service.js';
+import { parseName } from '../../nexus/policy/schema.js';
 import { parseIssuer, parseRole } from './schema.js';
 import type { OidcStore } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
@@ -26,13 +26,13 @@ export class OidcAdmin {
   }
 
   async getIssuer(name: string): Promise<IssuerConfig> {
-    const i = await this.store.issuer(parsePolicyName(name));
+    const i = await this.store.issuer(parseName(name));
     if (!i) throw new NotFoundError(`issuer ${name} not found`);
     return i;
   }
 
   async deleteIssuer(name: string): Promise<void> {
-    const n = parsePolicyName(name);
+    const n = parseName(name);
     const roles = await this.store.rolesOfIssuer(n);
     if (roles.length) throw new ConflictError(`issuer ${n} is used by role(s) ${roles.join(', ')}; delete them first`);
     if (!(await this.store.deleteIssuer(n))) throw new NotFoundError(`issuer ${n} not found`);
@@ -48,13 +48,13 @@ export class OidcAdmin {
   }
 
   async getRole(name: string): Promise<RoleConfig> {
-    const r = await this.store.role(parsePolicyName(name));
+    const r = await this.store.role(parseName(name));
     if (!r) throw new NotFoundError(`role ${name} not found`);
     return r;
   }
 
   async deleteRole(name: string): Promise<void> {
-    if (!(await this.store.deleteRole(parsePolicyName(name)))) throw new NotFoundError(`role ${name} not found`);
+    if (!(await this.store.deleteRole(parseName(name)))) throw new NotFoundError(`role ${name} not found`);
     await this.changed();
   }
 
@@ -77,7 +77,7 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     ctx.body = await admin.getIssuer(ctx.params.name!);
   });
   router.put('/issuers/:name', async (ctx) => {
-    const body = await readJsonObject(ctx);
+    const body = await readJson(ctx);
     noteObject(ctx, 'oidc.issuer', 'put', ctx.params.name!, body);
     const r = await changeAudited(ctx, () => admin.putIssuer(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;
@@ -104,7 +104,7 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     ctx.body = await admin.getRole(ctx.params.name!);
   });
   router.put('/roles/:name', async (ctx) => {
-    const body = await readJsonObject(ctx);
+    const body = await readJson(ctx);
     noteObject(ctx, 'oidc.role', 'put', ctx.params.name!, body);
     const r = await changeAudited(ctx, () => admin.putRole(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;

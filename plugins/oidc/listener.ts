@@ -6,12 +6,14 @@ import type { AuditTrail } from '../../nexus/audit/trail.js';
 import { auditRequests, changeAudited, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
-import { readJsonObject } from '../../nexus/http/body.js';
+import { readBody } from '../../nexus/http/body.js';
+import { JsonObject } from '../../nexus/schema.js';
+import { PutSecretInput } from '../../nexus/secrets/schema.js';
 import { errorHandling } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
 import { listRequest, queryOne, secretTarget } from '../../nexus/http/secrets-routes.js';
 import type { Logger } from '../../nexus/log.js';
-import { parsePolicyName } from '../../nexus/policy/service.js';
+import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import { issueToken, principalFromToken, TOKEN_PREFIX, ttlFor } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
@@ -19,6 +21,7 @@ import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
 import { grantAllows, resolveRoles } from './roles.js';
 import type { OidcStore } from './store.js';
+import { TokenRequest } from './schema.js';
 import type { RoleConfig } from './types.js';
 import { MAX_TOKEN_BYTES, verifyJwt } from './verify.js';
 
@@ -86,7 +89,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
 
   const fromJwt = async (ctx: Context, jwt: string): Promise<OidcPrincipal> => {
     const { issuer, claims } = await verifyJwt(jwt, deps.registry);
-    const only = ctx.get('X-Nexus-Role') ? parsePolicyName(ctx.get('X-Nexus-Role')) : undefined;
+    const only = ctx.get('X-Nexus-Role') ? parseName(ctx.get('X-Nexus-Role')) : undefined;
     const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);
     if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
@@ -97,7 +100,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   const narrow = (ctx: Context, p: OidcPrincipal): OidcPrincipal => {
     const raw = ctx.get('X-Nexus-Role');
     if (!raw || p.via === 'jwt') return p;
-    const only = parsePolicyName(raw);
+    const only = parseName(raw);
     if (!p.roles.includes(only)) throw new ForbiddenError(`role ${only} is not carried by this token`);
     return { ...p, roles: [only], grants: p.grants.filter((g) => g.role === only) };
   };
@@ -147,11 +150,12 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   const token = new Router();
   token.post('/v1/auth/token', async (ctx) => {
     noteAudit(ctx, { action: 'token.exchange' });
-    const body = await readJsonObject(ctx, TOKEN_BODY_LIMIT);
+    // Without a usable jwt this is a failed authentication (401), not a bad request.
+    const body = TokenRequest.safeParse(await readBody(ctx, JsonObject, TOKEN_BODY_LIMIT));
     let principal: OidcPrincipal;
     try {
-      if (typeof body.jwt !== 'string') throw new UnauthorizedError('exchange_without_jwt');
-      principal = await fromJwt(ctx, body.jwt);
+      if (!body.success) throw new UnauthorizedError('exchange_without_jwt');
+      principal = await fromJwt(ctx, body.data.jwt);
     } catch (err) {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
@@ -188,8 +192,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (verb !== null) throw new BadRequestError('verb', 'only plain writes exist on this port');
     // Off unless a role grants write explicitly.
     if (!grantAllows(principalOf(ctx).grants, 'write', path)) throw new ForbiddenError(`permission denied: write on ${path}`);
-    const body = await readJsonObject(ctx, WRITE_BODY_LIMIT);
-    const r = await changeAudited(ctx, () => deps.secrets.put(path, body.data, { cas: body.cas as number | undefined }));
+    const body = await readBody(ctx, PutSecretInput, WRITE_BODY_LIMIT);
+    const r = await changeAudited(ctx, () => deps.secrets.put(path, body.data, { cas: body.cas }));
     ctx.status = r.created ? 201 : 200;
     ctx.body = { path: r.path, version: r.version };
   });

@@ -1,117 +1,142 @@
-import { BadRequestError } from '../../nexus/errors.js';
-import { parsePermissions, parsePolicyName } from '../../nexus/policy/service.js';
+import { ObjectName, parseName, permissionList, Timestamps } from '../../nexus/policy/schema.js';
+import { fail, parseInput, z } from '../../nexus/schema.js';
 import { isLoopbackUrl } from './net.js';
-import { MAX_TOKEN_TTL_S, ROLE_PERMISSIONS, type ClaimValue, type IssuerConfig, type RoleConfig } from './types.js';
+import { MAX_TOKEN_BYTES } from './verify.js';
 
 // Asymmetric JWS algorithms only: never `none`, never HMAC.
-export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
-function object(raw: unknown, rule: string): Record<string, unknown> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequestError(rule, `${rule} must be a JSON object`);
-  return raw as Record<string, unknown>;
-}
+/** Permissions a role may grant on the OIDC port (never admin or metrics). */
+export const ROLE_PERMISSIONS = ['read', 'list', 'write'] as const;
+export const DEFAULT_TOKEN_TTL_S = 900;
+export const MAX_TOKEN_TTL_S = 3600;
 
-function onlyFields(b: Record<string, unknown>, allowed: string[]): void {
-  for (const k of Object.keys(b)) if (!allowed.includes(k)) throw new BadRequestError('body', `unknown field ${JSON.stringify(k)}`);
-}
-
-function httpsUrl(raw: unknown, rule: string): string {
-  if (typeof raw !== 'string' || raw.length > 2048) throw new BadRequestError(rule, `${rule} must be a URL`);
+function isIssuerUrl(raw: string): boolean {
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    throw new BadRequestError(rule, `${rule} must be a URL`);
+    return false;
   }
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackUrl(u))) {
-    throw new BadRequestError(rule, `${rule} must be https:// (http:// only on loopback hosts)`);
-  }
-  if (u.username || u.password || u.hash) throw new BadRequestError(rule, `${rule} must not carry credentials or a fragment`);
-  return raw;
+  const scheme = u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackUrl(u));
+  return scheme && !u.username && !u.password && !u.hash;
 }
 
-function optionalInt(raw: unknown, rule: string, min: number, max: number): number | null {
-  if (raw === undefined || raw === null) return null;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) throw new BadRequestError(rule, `${rule} must be an integer from ${min} to ${max}`);
-  return raw;
-}
+const IssuerUrl = z.string().max(2048).refine(isIssuerUrl).describe('an https:// URL (http:// only on loopback hosts), without credentials or a fragment');
 
-function stringList(raw: unknown, rule: string, max = 50): string[] {
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > max || raw.some((v) => typeof v !== 'string' || v.length === 0 || v.length > 1024)) {
-    throw new BadRequestError(rule, `${rule} must be a list of 1 to ${max} non-empty strings`);
-  }
-  return [...new Set(raw as string[])];
-}
+const optionalInt = (max: number) => z.int().min(1).max(max).nullable().default(null).describe(`an integer from 1 to ${max}, or null`);
 
-export function parseIssuer(name: string, raw: unknown): IssuerConfig {
-  const b = object(raw, 'body');
-  onlyFields(b, ['name', 'issuer', 'audiences', 'algorithms', 'jwks_uri', 'max_token_age_s']);
-  const algorithms = stringList(b.algorithms ?? ['RS256'], 'algorithms', 10);
-  for (const a of algorithms) {
-    if (!ASYMMETRIC_ALGS.includes(a)) throw new BadRequestError('algorithms', `algorithm ${a} is not allowed; use asymmetric ones: ${ASYMMETRIC_ALGS.join(', ')}`);
-  }
-  return {
-    name: parsePolicyName(name),
-    issuer: httpsUrl(b.issuer, 'issuer'),
-    audiences: stringList(b.audiences, 'audiences'),
-    algorithms,
-    jwks_uri: b.jwks_uri === undefined || b.jwks_uri === null ? null : httpsUrl(b.jwks_uri, 'jwks_uri'),
-    max_token_age_s: optionalInt(b.max_token_age_s, 'max_token_age_s', 1, 86400),
-  };
-}
+const stringList = (max: number) =>
+  z
+    .array(z.string().min(1).max(1024))
+    .min(1)
+    .max(max)
+    .overwrite((l) => [...new Set(l)])
+    .describe(`a list of 1 to ${max} non-empty strings`);
+
+const ignoredName = z.unknown().optional().describe('ignored: the name is the one in the URL');
+
+/** PUT /v1/oidc/issuers/{name} (and NEXUS_CONFIG oidc.issuers.NAME). */
+export const IssuerInput = z
+  .strictObject({
+    name: ignoredName,
+    issuer: IssuerUrl,
+    audiences: stringList(50),
+    algorithms: z
+      .array(z.enum(ASYMMETRIC_ALGS))
+      .min(1)
+      .max(10)
+      .overwrite((l) => [...new Set(l)])
+      .default(['RS256'])
+      .describe(`a list of 1 to 10 asymmetric algorithms: ${ASYMMETRIC_ALGS.join(', ')}`),
+    jwks_uri: IssuerUrl.nullable().default(null),
+    max_token_age_s: optionalInt(86400),
+  })
+  .meta({ id: 'IssuerInput' });
+
+/** A trusted issuer, as configured (contract: OIDC issuers and roles). */
+export const Issuer = IssuerInput.omit({ name: true })
+  .extend({ name: ObjectName, ...Timestamps })
+  .partial({ created_at: true, updated_at: true })
+  .meta({ id: 'Issuer' });
+export type IssuerConfig = z.output<typeof Issuer>;
 
 const CLAIM_NAME = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
+const badClaimName = { error: (iss: { input?: unknown }) => `claim name ${JSON.stringify(iss.input)} is not valid (dotted names reach nested claims)` };
+const ClaimName = z.string().max(128, badClaimName).regex(CLAIM_NAME, badClaimName);
 
-function claimName(k: string, rule: string): string {
-  if (!CLAIM_NAME.test(k) || k.length > 128) throw new BadRequestError(rule, `claim name ${JSON.stringify(k)} is not valid (dotted names reach nested claims)`);
-  return k;
-}
-
-function scalar(v: unknown, rule: string): ClaimValue {
-  if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
-  throw new BadRequestError(rule, 'bound claim values must be strings, numbers or booleans (or lists of them)');
-}
-
-export function parseRole(name: string, raw: unknown): RoleConfig {
-  const b = object(raw, 'body');
-  onlyFields(b, ['name', 'issuer', 'bound_claims', 'bound_claims_glob', 'paths', 'permissions', 'token_ttl_s']);
-  if (typeof b.issuer !== 'string') throw new BadRequestError('issuer', 'issuer must name a configured issuer');
-  const bound_claims: RoleConfig['bound_claims'] = {};
-  for (const [k, v] of Object.entries(object(b.bound_claims ?? {}, 'bound_claims'))) {
-    if (Array.isArray(v)) {
-      if (v.length === 0 || v.length > 100) throw new BadRequestError('bound_claims', `bound_claims.${k} must list 1 to 100 values`);
-      bound_claims[claimName(k, 'bound_claims')] = v.map((x) => scalar(x, 'bound_claims'));
-    } else bound_claims[claimName(k, 'bound_claims')] = scalar(v, 'bound_claims');
-  }
-  const bound_claims_glob: Record<string, string> = {};
-  for (const [k, v] of Object.entries(object(b.bound_claims_glob ?? {}, 'bound_claims_glob'))) {
-    if (typeof v !== 'string' || v.length === 0 || v.length > 1024) throw new BadRequestError('bound_claims_glob', `bound_claims_glob.${k} must be a non-empty string`);
-    bound_claims_glob[claimName(k, 'bound_claims_glob')] = v;
-  }
-  if (Object.keys(bound_claims).length + Object.keys(bound_claims_glob).length === 0) {
-    // A role bound to nothing would admit every token of the issuer.
-    throw new BadRequestError('bound_claims', 'a role needs at least one bound claim');
-  }
-  const paths = stringList(b.paths, 'paths', 100);
-  for (const p of paths) validatePathTemplate(p);
-  return {
-    name: parsePolicyName(name),
-    issuer: parsePolicyName(b.issuer),
-    bound_claims,
-    bound_claims_glob,
-    paths,
-    permissions: parsePermissions(b.permissions, ROLE_PERMISSIONS),
-    token_ttl_s: optionalInt(b.token_ttl_s, 'token_ttl_s', 1, MAX_TOKEN_TTL_S),
-  };
-}
+const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
+export type ClaimValue = z.output<typeof ClaimValue>;
 
 export const TEMPLATE = /\{\{claims\.([A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*)\}\}/g;
 
 /** A path glob in which `{{claims.NAME}}` placeholders may stand. */
-export function validatePathTemplate(p: string): void {
+const PathTemplate = z.string().check((ctx) => {
+  const p = ctx.value;
   const literal = p.replace(TEMPLATE, 'x');
-  if (literal.includes('{') || literal.includes('}')) throw new BadRequestError('paths', `path ${JSON.stringify(p)}: only {{claims.NAME}} placeholders are allowed`);
-  if (!/^[A-Za-z0-9._/*-]{1,512}$/.test(literal) || literal.startsWith('/') || literal.includes('//') || literal.split('/').some((s) => s === '.' || s === '..')) {
-    throw new BadRequestError('paths', `path ${JSON.stringify(p)} is not a valid path glob`);
+  if (literal.includes('{') || literal.includes('}')) fail(ctx, `path ${JSON.stringify(p)}: only {{claims.NAME}} placeholders are allowed`);
+  else if (!/^[A-Za-z0-9._/*-]{1,512}$/.test(literal) || literal.startsWith('/') || literal.includes('//') || literal.split('/').some((s) => s === '.' || s === '..')) {
+    fail(ctx, `path ${JSON.stringify(p)} is not a valid path glob`);
   }
+});
+
+const RoleFields = z.strictObject({
+  name: ignoredName,
+  issuer: ObjectName.describe('the name of a configured issuer'),
+  bound_claims: z
+    .record(ClaimName, z.union([ClaimValue, z.array(ClaimValue).min(1).max(100)]))
+    .default({})
+    .describe('a mapping of claim names (dotted for nested claims) to a value or a list of 1 to 100 values (strings, numbers or booleans)'),
+  bound_claims_glob: z
+    .record(ClaimName, z.string().min(1).max(1024))
+    .default({})
+    .describe('a mapping of claim names to non-empty globs (for string claims)'),
+  paths: z.array(PathTemplate).min(1).max(100).overwrite((l) => [...new Set(l)]).describe('a list of 1 to 100 path globs with {{claims.NAME}} placeholders'),
+  permissions: permissionList(ROLE_PERMISSIONS),
+  token_ttl_s: optionalInt(MAX_TOKEN_TTL_S),
+});
+
+/** PUT /v1/oidc/roles/{name} (and NEXUS_CONFIG oidc.roles.NAME). */
+export const RoleInput = RoleFields.check((ctx) => {
+  // A role bound to nothing would admit every token of the issuer.
+  const r = ctx.value;
+  if (Object.keys(r.bound_claims).length + Object.keys(r.bound_claims_glob).length === 0) fail(ctx, 'a role needs at least one bound claim', { path: ['bound_claims'] });
+}).meta({ id: 'RoleInput' });
+
+/** Claims -> grants: every binding must hold; a list means any of its values. */
+export const Role = RoleFields.omit({ name: true })
+  .extend({ name: ObjectName, ...Timestamps })
+  .partial({ created_at: true, updated_at: true })
+  .meta({ id: 'Role' });
+export type RoleConfig = z.output<typeof Role>;
+
+export function parseIssuer(name: string, raw: unknown): IssuerConfig {
+  const { name: _ignored, ...cfg } = parseInput(IssuerInput, raw);
+  return { name: parseName(name), ...cfg };
 }
+
+export function parseRole(name: string, raw: unknown): RoleConfig {
+  const { name: _ignored, ...cfg } = parseInput(RoleInput, raw);
+  return { name: parseName(name), ...cfg };
+}
+
+export const IssuerList = z.object({ issuers: z.array(Issuer) }).meta({ id: 'IssuerList' });
+export const RoleList = z.object({ roles: z.array(Role) }).meta({ id: 'RoleList' });
+export const RevokeResult = z.object({ role: ObjectName, revoked: z.int().min(0).describe('how many exchanged tokens were revoked') }).meta({ id: 'RevokeResult' });
+
+/** POST /v1/auth/token. */
+export const TokenRequest = z.object({ jwt: z.string().max(MAX_TOKEN_BYTES).describe('the CI platform\'s JWT') }).meta({ id: 'TokenRequest' });
+export const TokenResponse = z
+  .object({ token: z.string().describe('opaque; Bearer on the OIDC port only'), expires_in: z.int().min(1).max(MAX_TOKEN_TTL_S).describe('seconds') })
+  .meta({ id: 'TokenResponse' });
+
+export const Whoami = z
+  .object({
+    issuer: z.string().describe("the token's iss"),
+    issuer_name: ObjectName,
+    subject: z.string(),
+    roles: z.array(ObjectName),
+    grants: z.array(z.object({ path: z.string(), permissions: z.array(z.enum(ROLE_PERMISSIONS)) })),
+    via: z.enum(['jwt', 'exchanged_token']),
+  })
+  .meta({ id: 'Whoami' });

@@ -7,7 +7,7 @@ function issuerFrom(r: IssuerRow): IssuerConfig {
     name: r.name,
     issuer: r.issuer,
     audiences: JSON.parse(r.audiences) as string[],
-    algorithms: JSON.parse(r.algorithms) as string[],
+    algorithms: JSON.parse(r.algorithms) as IssuerConfig['algorithms'],
     jwks_uri: r.jwks_uri ?? null,
     max_token_age_s: r.max_token_age_s ?? null,
     created_at: r.created_at,

@@ -40,7 +40,7 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   // Key lookup only: jwtVerify checks iss again against the verified payload.
   const issuer = registry.byIssuerUrl(unverified.iss);
   if (!issuer) refuse('unknown_issuer');
-  if (!issuer.config.algorithms.includes(header.alg)) refuse(`alg_not_allowed: ${header.alg}`);
+  if (!(issuer.config.algorithms as readonly string[]).includes(header.alg)) refuse(`alg_not_allowed: ${header.alg}`);
   if (typeof unverified.iat === 'number' && unverified.iat > nowS + LEEWAY_S) refuse('iat_in_future');
   try {
     const { payload } = await jwtVerify(token, issuer.getKey, {

@@ -1,0 +1,42 @@
+import { ruled, z } from '../schema.js';
+import { MAX_VALUE_BYTES, MAX_VERSIONS_PER_CALL, parseSecretData } from './rules.js';
+
+/** A secret's value as served: string keys to string values. */
+export const SecretData = z.record(z.string().min(1), z.string()).describe(`string keys to string values, at most ${MAX_VALUE_BYTES / 1024} KiB encoded`).meta({ id: 'SecretData' });
+export type SecretData = z.output<typeof SecretData>;
+
+/** A secret's value as written: checked by the value rules (rules.ts), which keep every key, `__proto__` too. */
+const SecretDataInput = ruled((raw) => parseSecretData(raw).data, SecretData);
+
+export const Version = z.int().min(1).describe('a positive integer');
+export const Cas = z.int().min(0).describe('a non-negative integer: the current latest version (deleted ones count); 0 = create only');
+export const VersionList = z
+  .array(Version)
+  .min(1)
+  .max(MAX_VERSIONS_PER_CALL)
+  .overwrite((l) => [...new Set(l)])
+  .describe(`a list of 1 to ${MAX_VERSIONS_PER_CALL} positive integers`);
+
+/** PUT /v1/secrets/{path}. */
+export const PutSecretInput = z.object({ data: SecretDataInput, cas: Cas.optional() }).meta({ id: 'PutSecretInput' });
+/** POST /v1/secrets/{path}:undelete and :destroy. */
+export const VersionsInput = z.object({ versions: VersionList }).meta({ id: 'VersionsInput' });
+
+export const SecretVersion = z
+  .object({ path: z.string(), version: z.int().min(1), data: SecretData, created_at: z.iso.datetime() })
+  .meta({ id: 'SecretVersion' });
+export type SecretVersion = z.output<typeof SecretVersion>;
+
+export const VersionInfo = z.object({ version: z.int().min(1), created_at: z.iso.datetime(), deleted_at: z.iso.datetime().nullable(), destroyed: z.boolean() }).meta({ id: 'VersionInfo' });
+export type VersionInfo = z.output<typeof VersionInfo>;
+
+export const SecretMetadata = z.object({ path: z.string(), current_version: z.int().min(0), versions: z.array(VersionInfo) }).meta({ id: 'SecretMetadata' });
+export type SecretMetadata = z.output<typeof SecretMetadata>;
+
+/** The response to a write (the service's result also says whether it created the secret). */
+export const PutResult = z.object({ path: z.string(), version: z.int().min(1) }).meta({ id: 'PutResult' });
+
+export const ListPage = z
+  .object({ paths: z.array(z.string()), next_cursor: z.string().nullable().describe('opaque; null on the last page') })
+  .meta({ id: 'ListPage' });
+export type ListPage = z.output<typeof ListPage>;
