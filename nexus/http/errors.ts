@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { NexusError, RateLimitedError, UnauthorizedError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { z } from '../schema.js';
 
 /** The one map from error codes to HTTP statuses. */
 const STATUS: Record<ErrorCode, number> = {
@@ -28,9 +29,17 @@ export function statusOf(err: unknown): number {
   return typeof s === 'number' && (err as { expose?: boolean }).expose ? s : 500;
 }
 
-export interface ErrorBody {
-  error: { code: string; message: string; request_id: string };
-}
+/** Every error on both ports. */
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(STATUS) as [ErrorCode, ...ErrorCode[]]),
+      message: z.string().describe('for people; never a secret value, key or token'),
+      request_id: z.string().describe('as in the X-Request-Id header'),
+    }),
+  })
+  .meta({ id: 'Error' });
+export type ErrorBody = z.output<typeof ErrorBody>;
 
 export interface RequestState {
   requestId: string;

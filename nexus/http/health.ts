@@ -1,4 +1,13 @@
 import Router from '@koa/router';
+import { z } from '../schema.js';
+
+/** /healthz and /readyz; the mTLS port adds each check and details. */
+export const Health = z
+  .looseObject({
+    status: z.enum(['ok', 'not ready']),
+    checks: z.record(z.string(), z.boolean()).optional().describe('each readiness check (mTLS port only)'),
+  })
+  .meta({ id: 'Health' });
 
 export interface Readiness {
   /** Each check: a name and whether it passes now. */

@@ -1,0 +1,121 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { expect } from 'chai';
+import { github } from '../helpers/idp.js';
+import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import type { Res } from '../helpers/server.js';
+
+interface Doc {
+  servers?: unknown[];
+  paths: Record<string, Record<string, { operationId?: string; responses: Record<string, { content?: Record<string, unknown> }> }>>;
+}
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
+
+/** Every documented operation: `METHOD path`. */
+function operations(doc: Doc): Array<{ key: string; op: Doc['paths'][string][string] }> {
+  return Object.entries(doc.paths).flatMap(([p, item]) => Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([m, op]) => ({ key: `${m.toUpperCase()} ${p}`, op })));
+}
+
+/** A JSON pointer into the document, as a URI fragment. */
+const pointer = (...tokens: string[]) => `#/${tokens.map((t) => encodeURIComponent(t.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/')}`;
+
+/** Checks a real response against the schema the document gives for its status. */
+function conforms(doc: Doc, id: string, key: string, res: Res): void {
+  const [method, p] = key.split(' ') as [string, string];
+  const documented = doc.paths[p]?.[method.toLowerCase()]?.responses[String(res.status)];
+  expect(documented, `${key}: status ${res.status} is documented (${res.text.slice(0, 200)})`).to.not.equal(undefined);
+  if (!documented!.content?.['application/json']) return;
+  const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+  ajv.addSchema(doc as object, id);
+  const validate = ajv.compile({ $ref: `${id}${pointer('paths', p, method.toLowerCase(), 'responses', String(res.status), 'content', 'application/json', 'schema')}` });
+  const ok = validate(res.body);
+  expect(ok, `${key} ${res.status}: ${JSON.stringify(validate.errors)} for ${res.text.slice(0, 300)}`).to.equal(true);
+}
+
+describe('OpenAPI documents: valid, complete, and true to the server', function () {
+  this.timeout(60_000);
+  let e: OidcEnv;
+  const docs: Record<'mtls' | 'oidc', Doc> = {} as never;
+  let jwt: string;
+
+  before(async () => {
+    e = await startOidcEnv();
+    docs.mtls = (await e.admin('GET', '/openapi.json')).body;
+    docs.oidc = (await e.oidc(undefined, 'GET', '/openapi.json')).body;
+    await e.admin('PUT', '/v1/oidc/roles/ci-rw', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/org/repo/**'], permissions: ['read', 'list', 'write'] });
+    await e.admin('PUT', '/v1/secrets/ci/org/repo/db', { data: { v: 'x' } });
+    jwt = await e.idp.token(github('org/repo'));
+  });
+  after(() => e.stop());
+
+  for (const port of ['mtls', 'oidc'] as const) {
+    it(`${port} port: the document passes swagger-parser's validation`, async () => {
+      // swagger-parser dereferences in place: give it a copy.
+      await SwaggerParser.validate(structuredClone(docs[port]) as never);
+    });
+
+    it(`${port} port: servers, and a unique operationId on every operation`, () => {
+      expect(docs[port].servers).to.be.an('array').that.is.not.empty;
+      const ids = operations(docs[port]).map(({ key, op }) => {
+        expect(op.operationId, key).to.be.a('string');
+        return op.operationId;
+      });
+      expect(new Set(ids).size).to.equal(ids.length);
+    });
+  }
+
+  /** One real request per documented operation that answers JSON, and what it should answer. */
+  const mtlsCases: Record<string, () => Promise<Res>> = {
+    'GET /v1/secrets': () => e.admin('GET', '/v1/secrets?prefix=ci/'),
+    'GET /v1/secrets/{path}': () => e.admin('GET', '/v1/secrets/ci/org/repo/db'),
+    'PUT /v1/secrets/{path}': () => e.admin('PUT', '/v1/secrets/doc/new', { data: { a: 'b' }, cas: 0 }),
+    'GET /v1/secrets/{path}:metadata': () => e.admin('GET', '/v1/secrets/ci/org/repo/db:metadata'),
+    'GET /v1/policies': () => e.admin('GET', '/v1/policies'),
+    'PUT /v1/policies/{name}': () => e.admin('PUT', '/v1/policies/doc', { spiffe_id: 'spiffe://nexus.local/doc/*', paths: ['doc/**'], permissions: ['read'] }),
+    'GET /v1/policies/{name}': () => e.admin('GET', '/v1/policies/builtin-admin'),
+    'GET /v1/oidc/issuers': () => e.admin('GET', '/v1/oidc/issuers'),
+    'PUT /v1/oidc/issuers/{name}': () => e.admin('PUT', '/v1/oidc/issuers/other', { issuer: 'https://idp.example.com', audiences: ['nexus'], max_token_age_s: 600 }),
+    'GET /v1/oidc/issuers/{name}': () => e.admin('GET', '/v1/oidc/issuers/ci'),
+    'GET /v1/oidc/roles': () => e.admin('GET', '/v1/oidc/roles'),
+    'PUT /v1/oidc/roles/{name}': () => e.admin('PUT', '/v1/oidc/roles/doc', { issuer: 'ci', bound_claims: { n: 1, l: ['a', true] }, bound_claims_glob: { ref: 'refs/*' }, paths: ['doc/{{claims.repository}}/*'], permissions: ['read'], token_ttl_s: 60 }),
+    'GET /v1/oidc/roles/{name}': () => e.admin('GET', '/v1/oidc/roles/ci-rw'),
+    'POST /v1/oidc/roles/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/roles/doc:revoke-tokens'),
+    'GET /healthz': () => e.admin('GET', '/healthz'),
+    'GET /readyz': () => e.admin('GET', '/readyz'),
+    'GET /openapi.json': () => e.admin('GET', '/openapi.json'),
+  };
+  const oidcCases: Record<string, () => Promise<Res>> = {
+    'GET /v1/secrets': () => e.oidc(jwt, 'GET', '/v1/secrets?prefix=ci/'),
+    'GET /v1/secrets/{path}': () => e.oidc(jwt, 'GET', '/v1/secrets/ci/org/repo/db'),
+    'PUT /v1/secrets/{path}': () => e.oidc(jwt, 'PUT', '/v1/secrets/ci/org/repo/new', { data: { a: 'b' } }),
+    'GET /v1/whoami': () => e.oidc(jwt, 'GET', '/v1/whoami'),
+    'POST /v1/auth/token': () => e.oidc(undefined, 'POST', '/v1/auth/token', { jwt }),
+    'GET /healthz': () => e.oidc(undefined, 'GET', '/healthz'),
+    'GET /readyz': () => e.oidc(undefined, 'GET', '/readyz'),
+    'GET /openapi.json': () => e.oidc(undefined, 'GET', '/openapi.json'),
+  };
+
+  for (const [port, cases] of [['mtls', mtlsCases], ['oidc', oidcCases]] as const) {
+    it(`${port} port: every operation that answers JSON has a real request here`, () => {
+      const answersJson = operations(docs[port])
+        .filter(({ op }) => Object.entries(op.responses).some(([s, r]) => s.startsWith('2') && r.content?.['application/json']))
+        .map(({ key }) => key);
+      expect(Object.keys(cases).sort()).to.deep.equal(answersJson.sort());
+    });
+
+    it(`${port} port: each documented response schema accepts the server's real response`, async () => {
+      for (const [key, request] of Object.entries(cases)) {
+        const res = await request();
+        expect(res.status, `${key}: ${res.text.slice(0, 200)}`).to.be.within(200, 299);
+        conforms(docs[port], `nexus-${port}.json`, key, res);
+      }
+    });
+
+    it(`${port} port: errors match the Error schema`, async () => {
+      const res = port === 'mtls' ? await e.admin('GET', '/v1/policies/nope') : await e.oidc(jwt, 'GET', '/v1/secrets/ci/org/other');
+      expect(res.status).to.be.oneOf([403, 404]);
+      conforms(docs[port], `nexus-${port}-error.json`, port === 'mtls' ? 'GET /v1/policies/{name}' : 'GET /v1/secrets/{path}', res);
+    });
+  }
+});
