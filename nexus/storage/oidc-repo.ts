@@ -11,7 +11,7 @@ export class SqliteOidcRepo implements OidcRepo {
     private readonly db: Db,
     private readonly g: SqliteGate,
   ) {
-    this.tokenStmt = db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, subject, roles, grants, expires_at FROM oidc_tokens WHERE hash = ?');
+    this.tokenStmt = db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at FROM oidc_tokens WHERE hash = ?');
   }
 
   async issuers(): Promise<IssuerRow[]> {
@@ -75,8 +75,8 @@ export class SqliteOidcRepo implements OidcRepo {
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.g.idle();
     this.db
-      .prepare('INSERT INTO oidc_tokens (hash, issuer, issuer_url, subject, roles, grants, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(hash, t.issuer, t.issuer_url, t.subject, t.roles, t.grants, t.expires_at, now);
+      .prepare('INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.expires_at, now);
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {

@@ -111,17 +111,26 @@ export interface RoleRow {
   updated_at: string;
 }
 
-/** An exchanged token, by the SHA-256 of the token (the token itself is never stored). */
+/**
+ * An exchanged token, by the SHA-256 of the token (the token itself is never
+ * stored): what it was minted from, never grants (those are re-resolved).
+ */
 export interface TokenRow {
   issuer: string;
   issuer_url: string;
+  /** The issuer's configured jwks_uri at mint time (null: discovery). */
+  jwks_uri: string | null;
+  /** JSON: the JWT's alg and typ. */
+  header: string;
   subject: string;
   /** JSON array of role names. */
   roles: string;
-  /** JSON array of grants. */
-  grants: string;
+  /** JSON object: the verified JWT payload. */
+  claims: string;
   /** ms since epoch */
   expires_at: number;
+  /** ISO time; set by insertToken. */
+  created_at?: string;
 }
 
 /** The OIDC plugin's tables: issuers, roles, exchanged-token hashes. */

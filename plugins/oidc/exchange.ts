@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { OidcPrincipal } from '../../nexus/auth/principal.js';
 import { UnauthorizedError } from '../../nexus/errors.js';
+import { resolveRoles } from './roles.js';
 import type { OidcStore } from './store.js';
-import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S, type RoleConfig } from './types.js';
+import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S, type IssuerConfig, type RoleConfig } from './types.js';
+import { policyRefusal, type VerifiedToken } from './verify.js';
 
 export const TOKEN_PREFIX = 'nxo_';
 
@@ -16,18 +18,55 @@ export function ttlFor(roles: RoleConfig[]): number {
   return Math.min(MAX_TOKEN_TTL_S, ...ttls);
 }
 
-/** Issues an opaque token carrying the principal's grants; only its hash is stored. */
-export async function issueToken(store: OidcStore, p: OidcPrincipal, ttlS: number, now = Date.now()): Promise<{ token: string; expires_in: number }> {
+/**
+ * Issues an opaque token for a verified JWT and the roles it matched. Only
+ * the token's hash is stored, with the JWT's claims (not the JWT): grants
+ * are worked out again from the current configuration on every use.
+ */
+export async function issueToken(store: OidcStore, jwt: VerifiedToken, roles: RoleConfig[], now = Date.now()): Promise<{ token: string; expires_in: number }> {
+  const ttlS = ttlFor(roles);
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-  await store.insertToken(hashOf(token), { issuer: p.issuer, issuer_url: p.issuerUrl, subject: p.subject, roles: p.roles, grants: p.grants, expires_at: now + ttlS * 1000 });
+  const c = jwt.issuer.config;
+  await store.insertToken(hashOf(token), {
+    issuer: c.name,
+    issuer_url: c.issuer,
+    jwks_uri: c.jwks_uri,
+    header: jwt.header,
+    subject: String(jwt.claims.sub ?? ''),
+    roles: roles.map((r) => r.name),
+    claims: jwt.claims as Record<string, unknown>,
+    expires_at: now + ttlS * 1000,
+    created_at: now,
+  });
   return { token, expires_in: ttlS };
 }
 
-/** The principal an exchanged token stands for; no JWT verification involved. */
-export async function principalFromToken(store: OidcStore, token: string, now = Date.now()): Promise<OidcPrincipal> {
+/** The configuration an exchanged token is re-resolved against. */
+export interface CurrentConfig {
+  issuer(name: string): IssuerConfig | undefined;
+  roles(): RoleConfig[];
+}
+
+/**
+ * The principal an exchanged token stands for now: its stored claims checked
+ * against the issuer's current settings and matched against the current
+ * versions of the roles it was minted for (never more roles than that). A
+ * narrowed role or a changed issuer bites on the next request, not at expiry.
+ */
+export async function principalFromToken(store: OidcStore, token: string, current: CurrentConfig, now = Date.now()): Promise<OidcPrincipal> {
   if (!/^nxo_[A-Za-z0-9_-]{43}$/.test(token)) throw new UnauthorizedError('exchanged_token_malformed');
   const row = await store.token(hashOf(token));
   if (!row) throw new UnauthorizedError('exchanged_token_unknown_or_revoked');
   if (row.expires_at <= now) throw new UnauthorizedError('exchanged_token_expired');
-  return { kind: 'oidc', issuer: row.issuer, issuerUrl: row.issuer_url, subject: row.subject, roles: row.roles, grants: row.grants, via: 'exchanged_token' };
+  const issuer = current.issuer(row.issuer);
+  if (!issuer) throw new UnauthorizedError('exchanged_token_issuer_removed');
+  // The JWT itself is gone, so a new key source cannot vouch for it.
+  if (issuer.issuer !== row.issuer_url || issuer.jwks_uri !== row.jwks_uri) throw new UnauthorizedError('exchanged_token_issuer_changed');
+  const why = policyRefusal(issuer, row.claims, row.header);
+  if (why) throw new UnauthorizedError(`exchanged_token_${why}`);
+  const minted = current.roles().filter((r) => row.roles.includes(r.name));
+  const { roles, grants } = resolveRoles(minted, issuer.name, row.claims);
+  if (roles.length === 0) throw new UnauthorizedError('exchanged_token_roles_no_longer_match');
+  if (row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000 <= now) throw new UnauthorizedError('exchanged_token_expired');
+  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token' };
 }

@@ -116,6 +116,7 @@ export class IssuerKeys {
 /** Every configured issuer's keys, rebuilt when issuers change. */
 export class IssuerRegistry {
   private byUrl = new Map<string, IssuerKeys>();
+  private named = new Map<string, IssuerKeys>();
 
   constructor(
     private readonly log: Logger,
@@ -137,12 +138,18 @@ export class IssuerRegistry {
       }
     }
     this.byUrl = next;
+    this.named = new Map([...next.values()].map((k) => [k.config.name, k]));
     return fresh;
   }
 
   /** By exact `iss`: no normalisation, so a trailing-slash variant is another issuer. */
   byIssuerUrl(iss: string): IssuerKeys | undefined {
     return this.byUrl.get(iss);
+  }
+
+  /** By configured name (the current config, as of the last admin change). */
+  byName(name: string): IssuerKeys | undefined {
+    return this.named.get(name);
   }
 
   all(): IssuerKeys[] {

@@ -15,7 +15,7 @@ import { listRequest, queryOne, secretTarget } from '../../nexus/http/secrets-ro
 import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
-import { issueToken, principalFromToken, TOKEN_PREFIX, ttlFor } from './exchange.js';
+import { issueToken, principalFromToken, TOKEN_PREFIX, type CurrentConfig } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
@@ -23,7 +23,7 @@ import { grantAllows, resolveRoles } from './roles.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
 import type { RoleConfig } from './types.js';
-import { MAX_TOKEN_BYTES, verifyJwt } from './verify.js';
+import { MAX_TOKEN_BYTES, verifyJwt, type VerifiedToken } from './verify.js';
 
 export interface OidcAppDeps {
   log: Logger;
@@ -87,15 +87,18 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     throw err;
   };
 
-  const fromJwt = async (ctx: Context, jwt: string): Promise<OidcPrincipal> => {
-    const { issuer, claims } = await verifyJwt(jwt, deps.registry);
+  const fromJwt = async (ctx: Context, jwt: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
+    const verified = await verifyJwt(jwt, deps.registry);
+    const { issuer, claims } = verified;
     const only = ctx.get('X-Nexus-Role') ? parseName(ctx.get('X-Nexus-Role')) : undefined;
     const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);
     if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
     const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
-    return { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId };
+    return { principal: { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId }, verified };
   };
+
+  const current: CurrentConfig = { issuer: (name) => deps.registry.byName(name)?.config, roles: () => deps.roles() };
 
   const narrow = (ctx: Context, p: OidcPrincipal): OidcPrincipal => {
     const raw = ctx.get('X-Nexus-Role');
@@ -120,7 +123,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     try {
       if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
       const token = m[1]!;
-      principal = token.startsWith(TOKEN_PREFIX) ? { ...(await principalFromToken(deps.store, token)), tokenId: deps.audit.tokenId(token) } : await fromJwt(ctx, token);
+      principal = token.startsWith(TOKEN_PREFIX) ? { ...(await principalFromToken(deps.store, token, current)), tokenId: deps.audit.tokenId(token) } : (await fromJwt(ctx, token)).principal;
     } catch (err) {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
@@ -152,19 +155,20 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     noteAudit(ctx, { action: 'token.exchange' });
     // Without a usable jwt this is a failed authentication (401), not a bad request.
     const body = TokenRequest.safeParse(await readBody(ctx, JsonObject, TOKEN_BODY_LIMIT));
-    let principal: OidcPrincipal;
+    let exchanged: Awaited<ReturnType<typeof fromJwt>>;
     try {
       if (!body.success) throw new UnauthorizedError('exchange_without_jwt');
-      principal = await fromJwt(ctx, body.data.jwt);
+      exchanged = await fromJwt(ctx, body.data.jwt);
     } catch (err) {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
     }
+    const { principal, verified } = exchanged;
     (ctx.state as OidcState).principal = principal;
     if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
     limitSubject(principal);
     const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
-    ctx.body = await issueToken(deps.store, principal, ttlFor(roles));
+    ctx.body = await issueToken(deps.store, verified, roles);
   });
 
   const api = new Router();

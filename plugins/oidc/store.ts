@@ -1,4 +1,3 @@
-import type { Grant } from '../../nexus/auth/principal.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -29,13 +28,23 @@ function roleFrom(r: RoleRow): RoleConfig {
   };
 }
 
+/**
+ * What an exchanged token was minted from: the verified JWT's claims and
+ * header, the issuer's URL and key source at that time, the roles it matched.
+ * Never grants: those are re-resolved from the current configuration on every use.
+ */
 export interface StoredToken {
   issuer: string;
   issuer_url: string;
+  jwks_uri: string | null;
+  /** The JWT's protected header fields that policy looks at. */
+  header: { alg: string; typ?: string };
   subject: string;
   roles: string[];
-  grants: Grant[];
+  claims: Record<string, unknown>;
   expires_at: number;
+  /** ms since epoch. */
+  created_at: number;
 }
 
 /** The OIDC plugin's view of its tables: typed configs over the storage's rows. */
@@ -124,8 +133,17 @@ export class OidcStore {
   insertToken(hash: Buffer, t: StoredToken): Promise<void> {
     return this.storage.oidc.insertToken(
       hash,
-      { issuer: t.issuer, issuer_url: t.issuer_url, subject: t.subject, roles: JSON.stringify(t.roles), grants: JSON.stringify(t.grants), expires_at: t.expires_at },
-      new Date().toISOString(),
+      {
+        issuer: t.issuer,
+        issuer_url: t.issuer_url,
+        jwks_uri: t.jwks_uri,
+        header: JSON.stringify(t.header),
+        subject: t.subject,
+        roles: JSON.stringify(t.roles),
+        claims: JSON.stringify(t.claims),
+        expires_at: t.expires_at,
+      },
+      new Date(t.created_at).toISOString(),
     );
   }
 
@@ -138,10 +156,13 @@ export class OidcStore {
     const t: StoredToken = {
       issuer: r.issuer,
       issuer_url: r.issuer_url,
+      jwks_uri: r.jwks_uri ?? null,
+      header: JSON.parse(r.header) as StoredToken['header'],
       subject: r.subject,
       roles: JSON.parse(r.roles) as string[],
-      grants: JSON.parse(r.grants) as Grant[],
+      claims: JSON.parse(r.claims) as Record<string, unknown>,
       expires_at: Number(r.expires_at),
+      created_at: Date.parse(r.created_at!),
     };
     if (this.tokenCache.size >= 10_000) this.tokenCache.clear();
     this.tokenCache.set(key, t);

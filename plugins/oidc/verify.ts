@@ -1,6 +1,7 @@
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { UnauthorizedError } from '../../nexus/errors.js';
 import type { IssuerKeys, IssuerRegistry } from './issuers.js';
+import type { IssuerConfig } from './types.js';
 
 export const MAX_TOKEN_BYTES = 16 * 1024;
 export const LEEWAY_S = 60;
@@ -8,9 +9,32 @@ export const LEEWAY_S = 60;
 /** Headers that would let a token pick its own key or change the rules (RFC 8725). */
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'crit'];
 
+/** The protected header fields policy looks at (the rest was refused or only served key lookup). */
+export interface TokenHeader {
+  alg: string;
+  typ?: string;
+}
+
 export interface VerifiedToken {
   issuer: IssuerKeys;
+  header: TokenHeader;
   claims: JWTPayload;
+}
+
+function audiences(claims: JWTPayload): string[] {
+  return typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : [];
+}
+
+/**
+ * The checks that depend on the issuer's current configuration. They run at
+ * verification and again on every use of a token exchanged for this JWT, so
+ * narrowing an issuer bites at once. Returns the refusal reason, or null.
+ */
+export function policyRefusal(config: IssuerConfig, claims: JWTPayload, header: TokenHeader): string | null {
+  if (claims.iss !== config.issuer) return 'wrong_issuer';
+  if (!config.algorithms.includes(header.alg)) return `alg_not_allowed: ${header.alg}`;
+  if (!audiences(claims).some((a) => config.audiences.includes(a))) return 'wrong_audience';
+  return null;
 }
 
 function refuse(reason: string): never {
@@ -42,8 +66,9 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   if (!issuer) refuse('unknown_issuer');
   if (!(issuer.config.algorithms as readonly string[]).includes(header.alg)) refuse(`alg_not_allowed: ${header.alg}`);
   if (typeof unverified.iat === 'number' && unverified.iat > nowS + LEEWAY_S) refuse('iat_in_future');
+  let payload: JWTPayload;
   try {
-    const { payload } = await jwtVerify(token, issuer.getKey, {
+    ({ payload } = await jwtVerify(token, issuer.getKey, {
       issuer: issuer.config.issuer,
       audience: issuer.config.audiences,
       algorithms: issuer.config.algorithms,
@@ -51,11 +76,14 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
       currentDate: new Date(nowS * 1000),
       requiredClaims: ['exp', 'aud', 'iss'],
       ...(issuer.config.max_token_age_s ? { maxTokenAge: issuer.config.max_token_age_s } : {}),
-    });
-    return { issuer, claims: payload };
+    }));
   } catch (err) {
     refuse(reasonFor(err));
   }
+  const verifiedHeader: TokenHeader = { alg: header.alg, ...(typeof header.typ === 'string' ? { typ: header.typ } : {}) };
+  const why = policyRefusal(issuer.config, payload, verifiedHeader);
+  if (why) refuse(why);
+  return { issuer, header: verifiedHeader, claims: payload };
 }
 
 function reasonFor(err: unknown): string {
