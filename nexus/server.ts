@@ -92,6 +92,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         handler: app.callback(),
         log,
         reloadIntervalMs: opts.tlsReloadIntervalMs,
+        limits: { handshakeTimeoutMs: config.handshakeTimeoutMs, maxConnections: config.mtlsMaxConnections, maxConnectionsPerIp: config.mtlsMaxConnectionsPerIp },
       });
     } catch (err) {
       await stopPlugins(1000);

@@ -76,8 +76,16 @@ function together(s: Settings, names: Array<'tlsCa' | 'tlsCert' | 'tlsKey' | 'oi
   throw new ConfigError(envs[given.indexOf(false)]!, `${envs.slice(0, -1).join(', ')} and ${envs.at(-1)} must be set together`);
 }
 
+/** A per-IP connection cap above its port's global cap would be no cap at all. */
+function perIpWithinGlobal(s: Settings): void {
+  for (const [perIp, max] of [['mtlsMaxConnectionsPerIp', 'mtlsMaxConnections'], ['oidcMaxConnectionsPerIp', 'oidcMaxConnections']] as const) {
+    if (s[perIp] > s[max]) throw new ConfigError(SETTINGS[perIp].env, `must not exceed ${SETTINGS[max].env} (${s[max]})`);
+  }
+}
+
 /** The settings plus what follows from them (defaults derived from other settings, file pairs). */
 function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
+  perIpWithinGlobal(s);
   const abs = (p: string | null) => path.resolve(cwd, p!);
   const dataDir = abs(s.dataDir);
   const tls: TlsFiles | null = together(s, ['tlsCa', 'tlsCert', 'tlsKey']) ? { ca: abs(s.tlsCa), cert: abs(s.tlsCert), key: abs(s.tlsKey) } : null;

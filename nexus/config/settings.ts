@@ -135,6 +135,29 @@ export const SETTINGS = {
   autoMigrate: setting({ env: 'NEXUS_AUTO_MIGRATE', file: 'auto_migrate', default: 'true', schema: bool, doc: '`false`: refuse to start with pending migrations' }),
   maxVersions: setting({ env: 'NEXUS_MAX_VERSIONS', file: 'max_versions', default: '10', schema: integer(1, 1000), doc: 'versions kept per secret (1 to 1000)' }),
   logLevel: setting({ env: 'NEXUS_LOG_LEVEL', file: 'log_level', default: 'info', schema: z.enum(LOG_LEVELS).describe(`one of ${LOG_LEVELS.join(', ')}`), doc: 'bunyan level' }),
+  handshakeTimeoutMs: setting({
+    env: 'NEXUS_TLS_HANDSHAKE_TIMEOUT_MS',
+    file: 'tls.handshake_timeout_ms',
+    default: '5000',
+    schema: integer(1, 120_000),
+    doc: 'both ports: a connection that has not finished its TLS handshake by then is closed (1 to 120000)',
+  }),
+  mtlsMaxConnections: setting({ env: 'NEXUS_MTLS_MAX_CONNECTIONS', file: 'mtls.max_connections', default: '1024', schema: integer(1, 1_000_000), doc: 'mTLS port: concurrent connections' }),
+  mtlsMaxConnectionsPerIp: setting({
+    env: 'NEXUS_MTLS_MAX_CONNECTIONS_PER_IP',
+    file: 'mtls.max_connections_per_ip',
+    default: '256',
+    schema: integer(1, 1_000_000),
+    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+  }),
+  oidcMaxConnections: setting({ env: 'NEXUS_OIDC_MAX_CONNECTIONS', file: 'oidc.max_connections', default: '512', schema: integer(1, 1_000_000), doc: 'OIDC port: concurrent connections' }),
+  oidcMaxConnectionsPerIp: setting({
+    env: 'NEXUS_OIDC_MAX_CONNECTIONS_PER_IP',
+    file: 'oidc.max_connections_per_ip',
+    default: '64',
+    schema: integer(1, 1_000_000),
+    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+  }),
   configFile: setting({ env: 'NEXUS_CONFIG', path: true, schema: filePath, doc: 'path of a YAML or JSON config file (env wins)' }),
 };
 

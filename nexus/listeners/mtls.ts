@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import type { ListenAddr, TlsFiles } from '../config/index.js';
 import { clientErrorResponse } from '../http/errors.js';
 import type { Logger } from '../log.js';
+import { capConnectionsPerClient } from './conn-limits.js';
 
 export interface Listener {
   readonly server: https.Server;
@@ -19,6 +20,10 @@ export interface ListenerLimits {
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
+  /** Concurrent connections per client IP (IPv6: per /64). */
+  maxConnectionsPerIp: number;
+  /** A connection that has not finished its TLS handshake by then is destroyed. */
+  handshakeTimeoutMs: number;
   maxHeaderSize: number;
 }
 
@@ -27,6 +32,8 @@ export const DEFAULT_LIMITS: ListenerLimits = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxConnections: 1024,
+  maxConnectionsPerIp: 256,
+  handshakeTimeoutMs: 5_000,
   maxHeaderSize: 16 * 1024,
 };
 
@@ -93,6 +100,8 @@ export async function startMtlsListener(opts: {
       requestCert: clientAuth,
       rejectUnauthorized: clientAuth,
       minVersion: 'TLSv1.2',
+      // Node's default (120 s) lets a few thousand silent sockets hold a port.
+      handshakeTimeout: limits.handshakeTimeoutMs,
       maxHeaderSize: limits.maxHeaderSize,
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
@@ -108,7 +117,12 @@ export async function startMtlsListener(opts: {
     else socket.destroy();
   });
   server.maxConnections = limits.maxConnections;
-  server.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused'));
+  capConnectionsPerClient(server, limits.maxConnectionsPerIp, opts.log);
+  server.on('tlsClientError', (err, socket) => {
+    // A failed or timed-out handshake never keeps its socket (listening to this event must not change that).
+    socket.destroy();
+    opts.log.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused');
+  });
 
   let pending: NodeJS.Timeout | null = null;
   const reload = () => {

@@ -119,7 +119,15 @@ export class OidcPlugin implements AuthPlugin {
       handler: app.callback(),
       log: core.log,
       requireClientCert: false,
-      limits: { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, maxHeaderSize: 20 * 1024 },
+      limits: {
+        headersTimeoutMs: 5_000,
+        requestTimeoutMs: 10_000,
+        keepAliveTimeoutMs: 5_000,
+        maxHeaderSize: 20 * 1024,
+        handshakeTimeoutMs: core.config.handshakeTimeoutMs,
+        maxConnections: core.config.oidcMaxConnections,
+        maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
+      },
     });
     const store = this.store;
     this.purgeTimer = setInterval(() => {

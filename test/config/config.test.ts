@@ -38,6 +38,12 @@ describe('configuration', function () {
     ['NEXUS_LOG_LEVEL', 'loud'],
     ['NEXUS_OIDC_VAULT_COMPAT', 'maybe'],
     ['NEXUS_OIDC_TLS_KEY', '/tmp/oidc.key'],
+    ['NEXUS_TLS_HANDSHAKE_TIMEOUT_MS', 'soon'],
+    ['NEXUS_TLS_HANDSHAKE_TIMEOUT_MS', '0'],
+    ['NEXUS_MTLS_MAX_CONNECTIONS', '1.5'],
+    ['NEXUS_OIDC_MAX_CONNECTIONS', '-3'],
+    ['NEXUS_OIDC_MAX_CONNECTIONS_PER_IP', '600'],
+    ['NEXUS_MTLS_MAX_CONNECTIONS_PER_IP', 'many'],
   ];
   for (const [key, value] of envCases) {
     it(`${key}=${value} is refused, naming ${key}`, () => {
@@ -51,6 +57,7 @@ describe('configuration', function () {
     ['wrong type', 'tls:\n  ca: [a, b]\n', /^tls\.ca$/],
     ['a root key in the file', 'root_key: c2VjcmV0\n', /^root_key$/],
     ['not YAML', 'a: [\n', /^NEXUS_CONFIG$/],
+    ['a per-IP cap above the global one', 'mtls:\n  max_connections: 10\n  max_connections_per_ip: 20\n', /^mtls\.max_connections_per_ip \(in .*\)$/],
   ];
   for (const [name, text, key] of fileCases) {
     it(`config file: ${name} is refused, naming the key`, () => {

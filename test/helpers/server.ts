@@ -65,7 +65,7 @@ export interface Res {
  * One HTTPS request with the raw path as given (no URL normalisation, so
  * `..` and `%2e` reach the server as written).
  */
-export function call(port: number, creds: Partial<ClientCreds>, method: string, rawPath: string, body?: unknown, opts: { agent?: https.Agent; headers?: Record<string, string> } = {}): Promise<Res> {
+export function call(port: number, creds: Partial<ClientCreds>, method: string, rawPath: string, body?: unknown, opts: { agent?: https.Agent; headers?: Record<string, string>; localAddress?: string } = {}): Promise<Res> {
   const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -78,6 +78,7 @@ export function call(port: number, creds: Partial<ClientCreds>, method: string, 
         cert: creds.cert,
         key: creds.key,
         agent: opts.agent ?? false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         headers: { ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) } : {}), ...opts.headers },
       },
       (res) => {
