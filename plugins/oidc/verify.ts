@@ -32,7 +32,7 @@ function audiences(claims: JWTPayload): string[] {
  */
 export function policyRefusal(config: IssuerConfig, claims: JWTPayload, header: TokenHeader): string | null {
   if (claims.iss !== config.issuer) return 'wrong_issuer';
-  if (!config.algorithms.includes(header.alg)) return `alg_not_allowed: ${header.alg}`;
+  if (!(config.algorithms as readonly string[]).includes(header.alg)) return `alg_not_allowed: ${header.alg}`;
   if (!audiences(claims).some((a) => config.audiences.includes(a))) return 'wrong_audience';
   return null;
 }
