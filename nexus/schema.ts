@@ -120,12 +120,12 @@ export function parseInput<S extends z.ZodType>(schema: S, raw: unknown, subject
  * Validates configuration; a violation is a ConfigError naming the key:
  * `keyOf` turns the offending field (dotted) into the name the operator wrote.
  */
-export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, keyOf: (field: string, v: Violation) => string): z.output<S> {
+export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, keyOf: (field: string, v: Violation) => string, where = ''): z.output<S> {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
   const v = violation(schema, r.error, '');
   // The key names the field already.
-  throw new ConfigError(keyOf(v.field, v), v.detail);
+  throw new ConfigError(keyOf(v.field, v), `${v.detail}${where}`);
 }
 
 /**

@@ -49,7 +49,7 @@ function readConfigFile(file: string): FileSettings {
   }
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('NEXUS_CONFIG', `${file} must hold a mapping of settings`);
-  const parsed = parseConfig(ConfigFileSchema, doc, (field) => field) as Record<string, unknown>;
+  const parsed = parseConfig(ConfigFileSchema, doc, (field) => field, ` (in ${file})`) as Record<string, unknown>;
   const out: FileSettings = { values: {}, origin: {}, seed: { issuers: {}, roles: {} } };
   const oidc = parsed.oidc as { issuers?: Record<string, unknown>; roles?: Record<string, unknown> } | undefined;
   out.seed = { issuers: oidc?.issuers ?? {}, roles: oidc?.roles ?? {} };

@@ -8,7 +8,10 @@ export type SecretData = z.output<typeof SecretData>;
 /** A secret's value as written: checked by the value rules (rules.ts), which keep every key, `__proto__` too. */
 const SecretDataInput = ruled((raw) => parseSecretData(raw).data, SecretData);
 
-export const Version = z.int().min(1).describe('a positive integer');
+// A number, or its decimal string (as a query parameter would carry it).
+export const Version = z
+  .union([z.int().min(1), z.string().regex(/^\d{1,15}$/).transform(Number).pipe(z.int().min(1))])
+  .describe('a positive integer');
 export const Cas = z.int().min(0).describe('a non-negative integer: the current latest version (deleted ones count); 0 = create only');
 export const VersionList = z
   .array(Version)

@@ -84,11 +84,11 @@ const RoleFields = z.strictObject({
   name: ignoredName,
   issuer: ObjectName.describe('the name of a configured issuer'),
   bound_claims: z
-    .record(ClaimName, z.union([ClaimValue, z.array(ClaimValue).min(1).max(100)]))
+    .record(ClaimName, z.union([ClaimValue, z.array(ClaimValue).min(1).max(100)]).describe('a value or a list of 1 to 100 values (strings, numbers or booleans)'))
     .default({})
     .describe('a mapping of claim names (dotted for nested claims) to a value or a list of 1 to 100 values (strings, numbers or booleans)'),
   bound_claims_glob: z
-    .record(ClaimName, z.string().min(1).max(1024))
+    .record(ClaimName, z.string().min(1).max(1024).describe('a non-empty glob'))
     .default({})
     .describe('a mapping of claim names to non-empty globs (for string claims)'),
   paths: z.array(PathTemplate).min(1).max(100).overwrite((l) => [...new Set(l)]).describe('a list of 1 to 100 path globs with {{claims.NAME}} placeholders'),
