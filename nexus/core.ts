@@ -40,13 +40,14 @@ export interface Core {
 function openAuditTrail(config: Config, rootKey: RootKey, earlierKeys: AuditKeyRow[], log: Logger): { trail: AuditTrail; close(): void } {
   const anchorDb = openDatabase(config.dbFile);
   try {
-    anchorDb.pragma('synchronous = NORMAL');
+    anchorDb.pragma(config.auditFsync === 'batch' ? 'synchronous = FULL' : 'synchronous = NORMAL');
     const trail = new AuditTrail({
       file: path.join(config.dataDir, 'audit.jsonl'),
       rootKey,
       keys: new AuditKeys(rootKey, earlierKeys),
       anchor: new AuditAnchorRepo(anchorDb),
       log,
+      writer: { fsync: config.auditFsync === 'batch', maxFiles: config.auditMaxFiles },
     });
     return {
       trail,

@@ -63,7 +63,7 @@ export function lastLine(file: string): string | null {
     let end = fs.fstatSync(fd).size;
     let tail = Buffer.alloc(0);
     while (end > 0) {
-      const start = Math.max(0, end - 64 * 1024);
+      const start = Math.max(0, end - 8 * 1024);
       const chunk = Buffer.alloc(end - start);
       fs.readSync(fd, chunk, 0, chunk.length, start);
       tail = Buffer.concat([chunk, tail]);
@@ -141,6 +141,8 @@ export interface ChainWriterOptions {
   maxBytes: number;
   /** fsync each batch before it counts as written (NEXUS_AUDIT_FSYNC=batch). */
   fsync: boolean;
+  /** Rotated files kept (NEXUS_AUDIT_MAX_FILES); the oldest beyond it are deleted, each deletion recorded. null: keep all. */
+  maxFiles: number | null;
 }
 
 export interface ChainBreak {
@@ -160,6 +162,8 @@ export class ChainWriter {
   private fd: number | null = null;
   private ino = -1;
   private size = 0;
+  /** Records of retention deletions, written at the head of the next batch. */
+  private deletions: object[] = [];
 
   constructor(
     private readonly file: string,
@@ -206,7 +210,7 @@ export class ChainWriter {
       if (this.size >= this.opts.maxBytes) this.rotate();
       let head = this.head;
       let out = '';
-      for (const rec of batch) {
+      for (const rec of [...this.deletions, ...batch]) {
         const sealed = sealLine(rec, { gen: head.generation, seq: head.count + 1, key: this.keys.kcv, prev: head.mac }, this.keys.current);
         out += sealed.line;
         head = { generation: head.generation, count: head.count + 1, mac: sealed.mac, kcv: this.keys.kcv };
@@ -216,6 +220,7 @@ export class ChainWriter {
       this.size += Buffer.byteLength(out);
       this.anchor.set(this.chain, head);
       this.head = head;
+      this.deletions = [];
     } catch (err) {
       this.close();
       throw err;
@@ -242,6 +247,22 @@ export class ChainWriter {
     const n = last ? Number(last.slice(this.file.length + 1)) + 1 : 1;
     fs.renameSync(this.file, `${this.file}.${n}`);
     this.reopen();
+    this.applyRetention();
+  }
+
+  /**
+   * Deletes the oldest rotated files beyond maxFiles. Each deletion is
+   * recorded with the head the file ended on (read from its tail only), so
+   * verify knows where the kept trail picks up and that nothing else is gone.
+   */
+  private applyRetention(): void {
+    if (this.opts.maxFiles === null) return;
+    const files = rotatedFiles(this.file);
+    for (const f of files.slice(0, Math.max(0, files.length - this.opts.maxFiles))) {
+      const end = fileHead(f);
+      fs.rmSync(f);
+      this.deletions.push({ time: new Date().toISOString(), action: 'audit.retention', deleted: path.basename(f), through: end === 'unreadable' || end === null ? null : end.head });
+    }
   }
 }
 

@@ -32,7 +32,7 @@ export function recordScriptRun(config: Config, entry: AuditEntry): boolean {
     if (!hasAuditTables(db)) return false;
     const file = path.join(config.dataDir, SCRIPTS_TRAIL);
     const lock = holdLock(`${file}.lock`);
-    const writer = new ChainWriter(file, 'scripts', new AuditKeys(root, new AuditKeysRepo(db).all()), new AuditAnchorRepo(db), { maxBytes: 64 * 1024 * 1024, fsync: true });
+    const writer = new ChainWriter(file, 'scripts', new AuditKeys(root, new AuditKeysRepo(db).all()), new AuditAnchorRepo(db), { maxBytes: 64 * 1024 * 1024, fsync: true, maxFiles: config.auditMaxFiles });
     try {
       writer.resume();
       writer.append([{ name: 'nexus-audit', time: new Date().toISOString(), ...entry }]);

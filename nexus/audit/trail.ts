@@ -81,6 +81,8 @@ class BatchingStream {
 
 export interface AuditTrailOptions {
   file: string;
+  /** Its name in audit_anchor (default `server`). */
+  chain?: string;
   rootKey: RootKey;
   keys: AuditKeys;
   anchor: AuditAnchorRepo;
@@ -101,7 +103,7 @@ export class AuditTrail {
   constructor(opts: AuditTrailOptions) {
     this.file = opts.file;
     fs.mkdirSync(path.dirname(opts.file), { recursive: true, mode: 0o700 });
-    this.writer = new ChainWriter(opts.file, 'server', opts.keys, opts.anchor, { maxBytes: 64 * 1024 * 1024, fsync: false, ...opts.writer });
+    this.writer = new ChainWriter(opts.file, opts.chain ?? 'server', opts.keys, opts.anchor, { maxBytes: 64 * 1024 * 1024, fsync: false, maxFiles: null, ...opts.writer });
     this.chainBreak = this.writer.resume();
     if (this.chainBreak) {
       opts.log.error(

@@ -25,6 +25,9 @@ export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | n
   let head: ChainHead | null = null;
   let records = 0;
   const seen = new Map<string, string>();
+  // Where the kept trail starts when retention deleted what came before, and what the deletions say they removed.
+  let start: { where: string; problem: string; head: ChainHead } | null = null;
+  const deleted: ChainHead[] = [];
   for (const f of [...rotatedFiles(file), file]) {
     if (!fs.existsSync(f)) continue;
     const lines = fs.readFileSync(f, 'utf8').split('\n');
@@ -47,13 +50,19 @@ export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | n
       if (!key) problems.push(`${where}: made with an unknown key (root key check value ${rec.key})`);
       else if (macOf(key, parts.body) !== parts.mac) problems.push(`${where}: record was altered (MAC mismatch)`);
       const link = linkProblem(head, rec, seen);
-      if (link) problems.push(`${where}: ${link}`);
+      if (link && head === null) start = { where, problem: `${where}: ${link}`, head: { generation: rec.gen, count: rec.seq - 1, mac: rec.prev, kcv: rec.key } };
+      else if (link) problems.push(`${where}: ${link}`);
+      const through = (rec as { through?: ChainHead | null }).through;
+      if (rec.action === 'audit.retention' && through) deleted.push(through);
       if (rec.action === 'audit.break') problems.push(`${where}: ${rec.reason ?? 'break recorded'}`);
       if (seen.size >= FORK_WINDOW) seen.delete(seen.keys().next().value!);
       seen.set(rec.prev, where);
       head = { generation: rec.gen, count: rec.seq, mac: parts.mac, kcv: rec.key };
     }
   }
+  // A trail that starts mid-chain is whole only if a recorded deletion ended exactly where it picks up.
+  const s = start as { problem: string; head: ChainHead } | null;
+  if (s && !deleted.some((d) => d.generation === s.head.generation && d.count === s.head.count && d.mac === s.head.mac)) problems.unshift(s.problem);
   const end = compareToAnchor(head, anchor, true);
   if (end) problems.push(`${path.basename(file)}: ${end}`);
   return { ok: problems.length === 0, records, problems };

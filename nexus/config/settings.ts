@@ -158,6 +158,19 @@ export const SETTINGS = {
     schema: integer(1, 1_000_000),
     doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
   }),
+  auditFsync: setting({
+    env: 'NEXUS_AUDIT_FSYNC',
+    file: 'audit.fsync',
+    default: 'off',
+    schema: z.enum(['off', 'batch']).describe('off or batch'),
+    doc: 'audit trail durability: `off` = page cache (survives a crash of Nexus, not of the machine); `batch` = fsync each batch (and its anchor) before answering',
+  }),
+  auditMaxFiles: setting({
+    env: 'NEXUS_AUDIT_MAX_FILES',
+    file: 'audit.max_files',
+    schema: integer(1, 1_000_000),
+    doc: 'rotated audit files (64 MiB each) kept; the oldest beyond it are deleted, each deletion recorded in the trail; unset = keep all',
+  }),
   configFile: setting({ env: 'NEXUS_CONFIG', path: true, schema: filePath, doc: 'path of a YAML or JSON config file (env wins)' }),
 };
 
