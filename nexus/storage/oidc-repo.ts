@@ -28,11 +28,12 @@ export class SqliteOidcRepo implements OidcRepo {
     await this.g.idle();
     this.db
       .prepare(
-        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
-         algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s, updated_at = excluded.updated_at`,
+        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, managed_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
+         algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s,
+         managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
       )
-      .run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, now, now);
+      .run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.managed_by, now, now);
   }
 
   async deleteIssuer(name: string): Promise<boolean> {
@@ -59,12 +60,12 @@ export class SqliteOidcRepo implements OidcRepo {
     await this.g.idle();
     this.db
       .prepare(
-        `INSERT INTO oidc_roles (name, issuer, bound_claims, bound_claims_glob, paths, permissions, token_ttl_s, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, bound_claims = excluded.bound_claims,
+        `INSERT INTO oidc_roles (name, issuer, bound_claims, bound_claims_glob, paths, permissions, token_ttl_s, managed_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, bound_claims = excluded.bound_claims,
          bound_claims_glob = excluded.bound_claims_glob, paths = excluded.paths, permissions = excluded.permissions,
-         token_ttl_s = excluded.token_ttl_s, updated_at = excluded.updated_at`,
+         token_ttl_s = excluded.token_ttl_s, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
       )
-      .run(r.name, r.issuer, r.bound_claims, r.bound_claims_glob, r.paths, r.permissions, r.token_ttl_s, now, now);
+      .run(r.name, r.issuer, r.bound_claims, r.bound_claims_glob, r.paths, r.permissions, r.token_ttl_s, r.managed_by, now, now);
   }
 
   async deleteRole(name: string): Promise<boolean> {

@@ -95,6 +95,8 @@ export interface IssuerRow {
   algorithms: string;
   jwks_uri: string | null;
   max_token_age_s: number | null;
+  /** The config file that declares it (removed from the file, removed at the next start); null: created through the API. */
+  managed_by: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -107,6 +109,8 @@ export interface RoleRow {
   paths: string;
   permissions: string;
   token_ttl_s: number | null;
+  /** As for issuers: the declaring config file, or null. */
+  managed_by: string | null;
   created_at: string;
   updated_at: string;
 }

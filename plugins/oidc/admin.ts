@@ -9,6 +9,12 @@ import { parseIssuer, parseRole } from './schema.js';
 import type { OidcStore } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
+/** One issuer URL, one issuer: the API and the config file apply the same rule. */
+export function assertUniqueIssuerUrl(existing: Array<{ name: string; issuer: string }>, cfg: { name: string; issuer: string }): void {
+  const clash = existing.find((i) => i.issuer === cfg.issuer && i.name !== cfg.name);
+  if (clash) throw new ConflictError(`issuer ${cfg.issuer} is already configured as ${clash.name}`);
+}
+
 /** Service layer for issuer and role admin; `changed` refreshes the plugin's caches. */
 export class OidcAdmin {
   constructor(
@@ -16,10 +22,16 @@ export class OidcAdmin {
     private readonly changed: () => Promise<void>,
   ) {}
 
+  /** Objects declared in the config file are changed there, not through the API. */
+  private async assertNotManaged(kind: 'issuer' | 'role', name: string): Promise<void> {
+    const file = await this.store.managedBy(kind, name);
+    if (file) throw new ConflictError(`${kind} ${name} is managed by the config file ${file}; change it there (it is re-applied at every start)`);
+  }
+
   async putIssuer(name: string, body: unknown): Promise<{ issuer: IssuerConfig; created: boolean }> {
     const cfg = parseIssuer(name, body);
-    const clash = (await this.store.issuers()).find((i) => i.issuer === cfg.issuer && i.name !== cfg.name);
-    if (clash) throw new ConflictError(`issuer ${cfg.issuer} is already configured as ${clash.name}`);
+    await this.assertNotManaged('issuer', cfg.name);
+    assertUniqueIssuerUrl(await this.store.issuers(), cfg);
     const created = await this.store.putIssuer(cfg);
     await this.changed();
     return { issuer: (await this.store.issuer(cfg.name))!, created };
@@ -33,6 +45,7 @@ export class OidcAdmin {
 
   async deleteIssuer(name: string): Promise<void> {
     const n = parseName(name);
+    await this.assertNotManaged('issuer', n);
     const roles = await this.store.rolesOfIssuer(n);
     if (roles.length) throw new ConflictError(`issuer ${n} is used by role(s) ${roles.join(', ')}; delete them first`);
     if (!(await this.store.deleteIssuer(n))) throw new NotFoundError(`issuer ${n} not found`);
@@ -41,6 +54,7 @@ export class OidcAdmin {
 
   async putRole(name: string, body: unknown): Promise<{ role: RoleConfig; created: boolean }> {
     const cfg = parseRole(name, body);
+    await this.assertNotManaged('role', cfg.name);
     if (!(await this.store.issuer(cfg.issuer))) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
     const created = await this.store.putRole(cfg);
     await this.changed();
@@ -54,6 +68,7 @@ export class OidcAdmin {
   }
 
   async deleteRole(name: string): Promise<void> {
+    await this.assertNotManaged('role', parseName(name));
     if (!(await this.store.deleteRole(parseName(name)))) throw new NotFoundError(`role ${name} not found`);
     await this.changed();
   }

@@ -1,6 +1,6 @@
 import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
-import { OidcAdmin, oidcAdminRoutes } from './admin.js';
+import { assertUniqueIssuerUrl, OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { TokenBuckets } from './limits.js';
 import { buildOidcApp } from './listener.js';
@@ -10,7 +10,7 @@ import type Koa from 'koa';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
-import { BadRequestError, ConfigError } from '../../nexus/errors.js';
+import { BadRequestError, ConfigError, ConflictError, StartupError } from '../../nexus/errors.js';
 import { parseIssuer, parseRole } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -24,10 +24,16 @@ export function parseSeed(config: Config): { issuers: IssuerConfig[]; roles: Rol
       return fn();
     } catch (err) {
       if (err instanceof BadRequestError) throw new ConfigError(`${key}.${err.rule}`, err.message);
+      if (err instanceof ConflictError) throw new ConfigError(key, err.message);
       throw err;
     }
   };
-  const issuers = Object.entries(config.oidcSeed.issuers).map(([name, body]) => wrap(`oidc.issuers.${name}`, () => parseIssuer(name, body)));
+  const issuers: IssuerConfig[] = [];
+  for (const [name, body] of Object.entries(config.oidcSeed.issuers)) {
+    const i = wrap(`oidc.issuers.${name}`, () => parseIssuer(name, body));
+    wrap(`oidc.issuers.${name}.issuer`, () => assertUniqueIssuerUrl(issuers, i));
+    issuers.push(i);
+  }
   const names = new Set(issuers.map((i) => i.name));
   const roles = Object.entries(config.oidcSeed.roles).map(([name, body]) => {
     const role = wrap(`oidc.roles.${name}`, () => parseRole(name, body));
@@ -55,6 +61,51 @@ function checkOidcTls(config: Config): void {
     // OpenSSL's message names no key material, only what is wrong with it.
     throw new ConfigError('NEXUS_OIDC_TLS_CERT', `${cert} and ${config.oidcTls.key} are not a usable certificate and key: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Declarative config: what the file says is made so at every start. Seeded
+ * objects are marked as managed by the file; one the file no longer declares
+ * is removed. Objects created through the API are never touched: a file that
+ * declares one of their names (or an issuer URL one of them has) is refused.
+ */
+async function applySeed(store: OidcStore, seed: ReturnType<typeof parseSeed>, file: string, log: CoreServices['log']): Promise<void> {
+  const [issuers, roles] = [await store.issuers(), await store.roles()];
+  const managed = { issuer: new Set<string>(), role: new Set<string>() };
+  for (const [kind, names] of [['issuer', issuers.map((i) => i.name)], ['role', roles.map((r) => r.name)]] as const) {
+    for (const n of names) if (await store.managedBy(kind, n)) managed[kind].add(n);
+  }
+  for (const [kind, list] of [['issuer', seed.issuers], ['role', seed.roles]] as const) {
+    for (const o of list) {
+      const exists = (kind === 'issuer' ? issuers : roles).some((x) => x.name === o.name);
+      if (exists && !managed[kind].has(o.name)) {
+        throw new ConfigError(`oidc.${kind}s.${o.name}`, `an ${kind} named ${o.name} was created through the API; the config file cannot take it over (delete it through the API, or rename it in ${file})`);
+      }
+    }
+  }
+  for (const i of seed.issuers) {
+    try {
+      assertUniqueIssuerUrl(issuers.filter((x) => !managed.issuer.has(x.name)), i);
+    } catch (err) {
+      throw new ConfigError(`oidc.issuers.${i.name}.issuer`, (err as Error).message);
+    }
+  }
+  for (const i of seed.issuers) await store.putIssuer(i, file);
+  for (const r of seed.roles) await store.putRole(r, file);
+  const removed: string[] = [];
+  for (const n of managed.role) {
+    if (seed.roles.some((r) => r.name === n)) continue;
+    await store.deleteRole(n);
+    removed.push(`role ${n}`);
+  }
+  for (const n of managed.issuer) {
+    if (seed.issuers.some((i) => i.name === n)) continue;
+    const users = await store.rolesOfIssuer(n);
+    if (users.length) throw new StartupError(`issuer ${n} was removed from ${file}, but role(s) ${users.join(', ')} created through the API still use it; delete them first`);
+    await store.deleteIssuer(n);
+    removed.push(`issuer ${n}`);
+  }
+  log.info({ file, issuers: seed.issuers.length, roles: seed.roles.length, removed }, 'applied OIDC issuers and roles from the config file');
 }
 
 export interface OidcPluginOptions {
@@ -90,10 +141,7 @@ export class OidcPlugin implements AuthPlugin {
     const seed = parseSeed(core.config);
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
-    // Declarative config: what the file says is made so at every start.
-    for (const i of seed.issuers) await this.store.putIssuer(i);
-    for (const r of seed.roles) await this.store.putRole(r);
-    if (seed.issuers.length + seed.roles.length) core.log.info({ issuers: seed.issuers.length, roles: seed.roles.length }, 'seeded OIDC issuers and roles from NEXUS_CONFIG');
+    if (core.config.configFile) await applySeed(this.store, seed, core.config.configFile, core.log);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     await this.refresh();
     const registry = this.registry;

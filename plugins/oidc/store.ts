@@ -73,8 +73,14 @@ export class OidcStore {
     return r && issuerFrom(r);
   }
 
-  /** Returns true when the issuer is new. */
-  putIssuer(i: IssuerConfig): Promise<boolean> {
+  /** Who manages an issuer or role: the config file that declares it, or null (the API). */
+  async managedBy(kind: 'issuer' | 'role', name: string): Promise<string | null> {
+    const row = kind === 'issuer' ? await this.storage.oidc.issuer(name) : await this.storage.oidc.role(name);
+    return row?.managed_by ?? null;
+  }
+
+  /** Returns true when the issuer is new. `managedBy`: the config file that declares it (null: the API). */
+  putIssuer(i: IssuerConfig, managedBy: string | null = null): Promise<boolean> {
     const row = {
       name: i.name,
       issuer: i.issuer,
@@ -82,6 +88,7 @@ export class OidcStore {
       algorithms: JSON.stringify(i.algorithms),
       jwks_uri: i.jwks_uri,
       max_token_age_s: i.max_token_age_s,
+      managed_by: managedBy,
     };
     return this.upsert(
       (r) => r.oidc.issuer(i.name),
@@ -106,7 +113,7 @@ export class OidcStore {
     return r && roleFrom(r);
   }
 
-  putRole(r: RoleConfig): Promise<boolean> {
+  putRole(r: RoleConfig, managedBy: string | null = null): Promise<boolean> {
     const row = {
       name: r.name,
       issuer: r.issuer,
@@ -115,6 +122,7 @@ export class OidcStore {
       paths: JSON.stringify(r.paths),
       permissions: JSON.stringify(r.permissions),
       token_ttl_s: r.token_ttl_s,
+      managed_by: managedBy,
     };
     return this.upsert(
       (t) => t.oidc.role(r.name),

@@ -1,0 +1,95 @@
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../../nexus/config/index.js';
+import { ConfigError } from '../../nexus/errors.js';
+import { silentLogger } from '../../nexus/log.js';
+import { startServer, type RunningServer } from '../../nexus/server.js';
+import { OidcPlugin } from '../../plugins/oidc/plugin.js';
+import { tempDir, testEnv } from '../helpers/env.js';
+import { startIdp, type TestIdp } from '../helpers/idp.js';
+import { call, type ClientCreds } from '../helpers/server.js';
+
+describe('declarative config: seeded issuers and roles', function () {
+  this.timeout(60_000);
+  let idp: TestIdp;
+  let dir: string;
+  let file: string;
+  before(async () => {
+    idp = await startIdp();
+  });
+  after(() => idp.stop());
+  beforeEach(() => {
+    dir = tempDir();
+    file = path.join(dir, 'nexus.yaml');
+  });
+
+  const issuer = (url: string) => ({ issuer: url, audiences: ['nexus'], algorithms: ['RS256'] });
+  const role = (iss: string, repo: string) => ({ issuer: iss, bound_claims: { repository: repo }, paths: ['ci/x/*'], permissions: ['read'] });
+  const writeConfig = (oidc: { issuers?: Record<string, unknown>; roles?: Record<string, unknown> }) => fs.writeFileSync(file, JSON.stringify({ oidc }));
+  const env = () => testEnv(path.join(dir, 'data'), { NEXUS_CONFIG: file, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: '127.0.0.1:0' });
+
+  async function start(): Promise<{ server: RunningServer; admin(method: string, p: string, body?: unknown): ReturnType<typeof call> }> {
+    const server = await startServer(loadConfig(env()), silentLogger(), { plugins: [new OidcPlugin()] });
+    const pki = path.join(dir, 'data', 'pki');
+    const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
+    const creds: ClientCreds = { ca: read('ca.crt'), cert: read('pilot.crt'), key: read('pilot.key') };
+    return { server, admin: (method, p, body) => call(server.mtls.address().port, creds, method, p, body) };
+  }
+
+  it('seeded issuers pass the API validation: two issuers with one URL are refused, naming the key', async () => {
+    writeConfig({ issuers: { a: issuer(idp.url), b: issuer(idp.url) } });
+    let err: unknown;
+    try {
+      new OidcPlugin().checkConfig(loadConfig(env()));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(ConfigError);
+    expect((err as ConfigError).key).to.equal('oidc.issuers.b.issuer');
+    expect((err as Error).message).to.match(/already configured as a/);
+  });
+
+  it('config-managed objects: API edits get 409 naming the file; removed from the file, removed at next start; API objects untouched', async () => {
+    writeConfig({ issuers: { local: issuer(idp.url) }, roles: { deploy: role('local', 'org/a'), extra: role('local', 'org/b') } });
+    let s = await start();
+    try {
+      for (const [method, p, body] of [
+        ['PUT', '/v1/oidc/roles/deploy', role('local', 'org/changed')],
+        ['DELETE', '/v1/oidc/roles/deploy'],
+        ['PUT', '/v1/oidc/issuers/local', issuer(idp.url)],
+        ['DELETE', '/v1/oidc/issuers/local'],
+      ] as Array<[string, string, unknown?]>) {
+        const r = await s.admin(method, p, body);
+        expect(r.status, `${method} ${p}`).to.equal(409);
+        expect(r.body.error.message).to.include(file);
+      }
+      expect((await s.admin('GET', '/v1/oidc/roles/deploy')).body.bound_claims).to.deep.equal({ repository: 'org/a' });
+      expect((await s.admin('PUT', '/v1/oidc/roles/mine', role('local', 'org/mine'))).status).to.equal(201);
+    } finally {
+      await s.server.stop(2000);
+    }
+
+    writeConfig({ issuers: { local: issuer(idp.url) }, roles: { deploy: role('local', 'org/a2') } });
+    s = await start();
+    try {
+      expect((await s.admin('GET', '/v1/oidc/roles/extra')).status, 'removed from the file').to.equal(404);
+      expect((await s.admin('GET', '/v1/oidc/roles/deploy')).body.bound_claims).to.deep.equal({ repository: 'org/a2' });
+      expect((await s.admin('GET', '/v1/oidc/roles/mine')).body.bound_claims, 'API-created: untouched').to.deep.equal({ repository: 'org/mine' });
+      // API-created objects stay editable.
+      expect((await s.admin('PUT', '/v1/oidc/roles/mine', role('local', 'org/mine2'))).status).to.equal(200);
+    } finally {
+      await s.server.stop(2000);
+    }
+
+    // The file may not take over an object created through the API.
+    writeConfig({ issuers: { local: issuer(idp.url) }, roles: { deploy: role('local', 'org/a2'), mine: role('local', 'org/file') } });
+    let err: unknown;
+    try {
+      await (await start()).server.stop(2000);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error)?.message).to.match(/oidc\.roles\.mine.*created through the API/);
+  });
+});
