@@ -9,6 +9,7 @@ import { ensureTlsFiles } from './pki/dev-pki.js';
 import { PolicyEngine } from './policy/engine.js';
 import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
+import { checkConfigFiles } from './config/files.js';
 
 export interface RunningServer {
   core: Core;
@@ -32,6 +33,8 @@ function hostPort(a: { host: string; port: number }): string {
 
 /** The composition root: storage, PKI, policy, listeners. */
 export async function startServer(config: Config, log: Logger, opts: ServerOptions = {}): Promise<RunningServer> {
+  // Before the lock (which creates the data dir): a bad config writes nothing.
+  checkConfigFiles(config);
   const lock = lockDataDir(config.dataDir, 'nexus-server');
   let core: Core | null = null;
   try {

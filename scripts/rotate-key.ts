@@ -59,6 +59,10 @@ runCli('nexus-rotate-key', async () => {
           `; ${config.rootKeyFile} replaced (check value ${result.oldKcv} -> ${result.newKcv})`,
       );
     }
+    console.log(
+      `the previous root key (check value ${result.oldKcv}) is kept as ${result.keptOldKey} (mode 0600): backups made before this rotation need it; ` +
+        'delete it once the last of them has expired',
+    );
   } finally {
     for (const b of bars.values()) b.stop();
     await storage.close();

@@ -25,6 +25,8 @@ export interface RotationResult {
   rewrapped: number;
   reencrypted: number;
   oldKcv: string;
+  /** Where the previous root key is kept (root.key.<kcv>.old): backups made before the rotation need it. */
+  keptOldKey: string;
   newKcv: string;
 }
 
@@ -53,8 +55,8 @@ export async function rotateRootKey(opts: RotationOptions): Promise<RotationResu
     if (old.kcv !== currentKcv) {
       // Step 4 committed but the rename did not happen: finish it.
       if (fs.existsSync(newFile) && keyCheckValue(readKeyFile(newFile)) === currentKcv) {
-        swapKeyFile(newFile, rootKeyFile);
-        return { resumedFinalStep: true, rewrapped: 0, reencrypted: 0, oldKcv: old.kcv, newKcv: currentKcv };
+        const keptOldKey = swapKeyFile(newFile, rootKeyFile, old);
+        return { resumedFinalStep: true, rewrapped: 0, reencrypted: 0, oldKcv: old.kcv, newKcv: currentKcv, keptOldKey };
       }
       throw new StartupError(`the root key file ${rootKeyFile} does not match this database: key check failed`);
     }
@@ -97,13 +99,22 @@ export async function rotateRootKey(opts: RotationOptions): Promise<RotationResu
   });
   // Wrapped keys under the old root key must not linger in the engine's files.
   await storage.scrub();
-  swapKeyFile(newFile, rootKeyFile);
-  return { resumedFinalStep: false, rewrapped, reencrypted, oldKcv: old.kcv, newKcv: target.kcv };
+  const keptOldKey = swapKeyFile(newFile, rootKeyFile, old);
+  return { resumedFinalStep: false, rewrapped, reencrypted, oldKcv: old.kcv, newKcv: target.kcv, keptOldKey };
 }
 
-function swapKeyFile(newFile: string, rootKeyFile: string): void {
+/** The file that keeps a replaced root key: backups made under it still need it. */
+export function oldKeyFile(rootKeyFile: string, kcv: string): string {
+  return `${rootKeyFile}.${kcv}.old`;
+}
+
+/** Keeps the outgoing key (0600, written atomically) before the new one takes its name. */
+function swapKeyFile(newFile: string, rootKeyFile: string, old: RootKey): string {
+  const kept = oldKeyFile(rootKeyFile, old.kcv);
+  writeKeyFileAtomic(kept, old.bytes);
   fs.renameSync(newFile, rootKeyFile);
   fsyncDir(path.dirname(rootKeyFile));
+  return kept;
 }
 
 async function rewrapDataKeys(
