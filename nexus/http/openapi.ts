@@ -1,4 +1,4 @@
-import { ListPage, PutResult, PutSecretInput, SecretMetadata, SecretVersion, VersionsInput } from '../secrets/schema.js';
+import { ListLimit, ListPage, PutResult, PutSecretInput, SecretMetadata, SecretVersion, VersionsInput } from '../secrets/schema.js';
 import { ObjectName, Policy, PolicyInput, PolicyList } from '../policy/schema.js';
 import { documentedAs, z } from '../schema.js';
 import { ErrorBody } from './errors.js';
@@ -46,7 +46,7 @@ export const versionParam = { name: 'version', in: 'query', required: false, sch
 
 export const listParams = [
   { name: 'prefix', in: 'query', schema: { type: 'string' } },
-  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+  { name: 'limit', in: 'query', schema: ListLimit },
   { name: 'cursor', in: 'query', schema: { type: 'string' } },
 ];
 

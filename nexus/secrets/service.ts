@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Storage, VersionRow } from '../storage/storage.js';
 import { parseInput } from '../schema.js';
 import { parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
-import { Cas, VersionList } from './schema.js';
+import { Cas, ListLimit, VersionList } from './schema.js';
 import type { ListOptions, ListPage, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion } from './types.js';
 
 export interface SecretsServiceOptions {
@@ -14,8 +14,6 @@ export interface SecretsServiceOptions {
   observe?: (op: string, seconds: number) => void;
 }
 
-const DEFAULT_LIST_LIMIT = 100;
-const MAX_LIST_LIMIT = 1000;
 /** Rows a single list call may examine, so a narrow ACL over a huge store stays bounded. */
 const LIST_SCAN_BUDGET = 10_000;
 
@@ -149,10 +147,7 @@ export class SecretsService {
 
   private async doList(options: ListOptions): Promise<ListPage> {
     const prefix = parsePrefix(options.prefix);
-    const limit = options.limit === undefined ? DEFAULT_LIST_LIMIT : options.limit;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-      throw new BadRequestError('limit', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
-    }
+    const limit = parseInput(ListLimit, options.limit, 'limit');
     let after = options.cursor ? decodeCursor(options.cursor) : '';
     const allow = options.allow ?? (() => true);
     const paths: string[] = [];
