@@ -9,10 +9,13 @@ import { SecretsService } from './secrets/service.js';
 import { openDatabase, type Db } from './storage/db.js';
 import { AuditTrail } from './audit/trail.js';
 import { AuditKeys } from './audit/keys.js';
-import { AuditAnchorRepo, type AuditKeyRow } from './storage/audit-repo.js';
+import { AuditAnchorRepo } from './storage/audit-repo.js';
+import { WriteBehindAnchor } from './audit/anchor-behind.js';
 import { Metrics } from './metrics.js';
 import path from 'node:path';
 import { assertKnownSchema } from './storage/migrator.js';
+import { META } from './storage/meta-repo.js';
+import { PgStorage } from './storage/postgres.js';
 import { SqliteStorage } from './storage/sqlite.js';
 import type { Storage } from './storage/storage.js';
 
@@ -37,21 +40,29 @@ export interface Core {
  * be an fsync per batch. Here the anchor is as durable as the trail itself:
  * page cache by default, fsynced with NEXUS_AUDIT_FSYNC=batch.
  */
-function openAuditTrail(config: Config, rootKey: RootKey, earlierKeys: AuditKeyRow[], log: Logger): { trail: AuditTrail; close(): void } {
+async function openAuditTrail(config: Config, storage: Storage, rootKey: RootKey, log: Logger): Promise<{ trail: AuditTrail; close(): Promise<void> }> {
+  const keys = new AuditKeys(rootKey, await storage.auditKeys.all());
+  const file = path.join(config.dataDir, 'audit.jsonl');
+  const writer = { fsync: config.auditFsync === 'batch', maxFiles: config.auditMaxFiles };
+  if (storage.auditAnchors) {
+    // A shared database: each replica anchors its own chain.
+    const anchor = await WriteBehindAnchor.load(storage.auditAnchors, (err) => log.warn({ err }, 'could not move the audit anchor'));
+    const trail = new AuditTrail({ file, rootKey, keys, anchor, chain: `server@${config.replicaId}`, replica: config.replicaId, log, writer });
+    return {
+      trail,
+      close: async () => {
+        trail.close();
+        await anchor.drain();
+      },
+    };
+  }
   const anchorDb = openDatabase(config.dbFile);
   try {
     anchorDb.pragma(config.auditFsync === 'batch' ? 'synchronous = FULL' : 'synchronous = NORMAL');
-    const trail = new AuditTrail({
-      file: path.join(config.dataDir, 'audit.jsonl'),
-      rootKey,
-      keys: new AuditKeys(rootKey, earlierKeys),
-      anchor: new AuditAnchorRepo(anchorDb),
-      log,
-      writer: { fsync: config.auditFsync === 'batch', maxFiles: config.auditMaxFiles },
-    });
+    const trail = new AuditTrail({ file, rootKey, keys, anchor: new AuditAnchorRepo(anchorDb), replica: config.replicaId, log, writer });
     return {
       trail,
-      close: () => {
+      close: async () => {
         trail.close();
         anchorDb.close();
       },
@@ -64,7 +75,7 @@ function openAuditTrail(config: Config, rootKey: RootKey, earlierKeys: AuditKeyR
 
 /** The engine the config selects, opened but not yet migrated. */
 export function connectStorage(config: Config): Storage {
-  return SqliteStorage.open(config.dbFile);
+  return config.databaseUrl ? new PgStorage(config.databaseUrl) : SqliteStorage.open(config.dbFile);
 }
 
 /** Opens the storage and schema (applying pending migrations unless told not to). */
@@ -96,13 +107,22 @@ export function sqliteDb(storage: Storage): Db {
 export async function openCore(config: Config, log: Logger): Promise<Core> {
   await initSodium();
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  if (!config.rootKeyInline && !fs.existsSync(config.rootKeyFile) && fs.existsSync(config.dbFile)) {
+  const keyMissing = !config.rootKeyInline && !fs.existsSync(config.rootKeyFile);
+  if (keyMissing && !config.databaseUrl && fs.existsSync(config.dbFile)) {
     // A fresh key would only fail the key check: say what is really wrong.
     throw new StartupError(`the root key file ${config.rootKeyFile} is missing but the database ${config.dbFile} exists; restore the key or set NEXUS_ROOT_KEY`);
   }
-  const rootKey = loadRootKey(config, log);
+  // SQLite: the key first (a first start makes it, even if the schema then refuses).
+  const localKey = config.databaseUrl ? null : loadRootKey(config, log);
   const storage = await openStorage(config, log);
   try {
+    if (keyMissing && config.databaseUrl && (await storage.meta.get(META.rootKcv)) !== null) {
+      // A replica joining a shared database must bring the key the others use, not make one.
+      throw new StartupError(
+        `the root key file ${config.rootKeyFile} is missing but the database ${storage.location} already has a root key; give every replica the same key (NEXUS_ROOT_KEY_FILE or NEXUS_ROOT_KEY)`,
+      );
+    }
+    const rootKey = localKey ?? loadRootKey(config, log);
     try {
       await storage.tx((r) => verifyRootKey(rootKey, r.meta, r.dataKeys));
     } catch (err) {
@@ -117,7 +137,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });
     count = () => secrets.count();
     log.info({ engine: storage.engine, db: storage.location, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
-    const audit = openAuditTrail(config, rootKey, await storage.auditKeys.all(), log);
+    const audit = await openAuditTrail(config, storage, rootKey, log);
     if (audit.trail.chainBreak) metrics.auditBreaks.inc();
     return {
       config,
@@ -132,7 +152,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
       audit: audit.trail,
       metrics,
       close: async () => {
-        audit.close();
+        await audit.close();
         await storage.close();
       },
     };

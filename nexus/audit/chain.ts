@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { AuditAnchorRepo, ChainHead } from '../storage/audit-repo.js';
+import type { AnchorStore, ChainHead } from '../storage/audit-repo.js';
 import type { AuditKeys } from './keys.js';
 
 export const GENESIS = '0'.repeat(64);
@@ -169,7 +169,7 @@ export class ChainWriter {
     private readonly file: string,
     private readonly chain: string,
     private readonly keys: AuditKeys,
-    private readonly anchor: AuditAnchorRepo,
+    private readonly anchor: AnchorStore,
     private readonly opts: ChainWriterOptions,
   ) {
     this.head = { generation: 1, count: 0, mac: GENESIS, kcv: keys.kcv };

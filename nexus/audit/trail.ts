@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Principal } from '../auth/principal.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
-import type { AuditAnchorRepo } from '../storage/audit-repo.js';
+import type { AnchorStore } from '../storage/audit-repo.js';
 import { ChainWriter, type ChainBreak, type ChainWriterOptions } from './chain.js';
 import type { AuditKeys } from './keys.js';
 
@@ -81,11 +81,13 @@ class BatchingStream {
 
 export interface AuditTrailOptions {
   file: string;
-  /** Its name in audit_anchor (default `server`). */
+  /** Its name in audit_anchor (default `server`; `server@<replica id>` on a shared database). */
   chain?: string;
   rootKey: RootKey;
   keys: AuditKeys;
-  anchor: AuditAnchorRepo;
+  anchor: AnchorStore;
+  /** This process's replica id, carried by every record. */
+  replica?: string;
   log: Logger;
   writer?: Partial<ChainWriterOptions>;
 }
@@ -112,7 +114,7 @@ export class AuditTrail {
       );
     }
     this.stream = new BatchingStream(this.writer);
-    this.logger = bunyan.createLogger({ name: 'nexus-audit', streams: [{ type: 'raw', level: 'info', stream: this.stream as unknown as NodeJS.WritableStream }] });
+    this.logger = bunyan.createLogger({ name: 'nexus-audit', ...(opts.replica ? { replica: opts.replica } : {}), streams: [{ type: 'raw', level: 'info', stream: this.stream as unknown as NodeJS.WritableStream }] });
     // Token ids are correlatable but not replayable: an HMAC under a key derived from the root key.
     this.tokenKey = createHmac('sha256', opts.rootKey.bytes).update('nexus/audit-token-id/v1').digest();
   }

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from '../errors.js';
@@ -94,6 +96,8 @@ function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
     ...s,
     dataDir,
     dbFile: path.join(dataDir, 'nexus.db'),
+    // Stable across restarts of the same data dir, distinct between replicas on one host.
+    replicaId: s.replicaId ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 48)}-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`,
     rootKeyFile: abs(s.rootKeyFile ?? path.join(dataDir, 'root.key')),
     adminSpiffeId: s.adminSpiffeId ?? `spiffe://${s.trustDomain}/pilot`,
     /** null: use (and create on first start) the dev PKI under dataDir/pki. */

@@ -132,6 +132,32 @@ export const SETTINGS = {
     }),
     doc: 'the root key as base64; wins over the file',
   }),
+  databaseUrl: setting({
+    env: 'NEXUS_DATABASE_URL',
+    file: 'database_url',
+    // It may carry a password: never echoed.
+    secret: true,
+    schema: z.string().transform((raw, ctx) => {
+      let url: URL | null = null;
+      try {
+        url = new URL(raw);
+      } catch {
+        /* reported below */
+      }
+      if (!url || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')) fail(ctx, 'expected a postgres:// URL');
+      else if (url.pathname.length < 2) fail(ctx, 'the URL must name a database (postgres://user@host:5432/DBNAME)');
+      else return raw;
+      return z.NEVER;
+    }),
+    doc: '`postgres://...` selects the PostgreSQL backend (several replicas may share it); unset = SQLite in the data dir',
+  }),
+  replicaId: setting({
+    env: 'NEXUS_REPLICA_ID',
+    file: 'replica_id',
+    shown: '`<host name>-<data dir digest>`',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).describe('1 to 64 of A-Z a-z 0-9 . _ -'),
+    doc: "this process's name among replicas: in every audit record, and its audit chain's anchor",
+  }),
   autoMigrate: setting({ env: 'NEXUS_AUTO_MIGRATE', file: 'auto_migrate', default: 'true', schema: bool, doc: '`false`: refuse to start with pending migrations' }),
   maxVersions: setting({ env: 'NEXUS_MAX_VERSIONS', file: 'max_versions', default: '10', schema: integer(1, 1000), doc: 'versions kept per secret (1 to 1000)' }),
   logLevel: setting({ env: 'NEXUS_LOG_LEVEL', file: 'log_level', default: 'info', schema: z.enum(LOG_LEVELS).describe(`one of ${LOG_LEVELS.join(', ')}`), doc: 'bunyan level' }),

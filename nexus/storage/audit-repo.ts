@@ -16,8 +16,14 @@ interface AnchorRow {
   key_kcv: string;
 }
 
+/** Where a chain writer keeps its head: read at start, moved after every batch. */
+export interface AnchorStore {
+  get(chain: string): ChainHead | null;
+  set(chain: string, head: ChainHead): void;
+}
+
 /** audit_anchor: where each chain's head is kept, outside the trail files. */
-export class AuditAnchorRepo {
+export class AuditAnchorRepo implements AnchorStore {
   private readonly getStmt;
   private readonly setStmt;
 

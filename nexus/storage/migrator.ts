@@ -5,6 +5,8 @@ import { StartupError } from '../errors.js';
 import type { Db } from './db.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+/** The same migrations, ported to PostgreSQL: same numbers and names, engine-specific SQL. */
+export const PG_MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/postgres/', import.meta.url));
 
 export interface Migration {
   version: number;
@@ -47,14 +49,16 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 
 // The bookkeeping table is the one piece of schema not in a migration file:
 // it must exist before the first migration can be recorded.
-function ensureTable(db: Db): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`);
-}
+export const SCHEMA_MIGRATIONS_DDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`;
 
 export function migrationStatus(db: Db, migrations = loadMigrations()): MigrationStatus {
-  ensureTable(db);
-  const applied = db.prepare('SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version').all() as AppliedMigration[];
+  db.exec(SCHEMA_MIGRATIONS_DDL);
+  return compareMigrations(db.prepare('SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version').all() as AppliedMigration[], migrations);
+}
+
+/** What the db has applied against what this code knows; a changed checksum refuses. */
+export function compareMigrations(applied: AppliedMigration[], migrations: Migration[]): MigrationStatus {
   const known = new Map(migrations.map((m) => [m.version, m]));
   const appliedSet = new Set(applied.map((a) => a.version));
   for (const a of applied) {

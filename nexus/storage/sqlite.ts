@@ -1,4 +1,5 @@
 import { AuditKeysRepo } from './audit-repo.js';
+import { EngineRepos } from './engine-base.js';
 import { SqliteDataKeysRepo } from './data-keys-repo.js';
 import { openDatabase, type Db } from './db.js';
 import { SqliteMetaRepo } from './meta-repo.js';
@@ -24,22 +25,23 @@ function gated(gate: SqliteGate, repo: AuditKeysRepo): AuditKeysStore {
 }
 
 /** The embedded engine: one SQLite file in the data dir (better-sqlite3). */
-export class SqliteStorage implements Storage {
+export class SqliteStorage extends EngineRepos implements Storage {
   readonly engine = 'sqlite' as const;
   private readonly gate: SqliteGate;
-  private repos: Repos | null = null;
+  private made: Repos | null = null;
 
   constructor(
     /** The better-sqlite3 handle (SQLite-only tools: backup, integrity check, tests). */
     readonly db: Db,
     readonly location: string,
   ) {
+    super();
     this.gate = new SqliteGate(db);
   }
 
   // Repositories prepare their statements, so they are made on first use: after the migrations.
-  private get r(): Repos {
-    return (this.repos ??= {
+  protected repos(): Repos {
+    return (this.made ??= {
       secrets: new SqliteSecretsRepo(this.db, this.gate),
       dataKeys: new SqliteDataKeysRepo(this.db, this.gate),
       policies: new SqlitePoliciesRepo(this.db, this.gate),
@@ -49,37 +51,13 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  get auditKeys() {
-    return this.r.auditKeys;
-  }
-
-  get secrets() {
-    return this.r.secrets;
-  }
-
-  get dataKeys() {
-    return this.r.dataKeys;
-  }
-
-  get policies() {
-    return this.r.policies;
-  }
-
-  get meta() {
-    return this.r.meta;
-  }
-
-  get oidc() {
-    return this.r.oidc;
-  }
-
   static open(file: string): SqliteStorage {
     return new SqliteStorage(openDatabase(file), file);
   }
 
   tx<T>(fn: (r: Repos) => Promise<T>): Promise<T> {
     // One connection, one writer: a transaction here is serializable by construction.
-    return this.gate.tx(() => fn(this));
+    return this.gate.tx(() => fn(this.repos()));
   }
 
   async ping(): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { Policy } from '../policy/types.js';
-import type { AuditKeyRow } from './audit-repo.js';
+import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { Migration, MigrationStatus } from './migrator.js';
 
 // The one storage interface both engines implement (SQLite in the data dir,
@@ -161,6 +161,12 @@ export interface AuditKeysStore {
   put(row: AuditKeyRow): Promise<void>;
 }
 
+/** audit_anchor on an engine reached asynchronously (PostgreSQL). */
+export interface AuditAnchorsStore {
+  all(): Promise<Map<string, ChainHead>>;
+  set(chain: string, head: ChainHead): Promise<void>;
+}
+
 /** The repositories, bound either to the engine or to one transaction. */
 export interface Repos {
   auditKeys: AuditKeysStore;
@@ -175,6 +181,11 @@ export type EngineName = 'sqlite' | 'postgres';
 
 export interface Storage extends Repos {
   readonly engine: EngineName;
+  /**
+   * Audit chain heads, where the engine keeps them itself (PostgreSQL). On
+   * SQLite the audit trail anchors through a connection of its own instead.
+   */
+  readonly auditAnchors?: AuditAnchorsStore;
   /** Where the data lives, for logs (a file, or a URL without its password). */
   readonly location: string;
   /**

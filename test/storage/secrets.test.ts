@@ -1,18 +1,8 @@
 import { expect } from 'chai';
 import Database from 'better-sqlite3';
 import type { Core } from '../../nexus/core.js';
-import { NexusError } from '../../nexus/errors.js';
+import { codeOf } from '../helpers/errors.js';
 import { dbBytes, openTestCore, tempDir } from '../helpers/env.js';
-
-async function codeOf(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof NexusError) return err.code;
-    throw err;
-  }
-  throw new Error('expected an error');
-}
 
 describe('secrets service', () => {
   let dir: string;

@@ -1,0 +1,30 @@
+import type { Repos } from './storage.js';
+
+/** The repository accessors both engines share: each engine says where its repositories come from. */
+export abstract class EngineRepos implements Repos {
+  protected abstract repos(): Repos;
+
+  get secrets() {
+    return this.repos().secrets;
+  }
+
+  get dataKeys() {
+    return this.repos().dataKeys;
+  }
+
+  get policies() {
+    return this.repos().policies;
+  }
+
+  get meta() {
+    return this.repos().meta;
+  }
+
+  get oidc() {
+    return this.repos().oidc;
+  }
+
+  get auditKeys() {
+    return this.repos().auditKeys;
+  }
+}
