@@ -132,6 +132,9 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
       throw err;
     }
     const keyring = new Keyring(rootKey, storage);
+    storage.subscribe((topic) => {
+      if (topic === 'keys' || topic === 'all') keyring.forget();
+    });
     let count = () => Promise.resolve(0);
     const metrics = new Metrics(() => count());
     const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });

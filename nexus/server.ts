@@ -41,6 +41,11 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     core = await openCore(config, log);
     const tlsFiles = await ensureTlsFiles(config, log);
     const engine = new PolicyEngine(core.storage.policies, config.adminSpiffeId);
+    // Heard before the first load, so no change between the two is missed.
+    const unsubscribe = core.storage.subscribe((topic) => {
+      if (topic === 'policies' || topic === 'all') engine.load().catch((err: unknown) => log.warn({ err }, 'could not reload policies'));
+    });
+    await core.storage.changesReady();
     await engine.load();
     const policies = new PolicyService(core.storage, engine);
     const plugins = opts.plugins ?? [];
@@ -114,6 +119,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         (stopping ??= (async () => {
           listening = false;
           await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
+          unsubscribe();
           await opened.close();
           lock.release();
           log.info('stopped');

@@ -3,12 +3,46 @@ import { Command } from 'commander';
 import { AuditKeys } from '../nexus/audit/keys.js';
 import { SCRIPTS_TRAIL, SERVER_TRAIL } from '../nexus/audit/script-trail.js';
 import { verifyChain } from '../nexus/audit/verify.js';
-import { loadConfig } from '../nexus/config/index.js';
+import { loadConfig, type Config } from '../nexus/config/index.js';
 import { readRootKey } from '../nexus/crypto/root-key.js';
 import { initSodium } from '../nexus/crypto/sodium.js';
 import { StartupError } from '../nexus/errors.js';
-import { AuditAnchorRepo, AuditKeysRepo } from '../nexus/storage/audit-repo.js';
+import { AuditAnchorRepo, AuditKeysRepo, type AuditKeyRow, type ChainHead } from '../nexus/storage/audit-repo.js';
+import { PgStorage } from '../nexus/storage/postgres.js';
 import { openDatabase } from '../nexus/storage/db.js';
+
+/**
+ * The anchors and earlier audit keys, read-only. On PostgreSQL each replica's
+ * server chain is anchored as `server@<NEXUS_REPLICA_ID>`: run verify with the
+ * replica's own data dir and id.
+ */
+async function openAnchors(config: Config): Promise<{ keyRows: AuditKeyRow[]; anchors: Map<string, ChainHead>; server: string; close(): Promise<void> }> {
+  if (config.databaseUrl) {
+    const pg = new PgStorage(config.databaseUrl);
+    try {
+      return { keyRows: await pg.auditKeys.all(), anchors: await pg.auditAnchors.all(), server: `server@${config.replicaId}`, close: () => pg.close() };
+    } catch (err) {
+      await pg.close();
+      throw err;
+    }
+  }
+  // Read-only: verify never writes, not even to the trail (it is one more reader beside the server).
+  const db = openDatabase(config.dbFile, { readonly: true });
+  const anchor = new AuditAnchorRepo(db);
+  const anchors = new Map<string, ChainHead>();
+  for (const chain of ['server', 'scripts']) {
+    const head = anchor.get(chain);
+    if (head) anchors.set(chain, head);
+  }
+  return {
+    keyRows: new AuditKeysRepo(db).all(),
+    anchors,
+    server: 'server',
+    close: async () => {
+      db.close();
+    },
+  };
+}
 
 const program = new Command('nexus-audit').description('The audit trail ($NEXUS_DATA_DIR/audit.jsonl, its rotated files, and audit-scripts.jsonl)');
 
@@ -22,20 +56,18 @@ program
       const config = loadConfig();
       const root = readRootKey(config);
       if (!root) throw new StartupError(`no root key (${config.rootKeyFile} or NEXUS_ROOT_KEY): the trail's MACs cannot be checked without it`);
-      // Read-only: verify never writes, not even to the trail (it is one more reader beside the server).
-      const db = openDatabase(config.dbFile, { readonly: true });
+      const { keyRows, anchors, server, close } = await openAnchors(config);
       let failed = false;
       try {
-        const keys = new AuditKeys(root, new AuditKeysRepo(db).all());
-        const anchors = new AuditAnchorRepo(db);
+        const keys = new AuditKeys(root, keyRows);
         const chains: Array<[string, string]> = [
-          ['server', path.resolve(opts.file ?? path.join(config.dataDir, SERVER_TRAIL))],
+          [server, path.resolve(opts.file ?? path.join(config.dataDir, SERVER_TRAIL))],
           ['scripts', path.join(config.dataDir, SCRIPTS_TRAIL)],
         ];
         for (const [chain, file] of chains) {
-          const r = verifyChain(file, keys, anchors.get(chain));
+          const r = verifyChain(file, keys, anchors.get(chain) ?? null);
           if (r.ok) {
-            console.log(`audit trail intact: ${r.records} record(s) in ${file}${chain === 'server' ? ' and its rotated files' : ''}`);
+            console.log(`audit trail intact: ${r.records} record(s) in ${file}${chain === server ? ' and its rotated files' : ''}`);
             continue;
           }
           failed = true;
@@ -43,7 +75,7 @@ program
           process.stderr.write(`nexus-audit: ${file}: ${r.problems.length} problem(s) in ${r.records} record(s)\n`);
         }
       } finally {
-        db.close();
+        await close();
       }
       if (failed) process.exitCode = 1;
     } catch (err) {

@@ -77,6 +77,11 @@ export class Keyring {
    * The active data key's id, creating one on first use in its own
    * transaction (several writers, or replicas, may race here: one key wins).
    */
+  /** Drops every unwrapped data key (a key change here or on another replica); they are read again on use. */
+  forget(): void {
+    this.cache.clear();
+  }
+
   async activeKeyId(): Promise<string> {
     const row = await this.storage.dataKeys.active();
     const id =

@@ -22,6 +22,7 @@ export class PolicyService {
       return { policy: (await r.policies.get(name))!, created: !existed };
     });
     await this.engine.load();
+    await this.storage.publish('policies');
     return { policy, created };
   }
 
@@ -42,5 +43,6 @@ export class PolicyService {
     if (name === BUILTIN_ADMIN_POLICY) throw new ForbiddenError('the built-in admin policy cannot be deleted');
     if (!(await this.storage.policies.delete(name))) throw new NotFoundError(`policy ${name} not found`);
     await this.engine.load();
+    await this.storage.publish('policies');
   }
 }

@@ -2,6 +2,8 @@ import pg from 'pg';
 import { UnavailableError } from '../errors.js';
 import { assertKnownSchema, compareMigrations, loadMigrations, PG_MIGRATIONS_DIR, SCHEMA_MIGRATIONS_DDL, type AppliedMigration, type Migration, type MigrationStatus } from './migrator.js';
 import { EngineRepos } from './engine-base.js';
+import type { ChangeListener, ChangeTopic } from './changes.js';
+import { CHANNEL, PgChangeFeed } from './pg-changes.js';
 import { PgAuditAnchors, pgRepos, type Queryable } from './pg-repos.js';
 import type { Repos, Storage } from './storage.js';
 
@@ -66,10 +68,12 @@ export interface PgOptions {
  */
 export class PgStorage extends EngineRepos implements Storage {
   readonly engine = 'postgres' as const;
+  readonly shared = true;
   readonly location: string;
   readonly pool: pg.Pool;
   private readonly q: Queryable;
-  private readonly shared: Repos;
+  private readonly pooled: Repos;
+  private readonly feed: PgChangeFeed;
 
   constructor(
     readonly url: string,
@@ -90,11 +94,33 @@ export class PgStorage extends EngineRepos implements Storage {
         }
       },
     };
-    this.shared = pgRepos(this.q);
+    this.pooled = pgRepos(this.q);
+    this.feed = new PgChangeFeed(url);
   }
 
   protected repos(): Repos {
-    return this.shared;
+    return this.pooled;
+  }
+
+  /**
+   * NOTIFY after the change committed. A notice lost here (the server just
+   * went away) is covered on the listening side: a replica whose LISTEN
+   * connection broke hears 'all' when it is back, and reloads everything.
+   */
+  async publish(topic: ChangeTopic): Promise<void> {
+    try {
+      await this.pool.query('SELECT pg_notify($1, $2)', [CHANNEL, topic]);
+    } catch {
+      /* see above */
+    }
+  }
+
+  subscribe(fn: ChangeListener): () => void {
+    return this.feed.subscribe(fn);
+  }
+
+  changesReady(): Promise<void> {
+    return this.feed.ready();
   }
 
 
@@ -205,6 +231,7 @@ export class PgStorage extends EngineRepos implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.feed.close();
     await this.pool.end();
   }
 }

@@ -9,6 +9,7 @@ import { SqlitePoliciesRepo } from './policies-repo.js';
 import { SqliteSecretsRepo } from './secrets-repo.js';
 import { SqliteGate } from './sqlite-gate.js';
 import type { AuditKeysStore, Repos, Storage } from './storage.js';
+import { ChangeFeed, type ChangeListener, type ChangeTopic } from './changes.js';
 
 /** The synchronous audit-keys repository behind the gate. */
 function gated(gate: SqliteGate, repo: AuditKeysRepo): AuditKeysStore {
@@ -27,7 +28,10 @@ function gated(gate: SqliteGate, repo: AuditKeysRepo): AuditKeysStore {
 /** The embedded engine: one SQLite file in the data dir (better-sqlite3). */
 export class SqliteStorage extends EngineRepos implements Storage {
   readonly engine = 'sqlite' as const;
+  /** One process owns the data dir (its lock): nothing else writes this file while it serves. */
+  readonly shared = false;
   private readonly gate: SqliteGate;
+  private readonly feed = new ChangeFeed();
   private made: Repos | null = null;
 
   constructor(
@@ -59,6 +63,16 @@ export class SqliteStorage extends EngineRepos implements Storage {
     // One connection, one writer: a transaction here is serializable by construction.
     return this.gate.tx(() => fn(this.repos()));
   }
+
+  async publish(topic: ChangeTopic): Promise<void> {
+    this.feed.emit(topic);
+  }
+
+  subscribe(fn: ChangeListener): () => void {
+    return this.feed.subscribe(fn);
+  }
+
+  async changesReady(): Promise<void> {}
 
   async ping(): Promise<boolean> {
     try {

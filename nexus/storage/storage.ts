@@ -1,5 +1,6 @@
 import type { Policy } from '../policy/types.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
+import type { ChangeListener, ChangeTopic } from './changes.js';
 import type { Migration, MigrationStatus } from './migrator.js';
 
 // The one storage interface both engines implement (SQLite in the data dir,
@@ -181,6 +182,18 @@ export type EngineName = 'sqlite' | 'postgres';
 
 export interface Storage extends Repos {
   readonly engine: EngineName;
+  /**
+   * Other processes may write this database (replicas on PostgreSQL): what
+   * must bite at once (revocations, narrowed roles) is read at use, not from
+   * a cache.
+   */
+  readonly shared: boolean;
+  /** Tells every process on this database, this one too, that `topic` changed. Never throws. */
+  publish(topic: ChangeTopic): Promise<void>;
+  /** Hears every process's notices (and 'all' after a gap in hearing); returns the unsubscribe. */
+  subscribe(fn: ChangeListener): () => void;
+  /** Resolves once notices are being heard (PostgreSQL: the LISTEN is in place, or its first try failed). */
+  changesReady(): Promise<void>;
   /**
    * Audit chain heads, where the engine keeps them itself (PostgreSQL). On
    * SQLite the audit trail anchors through a connection of its own instead.

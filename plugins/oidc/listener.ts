@@ -31,6 +31,8 @@ export interface OidcAppDeps {
   store: OidcStore;
   registry: IssuerRegistry;
   roles(): RoleConfig[];
+  /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
+  fresh?: () => Promise<void>;
   failedAuth: TokenBuckets;
   perSubject: TokenBuckets;
   readiness: Readiness;
@@ -117,6 +119,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const authenticate = async (ctx: Context, next: Next) => {
+    await deps.fresh?.();
     const header = ctx.get('Authorization');
     const m = /^Bearer ([^\s]+)$/.exec(header);
     let principal: OidcPrincipal;
@@ -153,6 +156,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   const token = new Router();
   token.post('/v1/auth/token', async (ctx) => {
     noteAudit(ctx, { action: 'token.exchange' });
+    await deps.fresh?.();
     // Without a usable jwt this is a failed authentication (401), not a bad request.
     const body = TokenRequest.safeParse(await readBody(ctx, JsonObject, TOKEN_BODY_LIMIT));
     let exchanged: Awaited<ReturnType<typeof fromJwt>>;

@@ -122,17 +122,32 @@ export class OidcPlugin implements AuthPlugin {
   private registry: IssuerRegistry | null = null;
   private listener: Listener | null = null;
   private rolesCache: RoleConfig[] = [];
+  private rolesReads = 0;
+  private unsubscribe: (() => void) | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
 
   constructor(private readonly opts: OidcPluginOptions = {}) {}
 
-  /** Reload issuers and roles after an admin change (or at start). */
+  /** Reload issuers and roles after an admin change here or on another replica (or at start). */
   private async refresh(): Promise<void> {
-    const [roles, issuers] = await Promise.all([this.store!.roles(), this.store!.issuers()]);
-    this.rolesCache = roles;
+    const [roles, issuers] = await Promise.all([this.readRoles(), this.store!.issuers()]);
+    if (roles) this.rolesCache = roles;
     for (const k of this.registry!.sync(issuers)) void k.preload();
+  }
+
+  /** The roles as stored now; of overlapping reads, only the one started last is kept (null: superseded). */
+  private async readRoles(): Promise<RoleConfig[] | null> {
+    const n = ++this.rolesReads;
+    const roles = await this.store!.roles();
+    return n === this.rolesReads ? roles : null;
+  }
+
+  /** With replicas: a role narrowed on another one bites at once, so each request reads the roles. */
+  private async freshRoles(): Promise<void> {
+    const roles = await this.readRoles();
+    if (roles) this.rolesCache = roles;
   }
 
   async start(core: CoreServices): Promise<void> {
@@ -143,6 +158,11 @@ export class OidcPlugin implements AuthPlugin {
     this.store = new OidcStore(core.storage);
     if (core.config.configFile) await applySeed(this.store, seed, core.config.configFile, core.log);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
+    const log = core.log;
+    this.unsubscribe = core.storage.subscribe((topic) => {
+      if (topic === 'oidc' || topic === 'all') this.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload OIDC issuers and roles'));
+      if (topic === 'tokens' || topic === 'all') this.store?.forgetTokens();
+    });
     await this.refresh();
     const registry = this.registry;
     const app = (this.app = buildOidcApp({
@@ -151,6 +171,7 @@ export class OidcPlugin implements AuthPlugin {
       store: this.store,
       registry,
       roles: () => this.rolesCache,
+      fresh: core.storage.shared ? () => this.freshRoles() : undefined,
       failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),
       perSubject: new TokenBuckets(core.config.oidcSubjectRps),
       readiness: { checks: () => this.readiness() },
@@ -213,6 +234,7 @@ export class OidcPlugin implements AuthPlugin {
 
   async stop(graceMs: number): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.unsubscribe?.();
     await this.listener?.close(graceMs);
     this.listener = null;
   }

@@ -1,3 +1,4 @@
+import type { ChangeTopic } from '../../nexus/storage/changes.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -79,6 +80,19 @@ export class OidcStore {
     return row?.managed_by ?? null;
   }
 
+  /** Every replica drops or reloads its copies (the plugin listens). */
+  private changed<T>(done: Promise<T>, ...topics: ChangeTopic[]): Promise<T> {
+    return done.then(async (out) => {
+      for (const t of topics) await this.storage.publish(t);
+      return out;
+    });
+  }
+
+  /** Drops exchanged-token rows kept in memory (a revocation here or on another replica). */
+  forgetTokens(): void {
+    this.tokenCache.clear();
+  }
+
   /** Returns true when the issuer is new. `managedBy`: the config file that declares it (null: the API). */
   putIssuer(i: IssuerConfig, managedBy: string | null = null): Promise<boolean> {
     const row = {
@@ -90,9 +104,12 @@ export class OidcStore {
       max_token_age_s: i.max_token_age_s,
       managed_by: managedBy,
     };
-    return this.upsert(
-      (r) => r.oidc.issuer(i.name),
-      (r, now) => r.oidc.upsertIssuer(row, now),
+    return this.changed(
+      this.upsert(
+        (r) => r.oidc.issuer(i.name),
+        (r, now) => r.oidc.upsertIssuer(row, now),
+      ),
+      'oidc',
     );
   }
 
@@ -101,7 +118,7 @@ export class OidcStore {
   }
 
   deleteIssuer(name: string): Promise<boolean> {
-    return this.storage.oidc.deleteIssuer(name);
+    return this.changed(this.storage.oidc.deleteIssuer(name), 'oidc');
   }
 
   async roles(): Promise<RoleConfig[]> {
@@ -124,18 +141,25 @@ export class OidcStore {
       token_ttl_s: r.token_ttl_s,
       managed_by: managedBy,
     };
-    return this.upsert(
-      (t) => t.oidc.role(r.name),
-      (t, now) => t.oidc.upsertRole(row, now),
+    return this.changed(
+      this.upsert(
+        (t) => t.oidc.role(r.name),
+        (t, now) => t.oidc.upsertRole(row, now),
+      ),
+      'oidc',
     );
   }
 
   async deleteRole(name: string): Promise<boolean> {
     this.tokenCache.clear();
-    return this.storage.tx(async (r) => {
-      await r.oidc.revokeRole(name);
-      return r.oidc.deleteRole(name);
-    });
+    return this.changed(
+      this.storage.tx(async (r) => {
+        await r.oidc.revokeRole(name);
+        return r.oidc.deleteRole(name);
+      }),
+      'oidc',
+      'tokens',
+    );
   }
 
   insertToken(hash: Buffer, t: StoredToken): Promise<void> {
@@ -157,7 +181,8 @@ export class OidcStore {
 
   async token(hash: Buffer): Promise<StoredToken | undefined> {
     const key = hash.toString('hex');
-    const cached = this.tokenCache.get(key);
+    // With replicas, another process may revoke it at any moment: read at every use.
+    const cached = this.storage.shared ? undefined : this.tokenCache.get(key);
     if (cached) return cached;
     const r = await this.storage.oidc.token(hash);
     if (!r) return undefined;
@@ -180,7 +205,7 @@ export class OidcStore {
   /** Deletes every exchanged token that carries `role`; returns how many. */
   revokeRole(role: string): Promise<number> {
     this.tokenCache.clear();
-    return this.storage.oidc.revokeRole(role);
+    return this.changed(this.storage.oidc.revokeRole(role), 'tokens');
   }
 
   purgeExpired(now: number): Promise<number> {
