@@ -17,6 +17,10 @@ const { force } = program.opts<{ force: boolean }>();
 
 runCli('nexus-backup', async () => {
   const { config } = await scriptContext();
+  if (config.databaseUrl) {
+    // The database is PostgreSQL's to copy consistently; the root key is never in it either way.
+    throw new NexusError('bad_request', 'NEXUS_DATABASE_URL is set: back up PostgreSQL with pg_dump (see README, Running several replicas), and keep the root key apart');
+  }
   if (!fs.existsSync(config.dbFile)) throw new NexusError('not_found', `no database at ${config.dbFile}`);
   if (fs.existsSync(target) && !force) throw new NexusError('conflict', `${target} exists; pass --force to overwrite`);
   const summary = await withTempFile(`${target}.partial-${process.pid}`, async (tmp) => {

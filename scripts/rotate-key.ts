@@ -50,6 +50,8 @@ runCli('nexus-rotate-key', async () => {
       },
     });
     for (const b of bars.values()) b.stop();
+    // Replicas sharing the database drop the data keys they hold unwrapped.
+    await storage.publish('keys');
     if (result.resumedFinalStep) {
       console.log(`finished an interrupted rotation: ${config.rootKeyFile} now holds the new root key (check value ${result.newKcv})`);
     } else {

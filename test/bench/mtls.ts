@@ -17,11 +17,11 @@ export async function load(
   url: string,
   tls: object,
   seconds: number,
-  opts: { method?: 'GET' | 'PUT'; body?: string; headers?: Record<string, string>; nextHeaders?: () => Record<string, string> } = {},
+  opts: { method?: 'GET' | 'PUT'; body?: string; headers?: Record<string, string>; nextHeaders?: () => Record<string, string>; connections?: number } = {},
 ): Promise<Load> {
   const r = await autocannon({
     url,
-    connections: 10,
+    connections: opts.connections ?? 10,
     duration: seconds,
     method: opts.method ?? 'GET',
     body: opts.body,

@@ -3,6 +3,7 @@ import { initSodium } from '../../nexus/crypto/sodium.js';
 import { printTable, type BenchRow } from './report.js';
 import { mtlsBench } from './mtls.js';
 import { oidcBench } from './oidc.js';
+import { pgBench } from './postgres.js';
 import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
 
@@ -10,8 +11,12 @@ const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
 const rows: BenchRow[] = [];
 console.log(`Nexus bench (scale ${scale}; BENCH_SCALE=5 npm run bench for a longer run) on ${process.version}`);
-rows.push(...(await storageBench(scale)));
-rows.push(...(await auditBench(scale)));
-rows.push(...(await mtlsBench(scale)));
-rows.push(...(await oidcBench(scale)));
+// BENCH_ONLY=postgres,storage (comma-separated) runs a subset.
+const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const want = (name: string) => !only || only.has(name);
+if (want('storage')) rows.push(...(await storageBench(scale)));
+if (want('audit')) rows.push(...(await auditBench(scale)));
+if (want('mtls')) rows.push(...(await mtlsBench(scale)));
+if (want('oidc')) rows.push(...(await oidcBench(scale)));
+if (want('postgres')) rows.push(...(await pgBench(scale)));
 printTable(rows);
