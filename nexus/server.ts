@@ -1,5 +1,6 @@
 import type Koa from 'koa';
 import type { AuthPlugin } from './auth/plugin.js';
+import { TrustBundle } from './auth/trust-bundle.js';
 import type { Config } from './config/index.js';
 import { openCore, type Core } from './core.js';
 import { buildMtlsApp } from './http/mtls-app.js';
@@ -80,9 +81,11 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       await stopPlugins(1000);
       throw err;
     }
+    const trust = new TrustBundle();
     const app = buildMtlsApp({
       log,
       trustDomain: config.trustDomain,
+      trust,
       secrets: core.secrets,
       engine,
       policies,
@@ -100,6 +103,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         handler: app.callback(),
         log,
         reloadIntervalMs: opts.tlsReloadIntervalMs,
+        trust,
         limits: { handshakeTimeoutMs: config.handshakeTimeoutMs, maxConnections: config.mtlsMaxConnections, maxConnectionsPerIp: config.mtlsMaxConnectionsPerIp },
       });
     } catch (err) {

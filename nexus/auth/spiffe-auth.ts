@@ -3,36 +3,70 @@ import type { Context, Next } from 'koa';
 import { UnauthorizedError } from '../errors.js';
 import type { Principal } from './principal.js';
 import { principalFromSvid } from './spiffe.js';
+import type { TrustBundle } from './trust-bundle.js';
 
 interface AuthState {
   principal?: Principal;
 }
 
-// A TLS connection's peer certificate cannot change, so its verdict is
-// computed once per connection (keep-alive requests reuse it).
-const verdicts = new WeakMap<TLSSocket, Principal | UnauthorizedError>();
+/** A connection's SVID, checked once, with what must be checked again on every request. */
+interface Verdict {
+  principal: Principal;
+  /** ms since epoch: the certificate's notAfter. */
+  notAfter: number;
+  /** The trust-bundle generation the chain was last verified under. */
+  generation: number;
+}
 
-/** Turns the TLS connection's client certificate into a SPIFFE Principal, before any route runs. */
-export function spiffeAuth(trustDomain: string) {
+// A TLS connection's peer certificate cannot change, so the SVID rules run
+// once per connection; its lifetime and its chain (against a reloaded
+// bundle) are checked on every keep-alive request.
+const verdicts = new WeakMap<TLSSocket, Verdict | UnauthorizedError>();
+
+const NOT_TRUSTED = 'a client certificate chaining to the trust bundle is required';
+
+function firstVerdict(socket: TLSSocket, trustDomain: string, trust: TrustBundle): Verdict | UnauthorizedError {
+  if (!socket.authorized) return new UnauthorizedError(`tls.${socket.authorizationError ?? 'no_client_certificate'}`, NOT_TRUSTED);
+  const peer = socket.getPeerCertificate(true);
+  // Resumption is off on this port; were a session resumed anyway, its chain
+  // was verified under an older bundle, so verify it against this one.
+  if (socket.isSessionReused() && !trust.verifies(peer)) return new UnauthorizedError('tls.resumed_chain_not_trusted', NOT_TRUSTED);
+  try {
+    return { principal: principalFromSvid(peer.raw, trustDomain), notAfter: Date.parse(peer.valid_to), generation: trust.generation };
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError)) throw err;
+    return new UnauthorizedError(err.reason, 'the client certificate is not a valid X509-SVID for this trust domain');
+  }
+}
+
+/**
+ * Turns the TLS connection's client certificate into a SPIFFE Principal,
+ * before any route runs, and keeps it honest for the connection's life: an
+ * SVID past its notAfter, or whose chain no longer verifies against a
+ * reloaded trust bundle, is refused (401) and the connection closed.
+ */
+export function spiffeAuth(trustDomain: string, trust: TrustBundle) {
   return async function authenticate(ctx: Context, next: Next): Promise<void> {
     const socket = ctx.req.socket as TLSSocket;
     let verdict = verdicts.get(socket);
     if (!verdict) {
-      if (!socket.authorized) {
-        verdict = new UnauthorizedError(`tls.${socket.authorizationError ?? 'no_client_certificate'}`, 'a client certificate chaining to the trust bundle is required');
-      } else {
-        const peer = socket.getPeerCertificate();
-        try {
-          verdict = principalFromSvid(peer.raw, trustDomain);
-        } catch (err) {
-          if (!(err instanceof UnauthorizedError)) throw err;
-          verdict = new UnauthorizedError(err.reason, 'the client certificate is not a valid X509-SVID for this trust domain');
-        }
-      }
+      verdict = firstVerdict(socket, trustDomain, trust);
       verdicts.set(socket, verdict);
     }
-    if (verdict instanceof UnauthorizedError) throw verdict;
-    (ctx.state as AuthState).principal = verdict;
+    if (!(verdict instanceof UnauthorizedError)) {
+      if (Date.now() > verdict.notAfter) verdict = new UnauthorizedError('svid.expired', 'the client certificate has expired');
+      else if (verdict.generation !== trust.generation) {
+        if (trust.verifies(socket.getPeerCertificate(true))) verdict.generation = trust.generation;
+        else verdict = new UnauthorizedError('tls.chain_no_longer_trusted', NOT_TRUSTED);
+      }
+      if (verdict instanceof UnauthorizedError) verdicts.set(socket, verdict);
+    }
+    if (verdict instanceof UnauthorizedError) {
+      // Nothing more will be accepted on this connection.
+      ctx.set('Connection', 'close');
+      throw verdict;
+    }
+    (ctx.state as AuthState).principal = verdict.principal;
     await next();
   };
 }

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { AdminRouteDeps } from '../auth/plugin.js';
 import { principalOf, spiffeAuth } from '../auth/spiffe-auth.js';
+import type { TrustBundle } from '../auth/trust-bundle.js';
 import type { Logger } from '../log.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyService } from '../policy/service.js';
@@ -19,6 +20,8 @@ import { secretsRoutes } from './secrets-routes.js';
 export interface MtlsAppDeps {
   log: Logger;
   trustDomain: string;
+  /** The bundle client SVIDs verify against (replaced by the listener on reload). */
+  trust: TrustBundle;
   secrets: SecretsService;
   engine: PolicyEngine;
   policies: PolicyService;
@@ -40,7 +43,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(auditRequests(deps.audit, 'mtls'));
-  app.use(spiffeAuth(deps.trustDomain));
+  app.use(spiffeAuth(deps.trustDomain, deps.trust));
   const doc = mtlsDocument(deps.extraOpenApi ?? {});
   const openapi = new Router();
   openapi.get('/openapi.json', (ctx) => {

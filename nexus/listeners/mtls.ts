@@ -1,8 +1,9 @@
-import { X509Certificate } from 'node:crypto';
+import { constants, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import type { TrustBundle } from '../auth/trust-bundle.js';
 import type { ListenAddr, TlsFiles } from '../config/index.js';
 import { clientErrorResponse } from '../http/errors.js';
 import type { Logger } from '../log.js';
@@ -91,15 +92,22 @@ export async function startMtlsListener(opts: {
   limits?: Partial<ListenerLimits>;
   /** false: server-authenticated TLS only (the OIDC port, where a bearer token identifies the caller). */
   requireClientCert?: boolean;
+  /** Kept equal to the bundle in use, for checks of connections opened under an older one. */
+  trust?: TrustBundle;
 }): Promise<Listener> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const clientAuth = opts.requireClientCert ?? true;
+  const initial = readTls(opts.files);
+  opts.trust?.replace(initial.ca);
+  // Client identities: no session resumption, so every connection presents a
+  // certificate that is verified now (an expired one is never readmitted).
+  const contextOptions = { minVersion: 'TLSv1.2' as const, ...(clientAuth ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}) };
   const server = https.createServer(
     {
-      ...readTls(opts.files),
+      ...initial,
+      ...contextOptions,
       requestCert: clientAuth,
       rejectUnauthorized: clientAuth,
-      minVersion: 'TLSv1.2',
       // Node's default (120 s) lets a few thousand silent sockets hold a port.
       handshakeTimeout: limits.handshakeTimeoutMs,
       maxHeaderSize: limits.maxHeaderSize,
@@ -133,7 +141,8 @@ export async function startMtlsListener(opts: {
       try {
         const material = readTls(opts.files);
         tls.createSecureContext(material); // throws on a key that does not match its cert
-        server.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
+        server.setSecureContext({ ...material, ...contextOptions });
+        opts.trust?.replace(material.ca);
         opts.log.info({ files: opts.files }, 'reloaded TLS trust bundle and server certificate');
       } catch (err) {
         opts.log.error({ err: { message: (err as Error).message } }, 'TLS files changed but could not be loaded; keeping the previous ones');

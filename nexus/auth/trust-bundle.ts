@@ -1,0 +1,48 @@
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate } from 'node:tls';
+
+/**
+ * The trust bundle the mTLS port verifies client SVIDs against, shared by
+ * the listener (which replaces it on reload) and the SPIFFE auth middleware
+ * (which re-checks open connections when it changes). `generation` counts
+ * replacements, so a connection verified under this bundle is not re-checked.
+ */
+export class TrustBundle {
+  private cas: X509Certificate[] = [];
+  generation = 0;
+
+  replace(pems: string[]): void {
+    this.cas = pems.map((p) => new X509Certificate(p));
+    this.generation++;
+  }
+
+  /**
+   * True when the peer's chain, as presented, leads by valid signatures to a
+   * CA of the current bundle that is valid now. The handshake verified it
+   * against the bundle of its day; this is the check for a later bundle
+   * (and for a session the handshake did not verify again).
+   */
+  verifies(peer: DetailedPeerCertificate, now = Date.now()): boolean {
+    if (!peer.raw) return false;
+    let node = peer;
+    let cert = new X509Certificate(node.raw);
+    for (let depth = 0; depth < 8; depth++) {
+      if (this.cas.some((ca) => validAt(ca, now) && signedBy(cert, ca))) return true;
+      const up = node.issuerCertificate;
+      if (!up?.raw || up.raw.equals(node.raw)) return false;
+      const next = new X509Certificate(up.raw);
+      if (!next.ca || !validAt(next, now) || !signedBy(cert, next)) return false;
+      node = up;
+      cert = next;
+    }
+    return false;
+  }
+}
+
+function validAt(c: X509Certificate, now: number): boolean {
+  return Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+}
+
+function signedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  return issuer.ca && cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+}
