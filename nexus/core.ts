@@ -5,6 +5,7 @@ import { loadRootKey, type RootKey } from './crypto/root-key.js';
 import { initSodium } from './crypto/sodium.js';
 import { StartupError } from './errors.js';
 import type { Logger } from './log.js';
+import { ListCursors } from './secrets/cursor.js';
 import { SecretsService } from './secrets/service.js';
 import { openDatabase, type Db } from './storage/db.js';
 import { AuditTrail } from './audit/trail.js';
@@ -137,7 +138,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     });
     let count = () => Promise.resolve(0);
     const metrics = new Metrics(() => count());
-    const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, observe: (op, s) => metrics.storage.observe({ op }, s) });
+    const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, cursors: new ListCursors(rootKey.bytes), observe: (op, s) => metrics.storage.observe({ op }, s) });
     count = () => secrets.count();
     log.info({ engine: storage.engine, db: storage.location, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
     const audit = await openAuditTrail(config, storage, rootKey, log);

@@ -1,4 +1,4 @@
-import { BadRequestError, ConflictError, DataIntegrityError, NotFoundError } from '../errors.js';
+import { ConflictError, DataIntegrityError, NotFoundError } from '../errors.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
 import type { Storage, VersionRow } from '../storage/storage.js';
@@ -6,10 +6,13 @@ import { parseInput } from '../schema.js';
 import { parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
 import { Cas, ListLimit, VersionList } from './schema.js';
 import type { ListOptions, ListPage, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion } from './types.js';
+import type { ListCursors } from './cursor.js';
 
 export interface SecretsServiceOptions {
   /** Versions kept per secret; older ones are pruned on write. */
   maxVersions: number;
+  /** Encrypts and authenticates list cursors (key derived from the root key). */
+  cursors: ListCursors;
   /** Called with each operation's duration (metrics). */
   observe?: (op: string, seconds: number) => void;
 }
@@ -148,7 +151,7 @@ export class SecretsService {
   private async doList(options: ListOptions): Promise<ListPage> {
     const prefix = parsePrefix(options.prefix);
     const limit = parseInput(ListLimit, options.limit, 'limit');
-    let after = options.cursor ? decodeCursor(options.cursor) : '';
+    let after = options.cursor ? this.opts.cursors.decode(prefix, options.cursor) : '';
     const allow = options.allow ?? (() => true);
     const paths: string[] = [];
     let scanned = 0;
@@ -161,7 +164,7 @@ export class SecretsService {
         if (allow(p)) paths.push(p);
         if (paths.length === limit || scanned >= LIST_SCAN_BUDGET) {
           const more = (await this.storage.secrets.listPaths(prefix, after, 1)).length > 0;
-          return { paths, next_cursor: more ? encodeCursor(after) : null };
+          return { paths, next_cursor: more ? this.opts.cursors.encode(prefix, after) : null };
         }
       }
       if (rows.length < batch) return { paths, next_cursor: null };
@@ -188,14 +191,4 @@ export class SecretsService {
       throw e;
     }
   }
-}
-
-function encodeCursor(path: string): string {
-  return Buffer.from(path, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): string {
-  const path = /^[A-Za-z0-9_-]{1,700}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
-  if (!/^[A-Za-z0-9._/-]{1,512}$/.test(path)) throw new BadRequestError('cursor', 'cursor is not one this server issued');
-  return path;
 }
