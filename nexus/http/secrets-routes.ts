@@ -112,7 +112,8 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
         return;
       case 'write': {
         const body = await readBody(ctx, PutSecretInput);
-        const r = await changeAudited(ctx, () => secrets.put(path, body.data, { cas: body.cas }));
+        const revealVersion = deps.authz.allows(deps.principal(ctx), 'read', path);
+        const r = await changeAudited(ctx, () => secrets.put(path, body.data, { cas: body.cas, revealVersion }));
         ctx.status = r.created ? 201 : 200;
         ctx.body = { path: r.path, version: r.version };
         return;

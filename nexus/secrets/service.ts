@@ -63,7 +63,11 @@ export class SecretsService {
       const current = row?.current_version ?? 0;
       if (cas !== undefined && cas !== current) {
         throw new ConflictError(
-          cas === 0 ? `secret ${path} already exists (cas 0 means create only)` : `cas mismatch: ${path} is at version ${current}, not ${cas}`,
+          cas === 0
+            ? `secret ${path} already exists (cas 0 means create only)`
+            : options.revealVersion
+              ? `cas mismatch: ${path} is at version ${current}, not ${cas}`
+              : `cas mismatch: ${path} is not at version ${cas}`,
         );
       }
       const version = current + 1;

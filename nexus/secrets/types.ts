@@ -13,6 +13,11 @@ export interface PutResult {
 export interface PutOptions {
   /** Check-and-set: the expected current version; 0 = create only. */
   cas?: number | undefined;
+  /**
+   * Whether a cas conflict may name the current version: only for a caller
+   * who may read the path (a write-only caller must not learn it). Default no.
+   */
+  revealVersion?: boolean;
 }
 
 export interface ListOptions {

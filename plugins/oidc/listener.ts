@@ -201,7 +201,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     // Off unless a role grants write explicitly.
     if (!grantAllows(principalOf(ctx).grants, 'write', path)) throw new ForbiddenError(`permission denied: write on ${path}`);
     const body = await readBody(ctx, PutSecretInput, WRITE_BODY_LIMIT);
-    const r = await changeAudited(ctx, () => deps.secrets.put(path, body.data, { cas: body.cas }));
+    const revealVersion = grantAllows(principalOf(ctx).grants, 'read', path);
+    const r = await changeAudited(ctx, () => deps.secrets.put(path, body.data, { cas: body.cas, revealVersion }));
     ctx.status = r.created ? 201 : 200;
     ctx.body = { path: r.path, version: r.version };
   });
