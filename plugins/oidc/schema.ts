@@ -63,7 +63,22 @@ export type IssuerConfig = z.output<typeof Issuer>;
 
 const CLAIM_NAME = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
 const badClaimName = { error: (iss: { input?: unknown }) => `claim name ${JSON.stringify(iss.input)} is not valid (dotted names reach nested claims)` };
-const ClaimName = z.string().max(128, badClaimName).regex(CLAIM_NAME, badClaimName);
+// JSON.parse makes `__proto__` an own key, and copying it into an ordinary
+// object sets the prototype instead: the binding would vanish without a word.
+// Such names are refused outright, in any segment of a dotted name.
+const PROTOTYPE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+const ClaimName = z
+  .string()
+  .max(128, badClaimName)
+  .regex(CLAIM_NAME, badClaimName)
+  .refine((k) => !k.split('.').some((s) => PROTOTYPE_NAMES.has(s)), {
+    error: (iss) => `claim name ${JSON.stringify(iss.input)} is not allowed (__proto__, constructor and prototype never name a claim)`,
+  });
+
+/** A map built from input, without a prototype: no inherited key can ever read as a binding. */
+export function bare<V>(m: Record<string, V>): Record<string, V> {
+  return Object.assign(Object.create(null) as Record<string, V>, m);
+}
 
 const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
 export type ClaimValue = z.output<typeof ClaimValue>;
@@ -85,10 +100,12 @@ const RoleFields = z.strictObject({
   issuer: ObjectName.describe('the name of a configured issuer'),
   bound_claims: z
     .record(ClaimName, z.union([ClaimValue, z.array(ClaimValue).min(1).max(100)]).describe('a value or a list of 1 to 100 values (strings, numbers or booleans)'))
+    .overwrite(bare)
     .default({})
     .describe('a mapping of claim names (dotted for nested claims) to a value or a list of 1 to 100 values (strings, numbers or booleans)'),
   bound_claims_glob: z
     .record(ClaimName, z.string().min(1).max(1024).describe('a non-empty glob'))
+    .overwrite(bare)
     .default({})
     .describe('a mapping of claim names to non-empty globs (for string claims)'),
   paths: z.array(PathTemplate).min(1).max(100).overwrite((l) => [...new Set(l)]).describe('a list of 1 to 100 path globs with {{claims.NAME}} placeholders'),
@@ -115,7 +132,17 @@ export function parseIssuer(name: string, raw: unknown): IssuerConfig {
   return { name: parseName(name), ...cfg };
 }
 
+/** zod's record passes over a `__proto__` key without a word, so the raw keys are checked first. */
+function refusePrototypeKeys(raw: unknown): void {
+  if (typeof raw !== 'object' || raw === null) return;
+  for (const field of ['bound_claims', 'bound_claims_glob'] as const) {
+    const m = (raw as Record<string, unknown>)[field];
+    if (typeof m === 'object' && m !== null) for (const k of Object.keys(m)) parseInput(ClaimName, k, field);
+  }
+}
+
 export function parseRole(name: string, raw: unknown): RoleConfig {
+  refusePrototypeKeys(raw);
   const { name: _ignored, ...cfg } = parseInput(RoleInput, raw);
   return { name: parseName(name), ...cfg };
 }

@@ -1,5 +1,6 @@
 import type { ChangeTopic } from '../../nexus/storage/changes.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
+import { bare } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
 function issuerFrom(r: IssuerRow): IssuerConfig {
@@ -19,8 +20,8 @@ function roleFrom(r: RoleRow): RoleConfig {
   return {
     name: r.name,
     issuer: r.issuer,
-    bound_claims: JSON.parse(r.bound_claims) as RoleConfig['bound_claims'],
-    bound_claims_glob: JSON.parse(r.bound_claims_glob) as Record<string, string>,
+    bound_claims: bare(JSON.parse(r.bound_claims) as RoleConfig['bound_claims']),
+    bound_claims_glob: bare(JSON.parse(r.bound_claims_glob) as Record<string, string>),
     paths: JSON.parse(r.paths) as string[],
     permissions: JSON.parse(r.permissions) as RoleConfig['permissions'],
     token_ttl_s: r.token_ttl_s ?? null,
