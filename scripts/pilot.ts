@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 // The wire shapes are the server's own types: one definition of each.
 import type { Policy } from '../nexus/policy/types.js';
+import { TENANT_CLAIM_PRESETS } from '../plugins/oidc/presets.js';
 import type { IssuerConfig, RoleConfig } from '../plugins/oidc/types.js';
 
 interface Conn {
@@ -305,7 +306,7 @@ function positive(name: string, v: string | undefined): number | undefined {
 }
 
 function showIssuer(i: IssuerConfig): string {
-  return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}`;
+  return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}\n  lifetime    ≤ ${i.max_token_lifetime_s} s\n  tenants     ${i.tenant_claims.join(', ')}`;
 }
 
 issuer
@@ -315,8 +316,21 @@ issuer
   .option('--alg <list>', 'allowed algorithms', splitList)
   .option('--jwks-uri <url>', 'skip discovery and use this JWKS')
   .option('--max-token-age <s>', 'refuse tokens older than this (needs iat)')
-  .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string }, cmd: Command) => {
-    const body = { issuer: o.issuer, audiences: o.audience, algorithms: o.alg ?? ['RS256'], jwks_uri: o.jwksUri, max_token_age_s: positive('--max-token-age', o.maxTokenAge) };
+  .option('--max-token-lifetime <s>', 'refuse tokens whose exp - iat is longer (default 3600)')
+  .option('--preset <platform>', 'tenant claims of a CI platform: github or gitlab')
+  .option('--tenant-claim <name>', 'a claim naming the tenant, one of which every role must bind; repeat for more (default sub)', repeat, [] as string[])
+  .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[] }, cmd: Command) => {
+    if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new PilotError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
+    const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
+    const body = {
+      issuer: o.issuer,
+      audiences: o.audience,
+      algorithms: o.alg ?? ['RS256'],
+      jwks_uri: o.jwksUri,
+      max_token_age_s: positive('--max-token-age', o.maxTokenAge),
+      max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
+      ...(tenants.length ? { tenant_claims: tenants } : {}),
+    };
     const res = (await call('PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
     out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
   });

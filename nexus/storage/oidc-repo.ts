@@ -28,12 +28,13 @@ export class SqliteOidcRepo implements OidcRepo {
     await this.g.idle();
     this.db
       .prepare(
-        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, managed_by, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
+        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, managed_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
          algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s,
+         max_token_lifetime_s = excluded.max_token_lifetime_s, tenant_claims = excluded.tenant_claims, allowed_types = excluded.allowed_types,
          managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
       )
-      .run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.managed_by, now, now);
+      .run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.managed_by, now, now);
   }
 
   async deleteIssuer(name: string): Promise<boolean> {

@@ -96,6 +96,12 @@ export interface IssuerRow {
   algorithms: string;
   jwks_uri: string | null;
   max_token_age_s: number | null;
+  /** null in rows written before migration 004: the default. */
+  max_token_lifetime_s: number | null;
+  /** JSON array; null: the default. */
+  tenant_claims: string | null;
+  /** JSON array; null: none. */
+  allowed_types: string | null;
   /** The config file that declares it (removed from the file, removed at the next start); null: created through the API. */
   managed_by: string | null;
   created_at: string;

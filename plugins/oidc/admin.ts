@@ -5,6 +5,7 @@ import { changeAudited, noteObject } from '../../nexus/http/audit.js';
 import { readJson } from '../../nexus/http/body.js';
 import { requireAdmin } from '../../nexus/http/policy-routes.js';
 import { parseName } from '../../nexus/policy/schema.js';
+import { tenantRefusal } from './roles.js';
 import { parseIssuer, parseRole } from './schema.js';
 import type { OidcStore } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
@@ -32,6 +33,10 @@ export class OidcAdmin {
     const cfg = parseIssuer(name, body);
     await this.assertNotManaged('issuer', cfg.name);
     assertUniqueIssuerUrl(await this.store.issuers(), cfg);
+    const stranded = (await this.store.roles()).filter((r) => r.issuer === cfg.name && tenantRefusal(r, cfg));
+    if (stranded.length) {
+      throw new ConflictError(`role(s) ${stranded.map((r) => r.name).join(', ')} bind none of the tenant claims ${cfg.tenant_claims.join(', ')}; change them first`);
+    }
     const created = await this.store.putIssuer(cfg);
     await this.changed();
     return { issuer: (await this.store.issuer(cfg.name))!, created };
@@ -55,7 +60,10 @@ export class OidcAdmin {
   async putRole(name: string, body: unknown): Promise<{ role: RoleConfig; created: boolean }> {
     const cfg = parseRole(name, body);
     await this.assertNotManaged('role', cfg.name);
-    if (!(await this.store.issuer(cfg.issuer))) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
+    const issuer = await this.store.issuer(cfg.issuer);
+    if (!issuer) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
+    const why = tenantRefusal(cfg, issuer);
+    if (why) throw new BadRequestError('bound_claims', why);
     const created = await this.store.putRole(cfg);
     await this.changed();
     return { role: (await this.store.role(cfg.name))!, created };

@@ -62,7 +62,7 @@ export async function principalFromToken(store: OidcStore, token: string, curren
   if (!issuer) throw new UnauthorizedError('exchanged_token_issuer_removed');
   // The JWT itself is gone, so a new key source cannot vouch for it.
   if (issuer.issuer !== row.issuer_url || issuer.jwks_uri !== row.jwks_uri) throw new UnauthorizedError('exchanged_token_issuer_changed');
-  const why = policyRefusal(issuer, row.claims, row.header);
+  const why = policyRefusal(issuer, row.claims, row.header, row.created_at / 1000);
   if (why) throw new UnauthorizedError(`exchanged_token_${why}`);
   const minted = current.roles().filter((r) => row.roles.includes(r.name));
   const { roles, grants } = resolveRoles(minted, issuer.name, row.claims);

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
 import { BadRequestError, ConfigError, ConflictError, StartupError } from '../../nexus/errors.js';
+import { tenantRefusal } from './roles.js';
 import { parseIssuer, parseRole } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -34,10 +35,13 @@ export function parseSeed(config: Config): { issuers: IssuerConfig[]; roles: Rol
     wrap(`oidc.issuers.${name}.issuer`, () => assertUniqueIssuerUrl(issuers, i));
     issuers.push(i);
   }
-  const names = new Set(issuers.map((i) => i.name));
+  const byName = new Map(issuers.map((i) => [i.name, i]));
   const roles = Object.entries(config.oidcSeed.roles).map(([name, body]) => {
     const role = wrap(`oidc.roles.${name}`, () => parseRole(name, body));
-    if (!names.has(role.issuer)) throw new ConfigError(`oidc.roles.${name}.issuer`, `issuer ${role.issuer} is not declared under oidc.issuers`);
+    const issuer = byName.get(role.issuer);
+    if (!issuer) throw new ConfigError(`oidc.roles.${name}.issuer`, `issuer ${role.issuer} is not declared under oidc.issuers`);
+    const why = tenantRefusal(role, issuer);
+    if (why) throw new ConfigError(`oidc.roles.${name}.bound_claims`, why);
     return role;
   });
   return { issuers, roles };

@@ -2,7 +2,7 @@ import type { Grant, Permission } from '../../nexus/auth/principal.js';
 import { compileGlob } from '../../nexus/policy/glob.js';
 import { isValidSegment } from '../../nexus/secrets/rules.js';
 import { TEMPLATE } from './schema.js';
-import type { ClaimValue, RoleConfig } from './types.js';
+import type { ClaimValue, IssuerConfig, RoleConfig } from './types.js';
 
 /** A claim by dotted name (`a.b` reaches `{"a":{"b":...}}`); own properties only. */
 export function claimAt(claims: Record<string, unknown>, name: string): unknown {
@@ -51,6 +51,22 @@ export function renderPaths(role: RoleConfig, claims: Record<string, unknown>): 
     out.push(rendered);
   }
   return out;
+}
+
+/**
+ * Why a role may not stand under this issuer, or null: it must bind one of
+ * the issuer's tenant claims, exactly or by a glob that starts with a
+ * literal. Anything else (`ref: refs/heads/main`, `sub: *`) matches tokens
+ * that any account on a public CI platform can mint for any audience.
+ */
+export function tenantRefusal(role: Pick<RoleConfig, 'bound_claims' | 'bound_claims_glob'>, issuer: Pick<IssuerConfig, 'name' | 'tenant_claims'>): string | null {
+  const tenants = issuer.tenant_claims;
+  if (Object.keys(role.bound_claims).some((k) => tenants.includes(k))) return null;
+  if (Object.entries(role.bound_claims_glob).some(([k, p]) => tenants.includes(k) && !p.startsWith('*'))) return null;
+  return (
+    `a role must bind one of issuer ${issuer.name}'s tenant claims (${tenants.join(', ')}) exactly, or by a glob that starts with a literal: ` +
+    'other claims (such as ref) can be matched by a token any tenant of a public IdP can mint'
+  );
 }
 
 export interface RoleResolution {

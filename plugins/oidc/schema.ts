@@ -9,6 +9,10 @@ export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS
 /** Permissions a role may grant on the OIDC port (never admin or metrics). */
 export const ROLE_PERMISSIONS = ['read', 'list', 'write'] as const;
 export const DEFAULT_TOKEN_TTL_S = 900;
+/** CI platforms issue 5 to 60 min tokens: an hour covers them all. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_S = 3600;
+
+export { TENANT_CLAIM_PRESETS } from './presets.js';
 export const MAX_TOKEN_TTL_S = 3600;
 
 function isIssuerUrl(raw: string): boolean {
@@ -36,31 +40,6 @@ const stringList = (max: number) =>
 
 const ignoredName = z.unknown().optional().describe('ignored: the name is the one in the URL');
 
-/** PUT /v1/oidc/issuers/{name} (and NEXUS_CONFIG oidc.issuers.NAME). */
-export const IssuerInput = z
-  .strictObject({
-    name: ignoredName,
-    issuer: IssuerUrl,
-    audiences: stringList(50),
-    algorithms: z
-      .array(z.enum(ASYMMETRIC_ALGS))
-      .min(1)
-      .max(10)
-      .overwrite((l) => [...new Set(l)])
-      .default(['RS256'])
-      .describe(`a list of 1 to 10 asymmetric algorithms: ${ASYMMETRIC_ALGS.join(', ')}`),
-    jwks_uri: IssuerUrl.nullable().default(null),
-    max_token_age_s: optionalInt(86400),
-  })
-  .meta({ id: 'IssuerInput' });
-
-/** A trusted issuer, as configured (contract: OIDC issuers and roles). */
-export const Issuer = IssuerInput.omit({ name: true })
-  .extend({ name: ObjectName, ...Timestamps })
-  .partial({ created_at: true, updated_at: true })
-  .meta({ id: 'Issuer' });
-export type IssuerConfig = z.output<typeof Issuer>;
-
 const CLAIM_NAME = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
 const badClaimName = { error: (iss: { input?: unknown }) => `claim name ${JSON.stringify(iss.input)} is not valid (dotted names reach nested claims)` };
 // JSON.parse makes `__proto__` an own key, and copying it into an ordinary
@@ -79,6 +58,50 @@ const ClaimName = z
 export function bare<V>(m: Record<string, V>): Record<string, V> {
   return Object.assign(Object.create(null) as Record<string, V>, m);
 }
+
+/** PUT /v1/oidc/issuers/{name} (and NEXUS_CONFIG oidc.issuers.NAME). */
+export const IssuerInput = z
+  .strictObject({
+    name: ignoredName,
+    issuer: IssuerUrl,
+    audiences: stringList(50),
+    algorithms: z
+      .array(z.enum(ASYMMETRIC_ALGS))
+      .min(1)
+      .max(10)
+      .overwrite((l) => [...new Set(l)])
+      .default(['RS256'])
+      .describe(`a list of 1 to 10 asymmetric algorithms: ${ASYMMETRIC_ALGS.join(', ')}`),
+    jwks_uri: IssuerUrl.nullable().default(null),
+    max_token_age_s: optionalInt(86400),
+    max_token_lifetime_s: z
+      .int()
+      .min(1)
+      .max(86400)
+      .default(DEFAULT_MAX_TOKEN_LIFETIME_S)
+      .describe('an integer from 1 to 86400: the longest exp - iat (or exp - now without iat) accepted'),
+    tenant_claims: z
+      .array(ClaimName)
+      .min(1)
+      .max(20)
+      .overwrite((l) => [...new Set(l)])
+      .default(['sub'])
+      .describe('a list of 1 to 20 claim names, one of which every role must bind (presets: github, gitlab)'),
+    allowed_types: z
+      .array(z.string().min(1).max(64))
+      .max(10)
+      .overwrite((l) => [...new Set(l.map((t) => t.toLowerCase()))])
+      .default([])
+      .describe('a list of up to 10 JWT `typ` values accepted besides JWT (e.g. at+jwt)'),
+  })
+  .meta({ id: 'IssuerInput' });
+
+/** A trusted issuer, as configured (contract: OIDC issuers and roles). */
+export const Issuer = IssuerInput.omit({ name: true })
+  .extend({ name: ObjectName, ...Timestamps })
+  .partial({ created_at: true, updated_at: true })
+  .meta({ id: 'Issuer' });
+export type IssuerConfig = z.output<typeof Issuer>;
 
 const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
 export type ClaimValue = z.output<typeof ClaimValue>;

@@ -1,6 +1,6 @@
 import type { ChangeTopic } from '../../nexus/storage/changes.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
-import { bare } from './schema.js';
+import { bare, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
 function issuerFrom(r: IssuerRow): IssuerConfig {
@@ -11,6 +11,9 @@ function issuerFrom(r: IssuerRow): IssuerConfig {
     algorithms: JSON.parse(r.algorithms) as IssuerConfig['algorithms'],
     jwks_uri: r.jwks_uri ?? null,
     max_token_age_s: r.max_token_age_s ?? null,
+    max_token_lifetime_s: r.max_token_lifetime_s ?? DEFAULT_MAX_TOKEN_LIFETIME_S,
+    tenant_claims: r.tenant_claims ? (JSON.parse(r.tenant_claims) as string[]) : ['sub'],
+    allowed_types: r.allowed_types ? (JSON.parse(r.allowed_types) as string[]) : [],
     created_at: r.created_at,
     updated_at: r.updated_at,
   };
@@ -103,6 +106,9 @@ export class OidcStore {
       algorithms: JSON.stringify(i.algorithms),
       jwks_uri: i.jwks_uri,
       max_token_age_s: i.max_token_age_s,
+      max_token_lifetime_s: i.max_token_lifetime_s,
+      tenant_claims: JSON.stringify(i.tenant_claims),
+      allowed_types: JSON.stringify(i.allowed_types),
       managed_by: managedBy,
     };
     return this.changed(

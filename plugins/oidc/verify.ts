@@ -27,13 +27,21 @@ function audiences(claims: JWTPayload): string[] {
 
 /**
  * The checks that depend on the issuer's current configuration. They run at
- * verification and again on every use of a token exchanged for this JWT, so
- * narrowing an issuer bites at once. Returns the refusal reason, or null.
+ * verification and again on every use of a token exchanged for this JWT
+ * (with `nowS` the time it was exchanged), so narrowing an issuer bites at
+ * once. Returns the refusal reason, or null.
  */
-export function policyRefusal(config: IssuerConfig, claims: JWTPayload, header: TokenHeader): string | null {
+export function policyRefusal(config: IssuerConfig, claims: JWTPayload, header: TokenHeader, nowS: number): string | null {
   if (claims.iss !== config.issuer) return 'wrong_issuer';
   if (!(config.algorithms as readonly string[]).includes(header.alg)) return `alg_not_allowed: ${header.alg}`;
-  if (!audiences(claims).some((a) => config.audiences.includes(a))) return 'wrong_audience';
+  // RFC 8725 3.11: explicit typing. Access tokens (at+jwt) and other JWT kinds are not ID tokens.
+  if (header.typ !== undefined && !['jwt', ...config.allowed_types].includes(header.typ.toLowerCase())) return 'typ_not_allowed';
+  const aud = audiences(claims);
+  if (!aud.some((a) => config.audiences.includes(a))) return 'wrong_audience';
+  // OIDC Core 3.1.3.7: with several audiences, the authorized party must be us.
+  if (aud.length > 1 && claims.azp !== undefined && !(typeof claims.azp === 'string' && config.audiences.includes(claims.azp))) return 'azp_not_an_audience';
+  // A short lifetime is what makes a leaked CI token expire: cap it, measured from iat (or from now without one).
+  if (typeof claims.exp === 'number' && claims.exp - (typeof claims.iat === 'number' ? claims.iat : nowS) > config.max_token_lifetime_s) return 'lifetime_too_long';
   return null;
 }
 
@@ -80,8 +88,9 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   } catch (err) {
     refuse(reasonFor(err));
   }
+  if (header.typ !== undefined && typeof header.typ !== 'string') refuse('typ_not_allowed');
   const verifiedHeader: TokenHeader = { alg: header.alg, ...(typeof header.typ === 'string' ? { typ: header.typ } : {}) };
-  const why = policyRefusal(issuer.config, payload, verifiedHeader);
+  const why = policyRefusal(issuer.config, payload, verifiedHeader, nowS);
   if (why) refuse(why);
   return { issuer, header: verifiedHeader, claims: payload };
 }

@@ -38,7 +38,7 @@ export async function oidcBench(scale: number): Promise<BenchRow[]> {
   const bare = await startBare(pki, 'server-tls');
   const secs = Math.max(2, Math.round(3 * scale));
   try {
-    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'] });
+    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'], tenant_claims: ['repository'] });
     await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
     await call(srv.port, admin, 'PUT', '/v1/secrets/ci/org/repo/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
 

@@ -123,6 +123,7 @@ describe('configuration', function () {
         `      issuer: ${idp.url}`,
         '      audiences: [nexus]',
         '      algorithms: [RS256]',
+        '      tenant_claims: [repository, sub]',
         '  roles:',
         '    deploy:',
         '      issuer: local',

@@ -78,7 +78,7 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'PUT /v1/oidc/issuers/{name}': () => e.admin('PUT', '/v1/oidc/issuers/other', { issuer: 'https://idp.example.com', audiences: ['nexus'], max_token_age_s: 600 }),
     'GET /v1/oidc/issuers/{name}': () => e.admin('GET', '/v1/oidc/issuers/ci'),
     'GET /v1/oidc/roles': () => e.admin('GET', '/v1/oidc/roles'),
-    'PUT /v1/oidc/roles/{name}': () => e.admin('PUT', '/v1/oidc/roles/doc', { issuer: 'ci', bound_claims: { n: 1, l: ['a', true] }, bound_claims_glob: { ref: 'refs/*' }, paths: ['doc/{{claims.repository}}/*'], permissions: ['read'], token_ttl_s: 60 }),
+    'PUT /v1/oidc/roles/{name}': () => e.admin('PUT', '/v1/oidc/roles/doc', { issuer: 'ci', bound_claims: { n: 1, l: ['a', true] }, bound_claims_glob: { ref: 'refs/*', repository: 'org/*' }, paths: ['doc/{{claims.repository}}/*'], permissions: ['read'], token_ttl_s: 60 }),
     'GET /v1/oidc/roles/{name}': () => e.admin('GET', '/v1/oidc/roles/ci-rw'),
     'POST /v1/oidc/roles/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/roles/doc:revoke-tokens'),
     'GET /healthz': () => e.admin('GET', '/healthz'),

@@ -23,7 +23,7 @@ describe('OIDC port: claims to ACLs with a real loopback IdP', function () {
     await role('templated', { bound_claims: { repository_owner: 'org' }, paths: ['ci/{{claims.repository}}/**'], permissions: ['read'] });
     await role('gitlab', { bound_claims: { project_path: 'grp/app', ref_protected: 'true' }, paths: ['gl/**'], permissions: ['read'] });
     await role('glob-main', { bound_claims_glob: { sub: 'repo:org/glob:ref:refs/heads/*' }, paths: ['glob/**'], permissions: ['read'] });
-    await role('nested', { bound_claims: { 'ctx.team': 'blue', 'ctx.level': 3 }, paths: ['glob/x'], permissions: ['read'] });
+    await role('nested', { bound_claims: { sub: 'x', 'ctx.team': 'blue', 'ctx.level': 3 }, paths: ['glob/x'], permissions: ['read'] });
   });
   after(() => e.stop());
 

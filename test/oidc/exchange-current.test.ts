@@ -69,7 +69,7 @@ describe('OIDC port: exchanged tokens follow the current configuration', functio
   });
 
   it('a role moved to another issuer no longer serves the token', async () => {
-    await putIssuer('other', { issuer: other.url, audiences: ['nexus'], algorithms: ['RS256'] });
+    await putIssuer('other', { issuer: other.url, audiences: ['nexus'], algorithms: ['RS256'], tenant_claims: ['repository'] });
     await putRole({ ...ROLE, issuer: 'other' });
     expect((await read()).status).to.equal(401);
   });
@@ -101,7 +101,7 @@ describe('OIDC port: exchanged tokens follow the current configuration', functio
   });
 
   it('an issuer removed (after its roles moved away) refuses the token', async () => {
-    await putIssuer('other', { issuer: other.url, audiences: ['nexus'], algorithms: ['RS256'] });
+    await putIssuer('other', { issuer: other.url, audiences: ['nexus'], algorithms: ['RS256'], tenant_claims: ['repository'] });
     await putRole({ ...ROLE, issuer: 'other' });
     expect((await e.admin('DELETE', '/v1/oidc/issuers/ci')).status).to.equal(204);
     expect((await read()).status).to.equal(401);

@@ -29,7 +29,7 @@ describe('CI flow end to end: npm start-style server, Pilot admin, a job reading
   it('configures an issuer and a role with Pilot, then a job reads its secret with a JWT and with an exchanged token', async () => {
     expect(srv.oidcPort).to.be.a('number');
     expect((await pilot(['secret', 'put', 'ci/org/repo/deploy-key', 'key=deploy-123'])).code).to.equal(0);
-    const iss = await pilot(['oidc', 'issuer', 'put', 'gha', '--issuer', idp.url, '--audience', 'nexus', '--alg', 'RS256']);
+    const iss = await pilot(['oidc', 'issuer', 'put', 'gha', '--issuer', idp.url, '--audience', 'nexus', '--alg', 'RS256', '--preset', 'github']);
     expect(iss.code, iss.stderr).to.equal(0);
     const role = await pilot(['oidc', 'role', 'put', 'deploy', '--issuer', 'gha', '--claim', 'repository=org/repo', '--claim', 'ref=refs/heads/main', '--claim', 'ref=refs/heads/release', '--path', 'ci/{{claims.repository}}/*', '--perm', 'read']);
     expect(role.code, role.stderr).to.equal(0);
