@@ -24,7 +24,7 @@ describe('declarative config: seeded issuers and roles', function () {
     file = path.join(dir, 'nexus.yaml');
   });
 
-  const issuer = (url: string) => ({ issuer: url, audiences: ['nexus'], algorithms: ['RS256'] });
+  const issuer = (url: string) => ({ issuer: url, audiences: ['nexus'], algorithms: ['RS256'], tenant_claims: ['repository', 'sub'] });
   const role = (iss: string, repo: string) => ({ issuer: iss, bound_claims: { repository: repo }, paths: ['ci/x/*'], permissions: ['read'] });
   const writeConfig = (oidc: { issuers?: Record<string, unknown>; roles?: Record<string, unknown> }) => fs.writeFileSync(file, JSON.stringify({ oidc }));
   const env = () => testEnv(path.join(dir, 'data'), { NEXUS_CONFIG: file, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: '127.0.0.1:0' });
