@@ -90,24 +90,31 @@ export class IssuerKeys {
     await this.refresh();
   }
 
-  /** A jose key resolver for jwtVerify. */
+  /**
+   * A jose key resolver for jwtVerify. Known kids are answered from the
+   * cached keys at once, whatever fetch is under way: a slow or hanging IdP
+   * never delays valid tokens. Only a first load or an unknown kid waits for
+   * a fetch, and no longer than its timeout.
+   */
   getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
-    // A fetch already under way (start-up preload, another request) is awaited, never duplicated.
-    if (this.inflight) await this.inflight;
     const now = Date.now();
     if (!this.keys) {
-      if (now - this.lastAttempt >= Math.min(this.timings.cooldownMs, 5000)) await this.refresh();
+      // A fetch already under way (start-up preload, another request) is awaited, never duplicated.
+      if (this.inflight) await this.inflight;
+      else if (now - this.lastAttempt >= Math.min(this.timings.cooldownMs, 5000)) await this.refresh();
       if (!this.keys) throw Object.assign(new Error('issuer keys unavailable'), { code: 'ERR_JWKS_UNAVAILABLE' });
-    } else if (now - this.fetchedAt > this.timings.maxAgeMs && now - this.lastAttempt >= this.timings.cooldownMs) {
-      await this.refresh();
+    } else if (!this.inflight && now - this.fetchedAt > this.timings.maxAgeMs && now - this.lastAttempt >= this.timings.cooldownMs) {
+      void this.refresh(); // in the background; refresh() never rejects
     }
     try {
       return await this.keys!(header, token);
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
-      // An unknown kid may be a freshly rotated key: refetch, but at most once per cooldown.
-      if (Date.now() - this.lastAttempt < this.timings.cooldownMs) throw err;
-      await this.refresh();
+      // An unknown kid may be a freshly rotated key: wait for the fetch under
+      // way, or start one, but at most once per cooldown.
+      if (this.inflight) await this.inflight;
+      else if (Date.now() - this.lastAttempt >= this.timings.cooldownMs) await this.refresh();
+      else throw err;
       return this.keys!(header, token);
     }
   };
