@@ -104,7 +104,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         log,
         reloadIntervalMs: opts.tlsReloadIntervalMs,
         trust,
-        limits: { handshakeTimeoutMs: config.handshakeTimeoutMs, maxConnections: config.mtlsMaxConnections, maxConnectionsPerIp: config.mtlsMaxConnectionsPerIp },
+        limits: { minVersion: config.tlsMinVersion, handshakeTimeoutMs: config.handshakeTimeoutMs, maxConnections: config.mtlsMaxConnections, maxConnectionsPerIp: config.mtlsMaxConnectionsPerIp },
       });
     } catch (err) {
       await stopPlugins(1000);

@@ -161,6 +161,16 @@ export const SETTINGS = {
   autoMigrate: setting({ env: 'NEXUS_AUTO_MIGRATE', file: 'auto_migrate', default: 'true', schema: bool, doc: '`false`: refuse to start with pending migrations' }),
   maxVersions: setting({ env: 'NEXUS_MAX_VERSIONS', file: 'max_versions', default: '10', schema: integer(1, 1000), doc: 'versions kept per secret (1 to 1000)' }),
   logLevel: setting({ env: 'NEXUS_LOG_LEVEL', file: 'log_level', default: 'info', schema: z.enum(LOG_LEVELS).describe(`one of ${LOG_LEVELS.join(', ')}`), doc: 'bunyan level' }),
+  tlsMinVersion: setting({
+    env: 'NEXUS_TLS_MIN_VERSION',
+    file: 'tls.min_version',
+    default: '1.2',
+    schema: z
+      .enum(['1.2', '1.3'])
+      .transform((v) => (v === '1.3' ? 'TLSv1.3' : 'TLSv1.2') as 'TLSv1.2' | 'TLSv1.3')
+      .describe('1.2 or 1.3'),
+    doc: 'both ports: `1.3` refuses TLS 1.2; TLS 1.2 offers AEAD suites only',
+  }),
   handshakeTimeoutMs: setting({
     env: 'NEXUS_TLS_HANDSHAKE_TIMEOUT_MS',
     file: 'tls.handshake_timeout_ms',

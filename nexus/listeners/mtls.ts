@@ -25,6 +25,7 @@ export interface ListenerLimits {
   maxConnectionsPerIp: number;
   /** A connection that has not finished its TLS handshake by then is destroyed. */
   handshakeTimeoutMs: number;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
   maxHeaderSize: number;
 }
 
@@ -35,8 +36,25 @@ export const DEFAULT_LIMITS: ListenerLimits = {
   maxConnections: 1024,
   maxConnectionsPerIp: 256,
   handshakeTimeoutMs: 5_000,
+  minVersion: 'TLSv1.2',
   maxHeaderSize: 16 * 1024,
 };
+
+/**
+ * TLS 1.3 suites (all AEAD), then TLS 1.2 with forward secrecy and AEAD only:
+ * no CBC (Lucky13-style padding oracles), no static RSA key exchange.
+ */
+export const AEAD_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+].join(':');
 
 /**
  * The bundle split into its certificates, each parsed: a bundle written
@@ -101,7 +119,7 @@ export async function startMtlsListener(opts: {
   opts.trust?.replace(initial.ca);
   // Client identities: no session resumption, so every connection presents a
   // certificate that is verified now (an expired one is never readmitted).
-  const contextOptions = { minVersion: 'TLSv1.2' as const, ...(clientAuth ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}) };
+  const contextOptions = { minVersion: limits.minVersion, ciphers: AEAD_CIPHERS, ...(clientAuth ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}) };
   const server = https.createServer(
     {
       ...initial,

@@ -198,6 +198,7 @@ export class OidcPlugin implements AuthPlugin {
         keepAliveTimeoutMs: 5_000,
         maxHeaderSize: 20 * 1024,
         handshakeTimeoutMs: core.config.handshakeTimeoutMs,
+        minVersion: core.config.tlsMinVersion,
         maxConnections: core.config.oidcMaxConnections,
         maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
       },
