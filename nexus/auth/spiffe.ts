@@ -51,6 +51,9 @@ export function principalFromSvid(der: Buffer, trustDomain: string): SpiffePrinc
   const ku = cert.getExtension(x509.KeyUsagesExtension);
   if (!ku || (ku.usages & x509.KeyUsageFlags.digitalSignature) === 0) throw new UnauthorizedError('svid.no_digital_signature');
   if (ku.usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) throw new UnauthorizedError('svid.ca_key_usage');
+  // An SVID may carry both EKUs (SPIRE's do); one restricted to serverAuth is a server's, never a client identity.
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  if (eku && !eku.usages.includes(x509.ExtendedKeyUsage.clientAuth)) throw new UnauthorizedError('svid.no_client_auth_eku');
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const uris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
   if (uris.length !== 1) throw new UnauthorizedError(`svid.uri_san_count=${uris.length}`);

@@ -24,6 +24,16 @@ function writePrivate(file: string, text: string): void {
   fs.writeFileSync(file, text, { mode: 0o600 });
 }
 
+/** Replaces `file` in one step (a reader, or the server's reload, never sees half of it). */
+function replaceFile(file: string, text: string, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text, { mode });
+  fs.renameSync(tmp, file);
+}
+
+/** Dev SVIDs for clients are short-lived (renew with `nexus-pki issue`); SPIFFE revokes by expiry. */
+export const DEV_SVID_DAYS = 30;
+
 /**
  * The TLS files the server uses: NEXUS_TLS_* if given, else the dev PKI,
  * made on first start (CA, server SVID spiffe://<td>/nexus, pilot SVID).
@@ -36,8 +46,9 @@ export async function ensureTlsFiles(config: Config, log: Logger): Promise<TlsFi
   const caKeyFile = path.join(path.dirname(files.ca), 'ca.key');
   const ca = await createCA(`Nexus dev CA (${config.trustDomain})`);
   const td = config.trustDomain;
-  const server = await issueCert(ca, { uris: [`spiffe://${td}/nexus`], dns: ['localhost'], ips: ['127.0.0.1', '::1'], commonName: 'nexus' });
-  const pilot = await issueCert(ca, { uris: [config.adminSpiffeId], commonName: 'pilot' });
+  // Each certificate does one job: the server's cannot be presented as a client identity.
+  const server = await issueCert(ca, { uris: [`spiffe://${td}/nexus`], dns: ['localhost'], ips: ['127.0.0.1', '::1'], commonName: 'nexus', eku: ['serverAuth'] });
+  const pilot = await issueCert(ca, { uris: [config.adminSpiffeId], commonName: 'pilot', eku: ['clientAuth'], notAfter: new Date(Date.now() + DEV_SVID_DAYS * 86400_000) });
   writePrivate(caKeyFile, ca.keyPem);
   writePrivate(files.key, server.keyPem);
   writePrivate(files.pilotKey, pilot.keyPem);
@@ -48,18 +59,19 @@ export async function ensureTlsFiles(config: Config, log: Logger): Promise<TlsFi
   return files;
 }
 
-/** Issues one more SVID from the dev CA (nexus-pki issue). */
+/** Issues one more client SVID from the dev CA (nexus-pki issue); with the same --out and --name, renews one in place. */
 export async function issueDevSvid(dataDir: string, spiffeId: string, outDir: string, name: string, days: number): Promise<{ cert: string; key: string; ca: string }> {
   const caDir = path.join(dataDir, 'pki');
   const caCert = path.join(caDir, 'ca.crt');
   const caKey = path.join(caDir, 'ca.key');
   if (!fs.existsSync(caKey)) throw new Error(`no dev CA under ${caDir}: start Nexus once (npm start) to create it`);
   const ca = await loadIssuer(fs.readFileSync(caCert, 'utf8'), fs.readFileSync(caKey, 'utf8'));
-  const leaf = await issueCert(ca, { uris: [spiffeId], commonName: name, notAfter: new Date(Date.now() + days * 86400_000) });
+  const leaf = await issueCert(ca, { uris: [spiffeId], commonName: name, eku: ['clientAuth'], notAfter: new Date(Date.now() + days * 86400_000) });
   fs.mkdirSync(outDir, { recursive: true });
   const out = { cert: path.join(outDir, `${name}.crt`), key: path.join(outDir, `${name}.key`), ca: path.join(outDir, 'ca.crt') };
-  fs.writeFileSync(out.cert, `${leaf.certPem}\n`);
-  writePrivate(out.key, leaf.keyPem);
-  fs.copyFileSync(caCert, out.ca);
+  // Key first: a client that reloads its pair never pairs a new certificate with the old key for long.
+  replaceFile(out.key, leaf.keyPem, 0o600);
+  replaceFile(out.cert, `${leaf.certPem}\n`, 0o644);
+  if (path.resolve(out.ca) !== path.resolve(caCert)) fs.copyFileSync(caCert, out.ca);
   return out;
 }

@@ -30,6 +30,8 @@ export interface LeafSpec {
   isCA?: boolean;
   /** Defaults to digitalSignature (+ keyCertSign for a CA). */
   keyUsage?: number;
+  /** Extended key usages; default both (as SPIRE issues SVIDs); [] leaves the extension out. */
+  eku?: Array<'serverAuth' | 'clientAuth'>;
 }
 
 const DAY = 24 * 3600 * 1000;
@@ -80,10 +82,11 @@ export async function issueCert(issuer: Issuer, spec: LeafSpec): Promise<CertKey
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(spec.isCA ?? false, undefined, true),
     new x509.KeyUsagesExtension(usage, true),
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
     await x509.AuthorityKeyIdentifierExtension.create(issuer.cert),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
   ];
+  const eku = spec.eku ?? ['serverAuth', 'clientAuth'];
+  if (eku.length) extensions.push(new x509.ExtendedKeyUsageExtension(eku.map((u) => x509.ExtendedKeyUsage[u])));
   if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
