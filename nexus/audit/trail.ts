@@ -22,6 +22,8 @@ export interface AuditEntry {
   version?: number;
   /** The object a configuration change touches, with a digest of its new definition. */
   object?: { kind: string; name: string; digest?: string };
+  /** The versions a delete, undelete or destroy named. */
+  versions?: number[];
   /** A change is recorded twice: its intent before it commits, its outcome after. */
   phase?: 'intent' | 'outcome';
   decision: 'allow' | 'deny' | 'error';

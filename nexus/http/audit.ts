@@ -11,6 +11,8 @@ export interface AuditNote {
   action: string;
   path?: string;
   version?: number;
+  /** The versions a delete, undelete or destroy named. */
+  versions?: number[];
   /** The object an admin route changes or reads (policy, issuer or role name). */
   object?: { kind: string; name: string; digest?: string };
 }
@@ -104,6 +106,7 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
         // A request refused before its route ran (a failed login) still says what it asked for.
         ...(note.path !== undefined ? { path: note.path } : { path: ctx.path }),
         ...(note.version ? { version: note.version } : {}),
+        ...(note.versions ? { versions: note.versions } : {}),
         ...(note.object ? { object: note.object } : {}),
         decision: 'allow',
         ...(state.principal?.kind === 'oidc' && state.principal.tokenId ? { token_id: state.principal.tokenId } : {}),

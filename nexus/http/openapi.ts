@@ -1,4 +1,4 @@
-import { ListLimit, ListPage, PutResult, PutSecretInput, SecretMetadata, SecretVersion, VersionsInput } from '../secrets/schema.js';
+import { ListLimit, ListPage, PatchSecretInput, PutResult, PutSecretInput, RollbackInput, SecretMetadata, SecretVersion, VersionsInput, VersionsOutcome } from '../secrets/schema.js';
 import { ObjectName, Policy, PolicyInput, PolicyList } from '../policy/schema.js';
 import { documentedAs, z } from '../schema.js';
 import { ErrorBody } from './errors.js';
@@ -166,6 +166,15 @@ export function adminCrud(what: string, input: Schema, output: Schema, deleteNot
   };
 }
 
+const versionsParam = { name: 'versions', in: 'query', required: false, description: 'several versions, comma-separated (not with version)', schema: { type: 'string', pattern: '^[0-9]+(,[0-9]+)*$' } };
+const versionsDone = { '204': { description: 'every named version was changed' }, '200': json('some versions were left alone, each named with the reason', VersionsOutcome) };
+const newVersion = { '200': json('new version', PutResult), ...ERRORS };
+
+/** PATCH, on both ports (the OIDC port where a role grants write). */
+export const patchOp = { operationId: 'patchSecret', summary: 'merge keys into the latest version as a new version (null removes a key; cas as for PUT)', parameters: [pathParam], requestBody: body(PatchSecretInput), responses: newVersion };
+/** :rollback, on both ports (the OIDC port where a role grants write and read). */
+export const rollbackOp = { operationId: 'rollbackSecret', summary: "write version N's data as a new version (needs write and read)", parameters: [pathParam], requestBody: body(RollbackInput), responses: newVersion };
+
 const secretOps = {
   get: { operationId: 'readSecret', summary: 'read the latest version or ?version=N (deleted or destroyed: 404)', parameters: [pathParam, versionParam], responses: { '200': json('the secret', SecretVersion), ...ERRORS } },
   put: {
@@ -175,7 +184,8 @@ const secretOps = {
     requestBody: body(PutSecretInput),
     responses: { '200': json('new version', PutResult), '201': json('created', PutResult), ...ERRORS },
   },
-  delete: { operationId: 'deleteSecret', summary: 'soft delete the latest version or ?version=N', parameters: [pathParam, versionParam], responses: { '204': { description: 'deleted' }, ...ERRORS } },
+  patch: patchOp,
+  delete: { operationId: 'deleteSecret', summary: 'soft delete the latest version, ?version=N or ?versions=1,2', parameters: [pathParam, versionParam, versionsParam], responses: { ...versionsDone, ...ERRORS } },
 };
 
 /** The mTLS port's own routes (plugins add theirs). */
@@ -185,12 +195,14 @@ export function mtlsPaths(): Paths {
     '/v1/secrets/{path}': secretOps,
     '/v1/secrets/{path}:metadata': {
       get: { operationId: 'secretMetadata', summary: 'versions and flags, no values', parameters: [pathParam], responses: { '200': json('metadata', SecretMetadata), ...ERRORS } },
+      delete: { operationId: 'purgeSecret', summary: 'purge: the path, every version and its bytes (permission delete)', parameters: [pathParam], responses: { '204': { description: 'purged' }, ...ERRORS } },
     },
+    '/v1/secrets/{path}:rollback': { post: rollbackOp },
     '/v1/secrets/{path}:undelete': {
-      post: { operationId: 'undeleteVersions', summary: 'undelete versions', parameters: [pathParam], requestBody: body(VersionsInput), responses: { '204': { description: 'done' }, ...ERRORS } },
+      post: { operationId: 'undeleteVersions', summary: 'undelete versions', parameters: [pathParam], requestBody: body(VersionsInput), responses: { ...versionsDone, ...ERRORS } },
     },
     '/v1/secrets/{path}:destroy': {
-      post: { operationId: 'destroyVersions', summary: 'erase the ciphertext of versions', parameters: [pathParam], requestBody: body(VersionsInput), responses: { '204': { description: 'done' }, ...ERRORS } },
+      post: { operationId: 'destroyVersions', summary: 'erase the ciphertext of versions', parameters: [pathParam], requestBody: body(VersionsInput), responses: { ...versionsDone, ...ERRORS } },
     },
     '/v1/policies': { get: { operationId: 'listPolicies', summary: 'list SPIFFE policies (admin)', responses: { '200': json('policies', PolicyList), ...ERRORS } } },
     '/v1/policies/{name}': adminCrud('policy', PolicyInput, Policy, '; not the built-in one'),

@@ -2,12 +2,13 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Authorizer, Permission, Principal } from '../auth/principal.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
-import { parsePrefix, parseSecretPath } from '../secrets/rules.js';
+import { parsePrefix, parseSecretPath, parseVersion } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
-import type { ListOptions } from '../secrets/types.js';
+import type { ListOptions, VersionsOutcome } from '../secrets/types.js';
 import { changeAudited, noteAudit } from './audit.js';
-import { PutSecretInput, VersionsInput } from '../secrets/schema.js';
+import { PatchSecretInput, PutSecretInput, RollbackInput, VersionList, VersionsInput } from '../secrets/schema.js';
 import { readBody } from './body.js';
+import { parseInput } from '../schema.js';
 
 export const SECRETS_PREFIX = '/v1/secrets/';
 
@@ -17,7 +18,7 @@ export interface SecretsRoutesDeps {
   principal(ctx: Context): Principal;
 }
 
-type Op = 'read' | 'write' | 'delete' | 'undelete' | 'destroy' | 'metadata';
+type Op = 'read' | 'write' | 'patch' | 'rollback' | 'delete' | 'undelete' | 'destroy' | 'metadata' | 'purge';
 
 /**
  * `{path}` and an optional `:verb` from the raw (undecoded) URL path. A
@@ -32,32 +33,48 @@ export function secretTarget(ctx: Context): { path: string; verb: string | null 
   return { path: parseSecretPath(path), verb: colon < 0 ? null : raw.slice(colon + 1) };
 }
 
-const NEEDS: Record<Op, Permission> = { read: 'read', metadata: 'read', write: 'write', delete: 'delete', undelete: 'delete', destroy: 'delete' };
+const NEEDS: Record<Op, Permission[]> = {
+  read: ['read'],
+  metadata: ['read'],
+  write: ['write'],
+  patch: ['write'],
+  // A rollback reads the old version and writes it again.
+  rollback: ['write', 'read'],
+  delete: ['delete'],
+  undelete: ['delete'],
+  destroy: ['delete'],
+  purge: ['delete'],
+};
+
+const VERBS = ['undelete', 'destroy', 'metadata', 'rollback'];
 
 // "METHOD verb" -> operation; built once, not per request.
 const OPS: Record<string, Op> = {
   'GET ': 'read',
   'PUT ': 'write',
+  'PATCH ': 'patch',
   'DELETE ': 'delete',
   'POST undelete': 'undelete',
   'POST destroy': 'destroy',
+  'POST rollback': 'rollback',
   'GET metadata': 'metadata',
+  'DELETE metadata': 'purge',
 };
 
 function opFor(method: string, verb: string | null): Op {
   const op = OPS[`${method} ${verb ?? ''}`];
   if (!op) {
-    if (verb !== null && !['undelete', 'destroy', 'metadata'].includes(verb)) throw new BadRequestError('verb', `unknown operation :${verb}`);
+    if (verb !== null && !VERBS.includes(verb)) throw new BadRequestError('verb', `unknown operation :${verb}`);
     throw Object.assign(new BadRequestError('method', `method ${method} is not allowed here`), { status: 405 });
   }
   return op;
 }
 
-function authorize(deps: SecretsRoutesDeps, ctx: Context, action: Permission, path: string): Principal {
-  const p = deps.principal(ctx);
-  // Decided before any storage lookup: the same 403 whether or not the path exists.
-  if (!deps.authz.allows(p, action, path)) throw new ForbiddenError(`permission denied: ${action} on ${path}`);
-  return p;
+/** Every permission in `needs`, decided before any storage lookup: the same 403 whether or not the path exists. */
+export function requirePermissions(allows: (action: Permission, path: string) => boolean, needs: Permission[], path: string): void {
+  for (const action of needs) {
+    if (!allows(action, path)) throw new ForbiddenError(`permission denied: ${action} on ${path}`);
+  }
 }
 
 /** One query parameter; repeating it is a 400 rather than a silent pick. */
@@ -65,6 +82,45 @@ export function queryOne(ctx: Context, name: string): string | undefined {
   const v = ctx.query[name];
   if (Array.isArray(v)) throw new BadRequestError(name, `${name} given more than once`);
   return v;
+}
+
+/** `?version=N` or `?versions=1,2,...` (not both); undefined = the latest. */
+function versionsQuery(ctx: Context): number[] | undefined {
+  const one = queryOne(ctx, 'version');
+  const many = queryOne(ctx, 'versions');
+  if (one !== undefined && many !== undefined) throw new BadRequestError('versions', 'give version or versions, not both');
+  if (one !== undefined) return [parseVersion(one)];
+  return many === undefined ? undefined : parseInput(VersionList, many.split(',').map((v) => (/^\d{1,15}$/.test(v) ? Number(v) : v)), 'versions');
+}
+
+/** 204 when every named version was changed; otherwise 200 naming those left alone and why. */
+function answerVersions(ctx: Context, outcome: VersionsOutcome): void {
+  if (outcome.skipped.length === 0) ctx.status = 204;
+  else ctx.body = outcome;
+}
+
+/**
+ * PUT, PATCH and :rollback on either port: the body read (at most `limit`
+ * bytes), the intent recorded, one new version written, `{path, version}`
+ * answered. A cas conflict names the current version only to a caller who
+ * may read the path (`revealVersion`).
+ */
+export async function writeVersion(ctx: Context, secrets: SecretsService, op: 'write' | 'patch' | 'rollback', path: string, revealVersion: boolean, limit?: number): Promise<void> {
+  let write: () => ReturnType<SecretsService['put']>;
+  if (op === 'rollback') {
+    const body = await readBody(ctx, RollbackInput, limit);
+    noteAudit(ctx, { action: op, path, version: body.version });
+    write = () => secrets.rollback(path, body.version, { cas: body.cas, revealVersion });
+  } else if (op === 'patch') {
+    const body = await readBody(ctx, PatchSecretInput, limit);
+    write = () => secrets.patch(path, body.data, { cas: body.cas, revealVersion });
+  } else {
+    const body = await readBody(ctx, PutSecretInput, limit);
+    write = () => secrets.put(path, body.data, { cas: body.cas, revealVersion });
+  }
+  const r = await changeAudited(ctx, write);
+  ctx.status = r.created ? 201 : 200;
+  ctx.body = { path: r.path, version: r.version };
 }
 
 /**
@@ -97,12 +153,13 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
   });
 
   // Explicit methods (not router.all), so the served routes match the OpenAPI document.
-  router.register('/v1/secrets/{*rest}', ['GET', 'PUT', 'DELETE', 'POST'], async (ctx) => {
+  router.register('/v1/secrets/{*rest}', ['GET', 'PUT', 'PATCH', 'DELETE', 'POST'], async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const op = opFor(ctx.method, verb);
     const v = queryOne(ctx, 'version');
     noteAudit(ctx, { action: op, path, ...(v && /^\d+$/.test(v) ? { version: Number(v) } : {}) });
-    authorize(deps, ctx, NEEDS[op], path);
+    const p = deps.principal(ctx);
+    requirePermissions((action, target) => deps.authz.allows(p, action, target), NEEDS[op], path);
     switch (op) {
       case 'read':
         ctx.body = await secrets.get(path, queryOne(ctx, 'version'));
@@ -110,28 +167,26 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
       case 'metadata':
         ctx.body = await secrets.metadata(path);
         return;
-      case 'write': {
-        const body = await readBody(ctx, PutSecretInput);
-        const revealVersion = deps.authz.allows(deps.principal(ctx), 'read', path);
-        const r = await changeAudited(ctx, () => secrets.put(path, body.data, { cas: body.cas, revealVersion }));
-        ctx.status = r.created ? 201 : 200;
-        ctx.body = { path: r.path, version: r.version };
+      case 'write':
+      case 'patch':
+      case 'rollback':
+        await writeVersion(ctx, secrets, op, path, deps.authz.allows(p, 'read', path));
         return;
-      }
-      case 'delete':
-        await changeAudited(ctx, () => secrets.delete(path, queryOne(ctx, 'version')));
+      case 'purge':
+        await changeAudited(ctx, () => secrets.purge(path));
         ctx.status = 204;
         return;
-      case 'undelete': {
-        const { versions } = await readBody(ctx, VersionsInput);
-        await changeAudited(ctx, () => secrets.undelete(path, versions));
-        ctx.status = 204;
+      case 'delete': {
+        const versions = versionsQuery(ctx);
+        if (versions) noteAudit(ctx, { action: op, path, versions });
+        answerVersions(ctx, await changeAudited(ctx, () => secrets.delete(path, versions)));
         return;
       }
+      case 'undelete':
       case 'destroy': {
         const { versions } = await readBody(ctx, VersionsInput);
-        await changeAudited(ctx, () => secrets.destroy(path, versions));
-        ctx.status = 204;
+        noteAudit(ctx, { action: op, path, versions });
+        answerVersions(ctx, await changeAudited(ctx, () => (op === 'undelete' ? secrets.undelete(path, versions) : secrets.destroy(path, versions))));
         return;
       }
     }

@@ -44,15 +44,21 @@ export function parsePrefix(raw: unknown): string {
   return raw;
 }
 
-export function parseSecretData(raw: unknown): { data: SecretData; encoded: Buffer } {
+/** The entries of a plain JSON object with non-empty keys (a value, or a patch to one). */
+function dataEntries(raw: unknown, values: string): Array<[string, unknown]> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new BadRequestError('data.type', 'data must be a JSON object of string values');
+    throw new BadRequestError('data.type', `data must be a JSON object of ${values} values`);
   }
   const proto = Object.getPrototypeOf(raw);
   if (proto !== Object.prototype && proto !== null) throw new BadRequestError('data.type', 'data must be a plain JSON object');
+  const entries = Object.entries(raw);
+  if (entries.some(([k]) => k.length === 0)) throw new BadRequestError('data.key', 'data keys must be non-empty');
+  return entries;
+}
+
+export function parseSecretData(raw: unknown): { data: SecretData; encoded: Buffer } {
   const data: SecretData = Object.create(null);
-  for (const [k, v] of Object.entries(raw)) {
-    if (k.length === 0) throw new BadRequestError('data.key', 'data keys must be non-empty');
+  for (const [k, v] of dataEntries(raw, 'string')) {
     if (typeof v !== 'string') throw new BadRequestError('data.value_type', `data value for key ${JSON.stringify(k)} must be a string`);
     data[k] = v;
   }
@@ -61,6 +67,19 @@ export function parseSecretData(raw: unknown): { data: SecretData; encoded: Buff
     throw new BadRequestError('data.size', `data is larger than ${MAX_VALUE_BYTES} bytes encoded`);
   }
   return { data, encoded };
+}
+
+/**
+ * A patch: string values to set, `null` to remove a key. The merged result is
+ * checked by parseSecretData like any other value.
+ */
+export function parsePatchData(raw: unknown): Record<string, string | null> {
+  const patch: Record<string, string | null> = Object.create(null);
+  for (const [k, v] of dataEntries(raw, 'string or null')) {
+    if (typeof v !== 'string' && v !== null) throw new BadRequestError('data.value_type', `data value for key ${JSON.stringify(k)} must be a string or null`);
+    patch[k] = v;
+  }
+  return patch;
 }
 
 export function parseVersion(raw: unknown, rule = 'version'): number {

@@ -1,5 +1,5 @@
 import { ruled, z } from '../schema.js';
-import { MAX_VALUE_BYTES, MAX_VERSIONS_PER_CALL, parseSecretData } from './rules.js';
+import { MAX_VALUE_BYTES, MAX_VERSIONS_PER_CALL, parsePatchData, parseSecretData } from './rules.js';
 
 /** A secret's value as served: string keys to string values. */
 export const SecretData = z.record(z.string().min(1), z.string()).describe(`string keys to string values, at most ${MAX_VALUE_BYTES / 1024} KiB encoded`).meta({ id: 'SecretData' });
@@ -25,6 +25,20 @@ export const VersionList = z
 
 /** PUT /v1/secrets/{path}. */
 export const PutSecretInput = z.object({ data: SecretDataInput, cas: Cas.optional() }).meta({ id: 'PutSecretInput' });
+/** PATCH /v1/secrets/{path}: keys to set, `null` to remove one (the merged value is checked like any other). */
+export const PatchData = z.record(z.string().min(1), z.string().nullable()).describe('keys to set (a string) or remove (null)').meta({ id: 'PatchData' });
+export const PatchSecretInput = z.object({ data: ruled((raw) => parsePatchData(raw), PatchData), cas: Cas.optional() }).meta({ id: 'PatchSecretInput' });
+/** POST /v1/secrets/{path}:rollback. */
+export const RollbackInput = z.object({ version: Version, cas: Cas.optional() }).meta({ id: 'RollbackInput' });
+/** What a delete, undelete or destroy did to each version it named (the 200 answer when some were left alone). */
+export const VersionsOutcome = z
+  .object({
+    path: z.string(),
+    done: z.array(Version),
+    skipped: z.array(z.object({ version: Version, reason: z.enum(['not_found', 'already_deleted', 'not_deleted', 'destroyed', 'already_destroyed']) })),
+  })
+  .meta({ id: 'VersionsOutcome' });
+
 /** POST /v1/secrets/{path}:undelete and :destroy. */
 export const VersionsInput = z.object({ versions: VersionList }).meta({ id: 'VersionsInput' });
 

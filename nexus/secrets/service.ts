@@ -1,11 +1,11 @@
 import { ConflictError, DataIntegrityError, NotFoundError } from '../errors.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
-import type { Storage, VersionRow } from '../storage/storage.js';
+import type { Repos, Storage, VersionRow } from '../storage/storage.js';
 import { parseInput } from '../schema.js';
-import { parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
-import { Cas, ListLimit, VersionList } from './schema.js';
-import type { ListOptions, ListPage, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion } from './types.js';
+import { parsePatchData, parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
+import { Cas, ListLimit, Version, VersionList } from './schema.js';
+import type { ListOptions, ListPage, PurgeResult, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion, SkipReason, VersionsOutcome } from './types.js';
 import type { ListCursors } from './cursor.js';
 
 export interface SecretsServiceOptions {
@@ -52,14 +52,49 @@ export class SecretsService {
     return this.timed('get', () => this.doGet(rawPath, rawVersion));
   }
 
+  /** Merges `rawPatch` into the latest version as a new version; a `null` value removes its key. */
+  patch(rawPath: string, rawPatch: unknown, options: PutOptions = {}): Promise<PutResult> {
+    return this.timed('patch', async () => {
+      const path = parseSecretPath(rawPath);
+      const patch = parsePatchData(rawPatch);
+      return this.writeVersion(path, options, async (repo, current) => {
+        const merged: Record<string, string | null> = { ...(await this.readable(path, current, await repo.secrets.version(path, current))) };
+        for (const [k, v] of Object.entries(patch)) {
+          if (v === null) delete merged[k];
+          else merged[k] = v;
+        }
+        return parseSecretData(merged).encoded;
+      });
+    });
+  }
+
+  /** Writes version `rawVersion`'s data as a new version; that version must be readable. */
+  rollback(rawPath: string, rawVersion: unknown, options: PutOptions = {}): Promise<PutResult> {
+    return this.timed('rollback', async () => {
+      const path = parseSecretPath(rawPath);
+      const version = parseInput(Version, rawVersion, 'version');
+      return this.writeVersion(path, options, async (repo) => parseSecretData(await this.readable(path, version, await repo.secrets.version(path, version))).encoded);
+    });
+  }
+
   private async doPut(rawPath: string, rawData: unknown, options: PutOptions): Promise<PutResult> {
     const path = parseSecretPath(rawPath);
     const { encoded } = parseSecretData(rawData);
+    return this.writeVersion(path, options, async () => encoded, true);
+  }
+
+  /**
+   * One new version in one transaction: check-and-set against the current
+   * version, then `value(current)` (read inside the transaction, so a patch or
+   * rollback cannot race another writer) sealed under the next version number.
+   */
+  private async writeVersion(path: string, options: PutOptions, value: (repo: Repos, current: number) => Promise<Buffer>, mayCreate = false): Promise<PutResult> {
     const cas = options.cas === undefined || options.cas === null ? undefined : parseInput(Cas, options.cas, 'cas');
     // The data key is chosen (and made, on first use) before the write transaction.
     const keyId = await this.keyring.activeKeyId();
     return this.storage.tx(async (repo) => {
       const row = await repo.secrets.secret(path);
+      if (!row && !mayCreate) throw new NotFoundError(`secret ${path} not found`);
       const current = row?.current_version ?? 0;
       if (cas !== undefined && cas !== current) {
         throw new ConflictError(
@@ -70,6 +105,7 @@ export class SecretsService {
               : `cas mismatch: ${path} is not at version ${cas}`,
         );
       }
+      const encoded = await value(repo, current);
       const version = current + 1;
       const now = new Date().toISOString();
       const sealed = await this.keyring.sealValue(path, version, encoded, keyId);
@@ -87,32 +123,39 @@ export class SecretsService {
     const found = await this.storage.secrets.lookup(path, wanted ?? null);
     if (!found) throw new NotFoundError(`secret ${path} not found`);
     const version = wanted ?? found.current;
-    const row = found.row;
+    const data = await this.readable(path, version, found.row);
+    return { path, version, data, created_at: found.row!.created_at };
+  }
+
+  /** The data of a version that is neither missing, deleted nor destroyed. */
+  private async readable(path: string, version: number, row: VersionRow | null | undefined): Promise<SecretData> {
     if (!row) throw new NotFoundError(`secret ${path} version ${version} not found`);
     if (row.destroyed_at) throw new NotFoundError(`secret ${path} version ${version} is destroyed`);
     if (row.deleted_at) throw new NotFoundError(`secret ${path} version ${version} is deleted`);
-    return { path, version, data: await this.decrypt(row), created_at: row.created_at };
+    return this.decrypt(row);
   }
 
-  /** Soft delete: the latest version, or `version`. */
-  async delete(rawPath: string, rawVersion?: unknown): Promise<void> {
+  /** Soft delete: the latest version, or each of `rawVersions`. */
+  async delete(rawPath: string, rawVersions?: unknown): Promise<VersionsOutcome> {
     const path = parseSecretPath(rawPath);
-    const wanted = rawVersion === undefined ? undefined : parseVersion(rawVersion);
-    await this.storage.tx(async (repo) => {
-      const secret = await repo.secrets.secret(path);
-      if (!secret) throw new NotFoundError(`secret ${path} not found`);
-      const version = wanted ?? secret.current_version;
-      if (!(await repo.secrets.version(path, version))) throw new NotFoundError(`secret ${path} version ${version} not found`);
-      await repo.secrets.softDelete(path, version, new Date().toISOString());
+    const wanted = rawVersions === undefined ? undefined : parseInput(VersionList, rawVersions, 'versions');
+    const now = new Date().toISOString();
+    return this.perVersion(path, wanted, async (repo, row) => {
+      if (row.destroyed_at) return 'destroyed';
+      if (row.deleted_at) return 'already_deleted';
+      await repo.secrets.softDelete(path, row.version, now);
+      return null;
     });
   }
 
-  async undelete(rawPath: string, rawVersions: unknown): Promise<void> {
+  async undelete(rawPath: string, rawVersions: unknown): Promise<VersionsOutcome> {
     const path = parseSecretPath(rawPath);
     const versions = parseInput(VersionList, rawVersions, 'versions');
-    await this.storage.tx(async (repo) => {
-      if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);
-      for (const v of versions) await repo.secrets.undelete(path, v);
+    return this.perVersion(path, versions, async (repo, row) => {
+      if (row.destroyed_at) return 'destroyed';
+      if (!row.deleted_at) return 'not_deleted';
+      await repo.secrets.undelete(path, row.version);
+      return null;
     });
   }
 
@@ -121,15 +164,48 @@ export class SecretsService {
    * destroyed. Once this resolves, the bytes are gone from the live tables and
    * the engine has been asked to drop its old copies (Storage.scrub).
    */
-  async destroy(rawPath: string, rawVersions: unknown): Promise<void> {
+  async destroy(rawPath: string, rawVersions: unknown): Promise<VersionsOutcome> {
     const path = parseSecretPath(rawPath);
     const versions = parseInput(VersionList, rawVersions, 'versions');
     const now = new Date().toISOString();
-    await this.storage.tx(async (repo) => {
-      if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);
-      for (const v of versions) await repo.secrets.destroy(path, v, now);
+    const outcome = await this.perVersion(path, versions, async (repo, row) => {
+      if (row.destroyed_at) return 'already_destroyed';
+      await repo.secrets.destroy(path, row.version, now);
+      return null;
     });
     await this.storage.scrub();
+    return outcome;
+  }
+
+  /** Removes the path with every version and its bytes: it is no longer listed, and a new write starts at version 1. */
+  async purge(rawPath: string): Promise<PurgeResult> {
+    const path = parseSecretPath(rawPath);
+    const versions = await this.storage.tx(async (repo) => {
+      if (!(await repo.secrets.secret(path))) throw new NotFoundError(`secret ${path} not found`);
+      return repo.secrets.purge(path);
+    });
+    await this.storage.scrub();
+    return { path, versions };
+  }
+
+  /**
+   * Applies `change` to each named version (default: the latest) in one
+   * transaction; `change` says why it left a version alone, or null when it
+   * changed it. Missing versions (never written, or pruned) are reported.
+   */
+  private perVersion(path: string, versions: number[] | undefined, change: (repo: Repos, row: VersionRow) => Promise<SkipReason | null>): Promise<VersionsOutcome> {
+    return this.storage.tx(async (repo) => {
+      const secret = await repo.secrets.secret(path);
+      if (!secret) throw new NotFoundError(`secret ${path} not found`);
+      const outcome: VersionsOutcome = { path, done: [], skipped: [] };
+      for (const version of versions ?? [secret.current_version]) {
+        const row = await repo.secrets.version(path, version);
+        const reason = row ? await change(repo, row) : 'not_found';
+        if (reason) outcome.skipped.push({ version, reason });
+        else outcome.done.push(version);
+      }
+      return outcome;
+    });
   }
 
   async metadata(rawPath: string): Promise<SecretMetadata> {

@@ -27,3 +27,19 @@ export interface ListOptions {
   /** Only paths for which this returns true are listed (the caller's ACL). */
   allow?: ((path: string) => boolean) | undefined;
 }
+
+/** Why a version named in a delete, undelete or destroy was left as it was. */
+export type SkipReason = 'not_found' | 'already_deleted' | 'not_deleted' | 'destroyed' | 'already_destroyed';
+
+/** What a delete, undelete or destroy did to each version it named. */
+export interface VersionsOutcome {
+  path: string;
+  done: number[];
+  skipped: Array<{ version: number; reason: SkipReason }>;
+}
+
+export interface PurgeResult {
+  path: string;
+  /** Versions (rows) removed with the path. */
+  versions: number;
+}

@@ -75,6 +75,12 @@ class PgSecretsRepo implements SecretsRepo {
     await this.q.query('DELETE FROM secret_versions WHERE path = $1 AND version <= $2', [path, upTo]);
   }
 
+  async purge(path: string): Promise<number> {
+    const n = (await this.q.query('DELETE FROM secret_versions WHERE path = $1', [path])).rowCount;
+    await this.q.query('DELETE FROM secrets WHERE path = $1', [path]);
+    return n;
+  }
+
   async softDelete(path: string, version: number, now: string): Promise<boolean> {
     return (await this.q.query('UPDATE secret_versions SET deleted_at = $1 WHERE path = $2 AND version = $3 AND deleted_at IS NULL', [now, path, version])).rowCount > 0;
   }

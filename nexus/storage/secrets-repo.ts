@@ -25,6 +25,8 @@ export class SqliteSecretsRepo implements SecretsRepo {
       insertVersion: db.prepare(
         'INSERT INTO secret_versions (path, version, key_id, nonce, ciphertext, created_at) VALUES (@path, @version, @key_id, @nonce, @ciphertext, @created_at)',
       ),
+      purgeVersions: db.prepare('DELETE FROM secret_versions WHERE path = ?'),
+      purgeSecret: db.prepare('DELETE FROM secrets WHERE path = ?'),
       prune: db.prepare('DELETE FROM secret_versions WHERE path = ? AND version <= ?'),
       softDelete: db.prepare('UPDATE secret_versions SET deleted_at = ? WHERE path = ? AND version = ? AND deleted_at IS NULL'),
       undelete: db.prepare('UPDATE secret_versions SET deleted_at = NULL WHERE path = ? AND version = ? AND destroyed_at IS NULL'),
@@ -85,6 +87,13 @@ export class SqliteSecretsRepo implements SecretsRepo {
   async pruneUpTo(path: string, upTo: number): Promise<void> {
     await this.g.idle();
     this.s.prune.run(path, upTo);
+  }
+
+  async purge(path: string): Promise<number> {
+    await this.g.idle();
+    const n = this.s.purgeVersions.run(path).changes;
+    this.s.purgeSecret.run(path);
+    return n;
   }
 
   async softDelete(path: string, version: number, now: string): Promise<boolean> {

@@ -37,6 +37,8 @@ export interface SecretsRepo {
   insertVersion(row: Omit<VersionRow, 'deleted_at' | 'destroyed_at'>): Promise<void>;
   /** Removes every version <= `upTo`. */
   pruneUpTo(path: string, upTo: number): Promise<void>;
+  /** Removes the secret and every version row; resolves to how many versions went. */
+  purge(path: string): Promise<number>;
   softDelete(path: string, version: number, now: string): Promise<boolean>;
   undelete(path: string, version: number): Promise<boolean>;
   destroy(path: string, version: number, now: string): Promise<boolean>;

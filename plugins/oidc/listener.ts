@@ -3,15 +3,14 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nexus/auth/principal.js';
 import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
 import type { AuditTrail } from '../../nexus/audit/trail.js';
-import { auditRequests, changeAudited, noteAudit } from '../../nexus/http/audit.js';
+import { auditRequests, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
 import { readBody } from '../../nexus/http/body.js';
 import { JsonObject } from '../../nexus/schema.js';
-import { PutSecretInput } from '../../nexus/secrets/schema.js';
 import { errorHandling } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
-import { listRequest, queryOne, secretTarget } from '../../nexus/http/secrets-routes.js';
+import { listRequest, queryOne, requirePermissions, secretTarget, writeVersion } from '../../nexus/http/secrets-routes.js';
 import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
@@ -53,6 +52,13 @@ export const grantsAuthorizer: Authorizer = {
 
 const TOKEN_BODY_LIMIT = MAX_TOKEN_BYTES + 1024;
 const WRITE_BODY_LIMIT = 80 * 1024;
+
+/** The write routes of this port, by method. */
+const WRITES_BY_METHOD: Record<string, { op: 'write' | 'patch' | 'rollback'; verb: string | null; needs: Permission[] }> = {
+  PUT: { op: 'write', verb: null, needs: ['write'] },
+  PATCH: { op: 'patch', verb: null, needs: ['write'] },
+  POST: { op: 'rollback', verb: 'rollback', needs: ['write', 'read'] },
+};
 
 function clientIp(ctx: Context): string {
   return ctx.req.socket.remoteAddress ?? 'unknown';
@@ -139,7 +145,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
 
   // Only token exchange and granted writes carry a body; anything else with one is refused unread.
   const noBody = async (ctx: Context, next: Next) => {
-    const allowed = (ctx.method === 'POST' && ctx.path === '/v1/auth/token') || (ctx.method === 'PUT' && ctx.path.startsWith('/v1/secrets/'));
+    const allowed = (ctx.method === 'POST' && ctx.path === '/v1/auth/token') || (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
     if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
       ctx.set('Connection', 'close');
       throw new TooLargeError('this route takes no request body');
@@ -194,18 +200,17 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
     ctx.body = await deps.secrets.get(path, version);
   });
-  api.put('/v1/secrets/{*rest}', async (ctx) => {
+  // Writes exist here only as far as a role grants them explicitly (write; a rollback also read).
+  api.register('/v1/secrets/{*rest}', Object.keys(WRITES_BY_METHOD), async (ctx) => {
     const { path, verb } = secretTarget(ctx);
-    noteAudit(ctx, { action: 'write', path });
-    if (verb !== null) throw new BadRequestError('verb', 'only plain writes exist on this port');
-    // Off unless a role grants write explicitly.
-    if (!grantAllows(principalOf(ctx).grants, 'write', path)) throw new ForbiddenError(`permission denied: write on ${path}`);
-    const body = await readBody(ctx, PutSecretInput, WRITE_BODY_LIMIT);
-    const revealVersion = grantAllows(principalOf(ctx).grants, 'read', path);
-    const r = await changeAudited(ctx, () => deps.secrets.put(path, body.data, { cas: body.cas, revealVersion }));
-    ctx.status = r.created ? 201 : 200;
-    ctx.body = { path: r.path, version: r.version };
+    const write = WRITES_BY_METHOD[ctx.method]!;
+    noteAudit(ctx, { action: write.op, path });
+    if (verb !== write.verb) throw new BadRequestError('verb', `only ${Object.entries(WRITES_BY_METHOD).map(([m, w]) => `${m}${w.verb ? ` :${w.verb}` : ''}`).join(', ')} write on this port`);
+    const grants = principalOf(ctx).grants;
+    requirePermissions((action, target) => grantAllows(grants, action, target), write.needs, path);
+    await writeVersion(ctx, deps.secrets, write.op, path, grantAllows(grants, 'read', path), WRITE_BODY_LIMIT);
   });
+
 
   app.use(measureRequests(deps.metrics, 'oidc'));
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));

@@ -1,4 +1,4 @@
-import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, versionParam, type Paths } from '../../nexus/http/openapi.js';
+import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { Issuer, IssuerInput, IssuerList, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
@@ -31,7 +31,9 @@ export function oidcPortDocument() {
           requestBody: body(PutSecretInput),
           responses: { '200': json('new version', PutResult), '201': json('created', PutResult), ...ERRORS },
         },
+        patch: { ...patchOp, summary: `${patchOp.summary}; only if a role grants write explicitly` },
       },
+      '/v1/secrets/{path}:rollback': { post: { ...rollbackOp, summary: `${rollbackOp.summary}; only if a role grants both explicitly` } },
       '/v1/whoami': { get: { operationId: 'whoami', summary: 'issuer, subject, matched roles, effective grants', responses: { '200': json('who', Whoami), ...ERRORS } } },
       '/v1/auth/token': {
         post: {

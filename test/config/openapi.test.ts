@@ -63,7 +63,7 @@ describe('OpenAPI documents cover exactly the routes served', function () {
 
   it('documents the verb routes of the mTLS port explicitly', async () => {
     const doc = (await call(t.port, t.admin, 'GET', '/openapi.json')).body;
-    for (const p of ['/v1/secrets/{path}:metadata', '/v1/secrets/{path}:undelete', '/v1/secrets/{path}:destroy', '/v1/oidc/roles/{name}:revoke-tokens']) {
+    for (const p of ['/v1/secrets/{path}:metadata', '/v1/secrets/{path}:rollback', '/v1/secrets/{path}:undelete', '/v1/secrets/{path}:destroy', '/v1/oidc/roles/{name}:revoke-tokens']) {
       expect(doc.paths, p).to.have.property(p);
     }
     const oidcDoc = (await call(plugin.addresses().oidc!.port, { ca: t.caPem }, 'GET', '/openapi.json')).body;

@@ -40,7 +40,7 @@ describe('mTLS HTTP API', function () {
     expect(md.body.current_version).to.equal(2);
     expect(md.body.versions.map((v: { destroyed: boolean }) => v.destroyed)).to.deep.equal([true, false]);
     expect((await admin('POST', '/v1/secrets/d/x:explode', { versions: [1] })).status).to.equal(400);
-    expect((await admin('PATCH', '/v1/secrets/d/x')).status).to.equal(405);
+    expect((await admin('POST', '/v1/secrets/d/x')).status).to.equal(405);
   });
 
   const badPaths = [

@@ -37,6 +37,22 @@ describe('PostgreSQL engine', function () {
     await db?.drop();
   });
 
+  it('patch, rollback, purge and several versions per call, as on SQLite', async () => {
+    const s = core.secrets;
+    await s.put('ops/x', { a: '1', b: '2' });
+    expect(await s.patch('ops/x', { b: null, c: '3' }, { cas: 1 })).to.deep.equal({ path: 'ops/x', version: 2, created: false });
+    expect((await s.get('ops/x')).data).to.deep.equal({ a: '1', c: '3' });
+    expect(await s.rollback('ops/x', 1)).to.deep.equal({ path: 'ops/x', version: 3, created: false });
+    expect((await s.get('ops/x')).data).to.deep.equal({ a: '1', b: '2' });
+    expect(await s.delete('ops/x', [1, 2, 9])).to.deep.equal({ path: 'ops/x', done: [1, 2], skipped: [{ version: 9, reason: 'not_found' }] });
+    expect(await s.undelete('ops/x', [2, 3])).to.deep.equal({ path: 'ops/x', done: [2], skipped: [{ version: 3, reason: 'not_deleted' }] });
+    expect(await s.destroy('ops/x', [1])).to.deep.equal({ path: 'ops/x', done: [1], skipped: [] });
+    expect(await s.purge('ops/x')).to.deep.equal({ path: 'ops/x', versions: 3 });
+    expect(await codeOf(() => s.metadata('ops/x'))).to.equal('not_found');
+    expect(await sql(db.url, "SELECT * FROM secret_versions WHERE path = 'ops/x'")).to.deep.equal([]);
+    expect((await s.list({ prefix: 'ops/' })).paths).to.deep.equal([]);
+  });
+
   it('selected by NEXUS_DATABASE_URL: versions, cas, prune, soft delete, undelete, as on SQLite', async () => {
     expect(core.storage.engine).to.equal('postgres');
     const s = core.secrets;

@@ -61,13 +61,13 @@ describe('secrets service', () => {
     await s.delete('d/x');
     expect(await codeOf(() => s.get('d/x'))).to.equal('not_found');
     expect((await s.get('d/x', 1)).data).to.deep.equal({ a: '1' });
-    await s.delete('d/x', 1);
+    await s.delete('d/x', [1]);
     const md = await s.metadata('d/x');
     expect(md.versions.every((v) => v.deleted_at !== null)).to.equal(true);
     await s.undelete('d/x', [1, 2]);
     expect((await s.get('d/x')).data).to.deep.equal({ a: '2' });
     expect((await s.get('d/x', 1)).data).to.deep.equal({ a: '1' });
-    expect(await codeOf(() => s.delete('d/x', 9))).to.equal('not_found');
+    expect((await s.delete('d/x', [9])).skipped).to.deep.equal([{ version: 9, reason: 'not_found' }]);
     expect(await codeOf(() => s.delete('d/none'))).to.equal('not_found');
     expect(await codeOf(() => s.undelete('d/x', []))).to.equal('bad_request');
     expect(await codeOf(() => s.undelete('d/x', ['a']))).to.equal('bad_request');
