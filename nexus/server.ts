@@ -7,6 +7,7 @@ import { buildMtlsApp } from './http/mtls-app.js';
 import { startMtlsListener, type Listener } from './listeners/mtls.js';
 import type { Logger } from './log.js';
 import { ensureTlsFiles } from './pki/dev-pki.js';
+import type { SvidFiles } from './spiffe/server-svid.js';
 import { PolicyEngine } from './policy/engine.js';
 import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
@@ -38,9 +39,12 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   checkConfigFiles(config);
   const lock = lockDataDir(config.dataDir, 'nexus-server');
   let core: Core | null = null;
+  let svid: SvidFiles | null = null;
   try {
     core = await openCore(config, log);
-    const tlsFiles = await ensureTlsFiles(config, log);
+    // gRPC is loaded only by a server that uses the Workload API.
+    if (config.spiffeSocket) svid = await (await import('./spiffe/server-svid.js')).startSvidFiles(config, log);
+    const tlsFiles = svid?.files ?? (await ensureTlsFiles(config, log));
     const engine = new PolicyEngine(core.storage.policies, config.adminSpiffeId);
     // Heard before the first load, so no change between the two is missed.
     const unsubscribe = core.storage.subscribe((topic) => {
@@ -124,12 +128,14 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
           listening = false;
           await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
           unsubscribe();
+          svid?.stop();
           await opened.close();
           lock.release();
           log.info('stopped');
         })()),
     };
   } catch (err) {
+    svid?.stop();
     await core?.close();
     lock.release();
     throw err;

@@ -91,6 +91,7 @@ function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
   const abs = (p: string | null) => path.resolve(cwd, p!);
   const dataDir = abs(s.dataDir);
   const tls: TlsFiles | null = together(s, ['tlsCa', 'tlsCert', 'tlsKey']) ? { ca: abs(s.tlsCa), cert: abs(s.tlsCert), key: abs(s.tlsKey) } : null;
+  if (s.spiffeSocket && tls) throw new ConfigError(SETTINGS.spiffeSocket.env, 'takes the server SVID from the Workload API: do not set NEXUS_TLS_* with it');
   const oidcTls = together(s, ['oidcTlsCert', 'oidcTlsKey']) ? { cert: abs(s.oidcTlsCert), key: abs(s.oidcTlsKey) } : null;
   return {
     ...s,

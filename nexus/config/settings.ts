@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { fail, violation, z } from '../schema.js';
+import { socketTarget } from '../spiffe/endpoint.js';
 
 /**
  * Every environment setting Nexus reads, once: its variable, its config file
@@ -93,6 +94,17 @@ export const SETTINGS = {
   tlsCa: setting({ env: 'NEXUS_TLS_CA', file: 'tls.ca', shown: 'dev PKI `ca.crt`', path: true, schema: filePath, doc: 'trust bundle (PEM, one or more CAs) for client SVIDs; `NEXUS_TLS_*`: all three or none' }),
   tlsCert: setting({ env: 'NEXUS_TLS_CERT', file: 'tls.cert', shown: 'dev PKI `server.crt`', path: true, schema: filePath, doc: 'server SVID certificate; reloaded when the file changes' }),
   tlsKey: setting({ env: 'NEXUS_TLS_KEY', file: 'tls.key', shown: 'dev PKI `server.key`', path: true, schema: filePath, doc: 'server SVID key; reloaded when the file changes' }),
+  spiffeSocket: setting({
+    env: 'NEXUS_SPIFFE_SOCKET',
+    file: 'spiffe_socket',
+    schema: z.string().transform((raw, ctx) => {
+      const t = socketTarget(raw);
+      if (typeof t === 'string') return t;
+      fail(ctx, t.invalid);
+      return z.NEVER;
+    }),
+    doc: 'take the server SVID and bundle from this SPIFFE Workload API socket (`unix:///path`) instead of files, following rotations; not with `NEXUS_TLS_*`',
+  }),
   adminSpiffeId: setting({
     env: 'NEXUS_ADMIN_SPIFFE_ID',
     file: 'admin_spiffe_id',
