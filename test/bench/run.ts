@@ -4,6 +4,7 @@ import { printTable, type BenchRow } from './report.js';
 import { mtlsBench } from './mtls.js';
 import { oidcBench } from './oidc.js';
 import { pgBench } from './postgres.js';
+import { startupBench } from './startup.js';
 import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
 
@@ -19,4 +20,5 @@ if (want('audit')) rows.push(...(await auditBench(scale)));
 if (want('mtls')) rows.push(...(await mtlsBench(scale)));
 if (want('oidc')) rows.push(...(await oidcBench(scale)));
 if (want('postgres')) rows.push(...(await pgBench(scale)));
+if (want('startup')) rows.push(...(await startupBench(scale)));
 printTable(rows);

@@ -12,9 +12,9 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts the real `nexus` bin and waits for its "listening" log line (so it logs at info). */
-export function spawnServer(env: Env): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/bin/nexus.js')], {
+/** Starts the real `nexus` bin (or `bin`, e.g. a compiled one) and waits for its "listening" log line (so it logs at info). */
+export function spawnServer(env: Env, bin = path.join(ROOT, 'scripts/bin/nexus.js')): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [bin], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: 'off', ...env, NEXUS_LOG_LEVEL: 'info' } as NodeJS.ProcessEnv,
   });

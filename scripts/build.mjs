@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// npm run build: the production build. Plain JavaScript, so that building
+// needs no TypeScript loader.
+//   1. tsc compiles nexus/, plugins/ and scripts/ to dist/ (type-checked).
+//   2. The files read at run time beside the code (migrations, the Workload
+//      API .proto) are copied next to the compiled modules.
+//   3. Each bin of scripts/bin gets a compiled twin in dist/bin; Pilot's is
+//      one esbuild bundle (a person waits for every Pilot start), with gRPC
+//      left out of the bundle and loaded only when the Workload API is used.
+// Options: --out DIR (default dist); --if-stale: do nothing when DIR was
+// built after the last change to any source (npm start runs this, so a fresh
+// clone or a pull rebuilds, and an unchanged tree starts at once).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const outAt = args.indexOf('--out');
+const out = path.resolve(root, outAt >= 0 ? args[outAt + 1] : 'dist');
+const stamp = path.join(out, '.built');
+
+/** The newest modification time under the sources the build reads. */
+function newestSource() {
+  let newest = 0;
+  const walk = (p) => {
+    const st = fs.statSync(p);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    else newest = Math.max(newest, st.mtimeMs);
+  };
+  for (const p of ['nexus', 'plugins', 'scripts', 'migrations', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) walk(path.join(root, p));
+  return newest;
+}
+
+if (args.includes('--if-stale') && fs.existsSync(stamp) && fs.statSync(stamp).mtimeMs >= newestSource()) process.exit(0);
+
+const t0 = Date.now();
+fs.rmSync(out, { recursive: true, force: true });
+const require = (await import('node:module')).createRequire(import.meta.url);
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit', cwd: root });
+
+fs.cpSync(path.join(root, 'migrations'), path.join(out, 'migrations'), { recursive: true });
+fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(out, 'nexus/spiffe/workload.proto'));
+
+const binDir = path.join(out, 'bin');
+fs.mkdirSync(binDir, { recursive: true });
+const esbuild = await import('esbuild');
+for (const launcher of fs.readdirSync(path.join(root, 'scripts/bin')).filter((f) => f.endsWith('.js'))) {
+  // The dev launcher names its entry point: `await import('../NAME.ts')`.
+  const m = /import\('\.\.\/([\w-]+)\.ts'\)/.exec(fs.readFileSync(path.join(root, 'scripts/bin', launcher), 'utf8'));
+  if (!m) throw new Error(`scripts/bin/${launcher} does not import its entry point as ../NAME.ts`);
+  const target = path.join(binDir, launcher);
+  if (m[1] === 'pilot') {
+    await esbuild.build({
+      entryPoints: [path.join(root, 'scripts/pilot.ts')],
+      outdir: binDir,
+      entryNames: '[name]',
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      external: ['@grpc/grpc-js', '@grpc/proto-loader'],
+      // commander is CommonJS: its require('node:events') needs a require in an ES module bundle.
+      banner: { js: "#!/usr/bin/env node\nimport { createRequire as __nexusRequire } from 'node:module';\nconst require = __nexusRequire(import.meta.url);" },
+      logLevel: 'warning',
+    });
+    fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(binDir, 'workload.proto'));
+  } else {
+    fs.writeFileSync(target, `#!/usr/bin/env node\n// Compiled by npm run build from scripts/bin/${launcher}.\nawait import('../scripts/${m[1]}.js');\n`);
+  }
+  fs.chmodSync(target, 0o755);
+}
+fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);
+console.log(`built ${path.relative(root, out) || out} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -1,0 +1,478 @@
+// Pilot's commands: a commander tree built by a function, so that tests and
+// the completion generator can walk it without running anything.
+import { Argument, Command, Option } from 'commander';
+import fs from 'node:fs';
+// The wire shapes are the server's own types: one definition of each.
+import type { Policy } from '../../nexus/policy/types.js';
+import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
+import type { IssuerConfig, RoleConfig } from '../../plugins/oidc/types.js';
+import { completionScript, SHELLS, type Shell } from './completion.js';
+import { connect, PilotError, request, UsageError, env, type Conn } from './pilot-conn.js';
+
+const LABEL: Record<number, string> = { 400: 'bad request', 401: 'not authenticated', 403: 'permission denied', 404: 'not found', 409: 'conflict', 413: 'too large', 429: 'rate limited', 503: 'unavailable' };
+
+interface GlobalOpts {
+  json?: boolean;
+  spiffeSocket?: string;
+}
+
+function globals(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+async function connectFor(cmd: Command): Promise<Conn> {
+  return connect(globals(cmd).spiffeSocket);
+}
+
+async function call(cmd: Command, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await request(await connectFor(cmd), method, urlPath, body);
+  if (res.status >= 400) {
+    const e = (res.body as { error?: { message?: string } } | null)?.error;
+    const label = LABEL[res.status] ?? `HTTP ${res.status}`;
+    throw new PilotError(e?.message && !e.message.startsWith(label) ? `${label}: ${e.message}` : (e?.message ?? label));
+  }
+  return res;
+}
+
+async function get<T>(cmd: Command, method: string, urlPath: string, body?: unknown): Promise<T> {
+  return (await call(cmd, method, urlPath, body)).body as T;
+}
+
+/** --json, or NEXUS_FORMAT=json (NEXUS_FORMAT=text or unset: text). */
+function wantsJson(cmd: Command): boolean {
+  if (globals(cmd).json) return true;
+  const f = env('NEXUS_FORMAT');
+  if (f === undefined || f === 'text') return false;
+  if (f === 'json') return true;
+  throw new UsageError(`NEXUS_FORMAT must be json or text, got ${JSON.stringify(f)}`);
+}
+
+function out(cmd: Command, value: unknown, human: () => string): void {
+  process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+/** A bare value for $(...): no trailing newline unless a person is looking at it. */
+function bare(value: unknown): void {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  process.stdout.write(process.stdout.isTTY ? `${text}\n` : text);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function stdinJson(cmd: Command, pairs: string[]): Promise<unknown | undefined> {
+  // `--json -`: the --json flag followed by "-" (stdin) as the only argument.
+  if (!(pairs.length === 1 && pairs[0] === '-')) return undefined;
+  if (!globals(cmd).json) throw new UsageError('"-" reads JSON from stdin only with --json, e.g. pilot secret put PATH --json -');
+  try {
+    return JSON.parse(await readStdin());
+  } catch {
+    throw new PilotError('stdin is not valid JSON');
+  }
+}
+
+function parsePairs(pairs: string[]): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`expected key=value or key=@file, got ${JSON.stringify(pair)}`);
+    const k = pair.slice(0, eq);
+    const v = pair.slice(eq + 1);
+    if (v.startsWith('@')) {
+      try {
+        data[k] = fs.readFileSync(v.slice(1), 'utf8');
+      } catch {
+        throw new PilotError(`cannot read ${v.slice(1)} for key ${k}`);
+      }
+    } else data[k] = v;
+  }
+  return data;
+}
+
+function count(flag: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min) throw new UsageError(`${flag} must be an integer of at least ${min}, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function versionsArg(list: string): number[] {
+  const vs = list.split(',').map((s) => s.trim());
+  if (vs.some((v) => !/^\d{1,15}$/.test(v) || Number(v) < 1)) throw new UsageError(`--versions must be comma-separated positive integers, got ${JSON.stringify(list)}`);
+  return vs.map(Number);
+}
+
+function splitList(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+const repeat = (v: string, prev: string[]) => [...prev, v];
+
+interface VersionsOutcome {
+  path: string;
+  done: number[];
+  skipped: Array<{ version: number; reason: string }>;
+}
+
+/** 204: every version named was changed; 200: the server says which were left alone and why. */
+function versionsResult(p: string, requested: number[] | null, res: { status: number; body: unknown }): VersionsOutcome {
+  if (res.status === 200 && res.body && typeof res.body === 'object') return res.body as VersionsOutcome;
+  return { path: p, done: requested ?? [], skipped: [] };
+}
+
+function showOutcome(verb: string, o: VersionsOutcome, latest: boolean): string {
+  const done = o.done.length ? `${verb} ${o.path} ${latest ? 'latest version' : `version${o.done.length > 1 ? 's' : ''} ${o.done.join(', ')}`}` : `${verb} nothing in ${o.path}`;
+  const left = o.skipped.map((s) => `${s.version} (${s.reason.replace(/_/g, ' ')})`).join(', ');
+  return left ? `${done}; left alone: ${left}` : done;
+}
+
+function showPolicy(p: Policy): string {
+  return `${p.name}${p.builtin ? ' (built-in)' : ''}\n  spiffe_id    ${p.spiffe_id}\n  paths        ${p.paths.join(', ')}\n  permissions  ${p.permissions.join(', ')}`;
+}
+
+function positive(name: string, v: string | undefined): number | undefined {
+  return count(name, v, 1);
+}
+
+function showIssuer(i: IssuerConfig): string {
+  return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}\n  lifetime    ≤ ${i.max_token_lifetime_s} s\n  tenants     ${i.tenant_claims.join(', ')}`;
+}
+
+function showRole(r: RoleConfig): string {
+  const claims = Object.entries(r.bound_claims).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  const globs = Object.entries(r.bound_claims_glob).map(([k, v]) => `${k}~${v}`);
+  return `${r.name} (issuer ${r.issuer})\n  claims       ${[...claims, ...globs].join(', ')}\n  paths        ${r.paths.join(', ')}\n  permissions  ${r.permissions.join(', ')}${r.token_ttl_s ? `\n  token ttl    ${r.token_ttl_s} s` : ''}`;
+}
+
+function claimPairs(pairs: string[], flag: string): Array<[string, string]> {
+  return pairs.map((p) => {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag} expects claim=value, got ${JSON.stringify(p)}`);
+    return [p.slice(0, eq), p.slice(eq + 1)];
+  });
+}
+
+/** Every command in the tree, the program first. */
+export function allCommands(cmd: Command): Command[] {
+  return [cmd, ...cmd.commands.flatMap(allCommands)];
+}
+
+function commandPath(c: Command): string {
+  return c.parent ? `${commandPath(c.parent)} ${c.name()}` : c.name();
+}
+
+/** One line on stderr for every usage error, whatever commander would print. */
+function oneLine(text: string): string {
+  return text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+}
+
+export function buildProgram(version: string): Command {
+  const program = new Command('pilot')
+    .description('Nexus CLI: talks to the mTLS port (NEXUS_ADDR) with a SPIFFE SVID (NEXUS_CERT/NEXUS_KEY/NEXUS_CA, or SPIFFE_ENDPOINT_SOCKET)')
+    .version(version, '--version', 'print the version of Pilot')
+    // Program options before the subcommand; each command takes --json and --spiffe-socket itself (see below).
+    .enablePositionalOptions()
+    .option('--json', 'machine-readable JSON output (default with NEXUS_FORMAT=json)')
+    .option('--spiffe-socket <path>', 'take the SVID from this SPIFFE Workload API socket (default SPIFFE_ENDPOINT_SOCKET)');
+
+  const secret = program.command('secret').description('read and write secrets');
+
+  secret
+    .command('put <path> [pairs...]')
+    .description('write a new version: k=v or k=@file pairs, or --json - for a JSON object on stdin')
+    .option('--cas <n>', 'check-and-set: the current version (0 = create only)')
+    .action(async (p: string, pairs: string[], opts: { cas?: string }, cmd: Command) => {
+      let data = await stdinJson(cmd, pairs);
+      if (data === undefined) {
+        if (!pairs.length) throw new UsageError('nothing to write: give k=v pairs or --json -');
+        data = parsePairs(pairs);
+      }
+      const res = await get<{ path: string; version: number }>(cmd, 'PUT', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
+      out(cmd, res, () => `wrote ${res.path} version ${res.version}`);
+    });
+
+  secret
+    .command('patch <path> [pairs...]')
+    .description('merge k=v pairs into the latest version as a new version; --remove K drops a key; --json - takes {"k":"v","gone":null} on stdin')
+    .option('--remove <key>', 'remove this key; repeat for more', repeat, [] as string[])
+    .option('--cas <n>', 'check-and-set: the current version')
+    .action(async (p: string, pairs: string[], opts: { remove: string[]; cas?: string }, cmd: Command) => {
+      let data = (await stdinJson(cmd, pairs)) as Record<string, string | null> | undefined;
+      if (data === undefined) {
+        if (!pairs.length && !opts.remove.length) throw new UsageError('nothing to change: give k=v pairs, --remove KEY or --json -');
+        data = parsePairs(pairs);
+      }
+      for (const k of opts.remove) data[k] = null;
+      const res = await get<{ path: string; version: number }>(cmd, 'PATCH', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
+      out(cmd, res, () => `patched ${res.path}: version ${res.version}`);
+    });
+
+  secret
+    .command('rollback <path>')
+    .description("write an earlier version's data again as the new latest version")
+    .requiredOption('--version <n>', 'the version to bring back (must be readable)')
+    .option('--cas <n>', 'check-and-set: the current version')
+    .action(async (p: string, opts: { version: string; cas?: string }, cmd: Command) => {
+      const version = count('--version', opts.version, 1);
+      const res = await get<{ path: string; version: number }>(cmd, 'POST', `/v1/secrets/${p}:rollback`, { version, cas: count('--cas', opts.cas, 0) });
+      out(cmd, { ...res, from_version: version }, () => `rolled ${res.path} back to version ${version}: now version ${res.version}`);
+    });
+
+  secret
+    .command('get <path>')
+    .description('read the latest version, or --version N')
+    .option('--version <n>', 'a specific version')
+    .option('--field <key>', 'print only this key, bare (no newline when piped), for $(...)')
+    .action(async (p: string, opts: { version?: string; field?: string }, cmd: Command) => {
+      const v = count('--version', opts.version, 1);
+      const res = await get<{ path: string; version: number; data: Record<string, string>; created_at: string }>(cmd, 'GET', `/v1/secrets/${p}${v ? `?version=${v}` : ''}`);
+      if (opts.field !== undefined) {
+        if (!Object.hasOwn(res.data, opts.field)) throw new PilotError(`secret ${res.path} has no field ${JSON.stringify(opts.field)}`);
+        bare(res.data[opts.field]);
+        return;
+      }
+      out(cmd, res, () => {
+        const keys = Object.keys(res.data);
+        const w = Math.max(3, ...keys.map((k) => k.length));
+        return [`${res.path} (version ${res.version}, created ${res.created_at})`, ...keys.map((k) => `  ${k.padEnd(w)}  ${res.data[k]}`)].join('\n');
+      });
+    });
+
+  secret
+    .command('list [prefix]')
+    .description('list the paths you may list, under an optional prefix')
+    .option('--limit <n>', 'at most this many paths')
+    .action(async (prefix: string | undefined, opts: { limit?: string }, cmd: Command) => {
+      const limit = count('--limit', opts.limit, 1);
+      const paths: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const q = new URLSearchParams();
+        if (prefix) q.set('prefix', prefix);
+        if (limit !== undefined) q.set('limit', String(Math.min(limit - paths.length, 1000)));
+        if (cursor) q.set('cursor', cursor);
+        const res: { paths: string[]; next_cursor: string | null } = await get(cmd, 'GET', `/v1/secrets?${q}`);
+        paths.push(...res.paths);
+        cursor = res.next_cursor;
+      } while (cursor && (limit === undefined || paths.length < limit));
+      out(cmd, { paths, next_cursor: cursor }, () => (paths.length ? paths.join('\n') : '(no secrets you may list)'));
+    });
+
+  secret
+    .command('delete <path>')
+    .description('soft delete the latest version, --version N or --versions 1,2 (undelete brings them back)')
+    .option('--version <n>', 'one version')
+    .option('--versions <list>', 'comma-separated versions')
+    .action(async (p: string, opts: { version?: string; versions?: string }, cmd: Command) => {
+      if (opts.version !== undefined && opts.versions !== undefined) throw new UsageError('give --version or --versions, not both');
+      const versions = opts.versions !== undefined ? versionsArg(opts.versions) : opts.version !== undefined ? [count('--version', opts.version, 1)!] : null;
+      const res = await call(cmd, 'DELETE', `/v1/secrets/${p}${versions ? `?versions=${versions.join(',')}` : ''}`);
+      const o = versionsResult(p, versions, res);
+      out(cmd, o, () => showOutcome('deleted', o, versions === null));
+    });
+
+  for (const [verb, past, what] of [
+    ['undelete', 'undeleted', 'bring soft-deleted versions back'],
+    ['destroy', 'destroyed', 'erase the ciphertext of versions for good'],
+  ] as const) {
+    secret
+      .command(`${verb} <path>`)
+      .description(what)
+      .requiredOption('--versions <list>', 'comma-separated version numbers')
+      .action(async (p: string, opts: { versions: string }, cmd: Command) => {
+        const versions = versionsArg(opts.versions);
+        const o = versionsResult(p, versions, await call(cmd, 'POST', `/v1/secrets/${p}:${verb}`, { versions }));
+        out(cmd, o, () => showOutcome(past, o, false));
+      });
+  }
+
+  secret
+    .command('purge <path>')
+    .description('remove the path with every version and its bytes (permission delete); it is no longer listed')
+    .action(async (p: string, _o: unknown, cmd: Command) => {
+      await call(cmd, 'DELETE', `/v1/secrets/${p}:metadata`);
+      out(cmd, { path: p, purged: true }, () => `purged ${p}: every version removed`);
+    });
+
+  secret
+    .command('metadata <path>')
+    .description('versions with their dates and flags, no values')
+    .option('--field <key>', 'print only this field (e.g. current_version), bare')
+    .action(async (p: string, opts: { field?: string }, cmd: Command) => {
+      const res = await get<{ path: string; current_version: number; versions: Array<{ version: number; created_at: string; deleted_at: string | null; destroyed: boolean }> }>(cmd, 'GET', `/v1/secrets/${p}:metadata`);
+      if (opts.field !== undefined) {
+        if (!Object.hasOwn(res, opts.field)) throw new PilotError(`metadata of ${res.path} has no field ${JSON.stringify(opts.field)} (fields: ${Object.keys(res).join(', ')})`);
+        bare((res as unknown as Record<string, unknown>)[opts.field]);
+        return;
+      }
+      out(cmd, res, () =>
+        [
+          `${res.path} (current version ${res.current_version})`,
+          ...res.versions.map((v) => `  v${v.version}  ${v.created_at}${v.destroyed ? '  destroyed' : v.deleted_at ? `  deleted ${v.deleted_at}` : ''}`),
+        ].join('\n'),
+      );
+    });
+
+  program
+    .command('whoami')
+    .description('your SPIFFE ID and where it came from, and the Nexus you reach (authorized by its SPIFFE ID)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const conn = await connectFor(cmd);
+      // Any valid SVID may ask for /healthz: this proves the handshake and the server's ID both ways.
+      const res = await request(conn, 'GET', '/healthz');
+      if (res.status >= 400) throw new PilotError(`the server at ${conn.base.origin} answered HTTP ${res.status}`);
+      const who = { spiffe_id: conn.client.spiffeId, source: conn.client.source, expires_at: conn.client.notAfter.toISOString(), server: { addr: conn.base.origin, spiffe_id: conn.serverId } };
+      out(cmd, who, () => `${who.spiffe_id}\n  from     ${who.source}\n  expires  ${who.expires_at}\n  server   ${who.server.spiffe_id} at ${who.server.addr}`);
+    });
+
+  const policy = program.command('policy').description('SPIFFE policies (admin)');
+
+
+
+  policy
+    .command('put <name>')
+    .description('create or replace a policy: which SPIFFE IDs get which permissions on which paths')
+    .requiredOption('--spiffe-id <glob>', 'SPIFFE ID glob (* within a segment, ** across)')
+    .requiredOption('--path <glob>', 'path glob; repeat for more', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .requiredOption('--perm <list>', 'read,list,write,delete,admin,metrics', splitList)
+    .action(async (name: string, opts: { spiffeId: string; path: string[]; perm: string[] }, cmd: Command) => {
+      const res = (await get(cmd, 'PUT', `/v1/policies/${encodeURIComponent(name)}`, { spiffe_id: opts.spiffeId, paths: opts.path, permissions: opts.perm })) as Policy;
+      out(cmd, res, () => `saved policy ${showPolicy(res)}`);
+    });
+
+  policy.command('get <name>').description('show one policy').action(async (name: string, _o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', `/v1/policies/${encodeURIComponent(name)}`)) as Policy;
+    out(cmd, res, () => showPolicy(res));
+  });
+
+  policy.command('list').description('list every policy, the built-in one too').action(async (_o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', '/v1/policies')) as { policies: Policy[] };
+    out(cmd, res, () => res.policies.map(showPolicy).join('\n'));
+  });
+
+  policy.command('delete <name>').description('delete a policy (never the built-in one)').action(async (name: string, _o: unknown, cmd: Command) => {
+    await call(cmd, 'DELETE', `/v1/policies/${encodeURIComponent(name)}`);
+    out(cmd, { name, deleted: true }, () => `deleted policy ${name}`);
+  });
+
+  const oidc = program.command('oidc').description('OIDC issuers and roles for CI pipelines (admin)');
+  const issuer = oidc.command('issuer').description('trusted OIDC issuers');
+
+
+
+  issuer
+    .command('put <name>')
+    .description('trust an OIDC issuer (its tokens, its audiences, its algorithms)')
+    .requiredOption('--issuer <url>', 'the issuer URL, exactly as in the tokens\' iss')
+    .requiredOption('--audience <aud>', 'accepted audience; repeat for more', repeat, [] as string[])
+    .option('--alg <list>', 'allowed algorithms', splitList)
+    .option('--jwks-uri <url>', 'skip discovery and use this JWKS')
+    .option('--max-token-age <s>', 'refuse tokens older than this (needs iat)')
+    .option('--max-token-lifetime <s>', 'refuse tokens whose exp - iat is longer (default 3600)')
+    .option('--preset <platform>', 'tenant claims of a CI platform: github or gitlab')
+    .option('--tenant-claim <name>', 'a claim naming the tenant, one of which every role must bind; repeat for more (default sub)', repeat, [] as string[])
+    .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[] }, cmd: Command) => {
+      if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new UsageError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
+      const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
+      const body = {
+        issuer: o.issuer,
+        audiences: o.audience,
+        algorithms: o.alg ?? ['RS256'],
+        jwks_uri: o.jwksUri,
+        max_token_age_s: positive('--max-token-age', o.maxTokenAge),
+        max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
+        ...(tenants.length ? { tenant_claims: tenants } : {}),
+      };
+      const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
+      out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
+    });
+  issuer.command('get <name>').description('show one issuer').action(async (name: string, _o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerConfig;
+    out(cmd, res, () => showIssuer(res));
+  });
+  issuer.command('list').description('list the trusted issuers').action(async (_o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', '/v1/oidc/issuers')) as { issuers: IssuerConfig[] };
+    out(cmd, res, () => (res.issuers.length ? res.issuers.map(showIssuer).join('\n') : '(no issuers)'));
+  });
+  issuer.command('delete <name>').description('stop trusting an issuer (refused while a role uses it)').action(async (name: string, _o: unknown, cmd: Command) => {
+    await call(cmd, 'DELETE', `/v1/oidc/issuers/${encodeURIComponent(name)}`);
+    out(cmd, { name, deleted: true }, () => `deleted issuer ${name}`);
+  });
+
+  const role = oidc.command('role').description('claims -> grants bindings');
+
+
+
+  role
+    .command('put <name>')
+    .description('bind token claims to paths and permissions')
+    .requiredOption('--issuer <name>', 'a configured issuer')
+    .option('--claim <k=v>', 'exact string match; repeat a claim for "any of"', repeat, [] as string[])
+    .option('--claim-glob <k=pattern>', 'glob on a string claim (* within a segment, ** across)', repeat, [] as string[])
+    .requiredOption('--path <template>', 'path glob, may use {{claims.NAME}}; repeat for more', repeat, [] as string[])
+    .requiredOption('--perm <list>', 'read,list[,write]', splitList)
+    .option('--ttl <s>', 'exchanged token lifetime (default 900, at most 3600)')
+    .action(async (name: string, o: { issuer: string; claim: string[]; claimGlob: string[]; path: string[]; perm: string[]; ttl?: string }, cmd: Command) => {
+      const bound: Record<string, string | string[]> = {};
+      for (const [k, v] of claimPairs(o.claim, '--claim')) {
+        const prev = bound[k];
+        bound[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+      }
+      const body = {
+        issuer: o.issuer,
+        bound_claims: bound,
+        bound_claims_glob: Object.fromEntries(claimPairs(o.claimGlob, '--claim-glob')),
+        paths: o.path,
+        permissions: o.perm,
+        token_ttl_s: positive('--ttl', o.ttl),
+      };
+      const res = (await get(cmd, 'PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig;
+      out(cmd, res, () => `saved role ${showRole(res)}`);
+    });
+  role.command('get <name>').description('show one role').action(async (name: string, _o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleConfig;
+    out(cmd, res, () => showRole(res));
+  });
+  role.command('list').description('list the roles').action(async (_o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', '/v1/oidc/roles')) as { roles: RoleConfig[] };
+    out(cmd, res, () => (res.roles.length ? res.roles.map(showRole).join('\n') : '(no roles)'));
+  });
+  role.command('delete <name>').description('delete a role and revoke its exchanged tokens').action(async (name: string, _o: unknown, cmd: Command) => {
+    await call(cmd, 'DELETE', `/v1/oidc/roles/${encodeURIComponent(name)}`);
+    out(cmd, { name, deleted: true }, () => `deleted role ${name} (and revoked its exchanged tokens)`);
+  });
+  role.command('revoke-tokens <name>').description('revoke every exchanged token of a role').action(async (name: string, _o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'POST', `/v1/oidc/roles/${encodeURIComponent(name)}:revoke-tokens`)) as { revoked: number };
+    out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of role ${name}`);
+  });
+
+
+  program
+    .command('completion')
+    .description('print a shell completion script: source <(pilot completion bash)')
+    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS))
+    .action((shell: Shell) => {
+      process.stdout.write(completionScript(program, shell));
+    });
+
+  // NEXUS_FORMAT is checked before any command runs, so a bad value is a usage error even when the request would fail.
+  program.hook('preAction', (_p, action) => void wantsJson(action));
+
+  for (const c of allCommands(program)) {
+    // Every command, at every level: usage errors exit 2 (mapped in pilot.ts), one line on stderr.
+    c.exitOverride();
+    const subs = c.commands.map((x) => x.name()).filter((n) => n !== 'help');
+    c.configureOutput({
+      outputError: (str, write) => write(`pilot: ${oneLine(str)}\n`),
+      // A command group run without its subcommand: commander would print the whole help to stderr.
+      writeErr: (str) => process.stderr.write(str.startsWith('Usage:') ? `pilot: ${commandPath(c)} needs a command: ${subs.join(', ')} (see ${commandPath(c)} --help)\n` : str),
+    });
+    if (c !== program && c.commands.length === 0 && c.name() !== 'completion') {
+      c.addOption(new Option('--json', 'machine-readable JSON output (default with NEXUS_FORMAT=json)'));
+      c.addOption(new Option('--spiffe-socket <path>', 'take the SVID from this SPIFFE Workload API socket (default SPIFFE_ENDPOINT_SOCKET)'));
+    }
+  }
+  return program;
+}

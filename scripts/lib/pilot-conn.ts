@@ -1,0 +1,191 @@
+// How Pilot reaches Nexus: its own SVID (files, or the SPIFFE Workload API),
+// the server authorized by SPIFFE ID rather than host name, and one request.
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import { parseSpiffeId } from '../../nexus/auth/spiffe-id.js';
+
+/** The server or the network refused or failed: exit 1. */
+export class PilotError extends Error {}
+
+/** The command line or the environment is wrong: exit 2. */
+export class UsageError extends Error {}
+
+export function env(name: string): string | undefined {
+  const v = process.env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Pilot's own SVID and the trust bundle it checks the server against. */
+export interface Credentials {
+  cert: string;
+  key: string;
+  ca: string;
+  /** The SPIFFE ID in `cert`. */
+  spiffeId: string;
+  /** Where the SVID came from: file paths, or the Workload API socket. */
+  source: string;
+  notAfter: Date;
+}
+
+function readPem(file: string, what: string, envName: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new PilotError(`${what} not found at ${file} (set ${envName}, or start Nexus once to create the dev PKI)`);
+  }
+}
+
+/** The one URI SAN of an X509-SVID, or a reason it is not one. */
+export function svidId(san: string | undefined): string | { invalid: string } {
+  const uris = (san ?? '').split(', ').filter((n) => n.startsWith('URI:'));
+  if (uris.length !== 1) return { invalid: `it has ${uris.length} URI SANs, an X509-SVID has exactly one` };
+  const parsed = parseSpiffeId(uris[0]!.slice(4));
+  return 'invalid' in parsed ? { invalid: `its URI SAN is not a SPIFFE ID (${parsed.invalid})` } : parsed.id;
+}
+
+function credentials(cert: string, key: string, ca: string, source: string): Credentials {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert);
+  } catch {
+    throw new PilotError(`the client certificate from ${source} is not a PEM certificate`);
+  }
+  const id = svidId(leaf.subjectAltName);
+  if (typeof id !== 'string') throw new PilotError(`the client certificate from ${source} is not an X509-SVID: ${id.invalid}`);
+  return { cert, key, ca, spiffeId: id, source, notAfter: new Date(leaf.validTo) };
+}
+
+/**
+ * SPIFFE_ENDPOINT_SOCKET (or --spiffe-socket): the SVID and bundle from the
+ * Workload API; otherwise NEXUS_CERT, NEXUS_KEY, NEXUS_CA, defaulting to the
+ * dev PKI. gRPC is loaded only when a socket is used.
+ */
+export async function loadCredentials(spiffeSocket: string | undefined): Promise<Credentials> {
+  const socket = spiffeSocket ?? env('SPIFFE_ENDPOINT_SOCKET');
+  if (socket) {
+    const { fetchX509Svid, WorkloadApiError } = await import('../../nexus/spiffe/workload-api.js');
+    try {
+      const svid = await fetchX509Svid(socket);
+      return credentials(svid.certPem, svid.keyPem, svid.bundlePem, `the SPIFFE Workload API at ${socket}`);
+    } catch (err) {
+      if (err instanceof WorkloadApiError) throw new PilotError(err.message);
+      throw err;
+    }
+  }
+  const pki = path.resolve(env('NEXUS_DATA_DIR') ?? '.nexus', 'pki');
+  const certFile = env('NEXUS_CERT') ?? path.join(pki, 'pilot.crt');
+  const keyFile = env('NEXUS_KEY') ?? path.join(pki, 'pilot.key');
+  const caFile = env('NEXUS_CA') ?? path.join(pki, 'ca.crt');
+  return credentials(readPem(certFile, 'client certificate', 'NEXUS_CERT'), readPem(keyFile, 'client key', 'NEXUS_KEY'), readPem(caFile, 'CA bundle', 'NEXUS_CA'), certFile);
+}
+
+/** NEXUS_SERVER_SPIFFE_ID, by default spiffe://<the client's trust domain>/nexus. */
+export function expectedServerId(client: Credentials): string {
+  const raw = env('NEXUS_SERVER_SPIFFE_ID');
+  if (raw === undefined) {
+    const td = (parseSpiffeId(client.spiffeId) as { trustDomain: string }).trustDomain;
+    return `spiffe://${td}/nexus`;
+  }
+  const parsed = parseSpiffeId(raw);
+  if ('invalid' in parsed) throw new UsageError(`NEXUS_SERVER_SPIFFE_ID is not a SPIFFE ID: ${parsed.invalid}`);
+  return parsed.id;
+}
+
+/**
+ * The server is authorized by SPIFFE ID, as go-spiffe's AuthorizeID does:
+ * its chain was verified against the bundle by TLS already; here its leaf
+ * must be an X509-SVID (one URI SAN, not a CA) whose ID is `expected`. Host
+ * names and IP SANs play no part, so a SPIRE-issued server SVID (URI SAN
+ * only) works, and another workload's SVID with a matching IP SAN does not.
+ */
+export function authorizeServer(expected: string, origin: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const id = svidId(cert.subjectaltname);
+    if (typeof id !== 'string') return new PilotError(`the server at ${origin} is not an X509-SVID: ${id.invalid}`);
+    if (cert.ca) return new PilotError(`the server at ${origin} presented a CA certificate, not an X509-SVID`);
+    if (id !== expected) return new PilotError(`the server at ${origin} presented ${id}, expected ${expected} (NEXUS_SERVER_SPIFFE_ID)`);
+    return undefined;
+  };
+}
+
+export interface Conn {
+  base: URL;
+  agent: https.Agent;
+  client: Credentials;
+  serverId: string;
+}
+
+export function serverUrl(): URL {
+  let base: URL;
+  try {
+    base = new URL(env('NEXUS_ADDR') ?? 'https://127.0.0.1:8553');
+  } catch {
+    throw new UsageError(`NEXUS_ADDR is not a URL: ${env('NEXUS_ADDR')}`);
+  }
+  if (base.protocol !== 'https:') throw new UsageError('NEXUS_ADDR must be an https:// URL');
+  return base;
+}
+
+export async function connect(spiffeSocket: string | undefined): Promise<Conn> {
+  const base = serverUrl();
+  const client = await loadCredentials(spiffeSocket);
+  const serverId = expectedServerId(client);
+  return {
+    base,
+    client,
+    serverId,
+    agent: new https.Agent({ cert: client.cert, key: client.key, ca: client.ca, keepAlive: false, checkServerIdentity: authorizeServer(serverId, base.origin) }),
+  };
+}
+
+export interface Reply {
+  status: number;
+  body: unknown;
+}
+
+export function request(conn: Conn, method: string, urlPath: string, body?: unknown): Promise<Reply> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    // The path goes out exactly as written: a URL object would resolve `..`
+    // and quietly ask for another secret than the one the user named.
+    const req = https.request(
+      {
+        host: conn.base.hostname.replace(/^\[|\]$/g, ''),
+        port: conn.base.port || 443,
+        path: urlPath,
+        method,
+        agent: conn.agent,
+        timeout: 15_000,
+        headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = null;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            parsed = text;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new PilotError(`no answer from Nexus at ${conn.base.origin} within 15 s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof PilotError) return reject(err);
+      const where = conn.base.origin;
+      if (err.code === 'ECONNREFUSED') reject(new PilotError(`cannot reach Nexus at ${where}: connection refused (is it running? set NEXUS_ADDR)`));
+      else if (err.code === 'ENOTFOUND') reject(new PilotError(`cannot reach Nexus at ${where}: unknown host`));
+      else if (err.code === 'ECONNRESET' || /alert|certificate|handshake|SSL/i.test(err.message)) {
+        reject(new PilotError(`TLS handshake with ${where} failed: ${err.message} (check NEXUS_CERT, NEXUS_KEY, NEXUS_CA or the Workload API's bundle)`));
+      } else reject(new PilotError(`request to ${where} failed: ${err.message}`));
+    });
+    req.end(payload);
+  });
+}

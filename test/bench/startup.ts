@@ -1,0 +1,63 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from '../helpers/env.js';
+import { spawnServer } from '../helpers/process.js';
+import type { BenchRow } from './report.js';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Wall time of one fresh process, in ms; it must exit 0. */
+function timeRun(args: string[], env: NodeJS.ProcessEnv): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+/**
+ * `pilot secret get` in a fresh process (the production bundle, dist/bin/pilot.js:
+ * built here if stale) beside `node -e 0`, interleaved in the same run so both
+ * see the same machine load. The aim: Pilot within 1.5x of a bare Node start.
+ */
+export async function startupBench(scale: number): Promise<BenchRow[]> {
+  const build = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--if-stale'], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-startup-'));
+  const srv = await spawnServer({ NEXUS_DATA_DIR: dir });
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_ADDR: `https://127.0.0.1:${srv.port}` };
+  const pilot = [path.join(ROOT, 'dist/bin/pilot.js'), 'secret', 'get', 'bench/startup'];
+  try {
+    timeRun([path.join(ROOT, 'dist/bin/pilot.js'), 'secret', 'put', 'bench/startup', 'k=v'], env);
+    const rounds = Math.max(5, Math.round(10 * scale));
+    const bare: number[] = [];
+    const get: number[] = [];
+    timeRun(['-e', '0'], env); // warm the file cache
+    timeRun(pilot, env);
+    for (let i = 0; i < rounds; i++) {
+      bare.push(timeRun(['-e', '0'], env));
+      get.push(timeRun(pilot, env));
+    }
+    const b = median(bare);
+    const g = median(get);
+    return [
+      { scenario: 'start-up: node -e 0 (baseline)', unit: 'ops/s', rate: 1000 / b, p50: b },
+      {
+        scenario: `start-up: pilot secret get, fresh process (median of ${rounds})`,
+        unit: 'ops/s',
+        rate: 1000 / g,
+        p50: g,
+        baseline: { name: 'node -e 0', rate: 1000 / b },
+        aim: { minRatio: 1 / 1.5 },
+      },
+    ];
+  } finally {
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+  }
+}
