@@ -5,8 +5,9 @@
 //   2. The files read at run time beside the code (migrations, the Workload
 //      API .proto) are copied next to the compiled modules.
 //   3. Each bin of scripts/bin gets a compiled twin in dist/bin; Pilot's is
-//      one esbuild bundle (a person waits for every Pilot start), with gRPC
-//      left out of the bundle and loaded only when the Workload API is used.
+//      one esbuild bundle, dist/bin/pilot.cjs (a person waits for every Pilot
+//      start), with gRPC left out of the bundle and loaded only when the
+//      Workload API is used.
 // Options: --out DIR (default dist); --if-stale: do nothing when DIR was
 // built after the last change to any source (npm start runs this, so a fresh
 // clone or a pull rebuilds, and an unchanged tree starts at once).
@@ -52,21 +53,23 @@ for (const launcher of fs.readdirSync(path.join(root, 'scripts/bin')).filter((f)
   if (!m) throw new Error(`scripts/bin/${launcher} does not import its entry point as ../NAME.ts`);
   const target = path.join(binDir, launcher);
   if (m[1] === 'pilot') {
+    // One CommonJS file: no ES module loader at start (it reads files asynchronously, module by module).
     await esbuild.build({
       entryPoints: [path.join(root, 'scripts/pilot.ts')],
-      outdir: binDir,
-      entryNames: '[name]',
+      outfile: path.join(binDir, 'pilot.cjs'),
       bundle: true,
-      splitting: true,
-      format: 'esm',
+      format: 'cjs',
       platform: 'node',
       target: 'node20',
       external: ['@grpc/grpc-js', '@grpc/proto-loader'],
-      // commander is CommonJS: its require('node:events') needs a require in an ES module bundle.
-      banner: { js: "#!/usr/bin/env node\nimport { createRequire as __nexusRequire } from 'node:module';\nconst require = __nexusRequire(import.meta.url);" },
+      // Modules that find files beside themselves use import.meta.url; in CommonJS that is __filename.
+      define: { 'import.meta.url': '__nexusModuleUrl' },
+      banner: { js: "#!/usr/bin/env node\nconst __nexusModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
       logLevel: 'warning',
     });
     fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(binDir, 'workload.proto'));
+    fs.chmodSync(path.join(binDir, 'pilot.cjs'), 0o755);
+    continue;
   } else {
     fs.writeFileSync(target, `#!/usr/bin/env node\n// Compiled by npm run build from scripts/bin/${launcher}.\nawait import('../scripts/${m[1]}.js');\n`);
   }

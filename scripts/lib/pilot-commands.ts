@@ -168,7 +168,25 @@ function oneLine(text: string): string {
   return text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
 }
 
-export function buildProgram(version: string): Command {
+const GROUPS = ['secret', 'policy', 'oidc'];
+
+/**
+ * The command group `args` invoke (the first word that is not an option), if
+ * it is one of GROUPS: Pilot then builds only that group's subcommands, which
+ * is most of its start-up work. Anything else (help, completion) builds all.
+ */
+export function invokedGroup(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--spiffe-socket') i += 1;
+    else if (!a.startsWith('-')) return GROUPS.includes(a) ? a : undefined;
+  }
+  return undefined;
+}
+
+export function buildProgram(version: string, args: string[] = []): Command {
+  const only = invokedGroup(args);
+  const builds = (group: string) => only === undefined || only === group;
   const program = new Command('pilot')
     .description('Nexus CLI: talks to the mTLS port (NEXUS_ADDR) with a SPIFFE SVID (NEXUS_CERT/NEXUS_KEY/NEXUS_CA, or SPIFFE_ENDPOINT_SOCKET)')
     .version(version, '--version', 'print the version of Pilot')
@@ -179,141 +197,143 @@ export function buildProgram(version: string): Command {
 
   const secret = program.command('secret').description('read and write secrets');
 
-  secret
-    .command('put <path> [pairs...]')
-    .description('write a new version: k=v or k=@file pairs, or --json - for a JSON object on stdin')
-    .option('--cas <n>', 'check-and-set: the current version (0 = create only)')
-    .action(async (p: string, pairs: string[], opts: { cas?: string }, cmd: Command) => {
-      let data = await stdinJson(cmd, pairs);
-      if (data === undefined) {
-        if (!pairs.length) throw new UsageError('nothing to write: give k=v pairs or --json -');
-        data = parsePairs(pairs);
-      }
-      const res = await get<{ path: string; version: number }>(cmd, 'PUT', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
-      out(cmd, res, () => `wrote ${res.path} version ${res.version}`);
-    });
-
-  secret
-    .command('patch <path> [pairs...]')
-    .description('merge k=v pairs into the latest version as a new version; --remove K drops a key; --json - takes {"k":"v","gone":null} on stdin')
-    .option('--remove <key>', 'remove this key; repeat for more', repeat, [] as string[])
-    .option('--cas <n>', 'check-and-set: the current version')
-    .action(async (p: string, pairs: string[], opts: { remove: string[]; cas?: string }, cmd: Command) => {
-      let data = (await stdinJson(cmd, pairs)) as Record<string, string | null> | undefined;
-      if (data === undefined) {
-        if (!pairs.length && !opts.remove.length) throw new UsageError('nothing to change: give k=v pairs, --remove KEY or --json -');
-        data = parsePairs(pairs);
-      }
-      for (const k of opts.remove) data[k] = null;
-      const res = await get<{ path: string; version: number }>(cmd, 'PATCH', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
-      out(cmd, res, () => `patched ${res.path}: version ${res.version}`);
-    });
-
-  secret
-    .command('rollback <path>')
-    .description("write an earlier version's data again as the new latest version")
-    .requiredOption('--version <n>', 'the version to bring back (must be readable)')
-    .option('--cas <n>', 'check-and-set: the current version')
-    .action(async (p: string, opts: { version: string; cas?: string }, cmd: Command) => {
-      const version = count('--version', opts.version, 1);
-      const res = await get<{ path: string; version: number }>(cmd, 'POST', `/v1/secrets/${p}:rollback`, { version, cas: count('--cas', opts.cas, 0) });
-      out(cmd, { ...res, from_version: version }, () => `rolled ${res.path} back to version ${version}: now version ${res.version}`);
-    });
-
-  secret
-    .command('get <path>')
-    .description('read the latest version, or --version N')
-    .option('--version <n>', 'a specific version')
-    .option('--field <key>', 'print only this key, bare (no newline when piped), for $(...)')
-    .action(async (p: string, opts: { version?: string; field?: string }, cmd: Command) => {
-      const v = count('--version', opts.version, 1);
-      const res = await get<{ path: string; version: number; data: Record<string, string>; created_at: string }>(cmd, 'GET', `/v1/secrets/${p}${v ? `?version=${v}` : ''}`);
-      if (opts.field !== undefined) {
-        if (!Object.hasOwn(res.data, opts.field)) throw new PilotError(`secret ${res.path} has no field ${JSON.stringify(opts.field)}`);
-        bare(res.data[opts.field]);
-        return;
-      }
-      out(cmd, res, () => {
-        const keys = Object.keys(res.data);
-        const w = Math.max(3, ...keys.map((k) => k.length));
-        return [`${res.path} (version ${res.version}, created ${res.created_at})`, ...keys.map((k) => `  ${k.padEnd(w)}  ${res.data[k]}`)].join('\n');
-      });
-    });
-
-  secret
-    .command('list [prefix]')
-    .description('list the paths you may list, under an optional prefix')
-    .option('--limit <n>', 'at most this many paths')
-    .action(async (prefix: string | undefined, opts: { limit?: string }, cmd: Command) => {
-      const limit = count('--limit', opts.limit, 1);
-      const paths: string[] = [];
-      let cursor: string | null = null;
-      do {
-        const q = new URLSearchParams();
-        if (prefix) q.set('prefix', prefix);
-        if (limit !== undefined) q.set('limit', String(Math.min(limit - paths.length, 1000)));
-        if (cursor) q.set('cursor', cursor);
-        const res: { paths: string[]; next_cursor: string | null } = await get(cmd, 'GET', `/v1/secrets?${q}`);
-        paths.push(...res.paths);
-        cursor = res.next_cursor;
-      } while (cursor && (limit === undefined || paths.length < limit));
-      out(cmd, { paths, next_cursor: cursor }, () => (paths.length ? paths.join('\n') : '(no secrets you may list)'));
-    });
-
-  secret
-    .command('delete <path>')
-    .description('soft delete the latest version, --version N or --versions 1,2 (undelete brings them back)')
-    .option('--version <n>', 'one version')
-    .option('--versions <list>', 'comma-separated versions')
-    .action(async (p: string, opts: { version?: string; versions?: string }, cmd: Command) => {
-      if (opts.version !== undefined && opts.versions !== undefined) throw new UsageError('give --version or --versions, not both');
-      const versions = opts.versions !== undefined ? versionsArg(opts.versions) : opts.version !== undefined ? [count('--version', opts.version, 1)!] : null;
-      const res = await call(cmd, 'DELETE', `/v1/secrets/${p}${versions ? `?versions=${versions.join(',')}` : ''}`);
-      const o = versionsResult(p, versions, res);
-      out(cmd, o, () => showOutcome('deleted', o, versions === null));
-    });
-
-  for (const [verb, past, what] of [
-    ['undelete', 'undeleted', 'bring soft-deleted versions back'],
-    ['destroy', 'destroyed', 'erase the ciphertext of versions for good'],
-  ] as const) {
+  if (builds('secret')) {
     secret
-      .command(`${verb} <path>`)
-      .description(what)
-      .requiredOption('--versions <list>', 'comma-separated version numbers')
-      .action(async (p: string, opts: { versions: string }, cmd: Command) => {
-        const versions = versionsArg(opts.versions);
-        const o = versionsResult(p, versions, await call(cmd, 'POST', `/v1/secrets/${p}:${verb}`, { versions }));
-        out(cmd, o, () => showOutcome(past, o, false));
+      .command('put <path> [pairs...]')
+      .description('write a new version: k=v or k=@file pairs, or --json - for a JSON object on stdin')
+      .option('--cas <n>', 'check-and-set: the current version (0 = create only)')
+      .action(async (p: string, pairs: string[], opts: { cas?: string }, cmd: Command) => {
+        let data = await stdinJson(cmd, pairs);
+        if (data === undefined) {
+          if (!pairs.length) throw new UsageError('nothing to write: give k=v pairs or --json -');
+          data = parsePairs(pairs);
+        }
+        const res = await get<{ path: string; version: number }>(cmd, 'PUT', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
+        out(cmd, res, () => `wrote ${res.path} version ${res.version}`);
+      });
+
+    secret
+      .command('patch <path> [pairs...]')
+      .description('merge k=v pairs into the latest version as a new version; --remove K drops a key; --json - takes {"k":"v","gone":null} on stdin')
+      .option('--remove <key>', 'remove this key; repeat for more', repeat, [] as string[])
+      .option('--cas <n>', 'check-and-set: the current version')
+      .action(async (p: string, pairs: string[], opts: { remove: string[]; cas?: string }, cmd: Command) => {
+        let data = (await stdinJson(cmd, pairs)) as Record<string, string | null> | undefined;
+        if (data === undefined) {
+          if (!pairs.length && !opts.remove.length) throw new UsageError('nothing to change: give k=v pairs, --remove KEY or --json -');
+          data = parsePairs(pairs);
+        }
+        for (const k of opts.remove) data[k] = null;
+        const res = await get<{ path: string; version: number }>(cmd, 'PATCH', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
+        out(cmd, res, () => `patched ${res.path}: version ${res.version}`);
+      });
+
+    secret
+      .command('rollback <path>')
+      .description("write an earlier version's data again as the new latest version")
+      .requiredOption('--version <n>', 'the version to bring back (must be readable)')
+      .option('--cas <n>', 'check-and-set: the current version')
+      .action(async (p: string, opts: { version: string; cas?: string }, cmd: Command) => {
+        const version = count('--version', opts.version, 1);
+        const res = await get<{ path: string; version: number }>(cmd, 'POST', `/v1/secrets/${p}:rollback`, { version, cas: count('--cas', opts.cas, 0) });
+        out(cmd, { ...res, from_version: version }, () => `rolled ${res.path} back to version ${version}: now version ${res.version}`);
+      });
+
+    secret
+      .command('get <path>')
+      .description('read the latest version, or --version N')
+      .option('--version <n>', 'a specific version')
+      .option('--field <key>', 'print only this key, bare (no newline when piped), for $(...)')
+      .action(async (p: string, opts: { version?: string; field?: string }, cmd: Command) => {
+        const v = count('--version', opts.version, 1);
+        const res = await get<{ path: string; version: number; data: Record<string, string>; created_at: string }>(cmd, 'GET', `/v1/secrets/${p}${v ? `?version=${v}` : ''}`);
+        if (opts.field !== undefined) {
+          if (!Object.hasOwn(res.data, opts.field)) throw new PilotError(`secret ${res.path} has no field ${JSON.stringify(opts.field)}`);
+          bare(res.data[opts.field]);
+          return;
+        }
+        out(cmd, res, () => {
+          const keys = Object.keys(res.data);
+          const w = Math.max(3, ...keys.map((k) => k.length));
+          return [`${res.path} (version ${res.version}, created ${res.created_at})`, ...keys.map((k) => `  ${k.padEnd(w)}  ${res.data[k]}`)].join('\n');
+        });
+      });
+
+    secret
+      .command('list [prefix]')
+      .description('list the paths you may list, under an optional prefix')
+      .option('--limit <n>', 'at most this many paths')
+      .action(async (prefix: string | undefined, opts: { limit?: string }, cmd: Command) => {
+        const limit = count('--limit', opts.limit, 1);
+        const paths: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const q = new URLSearchParams();
+          if (prefix) q.set('prefix', prefix);
+          if (limit !== undefined) q.set('limit', String(Math.min(limit - paths.length, 1000)));
+          if (cursor) q.set('cursor', cursor);
+          const res: { paths: string[]; next_cursor: string | null } = await get(cmd, 'GET', `/v1/secrets?${q}`);
+          paths.push(...res.paths);
+          cursor = res.next_cursor;
+        } while (cursor && (limit === undefined || paths.length < limit));
+        out(cmd, { paths, next_cursor: cursor }, () => (paths.length ? paths.join('\n') : '(no secrets you may list)'));
+      });
+
+    secret
+      .command('delete <path>')
+      .description('soft delete the latest version, --version N or --versions 1,2 (undelete brings them back)')
+      .option('--version <n>', 'one version')
+      .option('--versions <list>', 'comma-separated versions')
+      .action(async (p: string, opts: { version?: string; versions?: string }, cmd: Command) => {
+        if (opts.version !== undefined && opts.versions !== undefined) throw new UsageError('give --version or --versions, not both');
+        const versions = opts.versions !== undefined ? versionsArg(opts.versions) : opts.version !== undefined ? [count('--version', opts.version, 1)!] : null;
+        const res = await call(cmd, 'DELETE', `/v1/secrets/${p}${versions ? `?versions=${versions.join(',')}` : ''}`);
+        const o = versionsResult(p, versions, res);
+        out(cmd, o, () => showOutcome('deleted', o, versions === null));
+      });
+
+    for (const [verb, past, what] of [
+      ['undelete', 'undeleted', 'bring soft-deleted versions back'],
+      ['destroy', 'destroyed', 'erase the ciphertext of versions for good'],
+    ] as const) {
+      secret
+        .command(`${verb} <path>`)
+        .description(what)
+        .requiredOption('--versions <list>', 'comma-separated version numbers')
+        .action(async (p: string, opts: { versions: string }, cmd: Command) => {
+          const versions = versionsArg(opts.versions);
+          const o = versionsResult(p, versions, await call(cmd, 'POST', `/v1/secrets/${p}:${verb}`, { versions }));
+          out(cmd, o, () => showOutcome(past, o, false));
+        });
+    }
+
+    secret
+      .command('purge <path>')
+      .description('remove the path with every version and its bytes (permission delete); it is no longer listed')
+      .action(async (p: string, _o: unknown, cmd: Command) => {
+        await call(cmd, 'DELETE', `/v1/secrets/${p}:metadata`);
+        out(cmd, { path: p, purged: true }, () => `purged ${p}: every version removed`);
+      });
+
+    secret
+      .command('metadata <path>')
+      .description('versions with their dates and flags, no values')
+      .option('--field <key>', 'print only this field (e.g. current_version), bare')
+      .action(async (p: string, opts: { field?: string }, cmd: Command) => {
+        const res = await get<{ path: string; current_version: number; versions: Array<{ version: number; created_at: string; deleted_at: string | null; destroyed: boolean }> }>(cmd, 'GET', `/v1/secrets/${p}:metadata`);
+        if (opts.field !== undefined) {
+          if (!Object.hasOwn(res, opts.field)) throw new PilotError(`metadata of ${res.path} has no field ${JSON.stringify(opts.field)} (fields: ${Object.keys(res).join(', ')})`);
+          bare((res as unknown as Record<string, unknown>)[opts.field]);
+          return;
+        }
+        out(cmd, res, () =>
+          [
+            `${res.path} (current version ${res.current_version})`,
+            ...res.versions.map((v) => `  v${v.version}  ${v.created_at}${v.destroyed ? '  destroyed' : v.deleted_at ? `  deleted ${v.deleted_at}` : ''}`),
+          ].join('\n'),
+        );
       });
   }
-
-  secret
-    .command('purge <path>')
-    .description('remove the path with every version and its bytes (permission delete); it is no longer listed')
-    .action(async (p: string, _o: unknown, cmd: Command) => {
-      await call(cmd, 'DELETE', `/v1/secrets/${p}:metadata`);
-      out(cmd, { path: p, purged: true }, () => `purged ${p}: every version removed`);
-    });
-
-  secret
-    .command('metadata <path>')
-    .description('versions with their dates and flags, no values')
-    .option('--field <key>', 'print only this field (e.g. current_version), bare')
-    .action(async (p: string, opts: { field?: string }, cmd: Command) => {
-      const res = await get<{ path: string; current_version: number; versions: Array<{ version: number; created_at: string; deleted_at: string | null; destroyed: boolean }> }>(cmd, 'GET', `/v1/secrets/${p}:metadata`);
-      if (opts.field !== undefined) {
-        if (!Object.hasOwn(res, opts.field)) throw new PilotError(`metadata of ${res.path} has no field ${JSON.stringify(opts.field)} (fields: ${Object.keys(res).join(', ')})`);
-        bare((res as unknown as Record<string, unknown>)[opts.field]);
-        return;
-      }
-      out(cmd, res, () =>
-        [
-          `${res.path} (current version ${res.current_version})`,
-          ...res.versions.map((v) => `  v${v.version}  ${v.created_at}${v.destroyed ? '  destroyed' : v.deleted_at ? `  deleted ${v.deleted_at}` : ''}`),
-        ].join('\n'),
-      );
-    });
 
   program
     .command('whoami')
@@ -329,125 +349,127 @@ export function buildProgram(version: string): Command {
 
   const policy = program.command('policy').description('SPIFFE policies (admin)');
 
+  if (builds('policy')) {
+    policy
+      .command('put <name>')
+      .description('create or replace a policy: which SPIFFE IDs get which permissions on which paths')
+      .requiredOption('--spiffe-id <glob>', 'SPIFFE ID glob (* within a segment, ** across)')
+      .requiredOption('--path <glob>', 'path glob; repeat for more', (v: string, prev: string[]) => [...prev, v], [] as string[])
+      .requiredOption('--perm <list>', 'read,list,write,delete,admin,metrics', splitList)
+      .action(async (name: string, opts: { spiffeId: string; path: string[]; perm: string[] }, cmd: Command) => {
+        const res = (await get(cmd, 'PUT', `/v1/policies/${encodeURIComponent(name)}`, { spiffe_id: opts.spiffeId, paths: opts.path, permissions: opts.perm })) as Policy;
+        out(cmd, res, () => `saved policy ${showPolicy(res)}`);
+      });
 
-
-  policy
-    .command('put <name>')
-    .description('create or replace a policy: which SPIFFE IDs get which permissions on which paths')
-    .requiredOption('--spiffe-id <glob>', 'SPIFFE ID glob (* within a segment, ** across)')
-    .requiredOption('--path <glob>', 'path glob; repeat for more', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .requiredOption('--perm <list>', 'read,list,write,delete,admin,metrics', splitList)
-    .action(async (name: string, opts: { spiffeId: string; path: string[]; perm: string[] }, cmd: Command) => {
-      const res = (await get(cmd, 'PUT', `/v1/policies/${encodeURIComponent(name)}`, { spiffe_id: opts.spiffeId, paths: opts.path, permissions: opts.perm })) as Policy;
-      out(cmd, res, () => `saved policy ${showPolicy(res)}`);
+    policy.command('get <name>').description('show one policy').action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'GET', `/v1/policies/${encodeURIComponent(name)}`)) as Policy;
+      out(cmd, res, () => showPolicy(res));
     });
 
-  policy.command('get <name>').description('show one policy').action(async (name: string, _o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'GET', `/v1/policies/${encodeURIComponent(name)}`)) as Policy;
-    out(cmd, res, () => showPolicy(res));
-  });
+    policy.command('list').description('list every policy, the built-in one too').action(async (_o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'GET', '/v1/policies')) as { policies: Policy[] };
+      out(cmd, res, () => res.policies.map(showPolicy).join('\n'));
+    });
 
-  policy.command('list').description('list every policy, the built-in one too').action(async (_o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'GET', '/v1/policies')) as { policies: Policy[] };
-    out(cmd, res, () => res.policies.map(showPolicy).join('\n'));
-  });
-
-  policy.command('delete <name>').description('delete a policy (never the built-in one)').action(async (name: string, _o: unknown, cmd: Command) => {
-    await call(cmd, 'DELETE', `/v1/policies/${encodeURIComponent(name)}`);
-    out(cmd, { name, deleted: true }, () => `deleted policy ${name}`);
-  });
+    policy.command('delete <name>').description('delete a policy (never the built-in one)').action(async (name: string, _o: unknown, cmd: Command) => {
+      await call(cmd, 'DELETE', `/v1/policies/${encodeURIComponent(name)}`);
+      out(cmd, { name, deleted: true }, () => `deleted policy ${name}`);
+    });
+  }
 
   const oidc = program.command('oidc').description('OIDC issuers and roles for CI pipelines (admin)');
-  const issuer = oidc.command('issuer').description('trusted OIDC issuers');
+
+  if (builds('oidc')) {
+    const issuer = oidc.command('issuer').description('trusted OIDC issuers');
 
 
 
-  issuer
-    .command('put <name>')
-    .description('trust an OIDC issuer (its tokens, its audiences, its algorithms)')
-    .requiredOption('--issuer <url>', 'the issuer URL, exactly as in the tokens\' iss')
-    .requiredOption('--audience <aud>', 'accepted audience; repeat for more', repeat, [] as string[])
-    .option('--alg <list>', 'allowed algorithms', splitList)
-    .option('--jwks-uri <url>', 'skip discovery and use this JWKS')
-    .option('--max-token-age <s>', 'refuse tokens older than this (needs iat)')
-    .option('--max-token-lifetime <s>', 'refuse tokens whose exp - iat is longer (default 3600)')
-    .option('--preset <platform>', 'tenant claims of a CI platform: github or gitlab')
-    .option('--tenant-claim <name>', 'a claim naming the tenant, one of which every role must bind; repeat for more (default sub)', repeat, [] as string[])
-    .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[] }, cmd: Command) => {
-      if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new UsageError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
-      const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
-      const body = {
-        issuer: o.issuer,
-        audiences: o.audience,
-        algorithms: o.alg ?? ['RS256'],
-        jwks_uri: o.jwksUri,
-        max_token_age_s: positive('--max-token-age', o.maxTokenAge),
-        max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
-        ...(tenants.length ? { tenant_claims: tenants } : {}),
-      };
-      const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
-      out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
+    issuer
+      .command('put <name>')
+      .description('trust an OIDC issuer (its tokens, its audiences, its algorithms)')
+      .requiredOption('--issuer <url>', 'the issuer URL, exactly as in the tokens\' iss')
+      .requiredOption('--audience <aud>', 'accepted audience; repeat for more', repeat, [] as string[])
+      .option('--alg <list>', 'allowed algorithms', splitList)
+      .option('--jwks-uri <url>', 'skip discovery and use this JWKS')
+      .option('--max-token-age <s>', 'refuse tokens older than this (needs iat)')
+      .option('--max-token-lifetime <s>', 'refuse tokens whose exp - iat is longer (default 3600)')
+      .option('--preset <platform>', 'tenant claims of a CI platform: github or gitlab')
+      .option('--tenant-claim <name>', 'a claim naming the tenant, one of which every role must bind; repeat for more (default sub)', repeat, [] as string[])
+      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[] }, cmd: Command) => {
+        if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new UsageError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
+        const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
+        const body = {
+          issuer: o.issuer,
+          audiences: o.audience,
+          algorithms: o.alg ?? ['RS256'],
+          jwks_uri: o.jwksUri,
+          max_token_age_s: positive('--max-token-age', o.maxTokenAge),
+          max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
+          ...(tenants.length ? { tenant_claims: tenants } : {}),
+        };
+        const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
+        out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
+      });
+    issuer.command('get <name>').description('show one issuer').action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerConfig;
+      out(cmd, res, () => showIssuer(res));
     });
-  issuer.command('get <name>').description('show one issuer').action(async (name: string, _o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerConfig;
-    out(cmd, res, () => showIssuer(res));
-  });
-  issuer.command('list').description('list the trusted issuers').action(async (_o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'GET', '/v1/oidc/issuers')) as { issuers: IssuerConfig[] };
-    out(cmd, res, () => (res.issuers.length ? res.issuers.map(showIssuer).join('\n') : '(no issuers)'));
-  });
-  issuer.command('delete <name>').description('stop trusting an issuer (refused while a role uses it)').action(async (name: string, _o: unknown, cmd: Command) => {
-    await call(cmd, 'DELETE', `/v1/oidc/issuers/${encodeURIComponent(name)}`);
-    out(cmd, { name, deleted: true }, () => `deleted issuer ${name}`);
-  });
-
-  const role = oidc.command('role').description('claims -> grants bindings');
-
-
-
-  role
-    .command('put <name>')
-    .description('bind token claims to paths and permissions')
-    .requiredOption('--issuer <name>', 'a configured issuer')
-    .option('--claim <k=v>', 'exact string match; repeat a claim for "any of"', repeat, [] as string[])
-    .option('--claim-glob <k=pattern>', 'glob on a string claim (* within a segment, ** across)', repeat, [] as string[])
-    .requiredOption('--path <template>', 'path glob, may use {{claims.NAME}}; repeat for more', repeat, [] as string[])
-    .requiredOption('--perm <list>', 'read,list[,write]', splitList)
-    .option('--ttl <s>', 'exchanged token lifetime (default 900, at most 3600)')
-    .action(async (name: string, o: { issuer: string; claim: string[]; claimGlob: string[]; path: string[]; perm: string[]; ttl?: string }, cmd: Command) => {
-      const bound: Record<string, string | string[]> = {};
-      for (const [k, v] of claimPairs(o.claim, '--claim')) {
-        const prev = bound[k];
-        bound[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
-      }
-      const body = {
-        issuer: o.issuer,
-        bound_claims: bound,
-        bound_claims_glob: Object.fromEntries(claimPairs(o.claimGlob, '--claim-glob')),
-        paths: o.path,
-        permissions: o.perm,
-        token_ttl_s: positive('--ttl', o.ttl),
-      };
-      const res = (await get(cmd, 'PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig;
-      out(cmd, res, () => `saved role ${showRole(res)}`);
+    issuer.command('list').description('list the trusted issuers').action(async (_o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'GET', '/v1/oidc/issuers')) as { issuers: IssuerConfig[] };
+      out(cmd, res, () => (res.issuers.length ? res.issuers.map(showIssuer).join('\n') : '(no issuers)'));
     });
-  role.command('get <name>').description('show one role').action(async (name: string, _o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleConfig;
-    out(cmd, res, () => showRole(res));
-  });
-  role.command('list').description('list the roles').action(async (_o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'GET', '/v1/oidc/roles')) as { roles: RoleConfig[] };
-    out(cmd, res, () => (res.roles.length ? res.roles.map(showRole).join('\n') : '(no roles)'));
-  });
-  role.command('delete <name>').description('delete a role and revoke its exchanged tokens').action(async (name: string, _o: unknown, cmd: Command) => {
-    await call(cmd, 'DELETE', `/v1/oidc/roles/${encodeURIComponent(name)}`);
-    out(cmd, { name, deleted: true }, () => `deleted role ${name} (and revoked its exchanged tokens)`);
-  });
-  role.command('revoke-tokens <name>').description('revoke every exchanged token of a role').action(async (name: string, _o: unknown, cmd: Command) => {
-    const res = (await get(cmd, 'POST', `/v1/oidc/roles/${encodeURIComponent(name)}:revoke-tokens`)) as { revoked: number };
-    out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of role ${name}`);
-  });
+    issuer.command('delete <name>').description('stop trusting an issuer (refused while a role uses it)').action(async (name: string, _o: unknown, cmd: Command) => {
+      await call(cmd, 'DELETE', `/v1/oidc/issuers/${encodeURIComponent(name)}`);
+      out(cmd, { name, deleted: true }, () => `deleted issuer ${name}`);
+    });
 
+    const role = oidc.command('role').description('claims -> grants bindings');
+
+
+
+    role
+      .command('put <name>')
+      .description('bind token claims to paths and permissions')
+      .requiredOption('--issuer <name>', 'a configured issuer')
+      .option('--claim <k=v>', 'exact string match; repeat a claim for "any of"', repeat, [] as string[])
+      .option('--claim-glob <k=pattern>', 'glob on a string claim (* within a segment, ** across)', repeat, [] as string[])
+      .requiredOption('--path <template>', 'path glob, may use {{claims.NAME}}; repeat for more', repeat, [] as string[])
+      .requiredOption('--perm <list>', 'read,list[,write]', splitList)
+      .option('--ttl <s>', 'exchanged token lifetime (default 900, at most 3600)')
+      .action(async (name: string, o: { issuer: string; claim: string[]; claimGlob: string[]; path: string[]; perm: string[]; ttl?: string }, cmd: Command) => {
+        const bound: Record<string, string | string[]> = {};
+        for (const [k, v] of claimPairs(o.claim, '--claim')) {
+          const prev = bound[k];
+          bound[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+        }
+        const body = {
+          issuer: o.issuer,
+          bound_claims: bound,
+          bound_claims_glob: Object.fromEntries(claimPairs(o.claimGlob, '--claim-glob')),
+          paths: o.path,
+          permissions: o.perm,
+          token_ttl_s: positive('--ttl', o.ttl),
+        };
+        const res = (await get(cmd, 'PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig;
+        out(cmd, res, () => `saved role ${showRole(res)}`);
+      });
+    role.command('get <name>').description('show one role').action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleConfig;
+      out(cmd, res, () => showRole(res));
+    });
+    role.command('list').description('list the roles').action(async (_o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'GET', '/v1/oidc/roles')) as { roles: RoleConfig[] };
+      out(cmd, res, () => (res.roles.length ? res.roles.map(showRole).join('\n') : '(no roles)'));
+    });
+    role.command('delete <name>').description('delete a role and revoke its exchanged tokens').action(async (name: string, _o: unknown, cmd: Command) => {
+      await call(cmd, 'DELETE', `/v1/oidc/roles/${encodeURIComponent(name)}`);
+      out(cmd, { name, deleted: true }, () => `deleted role ${name} (and revoked its exchanged tokens)`);
+    });
+    role.command('revoke-tokens <name>').description('revoke every exchanged token of a role').action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = (await get(cmd, 'POST', `/v1/oidc/roles/${encodeURIComponent(name)}:revoke-tokens`)) as { revoked: number };
+      out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of role ${name}`);
+    });
+  }
 
   program
     .command('completion')

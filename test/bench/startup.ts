@@ -21,7 +21,7 @@ function timeRun(args: string[], env: NodeJS.ProcessEnv): number {
 }
 
 /**
- * `pilot secret get` in a fresh process (the production bundle, dist/bin/pilot.js:
+ * `pilot secret get` in a fresh process (the production bundle, dist/bin/pilot.cjs:
  * built here if stale) beside `node -e 0`, interleaved in the same run so both
  * see the same machine load. The aim: Pilot within 1.5x of a bare Node start.
  */
@@ -31,9 +31,9 @@ export async function startupBench(scale: number): Promise<BenchRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-startup-'));
   const srv = await spawnServer({ NEXUS_DATA_DIR: dir });
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_ADDR: `https://127.0.0.1:${srv.port}` };
-  const pilot = [path.join(ROOT, 'dist/bin/pilot.js'), 'secret', 'get', 'bench/startup'];
+  const pilot = [path.join(ROOT, 'dist/bin/pilot.cjs'), 'secret', 'get', 'bench/startup'];
   try {
-    timeRun([path.join(ROOT, 'dist/bin/pilot.js'), 'secret', 'put', 'bench/startup', 'k=v'], env);
+    timeRun([path.join(ROOT, 'dist/bin/pilot.cjs'), 'secret', 'put', 'bench/startup', 'k=v'], env);
     const rounds = Math.max(5, Math.round(10 * scale));
     const bare: number[] = [];
     const get: number[] = [];

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
+import { loadIssuer } from '../../nexus/pki/x509.js';
 import { ROOT, runNode, tempDir } from '../helpers/env.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
+import { startWorkloadApi, svidFrom } from '../helpers/workload-api.js';
 
 /** Every file under `dir`, relative. */
 function files(dir: string, rel = ''): string[] {
@@ -32,7 +34,7 @@ describe('production build: npm run build compiles to dist/, bins and npm start 
 
   it('package.json: every bin and npm start point at compiled JavaScript, built on install (prepare) and before start', () => {
     for (const [name, bin] of Object.entries(pkg.bin)) {
-      expect(bin, name).to.match(/^dist\/bin\/[\w-]+\.js$/);
+      expect(bin, name).to.match(/^dist\/bin\/[\w-]+\.c?js$/);
       expect(fs.existsSync(path.join(home, bin)), `${bin} was built`).to.equal(true);
     }
     expect(pkg.scripts.start).to.equal('node dist/scripts/nexus.js');
@@ -44,7 +46,7 @@ describe('production build: npm run build compiles to dist/, bins and npm start 
   });
 
   it('nothing in dist/ loads tsx or a .ts file', () => {
-    const all = files(dist).filter((f) => f.endsWith('.js'));
+    const all = files(dist).filter((f) => /\.c?js$/.test(f));
     expect(all.length).to.be.greaterThan(20);
     for (const f of all) {
       const text = fs.readFileSync(path.join(dist, f), 'utf8');
@@ -56,11 +58,21 @@ describe('production build: npm run build compiles to dist/, bins and npm start 
     const data = tempDir('nexus-build-data');
     srv = await spawnServer({ NEXUS_DATA_DIR: data }, path.join(dist, 'bin/nexus.js'));
     const env = { NEXUS_DATA_DIR: data, NEXUS_ADDR: `https://127.0.0.1:${srv.port}` };
-    const pilot = (args: string[]) => runNode([path.join(dist, 'bin/pilot.js'), ...args], env);
+    const pilot = (args: string[]) => runNode([path.join(dist, 'bin/pilot.cjs'), ...args], env);
     const put = await pilot(['secret', 'put', 'built/x', 'k=compiled']);
     expect(put.code, put.stderr).to.equal(0);
     expect((await pilot(['secret', 'get', 'built/x', '--field', 'k'])).stdout).to.equal('compiled');
     expect((await pilot(['--version'])).stdout.trim()).to.equal(pkg.version);
+    // The bundled Pilot loads gRPC (outside the bundle) and the .proto beside it for the Workload API.
+    const ca = await loadIssuer(fs.readFileSync(path.join(data, 'pki/ca.crt'), 'utf8'), fs.readFileSync(path.join(data, 'pki/ca.key'), 'utf8'));
+    const agent = await startWorkloadApi(await svidFrom(ca, 'spiffe://nexus.local/pilot'));
+    try {
+      const viaAgent = await runNode([path.join(dist, 'bin/pilot.cjs'), 'secret', 'get', 'built/x', '--field', 'k'], { NEXUS_ADDR: env.NEXUS_ADDR, SPIFFE_ENDPOINT_SOCKET: agent.endpoint });
+      expect(viaAgent.code, viaAgent.stderr).to.equal(0);
+      expect(viaAgent.stdout).to.equal('compiled');
+    } finally {
+      await agent.stop();
+    }
     const migrate = await runNode([path.join(dist, 'bin/nexus-migrate.js'), 'status'], { NEXUS_DATA_DIR: tempDir('nexus-build-migrate') });
     expect(migrate.code, migrate.stderr).to.equal(0);
   });

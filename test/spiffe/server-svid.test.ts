@@ -5,6 +5,7 @@ import { silentLogger } from '../../nexus/log.js';
 import { createCA, issueCert } from '../../nexus/pki/x509.js';
 import { startServer, type RunningServer } from '../../nexus/server.js';
 import { tempDir, testConfig } from '../helpers/env.js';
+import { until } from '../helpers/wait.js';
 import { startWorkloadApi, svidFrom, type TestWorkloadApi } from '../helpers/workload-api.js';
 
 /** The serial of the certificate the server presents to a fresh handshake (SPIFFE-ID checked, no host name). */
@@ -19,15 +20,6 @@ function presented(port: number, client: { cert: string; key: string; ca: string
   });
 }
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('Nexus takes its server SVID from the SPIFFE Workload API (NEXUS_SPIFFE_SOCKET)', function () {
   this.timeout(60_000);
@@ -55,7 +47,7 @@ describe('Nexus takes its server SVID from the SPIFFE Workload API (NEXUS_SPIFFE
     const nextSerial = new X509Certificate(next.certPem).serialNumber;
     expect(first).to.not.equal(nextSerial);
     api.rotate(next);
-    await until(() => presented(port, client), (s) => s === nextSerial, 'the rotated server SVID');
+    await until(async () => (await presented(port, client)) === nextSerial, 'the rotated server SVID');
   });
 
   it('refuses to start with an SVID of another trust domain, or without a reachable socket, naming it', async () => {

@@ -3,15 +3,9 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { createCA } from '../../nexus/pki/x509.js';
 import { fetchX509Svid, WorkloadApiError, watchX509Svid, workloadService, type X509Svid } from '../../nexus/spiffe/workload-api.js';
+import { until } from '../helpers/wait.js';
 import { startWorkloadApi, svidFrom, type TestWorkloadApi } from '../helpers/workload-api.js';
 
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('SPIFFE Workload API client', function () {
   this.timeout(60_000);
