@@ -5,9 +5,9 @@
 //   2. The files read at run time beside the code (migrations, the Workload
 //      API .proto) are copied next to the compiled modules.
 //   3. Each bin of scripts/bin gets a compiled twin in dist/bin; Pilot's is
-//      one esbuild bundle, dist/bin/pilot.cjs (a person waits for every Pilot
-//      start), with gRPC left out of the bundle and loaded only when the
-//      Workload API is used.
+//      one esbuild bundle (a person waits for every Pilot start), with gRPC
+//      left out of the bundle and loaded only when the Workload API is used,
+//      started by dist/bin/pilot.cjs with a V8 code cache made here.
 // Options: --out DIR (default dist); --if-stale: do nothing when DIR was
 // built after the last change to any source (npm start runs this, so a fresh
 // clone or a pull rebuilds, and an unchanged tree starts at once).
@@ -44,6 +44,32 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', pat
 fs.cpSync(path.join(root, 'migrations'), path.join(out, 'migrations'), { recursive: true });
 fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(out, 'nexus/spiffe/workload.proto'));
 
+// Pilot's launcher: runs the bundle with V8's code cache made at build time (Node 20 has no
+// module.enableCompileCache), so a start does not compile again what the build compiled.
+// The cache is keyed by V8's version: another Node simply compiles as usual.
+const PILOT_LOADER = `#!/usr/bin/env node
+'use strict';
+// Written by npm run build (scripts/build.mjs): Pilot's bundle, run with V8's code cache.
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
+const file = path.join(__dirname, 'pilot-bundle.cjs');
+const cacheFile = \`\${file}.v8-\${process.versions.v8}.cache\`;
+let cachedData;
+try {
+  cachedData = fs.readFileSync(cacheFile);
+} catch {
+  cachedData = undefined;
+}
+const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
+const bundle = new Module(file, module);
+bundle.filename = file;
+bundle.paths = Module._nodeModulePaths(__dirname);
+if (process.env.NEXUS_BUILD_CODE_CACHE) process.on('exit', () => fs.writeFileSync(cacheFile, script.createCachedData()));
+script.runInThisContext().call(bundle.exports, bundle.exports, Module.createRequire(file), bundle, file, __dirname);
+`;
+
 const binDir = path.join(out, 'bin');
 fs.mkdirSync(binDir, { recursive: true });
 const esbuild = await import('esbuild');
@@ -54,9 +80,10 @@ for (const launcher of fs.readdirSync(path.join(root, 'scripts/bin')).filter((f)
   const target = path.join(binDir, launcher);
   if (m[1] === 'pilot') {
     // One CommonJS file: no ES module loader at start (it reads files asynchronously, module by module).
+    const bundle = path.join(binDir, 'pilot-bundle.cjs');
     await esbuild.build({
       entryPoints: [path.join(root, 'scripts/pilot.ts')],
-      outfile: path.join(binDir, 'pilot.cjs'),
+      outfile: bundle,
       bundle: true,
       format: 'cjs',
       platform: 'node',
@@ -64,11 +91,13 @@ for (const launcher of fs.readdirSync(path.join(root, 'scripts/bin')).filter((f)
       external: ['@grpc/grpc-js', '@grpc/proto-loader'],
       // Modules that find files beside themselves use import.meta.url; in CommonJS that is __filename.
       define: { 'import.meta.url': '__nexusModuleUrl' },
-      banner: { js: "#!/usr/bin/env node\nconst __nexusModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+      banner: { js: "const __nexusModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
       logLevel: 'warning',
     });
     fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(binDir, 'workload.proto'));
-    fs.chmodSync(path.join(binDir, 'pilot.cjs'), 0o755);
+    fs.writeFileSync(target.replace(/\.js$/, '.cjs'), PILOT_LOADER, { mode: 0o755 });
+    // The code cache: V8's compiled form of every function `pilot --help` runs (which builds every command).
+    execFileSync(process.execPath, [target.replace(/\.js$/, '.cjs'), '--help'], { env: { ...process.env, NEXUS_BUILD_CODE_CACHE: '1' }, stdio: 'ignore' });
     continue;
   } else {
     fs.writeFileSync(target, `#!/usr/bin/env node\n// Compiled by npm run build from scripts/bin/${launcher}.\nawait import('../scripts/${m[1]}.js');\n`);
