@@ -14,18 +14,22 @@ function removeAll(file: string): void {
  * `fn` renames it into place when it is complete.
  */
 export async function withTempFile<T>(tmp: string, fn: (tmp: string) => Promise<T>): Promise<T> {
-  fs.closeSync(fs.openSync(tmp, 'wx', 0o600));
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const onSignal = (signal: NodeJS.Signals) => {
     removeAll(tmp);
     process.stderr.write(`interrupted (${signal}): removed ${tmp}\n`);
     process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
   };
+  // Handlers first: a signal that lands between creating the file and
+  // installing them would kill the process with the default action and leave it.
   for (const s of signals) process.once(s, onSignal);
+  let created = false;
   try {
+    fs.closeSync(fs.openSync(tmp, 'wx', 0o600));
+    created = true;
     return await fn(tmp);
   } catch (err) {
-    removeAll(tmp);
+    if (created) removeAll(tmp);
     throw err;
   } finally {
     for (const s of signals) process.off(s, onSignal);
