@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { AuditKeys } from '../nexus/audit/keys.js';
-import { SCRIPTS_TRAIL, SERVER_TRAIL } from '../nexus/audit/script-trail.js';
+import { SCRIPTS_TRAIL, SERVER_TRAIL, scriptsChain } from '../nexus/audit/script-trail.js';
 import { verifyChain } from '../nexus/audit/verify.js';
 import { loadConfig, type Config } from '../nexus/config/index.js';
 import { readRootKey } from '../nexus/crypto/root-key.js';
@@ -16,11 +16,11 @@ import { openDatabase } from '../nexus/storage/db.js';
  * server chain is anchored as `server@<NEXUS_REPLICA_ID>`: run verify with the
  * replica's own data dir and id.
  */
-async function openAnchors(config: Config): Promise<{ keyRows: AuditKeyRow[]; anchors: Map<string, ChainHead>; server: string; close(): Promise<void> }> {
+async function openAnchors(config: Config): Promise<{ keyRows: AuditKeyRow[]; anchors: Map<string, ChainHead>; server: string; scripts: string; close(): Promise<void> }> {
   if (config.databaseUrl) {
     const pg = new PgStorage(config.databaseUrl);
     try {
-      return { keyRows: await pg.auditKeys.all(), anchors: await pg.auditAnchors.all(), server: `server@${config.replicaId}`, close: () => pg.close() };
+      return { keyRows: await pg.auditKeys.all(), anchors: await pg.auditAnchors.all(), server: `server@${config.replicaId}`, scripts: scriptsChain(config), close: () => pg.close() };
     } catch (err) {
       await pg.close();
       throw err;
@@ -38,6 +38,7 @@ async function openAnchors(config: Config): Promise<{ keyRows: AuditKeyRow[]; an
     keyRows: new AuditKeysRepo(db).all(),
     anchors,
     server: 'server',
+    scripts: 'scripts',
     close: async () => {
       db.close();
     },
@@ -56,13 +57,13 @@ program
       const config = loadConfig();
       const root = readRootKey(config);
       if (!root) throw new StartupError(`no root key (${config.rootKeyFile} or NEXUS_ROOT_KEY): the trail's MACs cannot be checked without it`);
-      const { keyRows, anchors, server, close } = await openAnchors(config);
+      const { keyRows, anchors, server, scripts, close } = await openAnchors(config);
       let failed = false;
       try {
         const keys = new AuditKeys(root, keyRows);
         const chains: Array<[string, string]> = [
           [server, path.resolve(opts.file ?? path.join(config.dataDir, SERVER_TRAIL))],
-          ['scripts', path.join(config.dataDir, SCRIPTS_TRAIL)],
+          [scripts, path.join(config.dataDir, SCRIPTS_TRAIL)],
         ];
         for (const [chain, file] of chains) {
           const r = verifyChain(file, keys, anchors.get(chain) ?? null);

@@ -17,9 +17,9 @@ export async function scriptContext(): Promise<ScriptContext> {
 }
 
 /** One audit record per admin script run, in the scripts' chain of the data dir's trail (once there is a database). */
-function auditRun(name: string, code: number, reason?: string): void {
+async function auditRun(name: string, code: number, reason?: string): Promise<void> {
   try {
-    recordScriptRun(loadConfig(), {
+    await recordScriptRun(loadConfig(), {
       port: 'script',
       principal: { os_user: os.userInfo().username, pid: process.pid },
       action: [name, ...process.argv.slice(2)].join(' '),
@@ -35,16 +35,16 @@ function auditRun(name: string, code: number, reason?: string): void {
 /** Runs a script's main: one plain line on stderr and a non-zero exit on failure. */
 export function runCli(name: string, main: () => Promise<number | void>): void {
   main().then(
-    (code) => {
+    async (code) => {
       process.exitCode = code ?? 0;
-      auditRun(name, code ?? 0);
+      await auditRun(name, code ?? 0);
     },
     (err: unknown) => {
       const msg = err instanceof NexusError || err instanceof Error ? err.message : String(err);
       process.stderr.write(`${name}: error: ${msg}\n`);
       if (process.env.NEXUS_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
       process.exitCode = 1;
-      auditRun(name, 1, msg);
+      return auditRun(name, 1, msg);
     },
   );
 }

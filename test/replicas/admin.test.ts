@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Core } from '../../nexus/core.js';
@@ -84,6 +85,11 @@ describe('admin scripts on PostgreSQL', function () {
     } finally {
       await after.close();
     }
+    // The run that finished is in the scripts' chain, anchored in PostgreSQL under this data dir's replica id.
+    expect(fs.readFileSync(path.join(dir, 'audit-scripts.jsonl'), 'utf8')).to.match(/nexus-rotate-key --reencrypt/);
+    expect((await sql<{ chain: string }>(db.url, 'SELECT chain FROM audit_anchor')).map((r) => r.chain).some((c) => c.startsWith('scripts@'))).to.equal(true);
+    const verify = await runBin('nexus-audit', ['verify'], testEnv(dir, { NEXUS_DATABASE_URL: db.url }));
+    expect(verify.code, verify.stderr).to.equal(0);
   });
 
   it('backup is pg_dump plus the root key: a restore into a new database reads back, only with that key', async () => {

@@ -13,7 +13,8 @@ import { call, startTestServer } from '../helpers/server.js';
 describe('PostgreSQL migrations (no server needed)', () => {
   it('every SQLite migration has a PostgreSQL port with the same number and name, and no other', () => {
     const names = (dir: string) => loadMigrations(dir).map((m) => `${m.version}_${m.name}`);
-    expect(names(PG_MIGRATIONS_DIR)).to.deep.equal(names(MIGRATIONS_DIR));
+    // A new SQLite migration needs its PostgreSQL port beside it: migrations/postgres/<same file name>.
+    expect(names(PG_MIGRATIONS_DIR), 'add the PostgreSQL port of each migration to migrations/postgres/ (same number and name)').to.deep.equal(names(MIGRATIONS_DIR));
   });
 });
 
