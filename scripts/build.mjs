@@ -74,8 +74,8 @@ const binDir = path.join(out, 'bin');
 fs.mkdirSync(binDir, { recursive: true });
 const esbuild = await import('esbuild');
 for (const launcher of fs.readdirSync(path.join(root, 'scripts/bin')).filter((f) => f.endsWith('.js'))) {
-  // The dev launcher names its entry point: `await import('../NAME.ts')`.
-  const m = /import\('\.\.\/([\w-]+)\.ts'\)/.exec(fs.readFileSync(path.join(root, 'scripts/bin', launcher), 'utf8'));
+  // The dev launcher names its entry point: `await import('../NAME.ts')` (NAME may be a path under scripts/).
+  const m = /import\('\.\.\/([\w/-]+)\.ts'\)/.exec(fs.readFileSync(path.join(root, 'scripts/bin', launcher), 'utf8'));
   if (!m) throw new Error(`scripts/bin/${launcher} does not import its entry point as ../NAME.ts`);
   const target = path.join(binDir, launcher);
   if (m[1] === 'pilot') {
