@@ -153,7 +153,9 @@ export class PgStorage extends EngineRepos implements Storage {
           broken = true;
         }
         const code = (err as { code?: string }).code;
-        if (code && RETRYABLE.has(code) && attempt < MAX_TX_ATTEMPTS) {
+        if (code && RETRYABLE.has(code)) {
+          // Still losing after every attempt: a hot spot, not a broken request; the caller may retry (503).
+          if (attempt >= MAX_TX_ATTEMPTS) throw new UnavailableError('the database is busy with conflicting writes; retry');
           // Jittered backoff, so racing replicas do not collide again in step.
           await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
           continue;

@@ -211,6 +211,29 @@ describe('PostgreSQL engine', function () {
     expect(err?.message).to.match(/already has a root key; give every replica the same key/);
   });
 
+  it('a transaction that keeps losing serialization races is retried, then answered unavailable (503), never 500', async () => {
+    let attempts = 0;
+    const lost = () => Object.assign(new Error('could not serialize access due to concurrent update'), { code: '40001' });
+    expect(
+      await codeOf(() =>
+        core.storage.tx(async () => {
+          attempts += 1;
+          throw lost();
+        }),
+      ),
+    ).to.equal('unavailable');
+    expect(attempts).to.be.greaterThan(1);
+    // A race lost once and then won is invisible to the caller.
+    let tries = 0;
+    expect(
+      await core.storage.tx(async () => {
+        tries += 1;
+        if (tries === 1) throw lost();
+        return 'ok';
+      }),
+    ).to.equal('ok');
+  });
+
   it('database down: operations fail as unavailable (503), not as internal errors', async () => {
     const dead = new PgStorage('postgres://postgres@127.0.0.1:1/none', { connectionTimeoutMillis: 1000 });
     try {
