@@ -30,13 +30,17 @@ describe('OIDC issuers: trust, key rotation, outages', function () {
     const [h, p, s] = good.split('.');
     const header = JSON.parse(Buffer.from(h!, 'base64url').toString());
     const tasks: Array<Promise<number>> = [];
+    const started = Date.now();
     for (let i = 0; i < 60; i++) {
       const forged = `${Buffer.from(JSON.stringify({ ...header, kid: `random-${i}` })).toString('base64url')}.${p}.${s}`;
       tasks.push(whoami(forged));
     }
     const statuses = await Promise.all(tasks);
     expect(statuses.every((x) => x === 401 || x === 429)).to.equal(true);
-    expect(keys.fetches - before).to.be.at.most(2);
+    // One fetch per 1 s cooldown (test timings), plus one stale-cache refresh:
+    // on a loaded machine the flood can outlast a cooldown, which then allows one more.
+    const cooldowns = Math.floor((Date.now() - started) / 1000);
+    expect(keys.fetches - before).to.be.at.most(2 + cooldowns);
   });
 
   it('an IdP that is down leaves cached keys working', async () => {
