@@ -28,7 +28,10 @@ export class IssuerKeys {
   private lastAttempt = -Infinity;
   private inflight: Promise<void> | null = null;
   private jwksUri: string | null;
+  private jwksText: string | null = null;
   fetches = 0;
+  /** Moves when the fetched key set differs from the last one (verified-JWT cache entries of older keys are stale). */
+  keysVersion = 0;
 
   constructor(
     readonly config: IssuerConfig,
@@ -57,6 +60,8 @@ export class IssuerKeys {
         const jwks = JSON.parse(text) as JSONWebKeySet;
         if (!Array.isArray(jwks.keys)) throw new Error('JWKS has no keys array');
         this.keys = createLocalJWKSet(jwks);
+        if (text !== this.jwksText) this.keysVersion++;
+        this.jwksText = text;
         this.fetchedAt = Date.now();
         this.fetches++;
         this.onFetch?.(this.config.name, true);
@@ -124,6 +129,7 @@ export class IssuerKeys {
 export class IssuerRegistry {
   private byUrl = new Map<string, IssuerKeys>();
   private named = new Map<string, IssuerKeys>();
+  private syncs = 0;
 
   constructor(
     private readonly log: Logger,
@@ -145,6 +151,7 @@ export class IssuerRegistry {
       }
     }
     this.byUrl = next;
+    this.syncs++;
     this.named = new Map([...next.values()].map((k) => [k.config.name, k]));
     return fresh;
   }
@@ -157,6 +164,13 @@ export class IssuerRegistry {
   /** By configured name (the current config, as of the last admin change). */
   byName(name: string): IssuerKeys | undefined {
     return this.named.get(name);
+  }
+
+  /** Moves whenever any issuer's configuration or keys change. */
+  generation(): number {
+    let g = this.syncs;
+    for (const k of this.byUrl.values()) g += k.keysVersion;
+    return g;
   }
 
   all(): IssuerKeys[] {

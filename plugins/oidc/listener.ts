@@ -22,13 +22,15 @@ import { grantAllows, resolveRoles } from './roles.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
 import type { RoleConfig } from './types.js';
-import { MAX_TOKEN_BYTES, verifyJwt, type VerifiedToken } from './verify.js';
+import type { VerifiedJwtCache } from './jwt-cache.js';
+import { MAX_TOKEN_BYTES, type VerifiedToken } from './verify.js';
 
 export interface OidcAppDeps {
   log: Logger;
   secrets: SecretsService;
   store: OidcStore;
   registry: IssuerRegistry;
+  jwts: VerifiedJwtCache;
   roles(): RoleConfig[];
   /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
   fresh?: () => Promise<void>;
@@ -96,7 +98,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const fromJwt = async (ctx: Context, jwt: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
-    const verified = await verifyJwt(jwt, deps.registry);
+    const verified = await deps.jwts.verify(jwt);
     const { issuer, claims } = verified;
     const only = ctx.get('X-Nexus-Role') ? parseName(ctx.get('X-Nexus-Role')) : undefined;
     const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);

@@ -2,6 +2,7 @@ import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { assertUniqueIssuerUrl, OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
+import { VerifiedJwtCache } from './jwt-cache.js';
 import { TokenBuckets } from './limits.js';
 import { buildOidcApp } from './listener.js';
 import { OidcStore } from './store.js';
@@ -124,6 +125,7 @@ export class OidcPlugin implements AuthPlugin {
   readonly name = 'oidc';
   private store: OidcStore | null = null;
   private registry: IssuerRegistry | null = null;
+  private jwts: VerifiedJwtCache | null = null;
   private listener: Listener | null = null;
   private rolesCache: RoleConfig[] = [];
   private rolesReads = 0;
@@ -162,9 +164,15 @@ export class OidcPlugin implements AuthPlugin {
     this.store = new OidcStore(core.storage);
     if (core.config.configFile) await applySeed(this.store, seed, core.config.configFile, core.log);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
+    this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;
+    const jwts = this.jwts;
     this.unsubscribe = core.storage.subscribe((topic) => {
-      if (topic === 'oidc' || topic === 'all') this.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload OIDC issuers and roles'));
+      if (topic === 'oidc' || topic === 'all') {
+        // Another replica changed an issuer: its verified JWTs are not reused meanwhile.
+        jwts.clear();
+        this.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload OIDC issuers and roles'));
+      }
       if (topic === 'tokens' || topic === 'all') this.store?.forgetTokens();
     });
     await this.refresh();
@@ -174,6 +182,7 @@ export class OidcPlugin implements AuthPlugin {
       secrets: core.secrets,
       store: this.store,
       registry,
+      jwts: this.jwts,
       roles: () => this.rolesCache,
       fresh: core.storage.shared ? () => this.freshRoles() : undefined,
       failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),

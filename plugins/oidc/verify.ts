@@ -45,6 +45,31 @@ export function policyRefusal(config: IssuerConfig, claims: JWTPayload, header: 
   return null;
 }
 
+/**
+ * The checks that depend on the clock. A verified token is kept by the
+ * verified-JWT cache, so these run on every request that presents it, cached
+ * or not, with the same leeway jose applies at verification.
+ */
+export function timeRefusal(config: IssuerConfig, claims: JWTPayload, nowS: number): string | null {
+  if (typeof claims.exp !== 'number') return 'missing_exp';
+  if (claims.exp <= nowS - LEEWAY_S) return 'expired';
+  if (typeof claims.nbf === 'number' && claims.nbf > nowS + LEEWAY_S) return 'not_yet_valid';
+  if (typeof claims.iat === 'number' && claims.iat > nowS + LEEWAY_S) return 'iat_in_future';
+  if (config.max_token_age_s) {
+    if (typeof claims.iat !== 'number' || nowS - claims.iat - LEEWAY_S > config.max_token_age_s) return 'too_old';
+  }
+  return null;
+}
+
+/**
+ * Everything that must hold on each use of a verified JWT: the issuer's
+ * current policy and the clock. A rule added to token policy belongs here,
+ * so that cached tokens obey it too.
+ */
+export function everyUseRefusal(config: IssuerConfig, claims: JWTPayload, header: TokenHeader, nowS: number): string | null {
+  return policyRefusal(config, claims, header, nowS) ?? timeRefusal(config, claims, nowS);
+}
+
 function refuse(reason: string): never {
   throw new UnauthorizedError(reason);
 }
@@ -90,13 +115,14 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   }
   if (header.typ !== undefined && typeof header.typ !== 'string') refuse('typ_not_allowed');
   const verifiedHeader: TokenHeader = { alg: header.alg, ...(typeof header.typ === 'string' ? { typ: header.typ } : {}) };
-  const why = policyRefusal(issuer.config, payload, verifiedHeader, nowS);
+  const why = everyUseRefusal(issuer.config, payload, verifiedHeader, nowS);
   if (why) refuse(why);
   return { issuer, header: verifiedHeader, claims: payload };
 }
 
 function reasonFor(err: unknown): string {
-  if (err instanceof errors.JWTExpired) return 'expired';
+  // jose reports a max-age failure as expired with claim iat.
+  if (err instanceof errors.JWTExpired) return err.claim === 'iat' ? 'too_old' : 'expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
     const map: Record<string, string> = { nbf: 'not_yet_valid', aud: 'wrong_audience', iss: 'wrong_issuer', iat: 'too_old', exp: 'missing_exp' };
     return map[err.claim] ?? `claim_${err.claim}`;
