@@ -1,13 +1,88 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+type RequestLabels = { port: string; method: string; route: string };
+type Row = { metricName?: string; labels: Record<string, string | number>; value: number };
+/** What a prom-client registry asks a metric for when it is scraped. */
+interface Series {
+  name: string;
+  help: string;
+  get(): { name: string; help: string; type: 'counter' | 'histogram'; aggregator: 'sum'; values: Row[] };
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+interface Timing {
+  labels: RequestLabels;
+  /** Per bucket (not cumulative), the last one past the largest bound. */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * Request counts and latencies kept as plain numbers in maps, one lookup
+ * per request; the Prometheus series (same names and labels as prom-client
+ * would give) are built only when /metrics is scraped.
+ */
+export class RequestStats {
+  private readonly counts = new Map<string, { labels: RequestLabels & { status: string }; n: number }>();
+  private readonly timings = new Map<string, Timing>();
+
+  record(port: string, method: string, route: string, status: number, seconds: number): void {
+    const key = `${port} ${method} ${route}`;
+    const ckey = `${key} ${status}`;
+    const c = this.counts.get(ckey);
+    if (c) c.n++;
+    else this.counts.set(ckey, { labels: { port, method, route, status: String(status) }, n: 1 });
+    let t = this.timings.get(key);
+    if (!t) this.timings.set(key, (t = { labels: { port, method, route }, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0 }));
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
+    t.buckets[i]!++;
+    t.sum += seconds;
+    t.count++;
+  }
+
+  /** Collectors for a prom-client registry. */
+  series(): Series[] {
+    const requests = 'nexus_http_requests_total';
+    const latency = 'nexus_http_request_duration_seconds';
+    return [
+      {
+        name: requests,
+        help: 'HTTP requests by port, method, route template and status',
+        get: () => ({ name: requests, help: 'HTTP requests by port, method, route template and status', type: 'counter', aggregator: 'sum', values: [...this.counts.values()].map((c) => ({ labels: c.labels, value: c.n })) }),
+      },
+      {
+        name: latency,
+        help: 'HTTP request latency',
+        get: () => {
+          const values: Row[] = [];
+          for (const t of this.timings.values()) {
+            let acc = 0;
+            LATENCY_BUCKETS.forEach((le, i) => {
+              acc += t.buckets[i]!;
+              values.push({ metricName: `${latency}_bucket`, labels: { le, ...t.labels }, value: acc });
+            });
+            values.push({ metricName: `${latency}_bucket`, labels: { le: '+Inf', ...t.labels }, value: t.count });
+            values.push({ metricName: `${latency}_sum`, labels: t.labels, value: t.sum });
+            values.push({ metricName: `${latency}_count`, labels: t.labels, value: t.count });
+          }
+          return { name: latency, help: 'HTTP request latency', type: 'histogram', aggregator: 'sum', values };
+        },
+      },
+    ];
+  }
+}
+
 /**
  * Prometheus metrics, in a registry of their own (not prom-client's global
  * one), so several servers can live in one process (tests) without clashes.
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'port' | 'method' | 'route' | 'status'>;
-  readonly latency: Histogram<'port' | 'method' | 'route'>;
+  /** Per-request series: plain counters, turned into Prometheus text at scrape time. */
+  readonly http = new RequestStats();
   readonly jwtRejections: Counter<'reason'>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
   readonly rateLimited: Counter<'port' | 'limit'>;
@@ -16,14 +91,7 @@ export class Metrics {
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'nexus_http_requests_total', help: 'HTTP requests by port, method, route template and status', labelNames: ['port', 'method', 'route', 'status'], registers });
-    this.latency = new Histogram({
-      name: 'nexus_http_request_duration_seconds',
-      help: 'HTTP request latency',
-      labelNames: ['port', 'method', 'route'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers,
-    });
+    for (const m of this.http.series()) this.registry.registerMetric(m as never);
     this.jwtRejections = new Counter({ name: 'nexus_jwt_rejections_total', help: 'JWTs refused on the OIDC port, by reason', labelNames: ['reason'], registers });
     this.jwksFetches = new Counter({ name: 'nexus_jwks_fetches_total', help: 'JWKS fetches by issuer and result', labelNames: ['issuer', 'result'], registers });
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });

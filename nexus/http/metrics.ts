@@ -12,9 +12,7 @@ export function measureRequests(metrics: Metrics, port: string) {
     try {
       await next();
     } finally {
-      const route = routeTemplate(ctx);
-      metrics.requests.inc({ port, method: ctx.method, route, status: String(ctx.status) });
-      metrics.latency.observe({ port, method: ctx.method, route }, Number(process.hrtime.bigint() - t0) / 1e9);
+      metrics.http.record(port, ctx.method, routeTemplate(ctx), ctx.status, Number(process.hrtime.bigint() - t0) / 1e9);
     }
   };
 }

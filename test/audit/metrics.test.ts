@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { github } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { call } from '../helpers/server.js';
+import { Metrics } from '../../nexus/metrics.js';
 
 function value(text: string, metric: string, labels: Record<string, string> = {}): number {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
@@ -60,5 +61,30 @@ describe('metrics', function () {
     expect((await call(e.t.port, watcher, 'GET', '/v1/secrets/ci/org/repo/db')).status).to.equal(403);
     // and the OIDC port has no /metrics at all
     expect((await e.oidc(undefined, 'GET', '/metrics')).status).to.equal(404);
+  });
+
+  it('request series are kept as plain numbers and rendered at scrape time with the same names and labels', async () => {
+    const m = new Metrics(async () => 0);
+    const l = { port: 'mtls', method: 'GET', route: '/v1/secrets/{path}' };
+    for (const secs of [0.0003, 0.003, 2]) m.http.record(l.port, l.method, l.route, 200, secs);
+    m.http.record(l.port, l.method, l.route, 404, 0.0001);
+    const text = await m.registry.metrics();
+    expect(text).to.include('# TYPE nexus_http_requests_total counter').and.include('# TYPE nexus_http_request_duration_seconds histogram');
+    expect(value(text, 'nexus_http_requests_total', { ...l, status: '200' })).to.equal(3);
+    expect(value(text, 'nexus_http_requests_total', { ...l, status: '404' })).to.equal(1);
+    const bucket = (le: string) => value(text, 'nexus_http_request_duration_seconds_bucket', { ...l, le });
+    expect([bucket('0.0005'), bucket('0.005'), bucket('1'), bucket('+Inf')]).to.deep.equal([2, 3, 3, 4]);
+    expect(value(text, 'nexus_http_request_duration_seconds_count', l)).to.equal(4);
+    expect(value(text, 'nexus_http_request_duration_seconds_sum', l)).to.be.closeTo(2.0034, 1e-9);
+  });
+
+  it('the latency histogram of real traffic is cumulative and ends at its count', async () => {
+    const text = await scrape();
+    const l = { port: 'mtls', method: 'GET', route: '/v1/secrets/{path}' };
+    const lines = text.split('\n').filter((x) => x.startsWith('nexus_http_request_duration_seconds_bucket{') && x.includes('route="/v1/secrets/{path}"') && x.includes('port="mtls"') && x.includes('method="GET"'));
+    const counts = lines.map((x) => Number(x.slice(x.lastIndexOf(' ') + 1)));
+    expect(counts.length).to.equal(11);
+    for (let i = 1; i < counts.length; i++) expect(counts[i]).to.be.at.least(counts[i - 1]!);
+    expect(counts.at(-1)).to.equal(value(text, 'nexus_http_request_duration_seconds_count', l)).and.to.be.greaterThan(0);
   });
 });

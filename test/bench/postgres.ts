@@ -9,7 +9,7 @@ import { silentLogger } from '../../nexus/log.js';
 import { tempDir } from '../helpers/env.js';
 import { createTestDatabase, pgServerUrl, type TestDatabase } from '../helpers/pg.js';
 import { spawnServer, type ServerProcess } from '../helpers/process.js';
-import { load, type Load } from './mtls.js';
+import { CONNECTIONS, load, type Load } from './mtls.js';
 import { measure, type BenchRow, type Sample } from './report.js';
 
 const VALUE = { username: 'service-account', password: 'x'.repeat(200), url: 'postgres://db.internal:5432/app' };
@@ -53,7 +53,7 @@ function tlsOf(pki: string) {
 
 /** Load spread over several servers at once (connections split evenly): the summed rate. */
 async function spread(ports: number[], tls: object, secs: number): Promise<Load> {
-  const each = await Promise.all(ports.map((p) => load(`https://127.0.0.1:${p}/v1/secrets/bench/read`, tls, secs, { connections: Math.round(10 / ports.length) })));
+  const each = await Promise.all(ports.map((p) => load(`https://127.0.0.1:${p}/v1/secrets/bench/read`, tls, secs, { connections: Math.round(CONNECTIONS / ports.length) })));
   return { rate: each.reduce((n, l) => n + l.rate, 0), p50: Math.max(...each.map((l) => l.p50)), p99: Math.max(...each.map((l) => l.p99)) };
 }
 

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+
 /** One line of the bench table. Rates are per second; latencies in milliseconds. */
 export interface BenchRow {
   scenario: string;
@@ -5,6 +7,10 @@ export interface BenchRow {
   unit: 'ops/s' | 'req/s' | 's';
   p50?: number;
   p99?: number;
+  /** Server CPU (user + system) per request, µs: steadier than throughput on a shared box. */
+  cpuUs?: number;
+  /** The bare Koa TLS route measured in the same run, that every HTTP row is compared with. */
+  bare?: { rate: number; cpuUs?: number };
   baseline?: { name: string; rate: number };
   /** Minimum ratio rate / baseline.rate that meets the aim (or a free-text aim). */
   aim?: { minRatio: number } | { text: string; met: boolean };
@@ -30,6 +36,13 @@ export async function measure(n: number, fn: (i: number) => unknown): Promise<Sa
   return { rate: n / total, p50: times[Math.floor(n * 0.5)]!, p99: times[Math.floor(n * 0.99)]! };
 }
 
+/** CPU time (user + system) a process has used so far, µs, from /proc (Linux exports it in USER_HZ = 100 ticks/s). */
+export function cpuMicros(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 function fmt(n: number | undefined, digits = 0): string {
   if (n === undefined) return '-';
   return n >= 100 || digits === 0 ? Math.round(n).toLocaleString('en-US') : n.toFixed(digits);
@@ -40,7 +53,7 @@ export function ratioOf(row: BenchRow): number | undefined {
 }
 
 export function printTable(rows: BenchRow[]): void {
-  const header = ['scenario', 'rate', 'p50 ms', 'p99 ms', 'baseline (same run)', 'ratio', 'aim', 'met'];
+  const header = ['scenario', 'rate', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'vs bare TLS route (same run)', 'baseline (same run)', 'ratio', 'aim', 'met'];
   const lines = rows.map((r) => {
     const ratio = ratioOf(r);
     let aim = '-';
@@ -57,6 +70,8 @@ export function printTable(rows: BenchRow[]): void {
       `${fmt(r.rate, r.unit === 's' ? 2 : 0)} ${r.unit}`,
       r.p50 === undefined ? '-' : r.p50.toFixed(3),
       r.p99 === undefined ? '-' : r.p99.toFixed(3),
+      r.cpuUs === undefined ? '-' : `${fmt(r.cpuUs)}${r.bare?.cpuUs === undefined ? '' : ` (bare ${fmt(r.bare.cpuUs)})`}`,
+      r.bare ? `${(r.rate / r.bare.rate).toFixed(2)}x of ${fmt(r.bare.rate)}` : '-',
       r.baseline ? `${r.baseline.name}: ${fmt(r.baseline.rate)}` : '-',
       ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
       aim,
