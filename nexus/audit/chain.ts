@@ -30,8 +30,11 @@ export function macOf(key: Buffer, body: string): string {
 }
 
 /** One record as a line: the body with its chain fields, then the MAC of that body. */
-export function sealLine(rec: object, chain: Omit<Chained, 'action' | 'reason'>, key: Buffer): { line: string; mac: string } {
-  const body = JSON.stringify({ ...rec, ...chain });
+export function sealLine(rec: object | string, chain: Omit<Chained, 'action' | 'reason'>, key: Buffer): { line: string; mac: string } {
+  // A record may come serialized already (the request trail does it once, flat); the chain fields go at its end.
+  const json = typeof rec === 'string' ? rec : JSON.stringify(rec);
+  const tail = `"gen":${chain.gen},"seq":${chain.seq},"key":${JSON.stringify(chain.key)},"prev":${JSON.stringify(chain.prev)}}`;
+  const body = json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`;
   const mac = macOf(key, body);
   return { line: `${body.slice(0, -1)}${MAC_FIELD}${mac}"}\n`, mac };
 }
@@ -202,7 +205,7 @@ export class ChainWriter {
   }
 
   /** Writes a batch (all of it, or throws) and moves the anchor to its last record. */
-  append(batch: object[]): void {
+  append(batch: Array<object | string>): void {
     try {
       // One stat per batch: a moved, replaced or deleted file is reopened (and the gap shows in verify).
       const st = fs.statSync(this.file, { throwIfNoEntry: false });

@@ -1,6 +1,6 @@
-import bunyan from 'bunyan';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Principal } from '../auth/principal.js';
 import type { RootKey } from '../crypto/root-key.js';
@@ -39,20 +39,55 @@ export function describePrincipal(p: Principal | undefined): Record<string, unkn
   return { issuer: p.issuerUrl, subject: p.subject, roles: p.roles, via: p.via };
 }
 
+const HOSTNAME = os.hostname();
+
 /**
- * A bunyan raw stream over a ChainWriter. Records are queued and written
+ * One record as one line of JSON, from one flat object literal (no spread,
+ * no logger in the way), with the fields a bunyan record had, so readers of
+ * the trail see the same shape.
+ */
+export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string): string {
+  return JSON.stringify({
+    name: 'nexus-audit',
+    replica: replica || undefined,
+    hostname: HOSTNAME,
+    pid: process.pid,
+    level: 30,
+    request_id: e.request_id,
+    port: e.port,
+    principal: e.principal,
+    action: e.action,
+    method: e.method,
+    route: e.route,
+    path: e.path,
+    version: e.version,
+    versions: e.versions,
+    object: e.object,
+    phase: e.phase,
+    decision: e.decision,
+    status: e.status,
+    reason: e.reason,
+    token_id: e.token_id,
+    msg: e.action,
+    time: now.toISOString(),
+    v: 0,
+  });
+}
+
+/**
+ * Serialized records over a ChainWriter. Records are queued and written
  * together once per event-loop turn (one stat, one write and one anchor
  * update per batch instead of per record); each caller awaits the flush that
  * carries its record, so a failure is known before the response goes out.
  */
 class BatchingStream {
   lastError: Error | null = null;
-  private queue: Array<Record<string, unknown>> = [];
+  private queue: string[] = [];
   private flushed: Promise<boolean> | null = null;
 
   constructor(private readonly writer: ChainWriter) {}
 
-  write(rec: Record<string, unknown>): void {
+  write(rec: string): void {
     this.queue.push(rec);
     this.flushed ??= new Promise((resolve) =>
       setImmediate(() => {
@@ -94,15 +129,15 @@ export interface AuditTrailOptions {
   writer?: Partial<ChainWriterOptions>;
 }
 
-/** The audit trail: its own bunyan logger and stream, apart from the app log. */
+/** The audit trail: its own chained file, apart from the app log (bunyan stays there). */
 export class AuditTrail {
   readonly file: string;
   /** The break found at start, if the trail did not match its anchor. */
   readonly chainBreak: ChainBreak | null;
   private readonly writer: ChainWriter;
   private readonly stream: BatchingStream;
-  private readonly logger: bunyan;
   private readonly tokenKey: Buffer;
+  private readonly replica: string | undefined;
 
   constructor(opts: AuditTrailOptions) {
     this.file = opts.file;
@@ -116,7 +151,7 @@ export class AuditTrail {
       );
     }
     this.stream = new BatchingStream(this.writer);
-    this.logger = bunyan.createLogger({ name: 'nexus-audit', ...(opts.replica ? { replica: opts.replica } : {}), streams: [{ type: 'raw', level: 'info', stream: this.stream as unknown as NodeJS.WritableStream }] });
+    this.replica = opts.replica;
     // Token ids are correlatable but not replayable: an HMAC under a key derived from the root key.
     this.tokenKey = createHmac('sha256', opts.rootKey.bytes).update('nexus/audit-token-id/v1').digest();
   }
@@ -127,7 +162,7 @@ export class AuditTrail {
 
   /** Appends one record; resolves false when it could not be written (the caller fails closed). */
   record(entry: AuditEntry): Promise<boolean> {
-    this.logger.info(entry, entry.action);
+    this.stream.write(serializeEntry(entry, new Date(), this.replica));
     return this.stream.settled();
   }
 

@@ -94,26 +94,32 @@ export function isHealthCheck(ctx: Context): boolean {
 export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
   return async function audit(ctx: Context, next: Next): Promise<void> {
     const state = ctx.state as AuditState;
-    const entry = (): AuditEntry => {
-      const note = state.audit ?? { action: `${ctx.method} ${routeTemplate(ctx)}` };
+    // One flat literal per record (no spreads): this runs on every request.
+    const entry = (phase: AuditEntry['phase'], status?: number, error?: unknown): AuditEntry => {
+      const note = state.audit;
+      const route = routeTemplate(ctx);
+      const p = state.principal;
       return {
         request_id: state.requestId,
         port,
-        principal: describePrincipal(state.principal),
-        action: note.action,
+        principal: describePrincipal(p),
+        action: note?.action ?? `${ctx.method} ${route}`,
         method: ctx.method,
-        route: routeTemplate(ctx),
+        route,
         // A request refused before its route ran (a failed login) still says what it asked for.
-        ...(note.path !== undefined ? { path: note.path } : { path: ctx.path }),
-        ...(note.version ? { version: note.version } : {}),
-        ...(note.versions ? { versions: note.versions } : {}),
-        ...(note.object ? { object: note.object } : {}),
-        decision: 'allow',
-        ...(state.principal?.kind === 'oidc' && state.principal.tokenId ? { token_id: state.principal.tokenId } : {}),
+        path: note?.path ?? ctx.path,
+        version: note?.version || undefined,
+        versions: note?.versions,
+        object: note?.object,
+        phase,
+        decision: status === undefined || status < 400 ? 'allow' : [401, 403, 429].includes(status) ? 'deny' : 'error',
+        status,
+        reason: error ? reasonOf(error) : undefined,
+        token_id: p?.kind === 'oidc' ? p.tokenId || undefined : undefined,
       };
     };
     state.recordIntent = async () => {
-      if (!(await trail.record({ ...entry(), phase: 'intent' }))) {
+      if (!(await trail.record(entry('intent')))) {
         throw new UnavailableError('the audit trail cannot be written; refusing to make a change unrecorded');
       }
       state.intentRecorded = true;
@@ -125,13 +131,7 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
       error = err;
     }
     const status = error ? statusOf(error) : ctx.status;
-    const written = await trail.record({
-      ...entry(),
-      ...(state.intentRecorded ? { phase: 'outcome' as const } : {}),
-      decision: status < 400 ? 'allow' : [401, 403, 429].includes(status) ? 'deny' : 'error',
-      status,
-      ...(error ? { reason: reasonOf(error) } : {}),
-    });
+    const written = await trail.record(entry(state.intentRecorded ? 'outcome' : undefined, status, error));
     // A committed change whose intent is on record keeps its answer: saying 503 for a change that happened would be a lie.
     if (!written && !state.intentRecorded && !isHealthCheck(ctx)) {
       throw new UnavailableError('the audit trail cannot be written; refusing to serve unrecorded');
