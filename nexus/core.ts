@@ -18,6 +18,7 @@ import { assertKnownSchema } from './storage/migrator.js';
 import { META } from './storage/meta-repo.js';
 import { PgStorage } from './storage/postgres.js';
 import { SqliteStorage } from './storage/sqlite.js';
+import { CiphertextRowCache } from './storage/row-cache.js';
 import type { Storage } from './storage/storage.js';
 
 /** The storage core every listener and plugin stands on. */
@@ -32,6 +33,8 @@ export interface Core {
   secrets: SecretsService;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Ciphertext rows of secret reads (null on a shared database, where other replicas write unannounced). */
+  rowCache: CiphertextRowCache | null;
   close(): Promise<void>;
 }
 
@@ -115,7 +118,10 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
   }
   // SQLite: the key first (a first start makes it, even if the schema then refuses).
   const localKey = config.databaseUrl ? null : loadRootKey(config, log);
-  const storage = await openStorage(config, log);
+  const opened = await openStorage(config, log);
+  // Secret writes send no change notice to other replicas: on a shared database every read goes to it.
+  const rowCache = opened.shared ? null : new CiphertextRowCache();
+  const storage = rowCache ? rowCache.wrap(opened) : opened;
   try {
     if (keyMissing && config.databaseUrl && (await storage.meta.get(META.rootKcv)) !== null) {
       // A replica joining a shared database must bring the key the others use, not make one.
@@ -135,6 +141,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     const keyring = new Keyring(rootKey, storage);
     storage.subscribe((topic) => {
       if (topic === 'keys' || topic === 'all') keyring.forget();
+      if (topic === 'all') rowCache?.invalidate();
     });
     let count = () => Promise.resolve(0);
     const metrics = new Metrics(() => count());
@@ -155,6 +162,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
       secrets,
       audit: audit.trail,
       metrics,
+      rowCache,
       close: async () => {
         await audit.close();
         await storage.close();
