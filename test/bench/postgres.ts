@@ -88,9 +88,9 @@ async function httpRows(db: TestDatabase, scale: number): Promise<BenchRow[]> {
     one = best(one, await spread([a.port], tls, secs));
     two = best(two, await spread([a.port, b.port], tls, secs));
     return [
-      { scenario: 'PostgreSQL mTLS: secret read, one replica (10 conns)', unit: 'req/s', ...one, baseline: { name: 'same read on SQLite', rate: liteRead.rate }, aim: { text: 'measured', met: true } },
+      { scenario: `PostgreSQL mTLS: secret read, one replica (${CONNECTIONS} conns)`, unit: 'req/s', ...one, baseline: { name: 'same read on SQLite', rate: liteRead.rate }, aim: { text: 'measured', met: true } },
       {
-        scenario: 'PostgreSQL mTLS: secret read, two replicas (5+5 conns)',
+        scenario: `PostgreSQL mTLS: secret read, two replicas (${CONNECTIONS / 2}+${CONNECTIONS / 2} conns)`,
         unit: 'req/s',
         ...two,
         baseline: { name: 'one replica, same load', rate: one.rate },
