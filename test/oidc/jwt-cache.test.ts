@@ -62,7 +62,7 @@ describe('verified-JWT cache', function () {
     server = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(jwks)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    config = { name: 'ci', issuer: ISS, audiences: ['nexus'], algorithms: ['ES256'], jwks_uri: `http://127.0.0.1:${port}/jwks`, max_token_age_s: null, created_at: '', updated_at: '' } as IssuerConfig;
+    config = { name: 'ci', issuer: ISS, audiences: ['nexus'], algorithms: ['ES256'], jwks_uri: `http://127.0.0.1:${port}/jwks`, max_token_age_s: null, max_token_lifetime_s: 86400, tenant_claims: ['sub'], allowed_types: [], created_at: '', updated_at: '' } as IssuerConfig;
   });
   after(() => new Promise((r) => server.close(r)));
   beforeEach(async () => {
@@ -190,7 +190,7 @@ describe('OIDC port with a repeated JWT: changes are seen on the next request', 
   });
   after(() => e.stop());
   beforeEach(async () => {
-    await e.admin('PUT', '/v1/oidc/issuers/ci', { issuer: e.idp.url, audiences: ['nexus'], algorithms: ['RS256', 'ES256'] });
+    await e.admin('PUT', '/v1/oidc/issuers/ci', { issuer: e.idp.url, audiences: ['nexus'], algorithms: ['RS256', 'ES256'], tenant_claims: ['repository'] });
     expect((await role()).status).to.be.oneOf([200, 201]);
     expect((await e.admin('PUT', '/v1/secrets/ci/org/repo/db', { data: { v: 'one' } })).status).to.be.oneOf([200, 201]);
     expect((await read()).status).to.equal(200);
@@ -213,7 +213,7 @@ describe('OIDC port with a repeated JWT: changes are seen on the next request', 
   });
 
   it('an issuer change', async () => {
-    expect((await e.admin('PUT', '/v1/oidc/issuers/ci', { issuer: e.idp.url, audiences: ['someone-else'], algorithms: ['RS256'] })).status).to.equal(200);
+    expect((await e.admin('PUT', '/v1/oidc/issuers/ci', { issuer: e.idp.url, audiences: ['someone-else'], algorithms: ['RS256'], tenant_claims: ['repository'] })).status).to.equal(200);
     expect((await read()).status).to.equal(401);
   });
 });

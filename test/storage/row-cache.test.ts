@@ -3,6 +3,7 @@ import type { Core } from '../../nexus/core.js';
 import { NexusError } from '../../nexus/errors.js';
 import { silentLogger } from '../../nexus/log.js';
 import { SecretsService } from '../../nexus/secrets/service.js';
+import { ListCursors } from '../../nexus/secrets/cursor.js';
 import { CiphertextRowCache } from '../../nexus/storage/row-cache.js';
 import type { Storage } from '../../nexus/storage/storage.js';
 import { openTestCore, tempDir } from '../helpers/env.js';
@@ -37,7 +38,7 @@ describe('ciphertext row cache', function () {
     });
     cache = new CiphertextRowCache();
     storage = cache.wrap(counting as Storage);
-    secrets = new SecretsService(storage, core.keyring, silentLogger(), { maxVersions: 5 });
+    secrets = new SecretsService(storage, core.keyring, silentLogger(), { maxVersions: 5, cursors: new ListCursors(core.rootKey.bytes) });
     lookups = 0;
   });
   afterEach(() => core.close());
