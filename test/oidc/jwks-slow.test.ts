@@ -56,7 +56,9 @@ describe('JWKS refresh never stalls known keys', function () {
     await idp.stop();
   });
 
-  const read = async (opts: { kid?: string } = {}) => e.oidc(await idp.token(github('org/slow'), opts), 'GET', '/v1/secrets/slow/db');
+  // A distinct JWT each time (jti), so its signature is checked against the keys, not found in the verified-JWT cache.
+  let minted = 0;
+  const read = async (opts: { kid?: string } = {}) => e.oidc(await idp.token(github('org/slow', 'refs/heads/main', { jti: `slow-${++minted}` }), opts), 'GET', '/v1/secrets/slow/db');
 
   it('a token with a known kid is verified from cached keys while a refresh hangs', async () => {
     expect((await read()).status).to.equal(200);
