@@ -3,6 +3,7 @@ import net from 'node:net';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { clientKey } from '../../nexus/listeners/conn-limits.js';
 import { call, type Res } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 
 // Linux routes all of 127/8 to loopback: other source addresses stand in for other clients.
 const ATTACKER = '127.0.0.2';
@@ -33,14 +34,6 @@ async function idleSockets(port: number, n: number, localAddress = ATTACKER): Pr
     );
   }
   return { sockets, closed: () => closed, destroy: () => sockets.forEach((s) => s.destroy()) };
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 25_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function attempt(fn: () => Promise<Res>): Promise<Res | Error> {

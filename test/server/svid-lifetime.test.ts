@@ -6,14 +6,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { createCA } from '../../nexus/pki/x509.js';
 import { call, callOrRefused, type ClientCreds, type Res, type TestServer, startTestServer } from '../helpers/server.js';
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 /** A keep-alive client that proves every request went over the one connection it opened. */
 function heldConnection(port: number, creds: ClientCreds) {
