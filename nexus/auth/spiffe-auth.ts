@@ -28,9 +28,10 @@ const NOT_TRUSTED = 'a client certificate chaining to the trust bundle is requir
 function firstVerdict(socket: TLSSocket, trustDomain: string, trust: TrustBundle): Verdict | UnauthorizedError {
   if (!socket.authorized) return new UnauthorizedError(`tls.${socket.authorizationError ?? 'no_client_certificate'}`, NOT_TRUSTED);
   const peer = socket.getPeerCertificate(true);
-  // Resumption is off on this port; were a session resumed anyway, its chain
-  // was verified under an older bundle, so verify it against this one.
-  if (socket.isSessionReused() && !trust.verifies(peer)) return new UnauthorizedError('tls.resumed_chain_not_trusted', NOT_TRUSTED);
+  // The handshake verified the chain against the bundle of its moment; a
+  // reload may have come between it and this first request (or, were
+  // resumption on, long before it), so verify against the bundle of now.
+  if (!trust.verifies(peer)) return new UnauthorizedError('tls.chain_no_longer_trusted', NOT_TRUSTED);
   try {
     return { principal: principalFromSvid(peer.raw, trustDomain), notAfter: Date.parse(peer.valid_to), generation: trust.generation };
   } catch (err) {

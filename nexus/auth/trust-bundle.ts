@@ -27,7 +27,8 @@ export class TrustBundle {
     let node = peer;
     let cert = new X509Certificate(node.raw);
     for (let depth = 0; depth < 8; depth++) {
-      if (this.cas.some((ca) => validAt(ca, now) && signedBy(cert, ca))) return true;
+      // Bundle entries are trust anchors by configuration (a v1 root has no basicConstraints).
+      if (this.cas.some((ca) => validAt(ca, now) && cert.checkIssued(ca) && cert.verify(ca.publicKey))) return true;
       const up = node.issuerCertificate;
       if (!up?.raw || up.raw.equals(node.raw)) return false;
       const next = new X509Certificate(up.raw);
@@ -43,6 +44,7 @@ function validAt(c: X509Certificate, now: number): boolean {
   return Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
 }
 
+/** An intermediate from the peer's chain: it must be a CA. */
 function signedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
   return issuer.ca && cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
-import { createCA } from '../../nexus/pki/x509.js';
+import { createCA, issueCert } from '../../nexus/pki/x509.js';
 import { call, callOrRefused, type ClientCreds, type Res, type TestServer, startTestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
@@ -107,5 +107,35 @@ describe('mTLS port: an SVID is checked for the whole life of a connection', fun
       conn.close();
       admin.close();
     }
+  });
+
+  it('an SVID under an intermediate CA (as SPIRE issues them) still verifies on every request', async () => {
+    const mid = await issueCert(t.ca, { uris: [], isCA: true, commonName: 'intermediate', eku: [] });
+    const leaf = await issueCert({ cert: mid.cert, key: mid.key }, { uris: ['spiffe://nexus.local/pilot'] });
+    const conn = heldConnection(t.port, { cert: `${leaf.certPem}\n${mid.certPem}`, key: leaf.keyPem, ca: t.caPem });
+    try {
+      for (let i = 0; i < 2; i++) expect((await conn.get()).status).to.equal(200);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('a connection that completed its handshake before a reload, but sent nothing yet, is checked against the new bundle', async () => {
+    const pki = path.join(t.dir, 'pki');
+    const bundle = fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8');
+    const ca3 = await createCA('third');
+    const creds = { ...(await t.issue({ uris: ['spiffe://nexus.local/pilot'] }, ca3)), ca: t.caPem };
+    fs.writeFileSync(path.join(pki, 'ca.crt'), `${bundle.trim()}\n${ca3.cert.toString('pem')}\n`);
+    await until(async () => ((await callOrRefused(t.port, creds, 'GET', '/healthz')) as Res).status === 200, 'the third CA to be trusted');
+    const s = tls.connect({ host: '127.0.0.1', port: t.port, ca: creds.ca, cert: creds.cert, key: creds.key, servername: 'localhost' });
+    s.on('error', () => {});
+    await new Promise((r) => s.once('secureConnect', r));
+    fs.writeFileSync(path.join(pki, 'ca.crt'), bundle);
+    await until(async () => (await callOrRefused(t.port, creds, 'GET', '/healthz')) instanceof Error, 'the third CA to be dropped');
+    let answer = '';
+    s.on('data', (d: Buffer) => (answer += d.toString()));
+    s.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    await new Promise((r) => s.once('close', r));
+    expect(answer === '' || answer.startsWith('HTTP/1.1 401'), answer.split('\r\n')[0]).to.equal(true);
   });
 });
