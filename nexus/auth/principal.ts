@@ -26,6 +26,8 @@ export interface OidcPrincipal {
   via: 'jwt' | 'exchanged_token';
   /** HMAC of the token's jti or of the exchanged token, for the audit trail (never the token). */
   tokenId?: string;
+  /** When an exchanged token expires (ms since the epoch). */
+  expiresAt?: number;
 }
 
 export type Principal = SpiffePrincipal | OidcPrincipal;

@@ -25,8 +25,8 @@ type Op = 'read' | 'write' | 'patch' | 'rollback' | 'delete' | 'undelete' | 'des
  * percent sign is refused outright: no valid path needs one, and decoding
  * `%2f` or `%2e` would let a request name a path other than the one it shows.
  */
-export function secretTarget(ctx: Context): { path: string; verb: string | null } {
-  const raw = ctx.path.slice(SECRETS_PREFIX.length);
+export function secretTarget(ctx: Context, prefix = SECRETS_PREFIX): { path: string; verb: string | null } {
+  const raw = ctx.path.slice(prefix.length);
   if (raw.includes('%')) throw new BadRequestError('path.encoded', 'percent-encoded characters are not allowed in a secret path');
   const colon = raw.indexOf(':');
   const path = colon < 0 ? raw : raw.slice(0, colon);

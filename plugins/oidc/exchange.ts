@@ -67,6 +67,8 @@ export async function principalFromToken(store: OidcStore, token: string, curren
   const minted = current.roles().filter((r) => row.roles.includes(r.name));
   const { roles, grants } = resolveRoles(minted, issuer.name, row.claims);
   if (roles.length === 0) throw new UnauthorizedError('exchanged_token_roles_no_longer_match');
-  if (row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000 <= now) throw new UnauthorizedError('exchanged_token_expired');
-  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token' };
+  // A role whose token_ttl_s was shortened since shortens the token too.
+  const expiresAt = Math.min(row.expires_at, row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000);
+  if (expiresAt <= now) throw new UnauthorizedError('exchanged_token_expired');
+  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt };
 }

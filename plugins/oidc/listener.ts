@@ -10,12 +10,14 @@ import { readBody } from '../../nexus/http/body.js';
 import { JsonObject } from '../../nexus/schema.js';
 import { errorHandling } from '../../nexus/http/errors.js';
 import { healthRoutes, type Readiness } from '../../nexus/http/health.js';
-import { listRequest, queryOne, requirePermissions, secretTarget, writeVersion } from '../../nexus/http/secrets-routes.js';
+import { listRequest, queryOne, requirePermissions, SECRETS_PREFIX, secretTarget, writeVersion } from '../../nexus/http/secrets-routes.js';
 import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
+import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { issueToken, principalFromToken, TOKEN_PREFIX, type CurrentConfig } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
+import { VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
 import { grantAllows, resolveRoles } from './roles.js';
@@ -32,13 +34,15 @@ export interface OidcAppDeps {
   registry: IssuerRegistry;
   jwts: VerifiedJwtCache;
   roles(): RoleConfig[];
-  /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
-  fresh?: () => Promise<void>;
   failedAuth: TokenBuckets;
   perSubject: TokenBuckets;
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
+  /** The Vault-compatible CI routes (NEXUS_OIDC_VAULT_COMPAT). */
+  vaultCompat: boolean;
+  /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
+  fresh?: () => Promise<void>;
 }
 
 interface OidcState {
@@ -97,10 +101,10 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     throw err;
   };
 
-  const fromJwt = async (ctx: Context, jwt: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
+  const fromJwt = async (ctx: Context, jwt: string, onlyRole?: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
     const verified = await deps.jwts.verify(jwt);
     const { issuer, claims } = verified;
-    const only = ctx.get('X-Nexus-Role') ? parseName(ctx.get('X-Nexus-Role')) : undefined;
+    const only = onlyRole ?? (ctx.get('X-Nexus-Role') ? parseName(ctx.get('X-Nexus-Role')) : undefined);
     const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);
     if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
@@ -126,51 +130,43 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     }
   };
 
-  const authenticate = async (ctx: Context, next: Next) => {
-    await deps.fresh?.();
+  /** Authentication middleware; `credential` takes the token from the request (or throws UnauthorizedError). */
+  const authenticateWith =
+    (credential: (ctx: Context) => string) =>
+    async (ctx: Context, next: Next): Promise<void> => {
+      await deps.fresh?.();
+      let principal: OidcPrincipal;
+      try {
+        const token = credential(ctx);
+        principal = token.startsWith(TOKEN_PREFIX) ? { ...(await principalFromToken(deps.store, token, current)), tokenId: deps.audit.tokenId(token) } : (await fromJwt(ctx, token)).principal;
+      } catch (err) {
+        if (err instanceof UnauthorizedError) failed(ctx, err);
+        throw err;
+      }
+      principal = narrow(ctx, principal);
+      limitSubject(principal);
+      (ctx.state as OidcState).principal = principal;
+      await next();
+    };
+
+  const bearer = (ctx: Context): string => {
     const header = ctx.get('Authorization');
     const m = /^Bearer ([^\s]+)$/.exec(header);
-    let principal: OidcPrincipal;
-    try {
-      if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
-      const token = m[1]!;
-      principal = token.startsWith(TOKEN_PREFIX) ? { ...(await principalFromToken(deps.store, token, current)), tokenId: deps.audit.tokenId(token) } : (await fromJwt(ctx, token)).principal;
-    } catch (err) {
-      if (err instanceof UnauthorizedError) failed(ctx, err);
-      throw err;
-    }
-    principal = narrow(ctx, principal);
-    limitSubject(principal);
-    (ctx.state as OidcState).principal = principal;
-    await next();
+    if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
+    return m[1]!;
   };
 
-  // Only token exchange and granted writes carry a body; anything else with one is refused unread.
-  const noBody = async (ctx: Context, next: Next) => {
-    const allowed = (ctx.method === 'POST' && ctx.path === '/v1/auth/token') || (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
-    if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
-      ctx.set('Connection', 'close');
-      throw new TooLargeError('this route takes no request body');
-    }
-    await next();
-  };
-
-  const open = healthRoutes(deps.readiness, { detail: false });
-  const doc = oidcPortDocument();
-  open.get('/openapi.json', (ctx) => {
-    ctx.body = doc;
-  });
-
-  const token = new Router();
-  token.post('/v1/auth/token', async (ctx) => {
-    noteAudit(ctx, { action: 'token.exchange' });
+  /**
+   * The one token exchange: POST /v1/auth/token and the Vault login both come
+   * here (same verification, limits and audit), the login restricted to its role.
+   * Without a usable jwt this is a failed authentication (401), not a bad request.
+   */
+  const exchange = async (ctx: Context, jwt: string | undefined, onlyRole?: string): Promise<Exchanged> => {
     await deps.fresh?.();
-    // Without a usable jwt this is a failed authentication (401), not a bad request.
-    const body = TokenRequest.safeParse(await readBody(ctx, JsonObject, TOKEN_BODY_LIMIT));
     let exchanged: Awaited<ReturnType<typeof fromJwt>>;
     try {
-      if (!body.success) throw new UnauthorizedError('exchange_without_jwt');
-      exchanged = await fromJwt(ctx, body.data.jwt);
+      if (jwt === undefined) throw new UnauthorizedError('exchange_without_jwt');
+      exchanged = await fromJwt(ctx, jwt, onlyRole);
     } catch (err) {
       if (err instanceof UnauthorizedError) failed(ctx, err);
       throw err;
@@ -180,11 +176,47 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
     limitSubject(principal);
     const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
-    ctx.body = await issueToken(deps.store, verified, roles);
+    const issued = await issueToken(deps.store, verified, roles);
+    return { ...issued, principal, accessor: deps.audit.tokenId(issued.token) };
+  };
+
+  // Only token exchange and granted writes carry a body; anything else with one is refused unread.
+  const noBody = async (ctx: Context, next: Next) => {
+    const allowed =
+      (ctx.method === 'POST' && (ctx.path === '/v1/auth/token' || (deps.vaultCompat && ctx.path === VAULT_LOGIN))) || (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
+    if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
+      ctx.set('Connection', 'close');
+      throw new TooLargeError('this route takes no request body');
+    }
+    await next();
+  };
+
+  const open = healthRoutes(deps.readiness, { detail: false });
+  const doc = oidcPortDocument(deps.vaultCompat);
+  open.get('/openapi.json', (ctx) => {
+    ctx.body = doc;
+  });
+
+  /** A read on either route shape (native or Vault): recorded, then decided on the grants before any lookup. */
+  const readSecret = (ctx: Context, prefix: string): Promise<SecretVersion> => {
+    const { path, verb } = secretTarget(ctx, prefix);
+    const version = queryOne(ctx, 'version');
+    noteAudit(ctx, { action: 'read', path, ...(version && /^\d+$/.test(version) ? { version: Number(version) } : {}) });
+    if (verb !== null) throw new BadRequestError('verb', 'only plain reads exist on this port');
+    if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
+    return deps.secrets.get(path, version);
+  };
+
+  const token = new Router();
+  token.post('/v1/auth/token', async (ctx) => {
+    noteAudit(ctx, { action: 'token.exchange' });
+    const body = TokenRequest.safeParse(await readBody(ctx, JsonObject, TOKEN_BODY_LIMIT));
+    const { token: t, expires_in } = await exchange(ctx, body.success ? body.data.jwt : undefined);
+    ctx.body = { token: t, expires_in };
   });
 
   const api = new Router();
-  api.use(authenticate);
+  api.use(authenticateWith(bearer));
   api.get('/v1/whoami', (ctx) => {
     noteAudit(ctx, { action: 'whoami' });
     const p = principalOf(ctx);
@@ -195,12 +227,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), (path) => grantAllows(p.grants, 'list', path)));
   });
   api.get('/v1/secrets/{*rest}', async (ctx) => {
-    const { path, verb } = secretTarget(ctx);
-    const version = queryOne(ctx, 'version');
-    noteAudit(ctx, { action: 'read', path, ...(version && /^\d+$/.test(version) ? { version: Number(version) } : {}) });
-    if (verb !== null) throw new BadRequestError('verb', 'only plain reads exist on this port');
-    if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
-    ctx.body = await deps.secrets.get(path, version);
+    ctx.body = await readSecret(ctx, SECRETS_PREFIX);
   });
   // Writes exist here only as far as a role grants them explicitly (write; a rollback also read).
   api.register('/v1/secrets/{*rest}', Object.keys(WRITES_BY_METHOD), async (ctx) => {
@@ -213,12 +240,18 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     await writeVersion(ctx, deps.secrets, write.op, path, grantAllows(grants, 'read', path), WRITE_BODY_LIMIT);
   });
 
-
+  const routers = [open, token, api];
   app.use(measureRequests(deps.metrics, 'oidc'));
+  if (deps.vaultCompat) {
+    // Outside the error handler: it reshapes the rendered error, so status,
+    // Retry-After and the redacted 401 message stay exactly the native ones.
+    app.use(vaultErrors);
+    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, bodyLimit: TOKEN_BODY_LIMIT }));
+  }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   app.use(auditRequests(deps.audit, 'oidc'));
   app.use(noBody);
-  for (const r of [open, token, api]) {
+  for (const r of routers) {
     app.use(r.routes());
     app.use(r.allowedMethods());
   }

@@ -16,7 +16,7 @@ export function oidcAdminPaths(): Paths {
 }
 
 /** The OIDC port: nothing else exists there. */
-export function oidcPortDocument() {
+export function oidcPortDocument(vaultCompat: boolean) {
   return document(
     'Nexus OIDC port',
     'CI pipelines: Authorization: Bearer <JWT from the CI platform, or a token from /v1/auth/token>. A 401 says only that the token was not accepted.',
@@ -44,8 +44,99 @@ export function oidcPortDocument() {
           responses: { '200': json('token', TokenResponse), ...ERRORS },
         },
       },
+      ...(vaultCompat ? vaultPaths() : {}),
       ...healthPaths(),
     },
     { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or exchanged token' } },
   );
+}
+
+const vaultError = (description: string) => json(description, { type: 'object', required: ['errors'], properties: { errors: { type: 'array', items: { type: 'string' } } } });
+const VAULT_ERRORS = {
+  '400': vaultError('bad input'),
+  '401': vaultError('the token was not accepted'),
+  '403': vaultError('denied'),
+  '404': vaultError('not found'),
+  '413': vaultError('too large'),
+  '429': vaultError('rate limited (Retry-After)'),
+  '503': vaultError('not ready, or the audit trail is unwritable'),
+};
+const envelope = (fields: Record<string, unknown>, required: string[]) => ({
+  type: 'object',
+  required: ['request_id', ...required],
+  properties: { request_id: { type: 'string' }, lease_id: { type: 'string' }, renewable: { type: 'boolean' }, lease_duration: { type: 'integer' }, ...fields },
+});
+const vaultToken = { name: 'X-Vault-Token', in: 'header', required: true, description: 'the client_token of /v1/auth/jwt/login', schema: { type: 'string' } };
+
+/** The Vault-compatible CI subset (NEXUS_OIDC_VAULT_COMPAT, on by default). */
+export function vaultPaths(): Paths {
+  return {
+    '/v1/auth/jwt/login': {
+      post: {
+        summary: 'Vault JWT login: the same exchange as /v1/auth/token, restricted to one role',
+        security: [],
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['role', 'jwt'], properties: { role: { type: 'string' }, jwt: { type: 'string', maxLength: 16384 } } } } } },
+        responses: {
+          '200': json(
+            'a Vault auth block',
+            envelope(
+              {
+                auth: {
+                  type: 'object',
+                  required: ['client_token', 'accessor', 'policies', 'lease_duration', 'renewable'],
+                  properties: { client_token: { type: 'string' }, accessor: { type: 'string' }, policies: { type: 'array', items: { type: 'string' } }, token_policies: { type: 'array', items: { type: 'string' } }, metadata: { type: 'object' }, lease_duration: { type: 'integer', maximum: 3600 }, renewable: { const: false } },
+                },
+              },
+              ['auth'],
+            ),
+          ),
+          ...VAULT_ERRORS,
+        },
+      },
+    },
+    '/v1/secret/data/{path}': {
+      get: {
+        summary: 'Vault KV v2 read, if a role of the token grants read',
+        security: [],
+        parameters: [pathParam, versionParam, vaultToken],
+        responses: {
+          '200': json(
+            'the secret',
+            envelope(
+              {
+                data: {
+                  type: 'object',
+                  required: ['data', 'metadata'],
+                  properties: {
+                    data: { $ref: '#/components/schemas/SecretData' },
+                    metadata: { type: 'object', required: ['version', 'created_time', 'deletion_time', 'destroyed'], properties: { version: { type: 'integer' }, created_time: { type: 'string', format: 'date-time' }, deletion_time: { const: '' }, destroyed: { const: false } } },
+                  },
+                },
+              },
+              ['data'],
+            ),
+          ),
+          ...VAULT_ERRORS,
+        },
+      },
+    },
+    '/v1/auth/token/lookup-self': {
+      get: {
+        summary: 'Vault token lookup: policies (roles), ttl, accessor; never the token itself',
+        security: [],
+        parameters: [vaultToken],
+        responses: { '200': json('the token', envelope({ data: { type: 'object', required: ['accessor', 'policies', 'ttl', 'renewable'] } }, ['data'])), ...VAULT_ERRORS },
+      },
+    },
+    '/v1/sys/health': {
+      get: {
+        summary: 'Vault health: 200 when ready, 503 (sealed: true) when not',
+        security: [],
+        responses: {
+          '200': json('ready', { type: 'object', required: ['initialized', 'sealed', 'standby'], properties: { initialized: { type: 'boolean' }, sealed: { type: 'boolean' }, standby: { type: 'boolean' }, version: { type: 'string' } } }),
+          '503': json('not ready', { type: 'object' }),
+        },
+      },
+    },
+  };
 }

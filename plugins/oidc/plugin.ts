@@ -190,6 +190,7 @@ export class OidcPlugin implements AuthPlugin {
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
       metrics: core.metrics,
+      vaultCompat: core.config.oidcVaultCompat,
     }));
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as

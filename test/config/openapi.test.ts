@@ -27,7 +27,7 @@ function documented(doc: { paths: Record<string, Record<string, unknown>> }): Se
   const out = new Set<string>();
   for (const [p, item] of Object.entries(doc.paths)) {
     for (const m of Object.keys(item)) {
-      const served = p.replace('/v1/secrets/{path}', '/v1/secrets/{*rest}').replace(/(\{name\}|\{\*rest\}):[a-z-]+$/, '$1');
+      const served = p.replace(/\/\{path\}/, '/{*rest}').replace(/(\{name\}|\{\*rest\}):[a-z-]+$/, '$1');
       out.add(`${m.toUpperCase()} ${served}`);
     }
   }

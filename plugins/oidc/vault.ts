@@ -1,0 +1,157 @@
+import Router from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import type { OidcPrincipal } from '../../nexus/auth/principal.js';
+import { BadRequestError, UnauthorizedError } from '../../nexus/errors.js';
+import { noteAudit } from '../../nexus/http/audit.js';
+import { readBody } from '../../nexus/http/body.js';
+import { JsonObject } from '../../nexus/schema.js';
+import type { ErrorBody, RequestState } from '../../nexus/http/errors.js';
+import type { Readiness } from '../../nexus/http/health.js';
+import { parseName } from '../../nexus/policy/schema.js';
+import type { SecretVersion } from '../../nexus/secrets/types.js';
+import { TOKEN_PREFIX } from './exchange.js';
+import { TokenRequest } from './schema.js';
+
+/**
+ * The Vault-compatible CI subset of the OIDC port: just enough of Vault's
+ * JWT auth method, KV v2 reads, token lookup and health for the clients CI
+ * already runs (hashicorp/vault-action, GitLab's `secrets: vault:`,
+ * node-vault) to work unchanged. Every route goes through the OIDC port's
+ * own exchange, authentication, grants, limits and audit: only the shapes
+ * of requests and responses are Vault's.
+ */
+
+export const VAULT_LOGIN = '/v1/auth/jwt/login';
+export const VAULT_KV_PREFIX = '/v1/secret/data/';
+const LOOKUP_SELF = '/v1/auth/token/lookup-self';
+const HEALTH = '/v1/sys/health';
+
+/** What an exchange hands back (the native route shows only token and expires_in). */
+export interface Exchanged {
+  token: string;
+  expires_in: number;
+  principal: OidcPrincipal;
+  /** A handle that names the token without being it (the audit trail's token id). */
+  accessor: string;
+}
+
+export interface VaultDeps {
+  readiness: Readiness;
+  exchange(ctx: Context, jwt: string | undefined, onlyRole: string): Promise<Exchanged>;
+  readSecret(ctx: Context, prefix: string): Promise<SecretVersion>;
+  /** The port's authentication, taking the token from X-Vault-Token. */
+  authenticate: Middleware;
+  principal(ctx: Context): OidcPrincipal;
+  bodyLimit: number;
+}
+
+function isVaultPath(path: string): boolean {
+  return path === VAULT_LOGIN || path.startsWith(VAULT_KV_PREFIX) || path === LOOKUP_SELF || path === HEALTH;
+}
+
+/** Vault clients read errors from `{"errors":[...]}`; same status and message as the native error. */
+export async function vaultErrors(ctx: Context, next: Next): Promise<void> {
+  await next();
+  const body = ctx.body as Partial<ErrorBody> | undefined;
+  if (ctx.status >= 400 && body?.error && isVaultPath(ctx.path)) ctx.body = { errors: [body.error.message] };
+}
+
+/** Vault tokens are what the login returned: an exchanged token, never a raw JWT. */
+export function vaultToken(ctx: Context): string {
+  const t = ctx.get('X-Vault-Token');
+  if (!t) throw new UnauthorizedError('no_credentials');
+  if (!t.startsWith(TOKEN_PREFIX)) throw new UnauthorizedError('vault_token_not_exchanged');
+  return t;
+}
+
+/** Vault's response envelope around `fields`. */
+function envelope(ctx: Context, fields: Record<string, unknown>): Record<string, unknown> {
+  return { request_id: (ctx.state as RequestState).requestId, lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth: null, ...fields };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function vaultRoutes(deps: VaultDeps): Router {
+  const router = new Router();
+
+  router.post(VAULT_LOGIN, async (ctx) => {
+    noteAudit(ctx, { action: 'token.exchange' });
+    const body = await readBody(ctx, JsonObject, deps.bodyLimit);
+    if (body.role === undefined) throw new BadRequestError('role', 'missing role: this login takes {"role","jwt"}');
+    const role = parseName(body.role);
+    // Without a usable jwt, a failed authentication (401), as on /v1/auth/token.
+    const jwt = TokenRequest.safeParse({ jwt: body.jwt });
+    const { token, expires_in, principal, accessor } = await deps.exchange(ctx, jwt.success ? jwt.data.jwt : undefined, role);
+    ctx.body = envelope(ctx, {
+      auth: {
+        client_token: token,
+        accessor,
+        policies: principal.roles,
+        token_policies: principal.roles,
+        metadata: { role, issuer: principal.issuer, subject: principal.subject },
+        lease_duration: expires_in,
+        renewable: false,
+        entity_id: '',
+        token_type: 'service',
+        orphan: true,
+      },
+    });
+  });
+
+  router.get(HEALTH, (ctx) => {
+    const ready = Object.values(deps.readiness.checks()).every(Boolean);
+    // Vault answers 503 when sealed: not ready is the nearest thing here.
+    ctx.status = ready ? 200 : 503;
+    ctx.body = {
+      initialized: true,
+      sealed: !ready,
+      standby: false,
+      performance_standby: false,
+      replication_performance_mode: 'disabled',
+      replication_dr_mode: 'disabled',
+      server_time_utc: Math.floor(Date.now() / 1000),
+      version: VAULT_API_VERSION,
+      cluster_name: 'nexus',
+      cluster_id: '',
+    };
+  });
+
+  router.get(LOOKUP_SELF, deps.authenticate, (ctx) => {
+    noteAudit(ctx, { action: 'whoami' });
+    const p = deps.principal(ctx);
+    const expires = p.expiresAt ?? Date.now();
+    // Vault also echoes the token as `id`; we never put a token in a response.
+    ctx.body = envelope(ctx, {
+      data: {
+        accessor: p.tokenId ?? '',
+        display_name: `jwt-${p.subject}`,
+        entity_id: '',
+        expire_time: iso(expires),
+        explicit_max_ttl: 0,
+        meta: { issuer: p.issuer, subject: p.subject },
+        num_uses: 0,
+        orphan: true,
+        path: 'auth/jwt/login',
+        policies: p.roles,
+        renewable: false,
+        ttl: Math.max(0, Math.floor((expires - Date.now()) / 1000)),
+        type: 'service',
+      },
+    });
+  });
+
+  router.get(`${VAULT_KV_PREFIX}{*rest}`, deps.authenticate, async (ctx) => {
+    const s = await deps.readSecret(ctx, VAULT_KV_PREFIX);
+    ctx.body = envelope(ctx, {
+      data: { data: s.data, metadata: { created_time: s.created_at, custom_metadata: null, deletion_time: '', destroyed: false, version: s.version } },
+      mount_type: 'kv',
+    });
+  });
+  return router;
+}
+
+/**
+ * The Vault API level these routes follow (KV v2 and JWT auth as in Vault
+ * 1.15), tagged so nobody mistakes Nexus for Vault itself.
+ */
+export const VAULT_API_VERSION = '1.15.0+nexus';
