@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import https from 'node:https';
+
+/**
+ * A small HTTPS client for the OIDC port: token exchange and secret reads.
+ * No dependencies, so the action's bundle stays small and starts fast.
+ */
+
+export interface TlsSetup {
+  /** PEM text of the CA to trust (private CA); omitted: the system's public CAs. */
+  ca?: string;
+}
+
+/**
+ * The one place nexus-ci and the action decide how to trust the server; a
+ * later source of trust (e.g. a SPIFFE Workload API bundle) plugs in here.
+ */
+export function tlsOptions(setup: TlsSetup): https.AgentOptions {
+  return setup.ca ? { ca: setup.ca } : {};
+}
+
+/** A CA given as PEM text or as the path of a PEM file (what CI variables hold either way). */
+export function readCa(value: string | undefined): string | undefined {
+  if (!value || !value.trim()) return undefined;
+  if (value.includes('-----BEGIN')) return value;
+  try {
+    return fs.readFileSync(value.trim(), 'utf8');
+  } catch (err) {
+    throw new HttpError(`cannot read the CA file ${value.trim()}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 0);
+  }
+}
+
+export class HttpError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface NexusClient {
+  exchange(jwt: string, role?: string): Promise<{ token: string; expires_in: number }>;
+  read(path: string, token: string): Promise<Record<string, string>>;
+  close(): void;
+}
+
+/** Why the server refused, in words a CI log reader acts on (never a value). */
+function reasonOf(status: number, body: string, headers: Record<string, unknown>): string {
+  let message = '';
+  try {
+    message = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? '';
+  } catch {
+    /* not our JSON: a proxy or another server */
+  }
+  if (status === 401) return 'token refused (401): check the issuer, audience and token lifetime';
+  if (status === 403) return `denied (403)${message ? `: ${message}` : ''}`;
+  if (status === 404) return 'not found (404)';
+  if (status === 429) return `rate limited (429), retry after ${String(headers['retry-after'] ?? '?')} s`;
+  return `HTTP ${status}${message ? `: ${message}` : ''}`;
+}
+
+export function nexusClient(url: string, tls: TlsSetup): NexusClient {
+  const base = new URL(url.endsWith('/') ? url : `${url}/`);
+  if (base.protocol !== 'https:') throw new HttpError(`the Nexus URL must be https:// (got ${base.protocol})`, 0);
+  // One keep-alive connection for the exchange and every read.
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions(tls) });
+  const call = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; body: string; headers: Record<string, unknown> }>((resolve, reject) => {
+      const req = https.request(
+        new URL(path.replace(/^\//, ''), base),
+        { method, agent, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) }, timeout: 30_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+      req.on('error', (err) => reject(new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0)));
+      req.end(body);
+    });
+  return {
+    async exchange(jwt, role) {
+      const r = await call('POST', '/v1/auth/token', role ? { 'x-nexus-role': role } : {}, JSON.stringify({ jwt }));
+      if (r.status !== 200) throw new HttpError(`token exchange: ${reasonOf(r.status, r.body, r.headers)}`, r.status);
+      return JSON.parse(r.body) as { token: string; expires_in: number };
+    },
+    async read(path, token) {
+      const r = await call('GET', `/v1/secrets/${path}`, { authorization: `Bearer ${token}` });
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers), r.status);
+      return (JSON.parse(r.body) as { data: Record<string, string> }).data;
+    },
+    close: () => agent.destroy(),
+  };
+}

@@ -1,0 +1,73 @@
+import { nexusClient, type TlsSetup } from './client.js';
+import { prefixedName, type SecretSpec } from './spec.js';
+
+/** One value to hand to the job: the variable name and where it came from. */
+export interface Resolved {
+  name: string;
+  value: string;
+  path: string;
+  key: string;
+}
+
+export class FetchError extends Error {}
+
+export interface FetchRequest {
+  url: string;
+  tls: TlsSetup;
+  jwt: string;
+  role?: string;
+  specs: SecretSpec[];
+}
+
+/**
+ * What both front ends (the action, nexus-ci) do: exchange the job's JWT
+ * once, read each secret path once, and resolve every spec line to values.
+ * A missing key is an error naming the line, never an empty or "null" value.
+ */
+export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolved[]; token: string }> {
+  const client = nexusClient(req.url, req.tls);
+  try {
+    const { token } = await client.exchange(req.jwt, req.role).catch((err: Error) => {
+      throw new FetchError(`Nexus refused the job's token: ${err.message}`);
+    });
+    const paths = [...new Set(req.specs.map((s) => s.path))];
+    const data = new Map<string, Record<string, string>>();
+    for (const path of paths) {
+      try {
+        data.set(path, await client.read(path, token));
+      } catch (err) {
+        const lines = req.specs.filter((s) => s.path === path).map((s) => s.line);
+        throw new FetchError(`secret ${path} (${lines.map((l) => `"${l}"`).join(', ')}): ${(err as Error).message}`);
+      }
+    }
+    const values: Resolved[] = [];
+    for (const spec of req.specs) {
+      const d = data.get(spec.path)!;
+      if (spec.kind === 'key') {
+        if (!Object.hasOwn(d, spec.key)) throw new FetchError(`secret ${spec.path} ("${spec.line}"): it has no key ${JSON.stringify(spec.key)}`);
+        values.push({ name: spec.name, value: d[spec.key]!, path: spec.path, key: spec.key });
+      } else {
+        for (const key of Object.keys(d).sort()) values.push({ name: prefixedName(spec.prefix, key), value: d[key]!, path: spec.path, key });
+      }
+    }
+    const seen = new Map<string, string>();
+    for (const v of values) {
+      const before = seen.get(v.name);
+      if (before !== undefined && before !== `${v.path} ${v.key}`) throw new FetchError(`${v.name} is set twice (from ${before} and ${v.path} ${v.key})`);
+      seen.set(v.name, `${v.path} ${v.key}`);
+    }
+    return { values, token };
+  } finally {
+    client.close();
+  }
+}
+
+/** Every string a log must never show: each value, and each line of a multi-line one. */
+export function maskable(values: string[]): string[] {
+  const out = new Set<string>();
+  for (const v of values) {
+    if (v) out.add(v);
+    if (/[\r\n]/.test(v)) for (const line of v.split(/\r?\n/)) if (line.trim()) out.add(line);
+  }
+  return [...out];
+}

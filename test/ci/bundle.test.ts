@@ -1,0 +1,25 @@
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildCi } from '../../scripts/ci/build.js';
+import { ROOT, tempDir } from '../helpers/env.js';
+
+describe('CI client bundles (scripts/ci/dist, committed)', function () {
+  this.timeout(120_000);
+
+  it('are exactly what `npm run build:ci` makes from the current sources (rebuild and commit when this fails)', async () => {
+    const out = tempDir('nexus-ci-build');
+    const built = await buildCi(out);
+    expect(built.map((f) => path.basename(f)).sort()).to.deep.equal(['action.mjs', 'nexus-ci.mjs']);
+    for (const f of built) {
+      const committed = path.join(ROOT, 'scripts/ci/dist', path.basename(f));
+      expect(fs.existsSync(committed), `${committed} is missing: run npm run build:ci`).to.equal(true);
+      expect(fs.readFileSync(f).equals(fs.readFileSync(committed)), `scripts/ci/dist/${path.basename(f)} is stale: run npm run build:ci and commit it`).to.equal(true);
+    }
+  });
+
+  it('the build is deterministic: two builds in different directories are byte-identical', async () => {
+    const [a, b] = [await buildCi(tempDir('nexus-ci-a')), await buildCi(tempDir('nexus-ci-b'))];
+    for (let i = 0; i < a.length; i++) expect(fs.readFileSync(a[i]!).equals(fs.readFileSync(b[i]!))).to.equal(true);
+  });
+});
