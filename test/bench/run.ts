@@ -7,6 +7,7 @@ import { pgBench } from './postgres.js';
 import { startupBench } from './startup.js';
 import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
+import { ciBench } from './ci.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -21,4 +22,5 @@ if (want('mtls')) rows.push(...(await mtlsBench(scale)));
 if (want('oidc')) rows.push(...(await oidcBench(scale)));
 if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
+if (want('ci')) rows.push(...(await ciBench(scale)));
 printTable(rows);

