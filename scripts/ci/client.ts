@@ -84,7 +84,7 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
   return {
     async exchange(jwt, role) {
       const r = await call('POST', '/v1/auth/token', role ? { 'x-nexus-role': role } : {}, JSON.stringify({ jwt }));
-      if (r.status !== 200) throw new HttpError(`token exchange: ${reasonOf(r.status, r.body, r.headers)}`, r.status);
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers), r.status);
       return JSON.parse(r.body) as { token: string; expires_in: number };
     },
     async read(path, token) {

@@ -1,4 +1,4 @@
-import { nexusClient, type TlsSetup } from './client.js';
+import { HttpError, nexusClient, type TlsSetup } from './client.js';
 import { prefixedName, type SecretSpec } from './spec.js';
 
 /** One value to hand to the job: the variable name and where it came from. */
@@ -28,7 +28,8 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
   const client = nexusClient(req.url, req.tls);
   try {
     const { token } = await client.exchange(req.jwt, req.role).catch((err: Error) => {
-      throw new FetchError(`Nexus refused the job's token: ${err.message}`);
+      // A status means Nexus answered and said no; otherwise it was never reached.
+      throw new FetchError(err instanceof HttpError && err.status > 0 ? `Nexus refused the job's token: ${err.message}` : `token exchange failed: ${err.message}`);
     });
     const paths = [...new Set(req.specs.map((s) => s.path))];
     const data = new Map<string, Record<string, string>>();

@@ -4,6 +4,7 @@
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readCa } from './client.js';
@@ -117,8 +118,6 @@ function runChild(command: string[], values: Resolved[]): Promise<number> {
     child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
   });
 }
-
-import os from 'node:os';
 
 async function main(argv: string[]): Promise<number> {
   let p: Plan;
