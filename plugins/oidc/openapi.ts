@@ -1,5 +1,6 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
+import { VaultErrors, VaultHealth, VaultLoginRequest, VaultLoginResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { Issuer, IssuerInput, IssuerList, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
@@ -51,7 +52,7 @@ export function oidcPortDocument(vaultCompat: boolean) {
   );
 }
 
-const vaultError = (description: string) => json(description, { type: 'object', required: ['errors'], properties: { errors: { type: 'array', items: { type: 'string' } } } });
+const vaultError = (description: string) => json(description, VaultErrors);
 const VAULT_ERRORS = {
   '400': vaultError('bad input'),
   '401': vaultError('the token was not accepted'),
@@ -61,11 +62,6 @@ const VAULT_ERRORS = {
   '429': vaultError('rate limited (Retry-After)'),
   '503': vaultError('not ready, or the audit trail is unwritable'),
 };
-const envelope = (fields: Record<string, unknown>, required: string[]) => ({
-  type: 'object',
-  required: ['request_id', ...required],
-  properties: { request_id: { type: 'string' }, lease_id: { type: 'string' }, renewable: { type: 'boolean' }, lease_duration: { type: 'integer' }, ...fields },
-});
 const vaultToken = { name: 'X-Vault-Token', in: 'header', required: true, description: 'the client_token of /v1/auth/jwt/login', schema: { type: 'string' } };
 
 /** The Vault-compatible CI subset (NEXUS_OIDC_VAULT_COMPAT, on by default). */
@@ -73,69 +69,37 @@ export function vaultPaths(): Paths {
   return {
     '/v1/auth/jwt/login': {
       post: {
+        operationId: 'vaultJwtLogin',
         summary: 'Vault JWT login: the same exchange as /v1/auth/token, restricted to one role',
         security: [],
-        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['role', 'jwt'], properties: { role: { type: 'string' }, jwt: { type: 'string', maxLength: 16384 } } } } } },
-        responses: {
-          '200': json(
-            'a Vault auth block',
-            envelope(
-              {
-                auth: {
-                  type: 'object',
-                  required: ['client_token', 'accessor', 'policies', 'lease_duration', 'renewable'],
-                  properties: { client_token: { type: 'string' }, accessor: { type: 'string' }, policies: { type: 'array', items: { type: 'string' } }, token_policies: { type: 'array', items: { type: 'string' } }, metadata: { type: 'object' }, lease_duration: { type: 'integer', maximum: 3600 }, renewable: { const: false } },
-                },
-              },
-              ['auth'],
-            ),
-          ),
-          ...VAULT_ERRORS,
-        },
+        requestBody: body(VaultLoginRequest),
+        responses: { '200': json('a Vault auth block', VaultLoginResponse), ...VAULT_ERRORS },
       },
     },
     '/v1/secret/data/{path}': {
       get: {
-        summary: 'Vault KV v2 read, if a role of the token grants read',
+        operationId: 'vaultKvRead',
+        summary: 'Vault KV v2 read, if the role of the token grants read',
         security: [],
         parameters: [pathParam, versionParam, vaultToken],
-        responses: {
-          '200': json(
-            'the secret',
-            envelope(
-              {
-                data: {
-                  type: 'object',
-                  required: ['data', 'metadata'],
-                  properties: {
-                    data: { $ref: '#/components/schemas/SecretData' },
-                    metadata: { type: 'object', required: ['version', 'created_time', 'deletion_time', 'destroyed'], properties: { version: { type: 'integer' }, created_time: { type: 'string', format: 'date-time' }, deletion_time: { const: '' }, destroyed: { const: false } } },
-                  },
-                },
-              },
-              ['data'],
-            ),
-          ),
-          ...VAULT_ERRORS,
-        },
+        responses: { '200': json('the secret', VaultSecretResponse), ...VAULT_ERRORS },
       },
     },
     '/v1/auth/token/lookup-self': {
       get: {
-        summary: 'Vault token lookup: policies (roles), ttl, accessor; never the token itself',
+        operationId: 'vaultTokenLookupSelf',
+        summary: 'Vault token lookup: the role, ttl, accessor; never the token itself',
         security: [],
         parameters: [vaultToken],
-        responses: { '200': json('the token', envelope({ data: { type: 'object', required: ['accessor', 'policies', 'ttl', 'renewable'] } }, ['data'])), ...VAULT_ERRORS },
+        responses: { '200': json('the token', VaultTokenLookup), ...VAULT_ERRORS },
       },
     },
     '/v1/sys/health': {
       get: {
+        operationId: 'vaultHealth',
         summary: 'Vault health: 200 when ready, 503 (sealed: true) when not',
         security: [],
-        responses: {
-          '200': json('ready', { type: 'object', required: ['initialized', 'sealed', 'standby'], properties: { initialized: { type: 'boolean' }, sealed: { type: 'boolean' }, standby: { type: 'boolean' }, version: { type: 'string' } } }),
-          '503': json('not ready', { type: 'object' }),
-        },
+        responses: { '200': json('ready', VaultHealth), '503': json('not ready', VaultHealth) },
       },
     },
   };

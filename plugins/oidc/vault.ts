@@ -11,6 +11,7 @@ import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { TOKEN_PREFIX } from './exchange.js';
 import { TokenRequest } from './schema.js';
+import type { VaultHealth, VaultLoginResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 
 /**
  * The Vault-compatible CI subset of the OIDC port: just enough of Vault's
@@ -64,9 +65,9 @@ export function vaultToken(ctx: Context): string {
   return t;
 }
 
-/** Vault's response envelope around `fields`. */
-function envelope(ctx: Context, fields: Record<string, unknown>): Record<string, unknown> {
-  return { request_id: (ctx.state as RequestState).requestId, lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth: null, ...fields };
+/** Vault's response envelope (see vault-schema.ts), without its `data` and `auth`. */
+function envelope(ctx: Context) {
+  return { request_id: (ctx.state as RequestState).requestId, lease_id: '', renewable: false, lease_duration: 0, wrap_info: null, warnings: null } as const;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -82,7 +83,9 @@ export function vaultRoutes(deps: VaultDeps): Router {
     // Without a usable jwt, a failed authentication (401), as on /v1/auth/token.
     const jwt = TokenRequest.safeParse({ jwt: body.jwt });
     const { token, expires_in, principal, accessor } = await deps.exchange(ctx, jwt.success ? jwt.data.jwt : undefined, role);
-    ctx.body = envelope(ctx, {
+    ctx.body = {
+      ...envelope(ctx),
+      data: null,
       auth: {
         client_token: token,
         accessor,
@@ -95,7 +98,7 @@ export function vaultRoutes(deps: VaultDeps): Router {
         token_type: 'service',
         orphan: true,
       },
-    });
+    } satisfies VaultLoginResponse;
   });
 
   router.get(HEALTH, (ctx) => {
@@ -113,7 +116,7 @@ export function vaultRoutes(deps: VaultDeps): Router {
       version: VAULT_API_VERSION,
       cluster_name: 'nexus',
       cluster_id: '',
-    };
+    } satisfies VaultHealth;
   });
 
   router.get(LOOKUP_SELF, deps.authenticate, (ctx) => {
@@ -121,7 +124,9 @@ export function vaultRoutes(deps: VaultDeps): Router {
     const p = deps.principal(ctx);
     const expires = p.expiresAt ?? Date.now();
     // Vault also echoes the token as `id`; we never put a token in a response.
-    ctx.body = envelope(ctx, {
+    ctx.body = {
+      ...envelope(ctx),
+      auth: null,
       data: {
         accessor: p.tokenId ?? '',
         display_name: `jwt-${p.subject}`,
@@ -137,15 +142,17 @@ export function vaultRoutes(deps: VaultDeps): Router {
         ttl: Math.max(0, Math.floor((expires - Date.now()) / 1000)),
         type: 'service',
       },
-    });
+    } satisfies VaultTokenLookup;
   });
 
   router.get(`${VAULT_KV_PREFIX}{*rest}`, deps.authenticate, async (ctx) => {
     const s = await deps.readSecret(ctx, VAULT_KV_PREFIX);
-    ctx.body = envelope(ctx, {
-      data: { data: s.data, metadata: { created_time: s.created_at, custom_metadata: null, deletion_time: '', destroyed: false, version: s.version } },
+    ctx.body = {
+      ...envelope(ctx),
+      auth: null,
       mount_type: 'kv',
-    });
+      data: { data: s.data, metadata: { created_time: s.created_at, custom_metadata: null, deletion_time: '', destroyed: false, version: s.version } },
+    } satisfies VaultSecretResponse;
   });
   return router;
 }

@@ -102,7 +102,12 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'GET /healthz': () => e.oidc(undefined, 'GET', '/healthz'),
     'GET /readyz': () => e.oidc(undefined, 'GET', '/readyz'),
     'GET /openapi.json': () => e.oidc(undefined, 'GET', '/openapi.json'),
+    'POST /v1/auth/jwt/login': () => e.oidc(undefined, 'POST', '/v1/auth/jwt/login', { role: 'ci-rw', jwt }),
+    'GET /v1/secret/data/{path}': async () => e.oidc(undefined, 'GET', '/v1/secret/data/ci/org/repo/db', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/auth/token/lookup-self': async () => e.oidc(undefined, 'GET', '/v1/auth/token/lookup-self', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/sys/health': () => e.oidc(undefined, 'GET', '/v1/sys/health'),
   };
+  const vaultToken = async () => ((await e.oidc(undefined, 'POST', '/v1/auth/jwt/login', { role: 'ci-rw', jwt })).body as { auth: { client_token: string } }).auth.client_token;
 
   for (const [port, cases] of [['mtls', mtlsCases], ['oidc', oidcCases]] as const) {
     it(`${port} port: every operation that answers JSON has a real request here`, () => {
@@ -126,4 +131,10 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
       conforms(docs[port], `nexus-${port}-error.json`, port === 'mtls' ? 'GET /v1/policies/{name}' : 'GET /v1/secrets/{path}', res);
     });
   }
+
+  it('oidc port: Vault-compatible errors match the VaultErrors schema', async () => {
+    const res = await e.oidc(undefined, 'GET', '/v1/secret/data/ci/org/other', undefined, { 'X-Vault-Token': await vaultToken() });
+    expect(res.status).to.equal(403);
+    conforms(docs.oidc, 'nexus-oidc-vault-error.json', 'GET /v1/secret/data/{path}', res);
+  });
 });
