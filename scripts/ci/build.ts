@@ -34,6 +34,9 @@ export async function buildCi(outDir = path.join(ROOT, 'scripts/ci/dist')): Prom
   return Object.keys(result.metafile.outputs).map((f) => path.resolve(ROOT, f));
 }
 
+// `build.ts [OUT_DIR]`: the staleness test builds into a temp dir in a child
+// process (esbuild loaded beside tsx in the test process upsets module loading).
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  for (const f of await buildCi()) console.log(`wrote ${path.relative(ROOT, f)}`);
+  const out = process.argv[2] ? path.resolve(process.argv[2]) : undefined;
+  for (const f of await buildCi(out)) console.log(`wrote ${path.relative(ROOT, f)}`);
 }
