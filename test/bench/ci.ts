@@ -33,7 +33,7 @@ export async function ciBench(scale: number): Promise<BenchRow[]> {
   const admin = { ca, cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };
   const runner = await startRunner(idp, { ...github('org/repo'), aud: undefined });
   try {
-    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['RS256'] });
+    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['RS256'], tenant_claims: ['repository'] });
     await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
     for (const s of ['db', 'api', 'tls']) await call(srv.port, admin, 'PUT', `/v1/secrets/ci/org/repo/${s}`, { data: { value: `${s}-${'x'.repeat(40)}` } });
     const url = `https://127.0.0.1:${srv.oidcPort}`;

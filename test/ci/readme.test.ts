@@ -23,17 +23,16 @@ function yamlBlocks(): Block[] {
   return out;
 }
 
-/** The README's `npx pilot oidc role put ...` commands of the "Real CI platforms" setup, as argument lists. */
-function readmeRoleCommands(): string[][] {
+/** The README's `npx pilot oidc (issuer|role) put ...` commands of the "Real CI platforms" setup, as argument lists. */
+function readmeSetupCommands(): string[][] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
-  return [...readme.matchAll(/^npx pilot (oidc role put (?:deploy-prod|gitlab-main) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
+  return [...readme.matchAll(/^npx pilot (oidc (?:issuer put (?:github|gitlab)|role put (?:deploy-prod|gitlab-main)) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
 }
 
 const isWorkflow = (doc: any) => doc && typeof doc === 'object' && 'jobs' in doc && 'on' in doc;
 const gitlabJobs = (doc: any): Array<[string, any]> => (doc && typeof doc === 'object' && !isWorkflow(doc) ? Object.entries(doc).filter(([, j]: [string, any]) => j && Array.isArray(j.script)) : []);
 
 const PUBLIC_URL = 'https://nexus.example.com:8554';
-const AUDIENCE = 'https://nexus.example.com';
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
 
 /** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
@@ -69,14 +68,13 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     // One issuer per IdP URL: the helper's `ci` issuer makes way for `github`, a second IdP plays GitLab.
     gitlabIdp = await startIdp();
     expect((await env.admin('DELETE', '/v1/oidc/issuers/ci')).status).to.be.oneOf([200, 204]);
-    for (const [name, idp] of [['github', env.idp], ['gitlab', gitlabIdp]] as const) {
-      const r = await env.admin('PUT', `/v1/oidc/issuers/${name}`, { issuer: idp.url, audiences: [AUDIENCE], algorithms: ['RS256'] });
-      expect(r.status, r.text).to.equal(201);
-    }
-    // The roles exactly as the README's setup commands make them, through the real Pilot.
-    const commands = readmeRoleCommands();
-    expect(commands.length).to.equal(2);
+    // Issuers and roles exactly as the README's setup commands make them, through the real
+    // Pilot; only the issuer URLs point at the test IdPs instead of GitHub and GitLab.
+    const idpUrl: Record<string, string> = { github: env.idp.url, gitlab: gitlabIdp.url };
+    const commands = readmeSetupCommands();
+    expect(commands.map((c) => c.slice(0, 4).join(' '))).to.deep.equal(['oidc issuer put github', 'oidc role put deploy-prod', 'oidc issuer put gitlab', 'oidc role put gitlab-main']);
     for (const args of commands) {
+      if (args[1] === 'issuer') args[args.indexOf('--issuer') + 1] = idpUrl[args[3]!]!;
       const r = await runBin('pilot', args, { NEXUS_DATA_DIR: env.t.dir, NEXUS_ADDR: `https://127.0.0.1:${env.t.port}` });
       expect(r.code, r.stderr).to.equal(0);
     }
