@@ -7,8 +7,8 @@ import { ROOT, runNode, tempDir } from '../helpers/env.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { maskProblems, parseFileCommands } from '../helpers/runner.js';
 
-// The package's bin (package.json "bin"), which is the committed bundle itself.
-const BIN = path.join(ROOT, (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['nexus-ci']!);
+// The self-contained bundle (what CI images copy); the dev launcher scripts/bin/nexus-ci.js runs the same sources.
+const BIN = path.join(ROOT, 'scripts/ci/dist/nexus-ci.mjs');
 const nexusCi = (args: string[], env: Record<string, string>) => runNode([BIN, ...args], env);
 
 const MULTI = 'line one\nline "two" $HOME\n\'three\'';
