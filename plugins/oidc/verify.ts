@@ -6,8 +6,12 @@ import type { IssuerConfig } from './types.js';
 export const MAX_TOKEN_BYTES = 16 * 1024;
 export const LEEWAY_S = 60;
 
-/** Headers that would let a token pick its own key or change the rules (RFC 8725). */
-const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'crit'];
+/**
+ * Headers that would let a token pick its own key or change the rules (RFC 8725).
+ * Thumbprints (x5t, x5t#S256) are not among them: they carry no key, keys come
+ * only from the issuer's JWKS, and GitHub Actions puts x5t on every token.
+ */
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'];
 
 /** The protected header fields policy looks at (the rest was refused or only served key lookup). */
 export interface TokenHeader {

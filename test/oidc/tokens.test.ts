@@ -33,6 +33,13 @@ describe('OIDC port: bad tokens are 401, never 500, and never logged', function 
     expect(r.status, r.text).to.equal(200);
   });
 
+  it('accepts a token whose header carries x5t and x5t#S256 thumbprints, as GitHub Actions tokens do', async () => {
+    // A thumbprint names a key; it carries none, so it cannot pick the key that verifies the token.
+    const token = await signAsIdp(base(), { x5t: 'nEu4mIMjN6KMwnCSbAmGBq2Ws5Y', 'x5t#S256': 'Ubn4A2CgRzXLt6qnqh1smDnm4X3LRW1UVoJ6v0MCz3k' });
+    const r = await e.oidc(token, 'GET', '/v1/secrets/ci/org/repo/db');
+    expect(r.status, r.text).to.equal(200);
+  });
+
   const cases: Array<[string, () => Promise<string>, RegExp]> = [
     ['alg none', async () => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(base())}.`, /alg_none/],
     [
