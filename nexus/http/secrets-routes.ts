@@ -6,7 +6,7 @@ import { parsePrefix, parseSecretPath, parseVersion } from '../secrets/rules.js'
 import type { SecretsService } from '../secrets/service.js';
 import type { ListOptions, VersionsOutcome } from '../secrets/types.js';
 import { changeAudited, noteAudit } from './audit.js';
-import { PatchSecretInput, PutSecretInput, RollbackInput, VersionList, VersionsInput } from '../secrets/schema.js';
+import { ListLimitQuery, PatchSecretInput, PutSecretInput, RollbackInput, VersionList, VersionsInput } from '../secrets/schema.js';
 import { readBody } from './body.js';
 import { parseInput } from '../schema.js';
 
@@ -90,7 +90,7 @@ function versionsQuery(ctx: Context): number[] | undefined {
   const many = queryOne(ctx, 'versions');
   if (one !== undefined && many !== undefined) throw new BadRequestError('versions', 'give version or versions, not both');
   if (one !== undefined) return [parseVersion(one)];
-  return many === undefined ? undefined : parseInput(VersionList, many.split(',').map((v) => (/^\d{1,15}$/.test(v) ? Number(v) : v)), 'versions');
+  return many === undefined ? undefined : parseInput(VersionList, many.split(','), 'versions');
 }
 
 /** 204 when every named version was changed; otherwise 200 naming those left alone and why. */
@@ -131,11 +131,10 @@ export async function writeVersion(ctx: Context, secrets: SecretsService, op: 'w
 export function listRequest(ctx: Context, mayList: boolean, allow: (path: string) => boolean): ListOptions {
   noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
   if (!mayList) throw new ForbiddenError('permission denied: list');
-  const limitRaw = queryOne(ctx, 'limit');
-  if (limitRaw !== undefined && !/^\d{1,5}$/.test(limitRaw)) throw new BadRequestError('limit', 'limit must be an integer from 1 to 1000');
+  const limit = queryOne(ctx, 'limit');
   return {
     prefix: parsePrefix(queryOne(ctx, 'prefix')),
-    limit: limitRaw === undefined ? undefined : Number(limitRaw),
+    limit: limit === undefined ? undefined : parseInput(ListLimitQuery, limit, 'limit'),
     cursor: queryOne(ctx, 'cursor') ?? null,
     allow,
   };

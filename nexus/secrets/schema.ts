@@ -13,7 +13,10 @@ export const Version = z
   .union([z.int().min(1), z.string().regex(/^\d{1,15}$/).transform(Number).pipe(z.int().min(1))])
   .describe('a positive integer');
 /** `GET /v1/secrets?limit=N`: a page's size. */
-export const ListLimit = z.int().min(1).max(1000).default(100).describe('an integer from 1 to 1000');
+const limit = z.int().min(1).max(1000);
+export const ListLimit = limit.default(100).describe('an integer from 1 to 1000');
+/** The same, as the query string carries it. */
+export const ListLimitQuery = z.string().regex(/^\d{1,5}$/).transform(Number).pipe(limit).describe('an integer from 1 to 1000');
 
 export const Cas = z.int().min(0).describe('a non-negative integer: the current latest version (deleted ones count); 0 = create only');
 export const VersionList = z
