@@ -51,6 +51,27 @@ function out(cmd: Command, value: unknown, human: () => string): void {
   process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
+/** `get`, `list` and `delete` of one kind of admin object: policies, issuers and roles share the route shape. */
+function adminObjectCommands<T>(
+  group: Command,
+  kind: { noun: string; route: string; listKey: string; show: (o: T) => string; listHelp: string; deleteHelp: string; none?: string; deleted?: string },
+): void {
+  const one = (name: string) => `${kind.route}/${encodeURIComponent(name)}`;
+  group.command('get <name>').description(`show one ${kind.noun}`).action(async (name: string, _o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', one(name))) as T;
+    out(cmd, res, () => kind.show(res));
+  });
+  group.command('list').description(kind.listHelp).action(async (_o: unknown, cmd: Command) => {
+    const res = (await get(cmd, 'GET', kind.route)) as Record<string, T[]>;
+    const items = res[kind.listKey]!;
+    out(cmd, res, () => (items.length === 0 && kind.none !== undefined ? kind.none : items.map(kind.show).join('\n')));
+  });
+  group.command('delete <name>').description(kind.deleteHelp).action(async (name: string, _o: unknown, cmd: Command) => {
+    await call(cmd, 'DELETE', one(name));
+    out(cmd, { name, deleted: true }, () => `deleted ${kind.noun} ${name}${kind.deleted ?? ''}`);
+  });
+}
+
 /** A bare value for $(...): no trailing newline unless a person is looking at it. */
 function bare(value: unknown): void {
   const text = typeof value === 'string' ? value : JSON.stringify(value);
@@ -361,19 +382,13 @@ export function buildProgram(version: string, args: string[] = []): Command {
         out(cmd, res, () => `saved policy ${showPolicy(res)}`);
       });
 
-    policy.command('get <name>').description('show one policy').action(async (name: string, _o: unknown, cmd: Command) => {
-      const res = (await get(cmd, 'GET', `/v1/policies/${encodeURIComponent(name)}`)) as Policy;
-      out(cmd, res, () => showPolicy(res));
-    });
-
-    policy.command('list').description('list every policy, the built-in one too').action(async (_o: unknown, cmd: Command) => {
-      const res = (await get(cmd, 'GET', '/v1/policies')) as { policies: Policy[] };
-      out(cmd, res, () => res.policies.map(showPolicy).join('\n'));
-    });
-
-    policy.command('delete <name>').description('delete a policy (never the built-in one)').action(async (name: string, _o: unknown, cmd: Command) => {
-      await call(cmd, 'DELETE', `/v1/policies/${encodeURIComponent(name)}`);
-      out(cmd, { name, deleted: true }, () => `deleted policy ${name}`);
+    adminObjectCommands<Policy>(policy, {
+      noun: 'policy',
+      route: '/v1/policies',
+      listKey: 'policies',
+      show: showPolicy,
+      listHelp: 'list every policy, the built-in one too',
+      deleteHelp: 'delete a policy (never the built-in one)',
     });
   }
 
@@ -410,22 +425,17 @@ export function buildProgram(version: string, args: string[] = []): Command {
         const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
         out(cmd, res, () => `saved issuer ${showIssuer(res)}`);
       });
-    issuer.command('get <name>').description('show one issuer').action(async (name: string, _o: unknown, cmd: Command) => {
-      const res = (await get(cmd, 'GET', `/v1/oidc/issuers/${encodeURIComponent(name)}`)) as IssuerConfig;
-      out(cmd, res, () => showIssuer(res));
-    });
-    issuer.command('list').description('list the trusted issuers').action(async (_o: unknown, cmd: Command) => {
-      const res = (await get(cmd, 'GET', '/v1/oidc/issuers')) as { issuers: IssuerConfig[] };
-      out(cmd, res, () => (res.issuers.length ? res.issuers.map(showIssuer).join('\n') : '(no issuers)'));
-    });
-    issuer.command('delete <name>').description('stop trusting an issuer (refused while a role uses it)').action(async (name: string, _o: unknown, cmd: Command) => {
-      await call(cmd, 'DELETE', `/v1/oidc/issuers/${encodeURIComponent(name)}`);
-      out(cmd, { name, deleted: true }, () => `deleted issuer ${name}`);
+    adminObjectCommands<IssuerConfig>(issuer, {
+      noun: 'issuer',
+      route: '/v1/oidc/issuers',
+      listKey: 'issuers',
+      show: showIssuer,
+      listHelp: 'list the trusted issuers',
+      deleteHelp: 'stop trusting an issuer (refused while a role uses it)',
+      none: '(no issuers)',
     });
 
     const role = oidc.command('role').description('claims -> grants bindings');
-
-
 
     role
       .command('put <name>')
@@ -453,17 +463,15 @@ export function buildProgram(version: string, args: string[] = []): Command {
         const res = (await get(cmd, 'PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig;
         out(cmd, res, () => `saved role ${showRole(res)}`);
       });
-    role.command('get <name>').description('show one role').action(async (name: string, _o: unknown, cmd: Command) => {
-      const res = (await get(cmd, 'GET', `/v1/oidc/roles/${encodeURIComponent(name)}`)) as RoleConfig;
-      out(cmd, res, () => showRole(res));
-    });
-    role.command('list').description('list the roles').action(async (_o: unknown, cmd: Command) => {
-      const res = (await get(cmd, 'GET', '/v1/oidc/roles')) as { roles: RoleConfig[] };
-      out(cmd, res, () => (res.roles.length ? res.roles.map(showRole).join('\n') : '(no roles)'));
-    });
-    role.command('delete <name>').description('delete a role and revoke its exchanged tokens').action(async (name: string, _o: unknown, cmd: Command) => {
-      await call(cmd, 'DELETE', `/v1/oidc/roles/${encodeURIComponent(name)}`);
-      out(cmd, { name, deleted: true }, () => `deleted role ${name} (and revoked its exchanged tokens)`);
+    adminObjectCommands<RoleConfig>(role, {
+      noun: 'role',
+      route: '/v1/oidc/roles',
+      listKey: 'roles',
+      show: showRole,
+      listHelp: 'list the roles',
+      deleteHelp: 'delete a role and revoke its exchanged tokens',
+      none: '(no roles)',
+      deleted: ' (and revoked its exchanged tokens)',
     });
     role.command('revoke-tokens <name>').description('revoke every exchanged token of a role').action(async (name: string, _o: unknown, cmd: Command) => {
       const res = (await get(cmd, 'POST', `/v1/oidc/roles/${encodeURIComponent(name)}:revoke-tokens`)) as { revoked: number };
