@@ -1,0 +1,160 @@
+// npm run bench:profile -- [mtls|token|jwt] [seconds]: a V8 CPU profile
+// of the server under the bench's load, summarized as self-time shares by
+// component, so the note's "where the time goes" can be re-measured.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { SignJWT, importJWK, type JWK } from 'jose';
+import { ROOT } from '../helpers/env.js';
+import { startIdp } from '../helpers/idp.js';
+import { call } from '../helpers/server.js';
+import { load } from './mtls.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Which component a frame's code belongs to; the order matters (first match wins). */
+const COMPONENTS: [string, RegExp][] = [
+  ['sqlite (better-sqlite3)', /better-sqlite3/],
+  ['libsodium', /libsodium/],
+  ['jose', /node_modules\/jose/],
+  ['koa-router', /@koa\/router|path-to-regexp/],
+  ['koa', /node_modules\/(koa|koa-compose|on-finished|statuses|http-errors|delegates|cookies|accepts|type-is|mime|content-type|vary|encodeurl|escape-html|fresh|parseurl|only|destroy|ee-first|depd|negotiator|media-typer|content-disposition)\//],
+  ['zod', /node_modules\/zod/],
+  ['nexus audit', /\/nexus\/audit\/|\/nexus\/http\/audit/],
+  ['nexus storage', /\/nexus\/storage\//],
+  ['nexus oidc plugin', /\/plugins\/oidc\//],
+  ['nexus metrics', /\/nexus\/(http\/)?metrics/],
+  ['nexus other', /\/(nexus|plugins)\//],
+  ['node tls/net', /node:(_tls|tls|net|internal\/stream_base|internal\/streams|stream|internal\/net)/],
+  ['node http', /node:(_http|http|internal\/http)/],
+  ['node other', /^node:/],
+  ['tsx loader', /node_modules\/tsx/],
+  ['other modules', /node_modules/],
+];
+
+function component(node: ProfileNode): string {
+  const { url, functionName } = node.callFrame;
+  if (!url) {
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(idle)') return 'idle';
+    if (functionName === '(program)') return 'native/program';
+    return `native: ${functionName || '(anonymous)'}`;
+  }
+  for (const [name, re] of COMPONENTS) if (re.test(url)) return name;
+  return 'other';
+}
+
+/** Self time per component (ms), idle excluded from the total; and the top self-time functions. */
+export function summarize(profile: Profile, top = 15): { total: number; components: [string, number][]; functions: [string, number][] } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const comp = new Map<string, number>();
+  const fn = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]!)!;
+    const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    const c = component(node);
+    comp.set(c, (comp.get(c) ?? 0) + ms);
+    const where = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/^.*\/(node_modules\/)?/, '')}:${node.callFrame.lineNumber + 1}`;
+    fn.set(where, (fn.get(where) ?? 0) + ms);
+  }
+  comp.delete('idle');
+  const total = [...comp.values()].reduce((a, b) => a + b, 0);
+  const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
+  return { total, components: sorted(comp), functions: sorted(fn).filter(([k]) => !k.startsWith('(idle)')).slice(0, top) };
+}
+
+async function main(): Promise<void> {
+  const scenario = process.argv[2] ?? 'mtls';
+  const seconds = Number(process.argv[3] ?? '5');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-profile-'));
+  const profDir = path.join(dir, 'prof');
+  const oidc = scenario === 'token' || scenario === 'jwt';
+  const args = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  const child = spawn(process.execPath, [...args, path.join(ROOT, 'scripts/bin/nexus.js')], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: oidc ? '127.0.0.1:0' : 'off', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ports = await new Promise<{ mtls: number; oidc: number | null }>((resolve) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"port":"mtls","addr":"[^"]*:(\d+)"/.exec(out);
+      const o = /"port":"oidc","addr":"[^"]*:(\d+)"/.exec(out);
+      if (m && (!oidc || o)) resolve({ mtls: Number(m[1]), oidc: o ? Number(o[1]) : null });
+    });
+  });
+  const pki = path.join(dir, 'pki');
+  const admin = { ca: fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8'), cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };
+  const idp = oidc ? await startIdp() : null;
+  try {
+    let url: string;
+    let opts: Parameters<typeof load>[3] = {};
+    const tls = oidc ? { ca: admin.ca } : admin;
+    if (!idp) {
+      await call(ports.mtls, admin, 'PUT', '/v1/secrets/bench/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
+      url = `https://127.0.0.1:${ports.mtls}/v1/secrets/bench/read`;
+    } else {
+      const es = await idp.server.issuer.keys.generate('ES256', { kid: 'prof-es256' });
+      await call(ports.mtls, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'], tenant_claims: ['repository'] });
+      await call(ports.mtls, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
+      await call(ports.mtls, admin, 'PUT', '/v1/secrets/ci/org/repo/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
+      const key = await importJWK(idp.server.issuer.keys.toJSON(true).find((k) => k.kid === es.kid) as unknown as JWK, 'ES256');
+      const now = Math.floor(Date.now() / 1000);
+      const jwt = await new SignJWT({ repository: 'org/repo', ref: 'refs/heads/main' })
+        .setProtectedHeader({ alg: 'ES256', kid: es.kid, typ: 'JWT' })
+        .setIssuer(idp.url)
+        .setAudience('nexus')
+        .setSubject('repo:org/repo:ref:refs/heads/main')
+        .setIssuedAt(now)
+        .setExpirationTime(now + 3600)
+        .sign(key);
+      let bearer = jwt;
+      if (scenario === 'token') {
+        const r = await fetchToken(ports.oidc!, admin.ca, jwt);
+        bearer = r;
+      }
+      url = `https://127.0.0.1:${ports.oidc}/v1/secrets/ci/org/repo/read`;
+      opts = { headers: { authorization: `Bearer ${bearer}` } };
+    }
+    await load(url, tls, 1, opts);
+    const r = await load(url, tls, seconds, { ...opts, pid: child.pid! });
+    console.log(`${scenario}: ${Math.round(r.rate)} req/s, server CPU ${Math.round(r.cpuUs!)} µs/req`);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.on('close', resolve));
+    await idp?.stop();
+  }
+  const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))!;
+  const s = summarize(JSON.parse(fs.readFileSync(path.join(profDir, file), 'utf8')) as Profile, Number(process.env.PROFILE_TOP ?? '15'));
+  console.log(`profile ${path.join(profDir, file)} (busy ${Math.round(s.total)} ms, idle excluded)`);
+  for (const [c, ms] of s.components) if (ms / s.total >= 0.005) console.log(`  ${((100 * ms) / s.total).toFixed(1).padStart(5)}%  ${c}`);
+  console.log('top functions (self):');
+  for (const [f, ms] of s.functions) console.log(`  ${((100 * ms) / s.total).toFixed(1).padStart(5)}%  ${f}`);
+}
+
+async function fetchToken(port: number, ca: string, jwt: string): Promise<string> {
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ jwt });
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/auth/token', ca, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (res) => {
+      let t = '';
+      res.on('data', (c: Buffer) => (t += c.toString()));
+      res.on('end', () => (res.statusCode === 200 ? resolve((JSON.parse(t) as { token: string }).token) : reject(new Error(`exchange: HTTP ${res.statusCode}: ${t}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(ROOT, 'test/bench/profile.ts')) await main();
