@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { Lru } from '../../nexus/lru.js';
 import type { OidcPrincipal } from '../../nexus/auth/principal.js';
 import { UnauthorizedError } from '../../nexus/errors.js';
 import { resolveRoles } from './roles.js';
-import type { OidcStore } from './store.js';
+import type { OidcStore, StoredToken } from './store.js';
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S, type IssuerConfig, type RoleConfig } from './types.js';
 import { policyRefusal, type VerifiedToken } from './verify.js';
 
@@ -47,17 +48,17 @@ export interface CurrentConfig {
   roles(): RoleConfig[];
 }
 
-/**
- * The principal an exchanged token stands for now: its stored claims checked
- * against the issuer's current settings and matched against the current
- * versions of the roles it was minted for (never more roles than that). A
- * narrowed role or a changed issuer bites on the next request, not at expiry.
- */
-export async function principalFromToken(store: OidcStore, token: string, current: CurrentConfig, now = Date.now()): Promise<OidcPrincipal> {
+async function lookup(store: OidcStore, token: string, now: number): Promise<{ hash: Buffer; row: StoredToken }> {
   if (!/^nxo_[A-Za-z0-9_-]{43}$/.test(token)) throw new UnauthorizedError('exchanged_token_malformed');
-  const row = await store.token(hashOf(token));
+  const hash = hashOf(token);
+  const row = await store.token(hash);
   if (!row) throw new UnauthorizedError('exchanged_token_unknown_or_revoked');
   if (row.expires_at <= now) throw new UnauthorizedError('exchanged_token_expired');
+  return { hash, row };
+}
+
+/** What a stored token resolves to under a configuration; nothing here depends on the time. */
+function resolveStored(row: StoredToken, current: CurrentConfig): OidcPrincipal {
   const issuer = current.issuer(row.issuer);
   if (!issuer) throw new UnauthorizedError('exchanged_token_issuer_removed');
   // The JWT itself is gone, so a new key source cannot vouch for it.
@@ -69,6 +70,53 @@ export async function principalFromToken(store: OidcStore, token: string, curren
   if (roles.length === 0) throw new UnauthorizedError('exchanged_token_roles_no_longer_match');
   // A role whose token_ttl_s was shortened since shortens the token too.
   const expiresAt = Math.min(row.expires_at, row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000);
-  if (expiresAt <= now) throw new UnauthorizedError('exchanged_token_expired');
   return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt };
+}
+
+function expiring(p: OidcPrincipal, now: number): OidcPrincipal {
+  if (p.expiresAt! <= now) throw new UnauthorizedError('exchanged_token_expired');
+  return p;
+}
+
+interface Resolved {
+  row: StoredToken;
+  issuer: IssuerConfig | undefined;
+  roles: RoleConfig[];
+  principal: OidcPrincipal;
+}
+
+/**
+ * The principal an exchanged token stands for now: its stored claims checked
+ * against the issuer's current settings and matched against the current
+ * versions of the roles it was minted for (never more roles than that). A
+ * narrowed role or a changed issuer bites on the next request, not at expiry.
+ *
+ * Resolved once per token and configuration: the stored
+ * row (a revocation drops it), the issuer's config and the roles array are
+ * replaced, never changed in place, when anything changes, so an entry made
+ * from the same three objects is still right. The expiry is checked on every
+ * request. The audit token id (an HMAC) is computed once too.
+ */
+export class TokenPrincipals {
+  private readonly memo = new Lru<string, Resolved>(10_000);
+
+  constructor(
+    private readonly store: OidcStore,
+    private readonly current: CurrentConfig,
+    private readonly tokenId: (raw: string) => string,
+  ) {}
+
+  async principal(token: string, now = Date.now()): Promise<OidcPrincipal> {
+    const { hash, row } = await lookup(this.store, token, now);
+    const key = hash.toString('base64');
+    const issuer = this.current.issuer(row.issuer);
+    const roles = this.current.roles();
+    const hit = this.memo.get(key);
+    if (hit && hit.row === row && hit.issuer === issuer && hit.roles === roles) return expiring(hit.principal, now);
+    this.memo.delete(key);
+    // A refusal is not remembered: the next request resolves again.
+    const principal: OidcPrincipal = { ...resolveStored(row, this.current), tokenId: this.tokenId(token) };
+    this.memo.set(key, { row, issuer, roles, principal });
+    return expiring(principal, now);
+  }
 }

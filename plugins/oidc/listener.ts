@@ -15,7 +15,7 @@ import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
-import { issueToken, principalFromToken, TOKEN_PREFIX, type CurrentConfig } from './exchange.js';
+import { issueToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
 import { VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
@@ -113,6 +113,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const current: CurrentConfig = { issuer: (name) => deps.registry.byName(name)?.config, roles: () => deps.roles() };
+  const exchanged = new TokenPrincipals(deps.store, current, (raw) => deps.audit.tokenId(raw));
 
   const narrow = (ctx: Context, p: OidcPrincipal): OidcPrincipal => {
     const raw = ctx.get('X-Nexus-Role');
@@ -138,7 +139,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
       let principal: OidcPrincipal;
       try {
         const token = credential(ctx);
-        principal = token.startsWith(TOKEN_PREFIX) ? { ...(await principalFromToken(deps.store, token, current)), tokenId: deps.audit.tokenId(token) } : (await fromJwt(ctx, token)).principal;
+        principal = token.startsWith(TOKEN_PREFIX) ? await exchanged.principal(token) : (await fromJwt(ctx, token)).principal;
       } catch (err) {
         if (err instanceof UnauthorizedError) failed(ctx, err);
         throw err;
