@@ -8,6 +8,7 @@ import { startupBench } from './startup.js';
 import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
 import { ciBench } from './ci.js';
+import { rssBench } from './rss.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -23,4 +24,5 @@ if (want('oidc')) rows.push(...(await oidcBench(scale)));
 if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
 if (want('ci')) rows.push(...(await ciBench(scale)));
+if (want('rss')) rows.push(...(await rssBench(scale)));
 printTable(rows);
