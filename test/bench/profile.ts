@@ -1,4 +1,4 @@
-// npm run bench:profile -- [mtls|token|jwt] [seconds]: a V8 CPU profile
+// npm run bench:profile -- [mtls|token|jwt] [seconds] (or --summarize FILE): a V8 CPU profile
 // of the server under the bench's load, summarized as self-time shares by
 // component, so the note's "where the time goes" can be re-measured.
 import fs from 'node:fs';
@@ -24,6 +24,8 @@ interface Profile {
 
 /** Which component a frame's code belongs to; the order matters (first match wins). */
 const COMPONENTS: [string, RegExp][] = [
+  // Start-up, not the request path: left out of the shares like idle time.
+  ['module loading', /node:internal\/(modules|deps\/cjs-module-lexer)|node_modules\/tsx/],
   ['sqlite (better-sqlite3)', /better-sqlite3/],
   ['libsodium', /libsodium/],
   ['jose', /node_modules\/jose/],
@@ -35,39 +37,45 @@ const COMPONENTS: [string, RegExp][] = [
   ['nexus oidc plugin', /\/plugins\/oidc\//],
   ['nexus metrics', /\/nexus\/(http\/)?metrics/],
   ['nexus other', /\/(nexus|plugins)\//],
+  ['node crypto (hash, HMAC)', /node:(crypto|internal\/crypto)/],
   ['node tls/net', /node:(_tls|tls|net|internal\/stream_base|internal\/streams|stream|internal\/net)/],
   ['node http', /node:(_http|http|internal\/http)/],
   ['node other', /^node:/],
-  ['tsx loader', /node_modules\/tsx/],
   ['other modules', /node_modules/],
 ];
 
-function component(node: ProfileNode): string {
-  const { url, functionName } = node.callFrame;
-  if (!url) {
+/** A native frame (a syscall, a binding) is charged to the nearest caller with source: writev to node:net, a SQLite step to the repo. */
+function component(node: ProfileNode, parent: Map<number, ProfileNode>): string {
+  const { functionName } = node.callFrame;
+  let at: ProfileNode | undefined = node;
+  while (at && !at.callFrame.url) at = parent.get(at.id);
+  if (!at) {
     if (functionName === '(garbage collector)') return 'GC';
     if (functionName === '(idle)') return 'idle';
     if (functionName === '(program)') return 'native/program';
     return `native: ${functionName || '(anonymous)'}`;
   }
-  for (const [name, re] of COMPONENTS) if (re.test(url)) return name;
+  for (const [name, re] of COMPONENTS) if (re.test(at.callFrame.url)) return name;
   return 'other';
 }
 
 /** Self time per component (ms), idle excluded from the total; and the top self-time functions. */
 export function summarize(profile: Profile, top = 15): { total: number; components: [string, number][]; functions: [string, number][] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, ProfileNode>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n);
   const comp = new Map<string, number>();
   const fn = new Map<string, number>();
   for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(profile.samples[i]!)!;
     const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000;
-    const c = component(node);
+    const c = component(node, parent);
     comp.set(c, (comp.get(c) ?? 0) + ms);
     const where = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/^.*\/(node_modules\/)?/, '')}:${node.callFrame.lineNumber + 1}`;
     fn.set(where, (fn.get(where) ?? 0) + ms);
   }
   comp.delete('idle');
+  comp.delete('module loading');
   const total = [...comp.values()].reduce((a, b) => a + b, 0);
   const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
   return { total, components: sorted(comp), functions: sorted(fn).filter(([k]) => !k.startsWith('(idle)')).slice(0, top) };
@@ -135,9 +143,14 @@ async function main(): Promise<void> {
     await new Promise((resolve) => child.on('close', resolve));
     await idp?.stop();
   }
-  const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))!;
-  const s = summarize(JSON.parse(fs.readFileSync(path.join(profDir, file), 'utf8')) as Profile, Number(process.env.PROFILE_TOP ?? '15'));
-  console.log(`profile ${path.join(profDir, file)} (busy ${Math.round(s.total)} ms, idle excluded)`);
+  // The main thread's profile (tsx's loader thread writes one too).
+  const file = fs.readdirSync(profDir).find((f) => f.endsWith('.0.001.cpuprofile'))!;
+  report(path.join(profDir, file));
+}
+
+function report(file: string): void {
+  const s = summarize(JSON.parse(fs.readFileSync(file, 'utf8')) as Profile, Number(process.env.PROFILE_TOP ?? '15'));
+  console.log(`profile ${file} (busy ${Math.round(s.total)} ms; idle and module loading left out)`);
   for (const [c, ms] of s.components) if (ms / s.total >= 0.005) console.log(`  ${((100 * ms) / s.total).toFixed(1).padStart(5)}%  ${c}`);
   console.log('top functions (self):');
   for (const [f, ms] of s.functions) console.log(`  ${((100 * ms) / s.total).toFixed(1).padStart(5)}%  ${f}`);
@@ -157,4 +170,8 @@ async function fetchToken(port: number, ca: string, jwt: string): Promise<string
   });
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(ROOT, 'test/bench/profile.ts')) await main();
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(ROOT, 'test/bench/profile.ts')) {
+  // `--summarize FILE`: the same summary of a profile taken before.
+  if (process.argv[2] === '--summarize') report(process.argv[3]!);
+  else await main();
+}
