@@ -4,8 +4,8 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import type { PeerCertificate } from 'node:tls';
 import { parseSpiffeId } from '../../nexus/auth/spiffe-id.js';
+import { authorizeServer, expectedServerId as serverIdFor, ServerIdConfigError, ServerIdentityError, svidId } from '../../nexus/spiffe/server-id.js';
 
 /** The server or the network refused or failed: exit 1. */
 export class PilotError extends Error {}
@@ -36,14 +36,6 @@ function readPem(file: string, what: string, envName: string): string {
   } catch {
     throw new PilotError(`${what} not found at ${file} (set ${envName}, or start Nexus once to create the dev PKI)`);
   }
-}
-
-/** The one URI SAN of an X509-SVID, or a reason it is not one. */
-export function svidId(san: string | undefined): string | { invalid: string } {
-  const uris = (san ?? '').split(', ').filter((n) => n.startsWith('URI:'));
-  if (uris.length !== 1) return { invalid: `it has ${uris.length} URI SANs, an X509-SVID has exactly one` };
-  const parsed = parseSpiffeId(uris[0]!.slice(4));
-  return 'invalid' in parsed ? { invalid: `its URI SAN is not a SPIFFE ID (${parsed.invalid})` } : parsed.id;
 }
 
 function credentials(cert: string, key: string, ca: string, source: string): Credentials {
@@ -84,31 +76,14 @@ export async function loadCredentials(spiffeSocket: string | undefined): Promise
 
 /** NEXUS_SERVER_SPIFFE_ID, by default spiffe://<the client's trust domain>/nexus. */
 export function expectedServerId(client: Credentials): string {
-  const raw = env('NEXUS_SERVER_SPIFFE_ID');
-  if (raw === undefined) {
-    const td = (parseSpiffeId(client.spiffeId) as { trustDomain: string }).trustDomain;
-    return `spiffe://${td}/nexus`;
+  // The client's ID was checked when its SVID was loaded.
+  const td = (parseSpiffeId(client.spiffeId) as { trustDomain: string }).trustDomain;
+  try {
+    return serverIdFor(td, env('NEXUS_SERVER_SPIFFE_ID'));
+  } catch (err) {
+    if (err instanceof ServerIdConfigError) throw new UsageError(err.message);
+    throw err;
   }
-  const parsed = parseSpiffeId(raw);
-  if ('invalid' in parsed) throw new UsageError(`NEXUS_SERVER_SPIFFE_ID is not a SPIFFE ID: ${parsed.invalid}`);
-  return parsed.id;
-}
-
-/**
- * The server is authorized by SPIFFE ID, as go-spiffe's AuthorizeID does:
- * its chain was verified against the bundle by TLS already; here its leaf
- * must be an X509-SVID (one URI SAN, not a CA) whose ID is `expected`. Host
- * names and IP SANs play no part, so a SPIRE-issued server SVID (URI SAN
- * only) works, and another workload's SVID with a matching IP SAN does not.
- */
-export function authorizeServer(expected: string, origin: string): (host: string, cert: PeerCertificate) => Error | undefined {
-  return (_host, cert) => {
-    const id = svidId(cert.subjectaltname);
-    if (typeof id !== 'string') return new PilotError(`the server at ${origin} is not an X509-SVID: ${id.invalid}`);
-    if (cert.ca) return new PilotError(`the server at ${origin} presented a CA certificate, not an X509-SVID`);
-    if (id !== expected) return new PilotError(`the server at ${origin} presented ${id}, expected ${expected} (NEXUS_SERVER_SPIFFE_ID)`);
-    return undefined;
-  };
 }
 
 export interface Conn {
@@ -178,7 +153,8 @@ export function request(conn: Conn, method: string, urlPath: string, body?: unkn
     );
     req.on('timeout', () => req.destroy(new PilotError(`no answer from Nexus at ${conn.base.origin} within 15 s`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err instanceof PilotError) return reject(err);
+      // Our own timeout, or the server refused by SPIFFE ID (authorizeServer): the message says it all.
+      if (err instanceof PilotError || err instanceof ServerIdentityError) return reject(err);
       const where = conn.base.origin;
       if (err.code === 'ECONNREFUSED') reject(new PilotError(`cannot reach Nexus at ${where}: connection refused (is it running? set NEXUS_ADDR)`));
       else if (err.code === 'ENOTFOUND') reject(new PilotError(`cannot reach Nexus at ${where}: unknown host`));
