@@ -17,7 +17,7 @@ async function run(): Promise<void> {
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
   const { values, token } = await fetchSecrets({ url, tls: { ca }, jwt, role, specs });
-  core.setSecret(token);
+  if (token) core.setSecret(token); // always there: the action has a JWT to exchange
   // Masked before anything else is printed or written.
   for (const m of maskable(values.map((v) => v.value))) core.setSecret(m);
   for (const v of values) {

@@ -2,18 +2,38 @@
 // and @actions/core) into scripts/ci/dist/, which is committed: action.yml
 // runs it with no npm install at job time. The build is deterministic (a test
 // rebuilds it and compares bytes), so rebuild after changing the sources.
-import { build } from 'esbuild';
+//
+// The SPIFFE Workload API client (gRPC, about as large again as nexus-ci)
+// is a file of its own, workload-api.mjs with workload.proto, which nexus-ci
+// imports from beside itself only when a socket is used: nexus-ci.mjs stays
+// one copyable file that starts as fast as before for JWTs. (esbuild's code
+// splitting would also move the code both share into a third chunk that
+// nexus-ci.mjs imports at start, so the split is made by hand here.)
+import { build, type BuildOptions, type Plugin } from 'esbuild';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ENTRIES = { action: 'scripts/ci/action.ts', 'nexus-ci': 'scripts/ci/nexus-ci.ts' } as const;
+const WORKLOAD_API = 'nexus/spiffe/workload-api.ts';
+const WORKLOAD_PROTO = 'nexus/spiffe/workload.proto';
 
-/** Writes dist/action.mjs and dist/nexus-ci.mjs under `outDir`; returns the files written. */
+/** nexus-ci's `import('…/spiffe/workload-api.js')` becomes `import('./workload-api.mjs')`, resolved beside the bundle at run time. */
+const workloadApiBeside: Plugin = {
+  name: 'workload-api-beside',
+  setup(b) {
+    b.onResolve({ filter: /\/spiffe\/workload-api\.js$/ }, (args) => {
+      if (args.kind !== 'dynamic-import') throw new Error(`${args.importer} imports the Workload API client statically: import() it, so that gRPC stays out of the bundle`);
+      return { path: './workload-api.mjs', external: true };
+    });
+  },
+};
+
+/** Writes action.mjs, nexus-ci.mjs, workload-api.mjs and workload.proto under `outDir`; returns the files written. */
 export async function buildCi(outDir = path.join(ROOT, 'scripts/ci/dist')): Promise<string[]> {
-  const result = await build({
+  const common: BuildOptions = {
     absWorkingDir: ROOT,
-    entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([k, v]) => [k, path.join(ROOT, v)])),
     outdir: outDir,
     outExtension: { '.js': '.mjs' },
     bundle: true,
@@ -27,11 +47,25 @@ export async function buildCi(outDir = path.join(ROOT, 'scripts/ci/dist')): Prom
     sourcemap: false,
     metafile: true,
     logLevel: 'warning',
-    // Bundled CommonJS dependencies call require() for Node built-ins.
-    // The nexus-ci bundle is the package's bin itself (a shebang); bundled CommonJS dependencies call require() for Node built-ins.
-    banner: { js: "#!/usr/bin/env node\nimport{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+  };
+  // Bundled CommonJS dependencies call require() for Node built-ins.
+  const requireShim = "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);";
+  const entries = await build({
+    ...common,
+    entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([k, v]) => [k, path.join(ROOT, v)])),
+    plugins: [workloadApiBeside],
+    // The nexus-ci bundle is the package's bin itself: a shebang.
+    banner: { js: `#!/usr/bin/env node\n${requireShim}` },
   });
-  return Object.keys(result.metafile.outputs).map((f) => path.resolve(ROOT, f));
+  const workload = await build({
+    ...common,
+    entryPoints: { 'workload-api': path.join(ROOT, WORKLOAD_API) },
+    banner: { js: requireShim },
+  });
+  // Read beside the module that loads it (protoFile() in workload-api.ts).
+  const proto = path.join(outDir, path.basename(WORKLOAD_PROTO));
+  fs.copyFileSync(path.join(ROOT, WORKLOAD_PROTO), proto);
+  return [...Object.keys(entries.metafile!.outputs), ...Object.keys(workload.metafile!.outputs)].map((f) => path.resolve(ROOT, f)).concat(proto);
 }
 
 // `build.ts [OUT_DIR]`: the staleness test builds into a temp dir in a child

@@ -1,22 +1,43 @@
 import fs from 'node:fs';
 import https from 'node:https';
+import type { PeerCertificate } from 'node:tls';
 
 /**
- * A small HTTPS client for the OIDC port: token exchange and secret reads.
+ * A small HTTPS client for Nexus: on the OIDC port, token exchange and secret
+ * reads; on the mTLS port (an X509-SVID as client certificate), secret reads.
  * No dependencies, so the action's bundle stays small and starts fast.
  */
 
 export interface TlsSetup {
-  /** PEM text of the CA to trust (private CA); omitted: the system's public CAs. */
+  /** PEM text of the CAs to trust (a private CA, or a SPIFFE trust bundle); omitted: the system's public CAs. */
   ca?: string;
+  /** The client's X509-SVID (PEM, leaf first) and its key: the credential on the mTLS port. */
+  svid?: { cert: string; key: string };
+  /**
+   * Replaces host-name verification: returns why the server's (already
+   * chain-verified) certificate is not the one expected. SPIFFE trust passes
+   * nexus/spiffe/server-id's authorizeServer; it is injected, not imported,
+   * so the action's bundle carries no SPIFFE code.
+   */
+  authorizeServer?: (host: string, cert: PeerCertificate) => Error | undefined;
 }
 
-/**
- * The one place nexus-ci and the action decide how to trust the server; a
- * later source of trust (e.g. a SPIFFE Workload API bundle) plugs in here.
- */
+/** The one place nexus-ci and the action decide how to trust the server, and how to be known by it. */
 export function tlsOptions(setup: TlsSetup): https.AgentOptions {
-  return setup.ca ? { ca: setup.ca } : {};
+  const authorize = setup.authorizeServer;
+  return {
+    ...(setup.ca ? { ca: setup.ca } : {}),
+    ...(setup.svid ? { cert: setup.svid.cert, key: setup.svid.key } : {}),
+    // An HttpError, so that the refusal reaches the job log as written rather than as "cannot reach".
+    ...(authorize
+      ? {
+          checkServerIdentity: (host: string, cert: PeerCertificate) => {
+            const why = authorize(host, cert);
+            return why && new HttpError(why.message, 0);
+          },
+        }
+      : {}),
+  };
 }
 
 /** A CA given as PEM text or as the path of a PEM file (what CI variables hold either way). */
@@ -41,19 +62,20 @@ export class HttpError extends Error {
 
 export interface NexusClient {
   exchange(jwt: string, role?: string): Promise<{ token: string; expires_in: number }>;
-  read(path: string, token: string): Promise<Record<string, string>>;
+  /** With `token` (OIDC port) as Bearer; without, the TLS client certificate (mTLS port) is the credential. */
+  read(path: string, token?: string): Promise<Record<string, string>>;
   close(): void;
 }
 
 /** Why the server refused, in words a CI log reader acts on (never a value). */
-function reasonOf(status: number, body: string, headers: Record<string, unknown>): string {
+function reasonOf(status: number, body: string, headers: Record<string, unknown>, svid: boolean): string {
   let message = '';
   try {
     message = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? '';
   } catch {
     /* not our JSON: a proxy or another server */
   }
-  if (status === 401) return 'token refused (401): check the issuer, audience and token lifetime';
+  if (status === 401) return svid ? 'SVID refused (401): check its trust domain (NEXUS_TRUST_DOMAIN) and expiry' : 'token refused (401): check the issuer, audience and token lifetime';
   if (status === 403) return `denied (403)${message ? `: ${message}` : ''}`;
   if (status === 404) return 'not found (404)';
   if (status === 429) return `rate limited (429), retry after ${String(headers['retry-after'] ?? '?')} s`;
@@ -78,18 +100,19 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
-      req.on('error', (err) => reject(new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0)));
+      req.on('error', (err) => reject(err instanceof HttpError ? err : new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0)));
       req.end(body);
     });
   return {
     async exchange(jwt, role) {
       const r = await call('POST', '/v1/auth/token', role ? { 'x-nexus-role': role } : {}, JSON.stringify({ jwt }));
-      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers), r.status);
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers, false), r.status);
       return JSON.parse(r.body) as { token: string; expires_in: number };
     },
     async read(path, token) {
-      const r = await call('GET', `/v1/secrets/${path}`, { authorization: `Bearer ${token}` });
-      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers), r.status);
+      // Both ports answer {"path","version","data","created_at"}.
+      const r = await call('GET', `/v1/secrets/${path}`, token === undefined ? {} : { authorization: `Bearer ${token}` });
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers, token === undefined), r.status);
       return (JSON.parse(r.body) as { data: Record<string, string> }).data;
     },
     close: () => agent.destroy(),

@@ -14,23 +14,26 @@ export class FetchError extends Error {}
 export interface FetchRequest {
   url: string;
   tls: TlsSetup;
-  jwt: string;
+  /** The job's JWT (OIDC port); absent, the X509-SVID in `tls` is the credential (mTLS port). */
+  jwt?: string;
   role?: string;
   specs: SecretSpec[];
 }
 
 /**
  * What both front ends (the action, nexus-ci) do: exchange the job's JWT
- * once, read each secret path once, and resolve every spec line to values.
- * A missing key is an error naming the line, never an empty or "null" value.
+ * once (with an SVID there is nothing to exchange), read each secret path
+ * once, and resolve every spec line to values. A missing key is an error
+ * naming the line, never an empty or "null" value.
  */
-export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolved[]; token: string }> {
+export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolved[]; token: string | undefined }> {
   const client = nexusClient(req.url, req.tls);
   try {
-    const { token } = await client.exchange(req.jwt, req.role).catch((err: Error) => {
+    const exchanged = req.jwt === undefined ? undefined : await client.exchange(req.jwt, req.role).catch((err: Error) => {
       // A status means Nexus answered and said no; otherwise it was never reached.
       throw new FetchError(err instanceof HttpError && err.status > 0 ? `Nexus refused the job's token: ${err.message}` : `token exchange failed: ${err.message}`);
     });
+    const token = exchanged?.token;
     const paths = [...new Set(req.specs.map((s) => s.path))];
     const data = new Map<string, Record<string, string>>();
     for (const path of paths) {

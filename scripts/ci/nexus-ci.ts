@@ -1,26 +1,37 @@
 // nexus-ci: the GitHub Action's logic for any CI (GitLab, Jenkins, Buildkite,
-// CircleCI). Bundled with the action by `npm run build:ci`; the bin runs the
-// bundle, so a job needs no TypeScript tool chain.
+// CircleCI), with the job's JWT on the OIDC port, or, on a SPIRE-managed
+// runner, with its X509-SVID on the mTLS port. Bundled with the action by
+// `npm run build:ci`, so a job needs no TypeScript tool chain.
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readCa } from './client.js';
+import { socketTarget } from '../../nexus/spiffe/endpoint.js';
+import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
+import { readCa, type TlsSetup } from './client.js';
 import { fetchSecrets, maskable, type Resolved } from './fetch.js';
 import { FORMATS, render, type Format } from './formats.js';
+import { spiffeTls } from './spiffe.js';
 import { parseSpecs, SpecError } from './spec.js';
 
-const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE) --url URL [--ca FILE] [--role NAME]
+const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
                 --secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' [--secret ...]
                 ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env )
-  --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate)`;
+  --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate)
+  --spiffe-socket defaults to $SPIFFE_ENDPOINT_SOCKET (SPIFFE Workload API, unix:///path):
+    without a JWT, the job's X509-SVID is the credential, --url is Nexus's mTLS port and
+    SPIFFE policies decide (no --role); with a JWT and no --ca, the socket's bundle is the CA.
+    Either way the server must present $NEXUS_SERVER_SPIFFE_ID (default spiffe://<trust domain>/nexus)`;
 
 class UsageError extends Error {}
 
 interface Plan {
-  jwt: string;
+  /** The job's JWT for the OIDC port; undefined: the X509-SVID from `socket` on the mTLS port. */
+  jwt: string | undefined;
+  /** The Workload API socket, when it is used (for the SVID, or as the CA of a JWT run without --ca). */
+  socket: string | undefined;
   url: string;
   ca: string | undefined;
   role: string | undefined;
@@ -38,6 +49,7 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
       options: {
         'jwt-env': { type: 'string' },
         'jwt-file': { type: 'string' },
+        'spiffe-socket': { type: 'string' },
         url: { type: 'string' },
         ca: { type: 'string' },
         role: { type: 'string' },
@@ -73,23 +85,43 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
     mode = { kind: 'file', format: o.format as Format, out: o.out };
   }
 
-  if ((o['jwt-env'] === undefined) === (o['jwt-file'] === undefined)) throw new UsageError('give exactly one of --jwt-env NAME and --jwt-file FILE');
-  let jwt: string;
+  // An empty value counts as unset: `--spiffe-socket ''` ignores a $SPIFFE_ENDPOINT_SOCKET the runner sets.
+  const socket = (o['spiffe-socket'] ?? env.SPIFFE_ENDPOINT_SOCKET) || undefined;
+  if (o['jwt-env'] !== undefined && o['jwt-file'] !== undefined) throw new UsageError('give exactly one of --jwt-env NAME and --jwt-file FILE');
+  if (o['jwt-env'] === undefined && o['jwt-file'] === undefined && !socket) {
+    throw new UsageError('give exactly one of --jwt-env NAME and --jwt-file FILE, or a SPIFFE Workload API socket (--spiffe-socket or $SPIFFE_ENDPOINT_SOCKET)');
+  }
+  let jwt: string | undefined;
   if (o['jwt-env'] !== undefined) {
     jwt = env[o['jwt-env']]?.trim() ?? '';
     if (!jwt) throw new UsageError(`$${o['jwt-env']} is empty or unset (does the job request an ID token under that name?)`);
-  } else {
+  } else if (o['jwt-file'] !== undefined) {
     try {
-      jwt = fs.readFileSync(o['jwt-file']!, 'utf8').trim();
+      jwt = fs.readFileSync(o['jwt-file'], 'utf8').trim();
     } catch (err) {
       throw new UsageError(`cannot read --jwt-file ${o['jwt-file']}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     if (!jwt) throw new UsageError(`--jwt-file ${o['jwt-file']} is empty`);
+  } else if (o.role !== undefined) {
+    throw new UsageError('--role restricts a JWT exchange; with an SVID (no --jwt-env or --jwt-file) SPIFFE policies decide');
   }
   const url = o.url ?? env.NEXUS_URL;
   if (!url) throw new UsageError('--url (or $NEXUS_URL) is required');
   if (!o.secret?.length) throw new UsageError('at least one --secret is required');
-  return { jwt, url, ca: o.ca ?? env.NEXUS_CA, role: o.role, secrets: o.secret, mode };
+  const ca = o.ca ?? env.NEXUS_CA;
+  // A JWT with a CA given never touches the socket: --ca wins.
+  const used = socket !== undefined && (jwt === undefined || !ca?.trim()) ? socket : undefined;
+  if (used !== undefined) {
+    const target = socketTarget(used);
+    if (typeof target !== 'string') throw new UsageError(`--spiffe-socket (or $SPIFFE_ENDPOINT_SOCKET) ${target.invalid}`);
+  }
+  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret, mode };
+}
+
+/** How the server is trusted and how the job is known: see the usage text. */
+function trust(p: Plan, env: NodeJS.ProcessEnv): Promise<TlsSetup> | TlsSetup {
+  if (p.socket === undefined) return { ca: readCa(p.ca) };
+  return spiffeTls(p.socket, p.url, env.NEXUS_SERVER_SPIFFE_ID, p.jwt === undefined);
 }
 
 /** Written beside the target with mode 0600 and renamed into place: never readable by others, never half-written. */
@@ -122,17 +154,20 @@ function runChild(command: string[], values: Resolved[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   let p: Plan;
   let specs;
+  let tls: TlsSetup;
   try {
     p = plan(argv, process.env);
     specs = parseSpecs(p.secrets);
+    // A socket that gives no SVID throws SpiffeError: exit 1 below, like any refusal.
+    tls = await trust(p, process.env);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof SpecError) {
+    if (err instanceof UsageError || err instanceof SpecError || err instanceof ServerIdConfigError) {
       process.stderr.write(err.message ? `nexus-ci: ${err.message}\n${USAGE}\n` : `${USAGE}\n`);
       return err.message ? 2 : 0;
     }
     throw err;
   }
-  const { values } = await fetchSecrets({ url: p.url, tls: { ca: readCa(p.ca) }, jwt: p.jwt, role: p.role, specs });
+  const { values } = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs });
   switch (p.mode.kind) {
     case 'exec':
       return runChild(p.mode.command, values);

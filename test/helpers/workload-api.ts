@@ -18,7 +18,7 @@ export interface TestWorkloadApi {
   /** The socket path; `endpoint` is the same as unix:// URI. */
   socket: string;
   endpoint: string;
-  /** Serve `svid` from now on and push it to every open stream (a rotation). */
+  /** Serve `svid` from now on and push it to every open stream (a rotation, or a registration). */
   rotate(svid: ServedSvid): void;
   /** Streams currently open. */
   streams(): number;
@@ -53,9 +53,11 @@ export async function svidFrom(ca: Issuer, spiffeId: string, extra: { dns?: stri
  * A SPIFFE Workload API server of our own (SPIRE cannot be installed here):
  * grpc-js on a Unix socket, FetchX509SVID as a stream that gets one message
  * at once and one more on every rotate(). Like SPIRE's agent, it refuses a
- * call without the workload.spiffe.io metadata.
+ * call without the workload.spiffe.io metadata, and with `initial` null (no
+ * registration entry matches the caller) it answers PERMISSION_DENIED "no
+ * identity issued" until rotate() gives it an SVID.
  */
-export async function startWorkloadApi(initial: ServedSvid): Promise<TestWorkloadApi> {
+export async function startWorkloadApi(initial: ServedSvid | null): Promise<TestWorkloadApi> {
   const socket = path.join(tempDir('spiffe'), 'agent.sock');
   let current = initial;
   let refused = 0;
@@ -66,6 +68,10 @@ export async function startWorkloadApi(initial: ServedSvid): Promise<TestWorkloa
       if (call.metadata.get(WORKLOAD_METADATA.key)[0] !== WORKLOAD_METADATA.value) {
         refused += 1;
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
+        return;
+      }
+      if (!current) {
+        call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
         return;
       }
       open.add(call);
