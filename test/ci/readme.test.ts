@@ -9,6 +9,7 @@ import { ROOT, runBin } from '../helpers/env.js';
 import { github, gitlab, startIdp, type TestIdp } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { maskProblems, runAction, startRunner } from '../helpers/runner.js';
+import { startWorkloadApi, svidFrom, type TestWorkloadApi } from '../helpers/workload-api.js';
 
 interface Block {
   line: number;
@@ -29,10 +30,21 @@ function readmeSetupCommands(): string[][] {
   return [...readme.matchAll(/^npx pilot (oidc (?:issuer put (?:github|gitlab)|role put (?:deploy-prod|gitlab-main)) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
 }
 
+/** The README's `npx pilot policy put ci-runner ...` for the SPIRE-managed runner, as an argument list. */
+function readmePolicyCommand(): string[] {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
+  const m = /^npx pilot (policy put ci-runner .*)$/m.exec(readme);
+  expect(m, 'README.md shows the SPIFFE policy of the CI runner').to.not.equal(null);
+  return [...m![1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!);
+}
+
 const isWorkflow = (doc: any) => doc && typeof doc === 'object' && 'jobs' in doc && 'on' in doc;
 const gitlabJobs = (doc: any): Array<[string, any]> => (doc && typeof doc === 'object' && !isWorkflow(doc) ? Object.entries(doc).filter(([, j]: [string, any]) => j && Array.isArray(j.script)) : []);
 
 const PUBLIC_URL = 'https://nexus.example.com:8554';
+// The README's SPIRE-managed runner: its agent's socket and Nexus's mTLS port.
+const PUBLIC_MTLS_URL = 'https://nexus.example.com:8553';
+const SPIRE_SOCKET = 'unix:///run/spire/agent.sock';
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
 
 /** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
@@ -60,10 +72,12 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
   let env: OidcEnv;
   let nexusUrl: string;
   let gitlabIdp: TestIdp;
-  const ran = { action: 0, vaultAction: 0, nexusCi: 0, gitlabVault: 0 };
+  let agent: TestWorkloadApi;
+  const ran = { action: 0, vaultAction: 0, nexusCi: 0, nexusCiSvid: 0, gitlabVault: 0 };
 
   before(async () => {
-    env = await startOidcEnv();
+    // The README's trust domain, so that its SPIFFE IDs are used as written.
+    env = await startOidcEnv({ NEXUS_TRUST_DOMAIN: 'example.org' });
     nexusUrl = `https://127.0.0.1:${env.port}`;
     // One issuer per IdP URL: the helper's `ci` issuer makes way for `github`, a second IdP plays GitLab.
     gitlabIdp = await startIdp();
@@ -79,10 +93,19 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
       expect(r.code, r.stderr).to.equal(0);
     }
     for (const [p, data] of Object.entries(VALUES)) await env.admin('PUT', `/v1/secrets/${p}`, { data });
+    // The SPIRE-managed runner: the README's policy through Pilot, and an agent serving the
+    // SVID of the README's registration entry (from Nexus's CA: one trust domain).
+    const policy = readmePolicyCommand();
+    const runnerId = policy[policy.indexOf('--spiffe-id') + 1]!;
+    expect(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8'), 'a SPIRE registration entry for the policy\'s ID').to.include(`-spiffeID ${runnerId} `);
+    const r = await runBin('pilot', policy, { NEXUS_DATA_DIR: env.t.dir, NEXUS_ADDR: `https://127.0.0.1:${env.t.port}` });
+    expect(r.code, r.stderr).to.equal(0);
+    agent = await startWorkloadApi(await svidFrom(env.t.ca, runnerId));
   });
   after(async () => {
     await env?.stop();
     await gitlabIdp?.stop();
+    await agent?.stop();
   });
 
   it('finds the examples the README promises', () => {
@@ -93,6 +116,7 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     const jobs = docs.flatMap(gitlabJobs).map(([, j]) => j);
     expect(jobs.some((j) => j.id_tokens && j.script.some((l: string) => l.includes('nexus-ci') && l.includes(' exec -- ')))).to.equal(true);
     expect(jobs.some((j) => j.secrets && Object.values(j.secrets).some((s: any) => s.vault))).to.equal(true);
+    expect(jobs.some((j) => !j.id_tokens && j.variables?.SPIFFE_ENDPOINT_SOCKET && j.script.some((l: string) => l.includes('nexus-ci')))).to.equal(true);
   });
 
   for (const b of yamlBlocks()) {
@@ -182,9 +206,9 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     expect(ran.vaultAction).to.be.greaterThan(0);
   });
 
-  it('GitLab jobs run as the runner would: id_tokens minted, script lines in bash, values only in the command environment', async () => {
+  it('GitLab jobs run as the runner would: id_tokens minted (or the SVID from the agent), script lines in bash, values only in the command environment', async () => {
     for (const b of blocks) {
-      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl));
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl).replaceAll(PUBLIC_MTLS_URL, `https://127.0.0.1:${env.t.port}`).replaceAll(SPIRE_SOCKET, agent.endpoint));
       for (const [name, job] of gitlabJobs(doc)) {
         const dir = fs.mkdtempSync(path.join(fs.realpathSync(env.t.dir), `job-${name}-`));
         const seen = stubDeploy(dir);
@@ -210,10 +234,11 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
         const got = JSON.parse(fs.readFileSync(seen, 'utf8'));
         expect(got.DB_PASSWORD, `README.md:${b.line} ${name}`).to.equal(VALUES['ci/acme/api/db'].password);
         expect(r.log).to.not.include(VALUES['ci/acme/api/db'].password);
-        if (job.script.some((l: string) => l.includes('nexus-ci'))) ran.nexusCi++;
+        if (job.script.some((l: string) => l.includes('nexus-ci'))) ran[job.variables?.SPIFFE_ENDPOINT_SOCKET ? 'nexusCiSvid' : 'nexusCi']++;
       }
     }
     expect(ran.nexusCi).to.be.greaterThan(0);
+    expect(ran.nexusCiSvid).to.be.greaterThan(0);
     expect(ran.gitlabVault).to.be.greaterThan(0);
   });
 });
