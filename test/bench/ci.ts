@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ROOT, runNode } from '../helpers/env.js';
 import { github, startIdp } from '../helpers/idp.js';
-import { spawnServer } from '../helpers/process.js';
+import { spawnNexus } from './nexus-process.js';
 import { runAction, startRunner } from '../helpers/runner.js';
 import { call } from '../helpers/server.js';
 import type { BenchRow } from './report.js';
@@ -27,7 +27,7 @@ async function timed(fn: () => Promise<{ code: number | null; stderr: string; st
 export async function ciBench(scale: number): Promise<BenchRow[]> {
   const idp = await startIdp();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-ci-'));
-  const srv = await spawnServer({ NEXUS_DATA_DIR: dir, NEXUS_OIDC_ADDR: '127.0.0.1:0', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'warn' });
+  const srv = await spawnNexus({ NEXUS_DATA_DIR: dir, NEXUS_OIDC_ADDR: '127.0.0.1:0', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'warn' });
   const pki = path.join(dir, 'pki');
   const ca = fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8');
   const admin = { ca, cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };

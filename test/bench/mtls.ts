@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from '../helpers/env.js';
-import { spawnServer } from '../helpers/process.js';
+import { spawnNexus } from './nexus-process.js';
 import { cpuMicros, type BenchRow } from './report.js';
 
 /** Keep-alive connections of every load (the aims are stated for 16). */
@@ -53,7 +53,7 @@ export function startBare(pki: string, mode: 'mtls' | 'server-tls' = 'mtls'): Pr
 /** Server and baseline each in their own process; the load generator in this one. */
 export async function mtlsBench(scale: number): Promise<BenchRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-mtls-'));
-  const srv = await spawnServer({ NEXUS_DATA_DIR: dir });
+  const srv = await spawnNexus({ NEXUS_DATA_DIR: dir });
   const pki = path.join(dir, 'pki');
   const tls = {
     ca: fs.readFileSync(path.join(pki, 'ca.crt')),

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, importJWK, jwtVerify, createLocalJWKSet, type JWK } from 'jose';
 import { startIdp } from '../helpers/idp.js';
-import { spawnServer } from '../helpers/process.js';
+import { spawnNexus } from './nexus-process.js';
 import { call } from '../helpers/server.js';
 import { load, startBare, type Load } from './mtls.js';
 import type { BenchRow } from './report.js';
@@ -31,7 +31,7 @@ export async function oidcBench(scale: number): Promise<BenchRow[]> {
   const idp = await startIdp();
   const es = await idp.server.issuer.keys.generate('ES256', { kid: 'bench-es256' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-oidc-'));
-  const srv = await spawnServer({ NEXUS_DATA_DIR: dir, NEXUS_OIDC_ADDR: '127.0.0.1:0', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'warn' });
+  const srv = await spawnNexus({ NEXUS_DATA_DIR: dir, NEXUS_OIDC_ADDR: '127.0.0.1:0', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'warn' });
   const pki = path.join(dir, 'pki');
   const ca = fs.readFileSync(path.join(pki, 'ca.crt'));
   const admin = { ca: ca.toString(), cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };

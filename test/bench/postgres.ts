@@ -8,7 +8,8 @@ import { openCore, type Core } from '../../nexus/core.js';
 import { silentLogger } from '../../nexus/log.js';
 import { tempDir } from '../helpers/env.js';
 import { createTestDatabase, pgServerUrl, type TestDatabase } from '../helpers/pg.js';
-import { spawnServer, type ServerProcess } from '../helpers/process.js';
+import type { ServerProcess } from '../helpers/process.js';
+import { spawnNexus } from './nexus-process.js';
 import { CONNECTIONS, load, type Load } from './mtls.js';
 import { measure, type BenchRow, type Sample } from './report.js';
 
@@ -44,7 +45,7 @@ async function storageRows(db: TestDatabase, scale: number): Promise<BenchRow[]>
 }
 
 async function replica(dir: string, env: Record<string, string>): Promise<ServerProcess> {
-  return spawnServer({ NEXUS_DATA_DIR: dir, NEXUS_LOG_LEVEL: 'warn', ...env });
+  return spawnNexus({ NEXUS_DATA_DIR: dir, NEXUS_LOG_LEVEL: 'warn', ...env });
 }
 
 function tlsOf(pki: string) {

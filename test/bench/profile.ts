@@ -10,6 +10,7 @@ import { ROOT } from '../helpers/env.js';
 import { startIdp } from '../helpers/idp.js';
 import { call } from '../helpers/server.js';
 import { load } from './mtls.js';
+import { ensureBuilt, NEXUS_BIN } from './nexus-process.js';
 
 interface ProfileNode {
   id: number;
@@ -88,7 +89,8 @@ async function main(): Promise<void> {
   const profDir = path.join(dir, 'prof');
   const oidc = scenario === 'token' || scenario === 'jwt';
   const args = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-  const child = spawn(process.execPath, [...args, path.join(ROOT, 'scripts/bin/nexus.js')], {
+  ensureBuilt();
+  const child = spawn(process.execPath, [...args, NEXUS_BIN], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: oidc ? '127.0.0.1:0' : 'off', NEXUS_OIDC_SUBJECT_RPS: '1000000', NEXUS_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -2,7 +2,7 @@ import autocannon from 'autocannon';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnServer } from '../helpers/process.js';
+import { spawnNexus } from './nexus-process.js';
 import { call } from '../helpers/server.js';
 import { CONNECTIONS } from './mtls.js';
 import type { BenchRow } from './report.js';
@@ -27,7 +27,7 @@ async function run(url: string, tls: object, amount: number): Promise<number> {
  */
 export async function rssBench(scale: number): Promise<BenchRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-rss-'));
-  const srv = await spawnServer({ NEXUS_DATA_DIR: dir, NEXUS_LOG_LEVEL: 'warn' });
+  const srv = await spawnNexus({ NEXUS_DATA_DIR: dir, NEXUS_LOG_LEVEL: 'warn' });
   const pki = path.join(dir, 'pki');
   const tls = { ca: fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8'), cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };
   const pid = srv.child.pid!;

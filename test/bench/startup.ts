@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from '../helpers/env.js';
-import { spawnServer } from '../helpers/process.js';
+import { ensureBuilt, spawnNexus } from './nexus-process.js';
 import type { BenchRow } from './report.js';
 
 function median(xs: number[]): number {
@@ -26,10 +26,9 @@ function timeRun(args: string[], env: NodeJS.ProcessEnv): number {
  * see the same machine load. The aim: Pilot within 1.5x of a bare Node start.
  */
 export async function startupBench(scale: number): Promise<BenchRow[]> {
-  const build = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--if-stale'], { cwd: ROOT, stdio: 'inherit' });
-  if (build.status !== 0) throw new Error('npm run build failed');
+  ensureBuilt();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-startup-'));
-  const srv = await spawnServer({ NEXUS_DATA_DIR: dir });
+  const srv = await spawnNexus({ NEXUS_DATA_DIR: dir });
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_ADDR: `https://127.0.0.1:${srv.port}` };
   const pilot = [path.join(ROOT, 'dist/bin/pilot.cjs'), 'secret', 'get', 'bench/startup'];
   try {

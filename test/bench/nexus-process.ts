@@ -1,0 +1,24 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import type { Env } from '../../nexus/config/index.js';
+import { ROOT } from '../helpers/env.js';
+import { spawnServer, type ServerProcess } from '../helpers/process.js';
+
+/** The production server: compiled JavaScript, no run-time TypeScript (what `npm start` runs). */
+export const NEXUS_BIN = path.join(ROOT, 'dist/bin/nexus.js');
+
+let built = false;
+
+/** `npm run build` once per bench run, when dist/ is older than the sources. */
+export function ensureBuilt(): void {
+  if (built) return;
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--if-stale'], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('npm run build failed');
+  built = true;
+}
+
+/** A Nexus for a bench row: the compiled server in its own process. */
+export function spawnNexus(env: Env): Promise<ServerProcess> {
+  ensureBuilt();
+  return spawnServer(env, NEXUS_BIN);
+}
