@@ -145,7 +145,7 @@ export async function openCore(config: Config, log: Logger): Promise<Core> {
     });
     let count = () => Promise.resolve(0);
     const metrics = new Metrics(() => count());
-    const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, cursors: new ListCursors(rootKey.bytes), observe: (op, s) => metrics.storage.observe({ op }, s) });
+    const secrets = new SecretsService(storage, keyring, log, { maxVersions: config.maxVersions, cursors: new ListCursors(rootKey.bytes), observe: (op, s) => metrics.storage.observe(op, { op }, s) });
     count = () => secrets.count();
     log.info({ engine: storage.engine, db: storage.location, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
     const audit = await openAuditTrail(config, storage, rootKey, log);

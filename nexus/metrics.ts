@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 type RequestLabels = { port: string; method: string; route: string };
 type Row = { metricName?: string; labels: Record<string, string | number>; value: number };
@@ -10,9 +10,10 @@ interface Series {
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const STORAGE_BUCKETS = [0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1];
 
-interface Timing {
-  labels: RequestLabels;
+interface Timing<L> {
+  labels: L;
   /** Per bucket (not cumulative), the last one past the largest bound. */
   buckets: Float64Array;
   sum: number;
@@ -20,13 +21,57 @@ interface Timing {
 }
 
 /**
- * Request counts and latencies kept as plain numbers in maps, one lookup
- * per request; the Prometheus series (same names and labels as prom-client
- * would give) are built only when /metrics is scraped.
+ * A histogram kept as plain numbers, one map lookup per observation; its
+ * Prometheus rows (the names and labels prom-client would give) are built
+ * only when /metrics is scraped.
  */
+export class LeanHistogram<L extends Record<string, string>> {
+  private readonly timings = new Map<string, Timing<L>>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: number[],
+  ) {}
+
+  /** `key` identifies `labels` (the caller builds it once, cheaper than hashing the object). */
+  observe(key: string, labels: L, seconds: number): void {
+    let t = this.timings.get(key);
+    if (!t) this.timings.set(key, (t = { labels, buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 }));
+    let i = 0;
+    while (i < this.bounds.length && seconds > this.bounds[i]!) i++;
+    t.buckets[i]!++;
+    t.sum += seconds;
+    t.count++;
+  }
+
+  series(): Series {
+    const { name, help } = this;
+    return {
+      name,
+      help,
+      get: () => {
+        const values: Row[] = [];
+        for (const t of this.timings.values()) {
+          let acc = 0;
+          this.bounds.forEach((le, i) => {
+            acc += t.buckets[i]!;
+            values.push({ metricName: `${name}_bucket`, labels: { le, ...t.labels }, value: acc });
+          });
+          values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', ...t.labels }, value: t.count });
+          values.push({ metricName: `${name}_sum`, labels: t.labels, value: t.sum });
+          values.push({ metricName: `${name}_count`, labels: t.labels, value: t.count });
+        }
+        return { name, help, type: 'histogram', aggregator: 'sum', values };
+      },
+    };
+  }
+}
+
+/** Request counts and latencies as plain numbers, one lookup each per request. */
 export class RequestStats {
   private readonly counts = new Map<string, { labels: RequestLabels & { status: string }; n: number }>();
-  private readonly timings = new Map<string, Timing>();
+  private readonly latency = new LeanHistogram<RequestLabels>('nexus_http_request_duration_seconds', 'HTTP request latency', LATENCY_BUCKETS);
 
   record(port: string, method: string, route: string, status: number, seconds: number): void {
     const key = `${port} ${method} ${route}`;
@@ -34,43 +79,16 @@ export class RequestStats {
     const c = this.counts.get(ckey);
     if (c) c.n++;
     else this.counts.set(ckey, { labels: { port, method, route, status: String(status) }, n: 1 });
-    let t = this.timings.get(key);
-    if (!t) this.timings.set(key, (t = { labels: { port, method, route }, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0 }));
-    let i = 0;
-    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
-    t.buckets[i]!++;
-    t.sum += seconds;
-    t.count++;
+    this.latency.observe(key, { port, method, route }, seconds);
   }
 
   /** Collectors for a prom-client registry. */
   series(): Series[] {
     const requests = 'nexus_http_requests_total';
-    const latency = 'nexus_http_request_duration_seconds';
+    const help = 'HTTP requests by port, method, route template and status';
     return [
-      {
-        name: requests,
-        help: 'HTTP requests by port, method, route template and status',
-        get: () => ({ name: requests, help: 'HTTP requests by port, method, route template and status', type: 'counter', aggregator: 'sum', values: [...this.counts.values()].map((c) => ({ labels: c.labels, value: c.n })) }),
-      },
-      {
-        name: latency,
-        help: 'HTTP request latency',
-        get: () => {
-          const values: Row[] = [];
-          for (const t of this.timings.values()) {
-            let acc = 0;
-            LATENCY_BUCKETS.forEach((le, i) => {
-              acc += t.buckets[i]!;
-              values.push({ metricName: `${latency}_bucket`, labels: { le, ...t.labels }, value: acc });
-            });
-            values.push({ metricName: `${latency}_bucket`, labels: { le: '+Inf', ...t.labels }, value: t.count });
-            values.push({ metricName: `${latency}_sum`, labels: t.labels, value: t.sum });
-            values.push({ metricName: `${latency}_count`, labels: t.labels, value: t.count });
-          }
-          return { name: latency, help: 'HTTP request latency', type: 'histogram', aggregator: 'sum', values };
-        },
-      },
+      { name: requests, help, get: () => ({ name: requests, help, type: 'counter', aggregator: 'sum', values: [...this.counts.values()].map((c) => ({ labels: c.labels, value: c.n })) }) },
+      this.latency.series(),
     ];
   }
 }
@@ -86,7 +104,8 @@ export class Metrics {
   readonly jwtRejections: Counter<'reason'>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
   readonly rateLimited: Counter<'port' | 'limit'>;
-  readonly storage: Histogram<'op'>;
+  /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
+  readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
 
   constructor(secretsCount: () => Promise<number>) {
@@ -95,13 +114,7 @@ export class Metrics {
     this.jwtRejections = new Counter({ name: 'nexus_jwt_rejections_total', help: 'JWTs refused on the OIDC port, by reason', labelNames: ['reason'], registers });
     this.jwksFetches = new Counter({ name: 'nexus_jwks_fetches_total', help: 'JWKS fetches by issuer and result', labelNames: ['issuer', 'result'], registers });
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
-    this.storage = new Histogram({
-      name: 'nexus_storage_operation_duration_seconds',
-      help: 'Secrets service operation latency (storage and crypto)',
-      labelNames: ['op'],
-      buckets: [0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1],
-      registers,
-    });
+    this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
     new Gauge({
       name: 'nexus_secrets',

@@ -49,10 +49,11 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   openapi.get('/openapi.json', (ctx) => {
     ctx.body = doc;
   });
+  // The secrets router first: a read, the hot route, is matched by the first router it meets.
   const routers = [
+    secretsRoutes({ secrets: deps.secrets, ...access }),
     healthRoutes(deps.readiness, { detail: true }),
     openapi,
-    secretsRoutes({ secrets: deps.secrets, ...access }),
     policyRoutes(deps.policies, access),
     metricsRoutes(deps.metrics, access),
     ...(deps.extraRoutes?.(access) ?? []),

@@ -33,7 +33,7 @@ const COMPONENTS: [string, RegExp][] = [
   ['koa-router', /@koa\/router|path-to-regexp/],
   ['koa', /node_modules\/(koa|koa-compose|on-finished|statuses|http-errors|delegates|cookies|accepts|type-is|mime|content-type|vary|encodeurl|escape-html|fresh|parseurl|only|destroy|ee-first|depd|negotiator|media-typer|content-disposition)\//],
   ['zod', /node_modules\/zod/],
-  ['nexus audit', /\/nexus\/audit\/|\/nexus\/http\/audit/],
+  ['nexus audit', /\/nexus\/audit\/|\/nexus\/http\/audit|\/nexus\/storage\/audit-repo/],
   ['nexus storage', /\/nexus\/storage\//],
   ['nexus oidc plugin', /\/plugins\/oidc\//],
   ['nexus metrics', /\/nexus\/(http\/)?metrics/],
@@ -45,19 +45,31 @@ const COMPONENTS: [string, RegExp][] = [
   ['other modules', /node_modules/],
 ];
 
-/** A native frame (a syscall, a binding) is charged to the nearest caller with source: writev to node:net, a SQLite step to the repo. */
+/**
+ * A native frame (a syscall, a binding) and Node's own helpers (fs, crypto,
+ * buffers, events) are charged to the nearest caller of ours or of a module:
+ * an audit file write or HMAC to the audit, a SQLite step to its repository.
+ * Node's HTTP and TLS stacks keep their own share.
+ */
 function component(node: ProfileNode, parent: Map<number, ProfileNode>): string {
   const { functionName } = node.callFrame;
-  let at: ProfileNode | undefined = node;
-  while (at && !at.callFrame.url) at = parent.get(at.id);
-  if (!at) {
-    if (functionName === '(garbage collector)') return 'GC';
-    if (functionName === '(idle)') return 'idle';
-    if (functionName === '(program)') return 'native/program';
-    return `native: ${functionName || '(anonymous)'}`;
+  let firstNode: string | null = null;
+  for (let at: ProfileNode | undefined = node; at; at = parent.get(at.id)) {
+    const url = at.callFrame.url;
+    if (!url) continue;
+    const name = COMPONENTS.find(([, re]) => re.test(url))?.[0] ?? 'other';
+    if (name === 'node tls/net' || name === 'node http' || name === 'module loading') return name;
+    if (name.startsWith('node ')) {
+      firstNode ??= name;
+      continue;
+    }
+    return name;
   }
-  for (const [name, re] of COMPONENTS) if (re.test(at.callFrame.url)) return name;
-  return 'other';
+  if (firstNode) return firstNode;
+  if (functionName === '(garbage collector)') return 'GC';
+  if (functionName === '(idle)') return 'idle';
+  if (functionName === '(program)') return 'native/program';
+  return `native: ${functionName || '(anonymous)'}`;
 }
 
 /** Self time per component (ms), idle excluded from the total; and the top self-time functions. */
