@@ -101,15 +101,25 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     throw err;
   };
 
+  // A repeated JWT comes back from the cache as the same verified object: its
+  // principal is kept with it, for the roles array (replaced on every role
+  // change) and the X-Nexus-Role it was resolved under.
+  const jwtPrincipals = new WeakMap<VerifiedToken, { roles: RoleConfig[]; only: string | undefined; principal: OidcPrincipal }>();
+
   const fromJwt = async (ctx: Context, jwt: string, onlyRole?: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
     const verified = await deps.jwts.verify(jwt);
     const { issuer, claims } = verified;
     const only = onlyRole ?? (ctx.get('X-Nexus-Role') ? parseName(ctx.get('X-Nexus-Role')) : undefined);
-    const { roles, grants } = resolveRoles(deps.roles(), issuer.config.name, claims as Record<string, unknown>, only);
+    const configured = deps.roles();
+    const known = jwtPrincipals.get(verified);
+    if (known && known.roles === configured && known.only === only) return { principal: known.principal, verified };
+    const { roles, grants } = resolveRoles(configured, issuer.config.name, claims as Record<string, unknown>, only);
     if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
     const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
-    return { principal: { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId }, verified };
+    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId };
+    jwtPrincipals.set(verified, { roles: configured, only, principal });
+    return { principal, verified };
   };
 
   const current: CurrentConfig = { issuer: (name) => deps.registry.byName(name)?.config, roles: () => deps.roles() };
