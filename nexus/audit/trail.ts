@@ -33,10 +33,17 @@ export interface AuditEntry {
   token_id?: string;
 }
 
+// Principals are kept per connection (SVIDs) or per token: so are their descriptions.
+const described = new WeakMap<Principal, Record<string, unknown>>();
+
 export function describePrincipal(p: Principal | undefined): Record<string, unknown> | undefined {
   if (!p) return undefined;
-  if (p.kind === 'spiffe') return { spiffe_id: p.spiffeId };
-  return { issuer: p.issuerUrl, subject: p.subject, roles: p.roles, via: p.via };
+  let d = described.get(p);
+  if (!d) {
+    d = p.kind === 'spiffe' ? { spiffe_id: p.spiffeId } : { issuer: p.issuerUrl, subject: p.subject, roles: p.roles, via: p.via };
+    described.set(p, d);
+  }
+  return d;
 }
 
 const HOSTNAME = os.hostname();

@@ -74,10 +74,24 @@ interface MatchedLayer {
  */
 export function routeTemplate(ctx: Context): string {
   const layers = (ctx as { matched?: MatchedLayer[] }).matched ?? [];
-  const route = [...layers].reverse().find((l) => typeof l.path === 'string' && l.methods.includes(ctx.method));
-  if (!route) return 'unmatched';
-  const p = (route.path as string).replace(/\{\*rest\}$/, '{path}').replace(/:([A-Za-z_]+)/g, '{$1}');
-  return p.length > 1 ? p.replace(/\/$/, '') : p;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const l = layers[i]!;
+    if (typeof l.path === 'string' && l.methods.includes(ctx.method)) return templateOf(l.path);
+  }
+  return 'unmatched';
+}
+
+// Route paths are few and fixed: each is rewritten once, not per request.
+const templates = new Map<string, string>();
+
+function templateOf(path: string): string {
+  let t = templates.get(path);
+  if (t === undefined) {
+    t = path.replace(/\{\*rest\}$/, '{path}').replace(/:([A-Za-z_]+)/g, '{$1}');
+    if (t.length > 1) t = t.replace(/\/$/, '');
+    templates.set(path, t);
+  }
+  return t;
 }
 
 /** Liveness and readiness answer even when the trail cannot be written: they are how an operator sees it. */
