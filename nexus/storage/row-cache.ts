@@ -4,7 +4,12 @@ import type { Repos, SecretsRepo, Storage, VersionRow } from './storage.js';
 type Lookup = { current: number; row: VersionRow | null } | undefined;
 
 /** The SecretsRepo methods that change a path's rows (each takes the path first). */
-const WRITES = ['insertSecret', 'bumpSecret', 'insertVersion', 'pruneUpTo', 'softDelete', 'undelete', 'destroy', 'replaceCiphertext'] as const;
+const WRITES = ['insertSecret', 'bumpSecret', 'insertVersion', 'pruneUpTo', 'purge', 'softDelete', 'undelete', 'destroy', 'replaceCiphertext'] as const;
+/** The ones that only read. */
+const READS = ['secret', 'version', 'lookup', 'versions', 'listPaths', 'count', 'notUnderKey', 'countNotUnderKey'] as const;
+// Every method is one or the other: a new SecretsRepo method fails to compile here until it is sorted.
+const SORTED: Exclude<keyof SecretsRepo, (typeof WRITES)[number] | (typeof READS)[number]> extends never ? true : never = true;
+void SORTED;
 
 /** Larger ciphertexts are read from storage each time: the cache stays small whatever the values. */
 const MAX_CACHED_BYTES = 4096;

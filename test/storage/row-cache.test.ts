@@ -65,6 +65,15 @@ describe('ciphertext row cache', function () {
     expect(await codeOf(() => secrets.get('app/db', 1))).to.equal('not_found');
   });
 
+  it('a purge of the path is seen on the next read', async () => {
+    await secrets.put('app/db', { v: '1' });
+    await secrets.get('app/db');
+    await secrets.get('app/db', 1);
+    await secrets.purge('app/db');
+    expect(await codeOf(() => secrets.get('app/db'))).to.equal('not_found');
+    expect(await codeOf(() => secrets.get('app/db', 1))).to.equal('not_found');
+  });
+
   it('a ciphertext replaced by key rotation is read anew', async () => {
     await secrets.put('app/db', { v: '1' });
     const before = await storage.secrets.lookup('app/db', null);
