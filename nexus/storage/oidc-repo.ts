@@ -4,95 +4,103 @@ import type { IssuerRow, OidcRepo, RoleRow, TokenRow } from './storage.js';
 
 /** The OIDC plugin's tables on SQLite. */
 export class SqliteOidcRepo implements OidcRepo {
-  // Looked up on every request that carries an exchanged token: prepared once.
-  private readonly tokenStmt;
+  // Prepared once, after the migrations (repositories are made on first use).
+  private readonly s;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly g: SqliteGate,
   ) {
-    this.tokenStmt = db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at FROM oidc_tokens WHERE hash = ?');
-  }
-
-  async issuers(): Promise<IssuerRow[]> {
-    await this.g.idle();
-    return this.db.prepare<[], IssuerRow>('SELECT * FROM oidc_issuers ORDER BY name').all();
-  }
-
-  async issuer(name: string): Promise<IssuerRow | undefined> {
-    await this.g.idle();
-    return this.db.prepare<[string], IssuerRow>('SELECT * FROM oidc_issuers WHERE name = ?').get(name);
-  }
-
-  async upsertIssuer(i: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
-    await this.g.idle();
-    this.db
-      .prepare(
+    this.s = {
+      issuers: db.prepare<[], IssuerRow>('SELECT * FROM oidc_issuers ORDER BY name'),
+      issuer: db.prepare<[string], IssuerRow>('SELECT * FROM oidc_issuers WHERE name = ?'),
+      upsertIssuer: db.prepare(
         `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, managed_by, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
          algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s,
          max_token_lifetime_s = excluded.max_token_lifetime_s, tenant_claims = excluded.tenant_claims, allowed_types = excluded.allowed_types,
          managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
-      )
-      .run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.managed_by, now, now);
-  }
-
-  async deleteIssuer(name: string): Promise<boolean> {
-    await this.g.idle();
-    return this.db.prepare('DELETE FROM oidc_issuers WHERE name = ?').run(name).changes > 0;
-  }
-
-  async rolesOfIssuer(name: string): Promise<string[]> {
-    await this.g.idle();
-    return this.db.prepare<[string], { name: string }>('SELECT name FROM oidc_roles WHERE issuer = ? ORDER BY name').all(name).map((r) => r.name);
-  }
-
-  async roles(): Promise<RoleRow[]> {
-    await this.g.idle();
-    return this.db.prepare<[], RoleRow>('SELECT * FROM oidc_roles ORDER BY name').all();
-  }
-
-  async role(name: string): Promise<RoleRow | undefined> {
-    await this.g.idle();
-    return this.db.prepare<[string], RoleRow>('SELECT * FROM oidc_roles WHERE name = ?').get(name);
-  }
-
-  async upsertRole(r: Omit<RoleRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
-    await this.g.idle();
-    this.db
-      .prepare(
+      ),
+      deleteIssuer: db.prepare('DELETE FROM oidc_issuers WHERE name = ?'),
+      rolesOfIssuer: db.prepare<[string], { name: string }>('SELECT name FROM oidc_roles WHERE issuer = ? ORDER BY name'),
+      roles: db.prepare<[], RoleRow>('SELECT * FROM oidc_roles ORDER BY name'),
+      role: db.prepare<[string], RoleRow>('SELECT * FROM oidc_roles WHERE name = ?'),
+      upsertRole: db.prepare(
         `INSERT INTO oidc_roles (name, issuer, bound_claims, bound_claims_glob, paths, permissions, token_ttl_s, managed_by, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, bound_claims = excluded.bound_claims,
          bound_claims_glob = excluded.bound_claims_glob, paths = excluded.paths, permissions = excluded.permissions,
          token_ttl_s = excluded.token_ttl_s, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
-      )
-      .run(r.name, r.issuer, r.bound_claims, r.bound_claims_glob, r.paths, r.permissions, r.token_ttl_s, r.managed_by, now, now);
+      ),
+      deleteRole: db.prepare('DELETE FROM oidc_roles WHERE name = ?'),
+      insertToken: db.prepare('INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      revokeRole: db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
+      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
+      token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at FROM oidc_tokens WHERE hash = ?'),
+    };
+  }
+
+  async issuers(): Promise<IssuerRow[]> {
+    await this.g.idle();
+    return this.s.issuers.all();
+  }
+
+  async issuer(name: string): Promise<IssuerRow | undefined> {
+    await this.g.idle();
+    return this.s.issuer.get(name);
+  }
+
+  async upsertIssuer(i: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
+    await this.g.idle();
+    this.s.upsertIssuer.run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.managed_by, now, now);
+  }
+
+  async deleteIssuer(name: string): Promise<boolean> {
+    await this.g.idle();
+    return this.s.deleteIssuer.run(name).changes > 0;
+  }
+
+  async rolesOfIssuer(name: string): Promise<string[]> {
+    await this.g.idle();
+    return this.s.rolesOfIssuer.all(name).map((r) => r.name);
+  }
+
+  async roles(): Promise<RoleRow[]> {
+    await this.g.idle();
+    return this.s.roles.all();
+  }
+
+  async role(name: string): Promise<RoleRow | undefined> {
+    await this.g.idle();
+    return this.s.role.get(name);
+  }
+
+  async upsertRole(r: Omit<RoleRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
+    await this.g.idle();
+    this.s.upsertRole.run(r.name, r.issuer, r.bound_claims, r.bound_claims_glob, r.paths, r.permissions, r.token_ttl_s, r.managed_by, now, now);
   }
 
   async deleteRole(name: string): Promise<boolean> {
     await this.g.idle();
-    return this.db.prepare('DELETE FROM oidc_roles WHERE name = ?').run(name).changes > 0;
+    return this.s.deleteRole.run(name).changes > 0;
   }
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.g.idle();
-    this.db
-      .prepare('INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.expires_at, now);
+    this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.expires_at, now);
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {
     await this.g.idle();
-    return this.tokenStmt.get(hash);
+    return this.s.token.get(hash);
   }
 
   async revokeRole(role: string): Promise<number> {
     await this.g.idle();
-    return this.db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)').run(role).changes;
+    return this.s.revokeRole.run(role).changes;
   }
 
   async purgeExpired(now: number): Promise<number> {
     await this.g.idle();
-    return this.db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?').run(now).changes;
+    return this.s.purgeExpired.run(now).changes;
   }
 }
