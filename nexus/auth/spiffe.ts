@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { UnauthorizedError } from '../errors.js';
+import { Lru } from '../lru.js';
 import { x509 } from '../pki/x509.js';
 import type { SpiffePrincipal } from './principal.js';
 import { parseSpiffeId } from './spiffe-id.js';
@@ -11,6 +13,26 @@ export { parseSpiffeId, type SpiffeId } from './spiffe-id.js';
  * digitalSignature key usage. Throws UnauthorizedError with the precise reason.
  */
 export function principalFromSvid(der: Buffer, trustDomain: string): SpiffePrincipal {
+  // Parsing with @peculiar/x509 takes ~0.9 ms, on every new connection; the
+  // verdict depends on nothing but the certificate and the trust domain.
+  const key = `${trustDomain}\0${createHash('sha256').update(der).digest('base64')}`;
+  let verdict = verdicts.get(key);
+  if (!verdict) {
+    try {
+      verdict = svidRules(der, trustDomain);
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError)) throw err;
+      verdict = err;
+    }
+    verdicts.set(key, verdict);
+  }
+  if (verdict instanceof UnauthorizedError) throw verdict;
+  return verdict;
+}
+
+const verdicts = new Lru<string, SpiffePrincipal | UnauthorizedError>(1024);
+
+function svidRules(der: Buffer, trustDomain: string): SpiffePrincipal {
   let cert: x509.X509Certificate;
   try {
     cert = new x509.X509Certificate(new Uint8Array(der));

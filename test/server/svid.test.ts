@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { parseSpiffeId } from '../../nexus/auth/spiffe.js';
+import { X509Certificate } from 'node:crypto';
+import { UnauthorizedError } from '../../nexus/errors.js';
+import { parseSpiffeId, principalFromSvid } from '../../nexus/auth/spiffe.js';
 import { x509 } from '../../nexus/pki/x509.js';
 import { callOrRefused, createCA, type ClientCreds, type TestServer, startTestServer } from '../helpers/server.js';
 
@@ -64,6 +66,27 @@ describe('mTLS port: SPIFFE X509-SVID identity', function () {
   it('refuses a leaf without digitalSignature key usage', async () => {
     const creds = await t.issue({ uris: ['spiffe://nexus.local/pilot'], keyUsage: x509.KeyUsageFlags.keyEncipherment });
     expectRefused(await callOrRefused(t.port, creds, 'GET', '/v1/secrets'), 'no digitalSignature');
+  });
+
+  it('works out an SVID once per certificate and trust domain, refusals included', async () => {
+    const der = (pem: string) => Buffer.from(new X509Certificate(pem).raw);
+    const reason = (fn: () => unknown) => {
+      try {
+        fn();
+        return 'accepted';
+      } catch (err) {
+        return err instanceof UnauthorizedError ? err.reason : `unexpected ${(err as Error).message}`;
+      }
+    };
+    const good = der((await t.svid('spiffe://nexus.local/app/cached')).cert);
+    const first = principalFromSvid(good, 'nexus.local');
+    expect(principalFromSvid(Buffer.from(good), 'nexus.local'), 'the same certificate: the verdict kept').to.equal(first);
+    expect(first.spiffeId).to.equal('spiffe://nexus.local/app/cached');
+    expect(reason(() => principalFromSvid(good, 'other.example')), 'another trust domain is another verdict').to.equal('svid.trust_domain=nexus.local');
+    const other = der((await t.svid('spiffe://nexus.local/app/other')).cert);
+    expect(principalFromSvid(other, 'nexus.local').spiffeId).to.equal('spiffe://nexus.local/app/other');
+    const ca = der((await t.issue({ uris: ['spiffe://nexus.local/pilot'], isCA: true })).cert);
+    for (let i = 0; i < 2; i++) expect(reason(() => principalFromSvid(ca, 'nexus.local'))).to.equal('svid.is_ca');
   });
 
   it('parses SPIFFE IDs by the spec', () => {
