@@ -27,13 +27,13 @@ const NOT_TRUSTED = 'a client certificate chaining to the trust bundle is requir
 
 function firstVerdict(socket: TLSSocket, trustDomain: string, trust: TrustBundle): Verdict | UnauthorizedError {
   if (!socket.authorized) return new UnauthorizedError(`tls.${socket.authorizationError ?? 'no_client_certificate'}`, NOT_TRUSTED);
-  const peer = socket.getPeerCertificate(true);
+  const leaf = socket.getPeerX509Certificate();
   // The handshake verified the chain against the bundle of its moment; a
   // reload may have come between it and this first request (or, were
   // resumption on, long before it), so verify against the bundle of now.
-  if (!trust.verifies(peer)) return new UnauthorizedError('tls.chain_no_longer_trusted', NOT_TRUSTED);
+  if (!leaf || !trust.verifies(leaf)) return new UnauthorizedError('tls.chain_no_longer_trusted', NOT_TRUSTED);
   try {
-    return { principal: principalFromSvid(peer.raw, trustDomain), notAfter: Date.parse(peer.valid_to), generation: trust.generation };
+    return { principal: principalFromSvid(leaf.raw, trustDomain), notAfter: Date.parse(leaf.validTo), generation: trust.generation };
   } catch (err) {
     if (!(err instanceof UnauthorizedError)) throw err;
     return new UnauthorizedError(err.reason, 'the client certificate is not a valid X509-SVID for this trust domain');
@@ -57,7 +57,7 @@ export function spiffeAuth(trustDomain: string, trust: TrustBundle) {
     if (!(verdict instanceof UnauthorizedError)) {
       if (Date.now() > verdict.notAfter) verdict = new UnauthorizedError('svid.expired', 'the client certificate has expired');
       else if (verdict.generation !== trust.generation) {
-        if (trust.verifies(socket.getPeerCertificate(true))) verdict.generation = trust.generation;
+        if (trust.verifies(socket.getPeerX509Certificate())) verdict.generation = trust.generation;
         else verdict = new UnauthorizedError('tls.chain_no_longer_trusted', NOT_TRUSTED);
       }
       if (verdict instanceof UnauthorizedError) verdicts.set(socket, verdict);

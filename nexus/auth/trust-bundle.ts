@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import type { DetailedPeerCertificate } from 'node:tls';
 
 /**
  * The trust bundle the mTLS port verifies client SVIDs against, shared by
@@ -20,20 +19,19 @@ export class TrustBundle {
    * True when the peer's chain, as presented, leads by valid signatures to a
    * CA of the current bundle that is valid now. The handshake verified it
    * against the bundle of its day; this is the check for a later bundle
-   * (and for a session the handshake did not verify again).
+   * (and for a session the handshake did not verify again). `leaf` is the
+   * socket's getPeerX509Certificate(): its issuerCertificate links are the
+   * chain the peer sent (cheaper than getPeerCertificate(true), which builds
+   * the legacy object of every certificate in it).
    */
-  verifies(peer: DetailedPeerCertificate, now = Date.now()): boolean {
-    if (!peer.raw) return false;
-    let node = peer;
-    let cert = new X509Certificate(node.raw);
-    for (let depth = 0; depth < 8; depth++) {
+  verifies(leaf: X509Certificate | undefined, now = Date.now()): boolean {
+    let cert = leaf;
+    for (let depth = 0; cert && depth < 8; depth++) {
       // Bundle entries are trust anchors by configuration (a v1 root has no basicConstraints).
-      if (this.cas.some((ca) => validAt(ca, now) && cert.checkIssued(ca) && cert.verify(ca.publicKey))) return true;
-      const up = node.issuerCertificate;
-      if (!up?.raw || up.raw.equals(node.raw)) return false;
-      const next = new X509Certificate(up.raw);
+      if (this.cas.some((ca) => validAt(ca, now) && cert!.checkIssued(ca) && cert!.verify(ca.publicKey))) return true;
+      const next: X509Certificate | undefined = cert.issuerCertificate;
+      if (!next || next.raw.equals(cert.raw)) return false;
       if (!next.ca || !validAt(next, now) || !signedBy(cert, next)) return false;
-      node = up;
       cert = next;
     }
     return false;
