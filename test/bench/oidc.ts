@@ -3,9 +3,9 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, importJWK, jwtVerify, createLocalJWKSet, type JWK } from 'jose';
-import { startIdp } from '../helpers/idp.js';
+import { startIdp, type TestIdp } from '../helpers/idp.js';
 import { spawnNexus } from './nexus-process.js';
-import { call } from '../helpers/server.js';
+import { call, type ClientCreds } from '../helpers/server.js';
 import { load, startBare, type Load } from './mtls.js';
 import type { BenchRow } from './report.js';
 
@@ -26,6 +26,28 @@ function freshRequest(port: number, ca: Buffer, method: string, p: string, body?
   });
 }
 
+/**
+ * The bench's issuer (the test IdP, ES256), a role reading ci/org/repo/*, a
+ * secret there, and a minter of the IdP's JWTs for that repository (`jti`
+ * makes each one new: a repeated JWT is answered by the verified-JWT cache).
+ */
+export async function oidcFixture(idp: TestIdp, mtlsPort: number, admin: ClientCreds, kid: string): Promise<(jti: string) => Promise<string>> {
+  await call(mtlsPort, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'], tenant_claims: ['repository'] });
+  await call(mtlsPort, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
+  await call(mtlsPort, admin, 'PUT', '/v1/secrets/ci/org/repo/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
+  const key = await importJWK(idp.server.issuer.keys.toJSON(true).find((k) => k.kid === kid) as unknown as JWK, 'ES256');
+  const now = Math.floor(Date.now() / 1000);
+  return (jti) =>
+    new SignJWT({ repository: 'org/repo', ref: 'refs/heads/main', jti })
+      .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
+      .setIssuer(idp.url)
+      .setAudience('nexus')
+      .setSubject('repo:org/repo:ref:refs/heads/main')
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(key);
+}
+
 /** The OIDC port: reads with fresh and repeated JWTs and exchanged tokens, beside a bare TLS route and a bare jwtVerify loop. */
 export async function oidcBench(scale: number): Promise<BenchRow[]> {
   const idp = await startIdp();
@@ -38,24 +60,9 @@ export async function oidcBench(scale: number): Promise<BenchRow[]> {
   const bare = await startBare(pki, 'server-tls');
   const secs = Math.max(2, Math.round(3 * scale));
   try {
-    await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'], tenant_claims: ['repository'] });
-    await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
-    await call(srv.port, admin, 'PUT', '/v1/secrets/ci/org/repo/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
-
-    const priv = idp.server.issuer.keys.toJSON(true).find((k) => k.kid === es.kid) as unknown as JWK;
-    const key = await importJWK(priv, 'ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const mint = (i: number) =>
-      new SignJWT({ repository: 'org/repo', ref: 'refs/heads/main', jti: `j${i}` })
-        .setProtectedHeader({ alg: 'ES256', kid: es.kid, typ: 'JWT' })
-        .setIssuer(idp.url)
-        .setAudience('nexus')
-        .setSubject('repo:org/repo:ref:refs/heads/main')
-        .setIssuedAt(now)
-        .setExpirationTime(now + 3600)
-        .sign(key);
+    const mint = await oidcFixture(idp, srv.port, admin, es.kid);
     const pool: string[] = [];
-    for (let i = 0; i < 3000; i++) pool.push(await mint(i));
+    for (let i = 0; i < 3000; i++) pool.push(await mint(`j${i}`));
 
     // Bare jwtVerify loop, in this process, same key type and checks.
     const jwks = createLocalJWKSet({ keys: idp.server.issuer.keys.toJSON(false) as unknown as JWK[] });
@@ -72,7 +79,7 @@ export async function oidcBench(scale: number): Promise<BenchRow[]> {
     // Never-seen JWTs for the fresh row: a reused one would be answered by the verified-JWT cache.
     // Enough for two rounds at 1.5x the bare verify rate (the server cannot verify faster); a reuse is named in the table.
     const unique: string[] = [];
-    for (let i = 0; i < Math.ceil(2 * secs * verifyRate * 1.5) + 2000; i++) unique.push(await mint(100_000 + i));
+    for (let i = 0; i < Math.ceil(2 * secs * verifyRate * 1.5) + 2000; i++) unique.push(await mint(`j${100_000 + i}`));
     const fresh = () => ({ authorization: `Bearer ${unique[next++ % unique.length]}` });
 
     const bareUrl = `https://127.0.0.1:${bare.port}/`;

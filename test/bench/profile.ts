@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { SignJWT, importJWK, type JWK } from 'jose';
 import { ROOT } from '../helpers/env.js';
 import { startIdp } from '../helpers/idp.js';
 import { call } from '../helpers/server.js';
 import { load } from './mtls.js';
+import { oidcFixture } from './oidc.js';
 import { ensureBuilt, NEXUS_BIN } from './nexus-process.js';
 
 interface ProfileNode {
@@ -128,20 +128,7 @@ async function main(): Promise<void> {
       url = `https://127.0.0.1:${ports.mtls}/v1/secrets/bench/read`;
     } else {
       const es = await idp.server.issuer.keys.generate('ES256', { kid: 'prof-es256' });
-      await call(ports.mtls, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['ES256'], tenant_claims: ['repository'] });
-      await call(ports.mtls, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
-      await call(ports.mtls, admin, 'PUT', '/v1/secrets/ci/org/repo/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
-      const key = await importJWK(idp.server.issuer.keys.toJSON(true).find((k) => k.kid === es.kid) as unknown as JWK, 'ES256');
-      const now = Math.floor(Date.now() / 1000);
-      const mint = (jti: string) =>
-        new SignJWT({ repository: 'org/repo', ref: 'refs/heads/main', jti })
-          .setProtectedHeader({ alg: 'ES256', kid: es.kid, typ: 'JWT' })
-          .setIssuer(idp.url)
-          .setAudience('nexus')
-          .setSubject('repo:org/repo:ref:refs/heads/main')
-          .setIssuedAt(now)
-          .setExpirationTime(now + 3600)
-          .sign(key);
+      const mint = await oidcFixture(idp, ports.mtls, admin, es.kid);
       const jwt = await mint('one');
       let bearer = jwt;
       if (scenario === 'token') {
