@@ -100,7 +100,9 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-profile-'));
   const profDir = path.join(dir, 'prof');
   const oidc = scenario === 'token' || scenario === 'jwt' || scenario === 'fresh';
-  const args = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  // PROFILE=off: the same load and CPU figure without the profiler's own cost (for comparing variants).
+  const profiling = process.env.PROFILE !== 'off';
+  const args = profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   ensureBuilt();
   const child = spawn(process.execPath, [...args, NEXUS_BIN], {
     cwd: ROOT,
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
     await idp?.stop();
   }
   // The main thread's profile (tsx's loader thread writes one too).
+  if (!profiling) return;
   const file = fs.readdirSync(profDir).find((f) => f.endsWith('.0.001.cpuprofile'))!;
   report(path.join(profDir, file));
 }
