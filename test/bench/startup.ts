@@ -11,10 +11,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Wall time of one fresh process, in ms; it must exit 0. */
-function timeRun(args: string[], env: NodeJS.ProcessEnv): number {
+/** Wall time of one fresh process, in ms; it must exit 0. `args[0]` is run by node, or as an executable with `exec`. */
+function timeRun(args: string[], env: NodeJS.ProcessEnv, exec = false): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = exec
+    ? spawnSync(args[0]!, args.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawnSync(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return ms;
@@ -29,7 +31,8 @@ export async function startupBench(scale: number): Promise<BenchRow[]> {
   ensureBuilt();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-startup-'));
   const srv = await spawnNexus({ NEXUS_DATA_DIR: dir });
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_ADDR: `https://127.0.0.1:${srv.port}` };
+  // Node's own directory first on PATH: the bin's `#!/usr/bin/env -S node ...` finds this node.
+  const env = { PATH: `${path.dirname(process.execPath)}:${process.env.PATH}`, HOME: process.env.HOME, NEXUS_DATA_DIR: dir, NEXUS_ADDR: `https://127.0.0.1:${srv.port}` };
   const pilot = [path.join(ROOT, 'dist/bin/pilot.cjs'), 'secret', 'get', 'bench/startup'];
   try {
     timeRun([path.join(ROOT, 'dist/bin/pilot.cjs'), 'secret', 'put', 'bench/startup', 'k=v'], env);
@@ -38,14 +41,16 @@ export async function startupBench(scale: number): Promise<BenchRow[]> {
     const get: number[] = [];
     const floor: number[] = [];
     const version: number[] = [];
-    const floorArgs = [path.join(ROOT, 'test/bench/floor-client.cjs'), 'bench/startup'];
+    // The floor gets Pilot's flag too (see scripts/build.mjs): the difference stays Pilot's own.
+    const floorArgs = ['--use-openssl-ca', path.join(ROOT, 'test/bench/floor-client.cjs'), 'bench/startup'];
     timeRun(['-e', '0'], env); // warm the file cache
-    timeRun(pilot, env);
+    // Pilot runs as users run it (npx pilot, pilot on PATH): the bin itself, through its shebang.
+    timeRun(pilot, env, true);
     for (let i = 0; i < rounds; i++) {
       bare.push(timeRun(['-e', '0'], env));
-      get.push(timeRun(pilot, env));
+      get.push(timeRun(pilot, env, true));
       floor.push(timeRun(floorArgs, env));
-      version.push(timeRun([pilot[0]!, '--version'], env));
+      version.push(timeRun([pilot[0]!, '--version'], env, true));
     }
     const b = median(bare);
     const g = median(get);
