@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -63,6 +64,13 @@ describe('production build: npm run build compiles to dist/, bins and npm start 
     expect(put.code, put.stderr).to.equal(0);
     expect((await pilot(['secret', 'get', 'built/x', '--field', 'k'])).stdout).to.equal('compiled');
     expect((await pilot(['--version'])).stdout.trim()).to.equal(pkg.version);
+    // Run as users run it (npx pilot, pilot on PATH): the file itself, through its `env -S node --use-openssl-ca` shebang.
+    const direct = spawnSync(path.join(dist, 'bin/pilot.cjs'), ['secret', 'get', 'built/x', '--field', 'k'], {
+      env: { PATH: `${path.dirname(process.execPath)}:${process.env.PATH}`, HOME: process.env.HOME, ...env },
+      encoding: 'utf8',
+    });
+    expect(direct.status, direct.stderr).to.equal(0);
+    expect(direct.stdout).to.equal('compiled');
     // The bundled Pilot loads gRPC (outside the bundle) and the .proto beside it for the Workload API.
     const ca = await loadIssuer(fs.readFileSync(path.join(data, 'pki/ca.crt'), 'utf8'), fs.readFileSync(path.join(data, 'pki/ca.key'), 'utf8'));
     const agent = await startWorkloadApi(await svidFrom(ca, 'spiffe://nexus.local/pilot'));
