@@ -148,6 +148,14 @@ export interface ChainWriterOptions {
   maxFiles: number | null;
 }
 
+/**
+ * How often the trail's path is checked for another file (moved, replaced or
+ * deleted): by time, not with a stat per batch (about 3% of a secret read's
+ * server CPU). Records written meanwhile land in the file still open, and the
+ * anchor counts them, so a deleted trail shows in verify as records missing.
+ */
+export const IDENTITY_CHECK_MS = 100;
+
 export interface ChainBreak {
   /** What the anchor said versus what the files hold. */
   detail: string;
@@ -165,6 +173,8 @@ export class ChainWriter {
   private fd: number | null = null;
   private ino = -1;
   private size = 0;
+  /** When the path is next checked for another file (ms since the epoch). */
+  private identityCheckAt = 0;
   /** Records of retention deletions, written at the head of the next batch. */
   private deletions: object[] = [];
 
@@ -207,9 +217,13 @@ export class ChainWriter {
   /** Writes a batch (all of it, or throws) and moves the anchor to its last record. */
   append(batch: Array<object | string>): void {
     try {
-      // One stat per batch: a moved, replaced or deleted file is reopened (and the gap shows in verify).
-      const st = fs.statSync(this.file, { throwIfNoEntry: false });
-      if (this.fd === null || !st || st.ino !== this.ino) this.reopen();
+      // A moved, replaced or deleted file is reopened (and the gap shows in verify).
+      const now = Date.now();
+      if (now >= this.identityCheckAt) {
+        this.identityCheckAt = now + IDENTITY_CHECK_MS;
+        if (this.fd !== null && fs.statSync(this.file, { throwIfNoEntry: false })?.ino !== this.ino) this.close();
+      }
+      if (this.fd === null) this.reopen();
       if (this.size >= this.opts.maxBytes) this.rotate();
       let head = this.head;
       let out = '';

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IDENTITY_CHECK_MS } from '../../nexus/audit/chain.js';
 import { github } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 
@@ -19,11 +21,16 @@ describe('audit trail: fail closed on every request', function () {
   const records = (): Rec[] => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec);
   const VALUE = 'VALUE-fail-closed-31f7';
 
-  /** Runs `fn` while every append to the trail fails (a directory where the file should be). */
+  /**
+   * Runs `fn` while every append to the trail fails (a directory where the
+   * file should be), once the server has checked the path again: it does so
+   * by time (IDENTITY_CHECK_MS), and until then writes to the file it holds.
+   */
   async function withUnwritableTrail(fn: () => Promise<void>): Promise<void> {
     fs.renameSync(file, `${file}.saved`);
     fs.mkdirSync(file);
     try {
+      await sleep(IDENTITY_CHECK_MS + 50);
       await fn();
     } finally {
       fs.rmdirSync(file);
@@ -86,6 +93,34 @@ describe('audit trail: fail closed on every request', function () {
     expect((await e.admin('GET', '/v1/oidc/roles/r2')).status).to.equal(404);
     expect((await e.admin('GET', '/v1/oidc/issuers/other')).status).to.equal(404);
     expect((await e.admin('GET', '/v1/oidc/roles/main')).status).to.equal(200);
+  });
+
+  it('a trail moved away loses nothing: what is answered before the path is checked again is in the moved file, then a new file starts', async () => {
+    const moved = `${file}.moved`;
+    const ids = (f: string) => new Set(fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as Rec).request_id));
+    await sleep(IDENTITY_CHECK_MS + 50); // the next batch checks the path
+    expect((await e.admin('GET', '/v1/secrets/ci/org/repo/db')).status).to.equal(200);
+    fs.renameSync(file, moved);
+    try {
+      const early = await e.admin('GET', '/v1/secrets/ci/org/repo/db');
+      expect(early.status).to.equal(200);
+      const earlyId = early.headers['x-request-id'] as string;
+      // Usually the moved file (the server still held it); the new one if the check fell in between.
+      const inNew = () => fs.existsSync(file) && ids(file).has(earlyId);
+      expect(ids(moved).has(earlyId) || inNew(), 'answered right after the move: recorded').to.equal(true);
+      await sleep(IDENTITY_CHECK_MS + 50);
+      const late = await e.admin('GET', '/v1/secrets/ci/org/repo/db');
+      expect(late.status).to.equal(200);
+      const lateId = late.headers['x-request-id'] as string;
+      expect(ids(file).has(lateId), 'after the check: recorded in a new file at the path').to.equal(true);
+      expect(ids(moved).has(lateId)).to.equal(false);
+    } finally {
+      // Put the trail back together for the tests after this one: the moved records, then the new file's.
+      const tail = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+      fs.writeFileSync(file, Buffer.concat([fs.readFileSync(moved), tail]));
+      fs.rmSync(moved);
+      await sleep(IDENTITY_CHECK_MS + 50);
+    }
   });
 
   it('a change records its intent before it commits, then its outcome', async () => {
