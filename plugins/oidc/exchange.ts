@@ -91,11 +91,11 @@ interface Resolved {
  * versions of the roles it was minted for (never more roles than that). A
  * narrowed role or a changed issuer bites on the next request, not at expiry.
  *
- * Resolved once per token and configuration: the stored
- * row (a revocation drops it), the issuer's config and the roles array are
- * replaced, never changed in place, when anything changes, so an entry made
- * from the same three objects is still right. The expiry is checked on every
- * request. The audit token id (an HMAC) is computed once too.
+ * Resolved once per token and configuration: the stored row (a revocation
+ * drops it), the issuer's config and the roles array are replaced, never
+ * changed in place, when anything changes, so an entry made from the same
+ * three objects is still right. The expiry is checked on every request. The
+ * audit token id (an HMAC) is computed once too.
  */
 export class TokenPrincipals {
   private readonly memo = new Lru<string, Resolved>(10_000);
