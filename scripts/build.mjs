@@ -47,11 +47,11 @@ fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(out, '
 // Pilot's launcher: runs the bundle with V8's code cache made at build time (Node 20 has no
 // module.enableCompileCache), so a start does not compile again what the build compiled.
 // The cache is keyed by V8's version: another Node simply compiles as usual.
-// --use-openssl-ca: Node 20 parses its ~140 bundled root certificates when the
-// first TLS context is made (~20 ms of a ~65 ms \`pilot secret get\`), even
-// though Pilot always gives its own CA (the SPIFFE bundle), which replaces
-// the root store. OpenSSL's store is looked up lazily, and never here.
-const PILOT_LOADER = `#!/usr/bin/env -S node --use-openssl-ca
+// A plain \`env node\` shebang: \`env -S node --use-openssl-ca\` would save ~20 ms
+// (Node 20 parses its ~140 bundled root certificates at the first TLS context,
+// though Pilot's own CA replaces them) but BusyBox's env (Alpine images) and
+// npm's Windows shims do not take it; README shows NODE_OPTIONS for that.
+const PILOT_LOADER = `#!/usr/bin/env node
 'use strict';
 // Written by npm run build (scripts/build.mjs): Pilot's bundle, run with V8's code cache.
 const fs = require('node:fs');

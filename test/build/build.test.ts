@@ -64,7 +64,7 @@ describe('production build: npm run build compiles to dist/, bins and npm start 
     expect(put.code, put.stderr).to.equal(0);
     expect((await pilot(['secret', 'get', 'built/x', '--field', 'k'])).stdout).to.equal('compiled');
     expect((await pilot(['--version'])).stdout.trim()).to.equal(pkg.version);
-    // Run as users run it (npx pilot, pilot on PATH): the file itself, through its `env -S node --use-openssl-ca` shebang.
+    // Run as users run it (npx pilot, pilot on PATH): the file itself, through its shebang.
     const direct = spawnSync(path.join(dist, 'bin/pilot.cjs'), ['secret', 'get', 'built/x', '--field', 'k'], {
       env: { PATH: `${path.dirname(process.execPath)}:${process.env.PATH}`, HOME: process.env.HOME, ...env },
       encoding: 'utf8',
