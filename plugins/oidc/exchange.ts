@@ -57,15 +57,14 @@ async function lookup(store: OidcStore, token: string, now: number): Promise<{ h
   return { hash, row };
 }
 
-/** What a stored token resolves to under a configuration; nothing here depends on the time. */
-function resolveStored(row: StoredToken, current: CurrentConfig): OidcPrincipal {
-  const issuer = current.issuer(row.issuer);
+/** What a stored token resolves to under an issuer's config and the roles; nothing here depends on the time. */
+function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, configured: RoleConfig[]): OidcPrincipal {
   if (!issuer) throw new UnauthorizedError('exchanged_token_issuer_removed');
   // The JWT itself is gone, so a new key source cannot vouch for it.
   if (issuer.issuer !== row.issuer_url || issuer.jwks_uri !== row.jwks_uri) throw new UnauthorizedError('exchanged_token_issuer_changed');
   const why = policyRefusal(issuer, row.claims, row.header, row.created_at / 1000);
   if (why) throw new UnauthorizedError(`exchanged_token_${why}`);
-  const minted = current.roles().filter((r) => row.roles.includes(r.name));
+  const minted = configured.filter((r) => row.roles.includes(r.name));
   const { roles, grants } = resolveRoles(minted, issuer.name, row.claims);
   if (roles.length === 0) throw new UnauthorizedError('exchanged_token_roles_no_longer_match');
   // A role whose token_ttl_s was shortened since shortens the token too.
@@ -115,7 +114,7 @@ export class TokenPrincipals {
     if (hit && hit.row === row && hit.issuer === issuer && hit.roles === roles) return expiring(hit.principal, now);
     this.memo.delete(key);
     // A refusal is not remembered: the next request resolves again.
-    const principal: OidcPrincipal = { ...resolveStored(row, this.current), tokenId: this.tokenId(token) };
+    const principal: OidcPrincipal = { ...resolveStored(row, issuer, roles), tokenId: this.tokenId(token) };
     this.memo.set(key, { row, issuer, roles, principal });
     return expiring(principal, now);
   }
