@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
+import { httpsText } from '../lib/https-text.js';
 
 /**
  * A small HTTPS client for Nexus: on the OIDC port, token exchange and secret
@@ -88,32 +89,25 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
   // One keep-alive connection for the exchange and every read.
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions(tls) });
   const call = (method: string, path: string, headers: Record<string, string>, body?: string) =>
-    new Promise<{ status: number; body: string; headers: Record<string, unknown> }>((resolve, reject) => {
-      const req = https.request(
-        new URL(path.replace(/^\//, ''), base),
-        { method, agent, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) }, timeout: 30_000 },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
-      req.on('error', (err) => reject(err instanceof HttpError ? err : new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0)));
-      req.end(body);
+    httpsText(
+      new URL(path.replace(/^\//, ''), base),
+      { method, agent, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } },
+      body,
+      { ms: 30_000, error: () => new Error('no answer within 30 s') },
+    ).catch((err: Error) => {
+      throw err instanceof HttpError ? err : new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0);
     });
   return {
     async exchange(jwt, role) {
       const r = await call('POST', '/v1/auth/token', role ? { 'x-nexus-role': role } : {}, JSON.stringify({ jwt }));
-      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers, false), r.status);
-      return JSON.parse(r.body) as { token: string; expires_in: number };
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, false), r.status);
+      return JSON.parse(r.text) as { token: string; expires_in: number };
     },
     async read(path, token) {
       // Both ports answer {"path","version","data","created_at"}.
       const r = await call('GET', `/v1/secrets/${path}`, token === undefined ? {} : { authorization: `Bearer ${token}` });
-      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.body, r.headers, token === undefined), r.status);
-      return (JSON.parse(r.body) as { data: Record<string, string> }).data;
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, token === undefined), r.status);
+      return (JSON.parse(r.text) as { data: Record<string, string> }).data;
     },
     close: () => agent.destroy(),
   };

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { parseSpiffeId } from '../../nexus/auth/spiffe-id.js';
+import { httpsText, type TextReply } from './https-text.js';
 import { authorizeServer, expectedServerId as serverIdFor, ServerIdConfigError, ServerIdentityError, svidId } from '../../nexus/spiffe/server-id.js';
 
 /** The server or the network refused or failed: exit 1. */
@@ -121,47 +122,42 @@ export interface Reply {
   body: unknown;
 }
 
-export function request(conn: Conn, method: string, urlPath: string, body?: unknown): Promise<Reply> {
+export async function request(conn: Conn, method: string, urlPath: string, body?: unknown): Promise<Reply> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
+  const where = conn.base.origin;
+  let reply: TextReply;
+  try {
     // The path goes out exactly as written: a URL object would resolve `..`
     // and quietly ask for another secret than the one the user named.
-    const req = https.request(
+    reply = await httpsText(
+      null,
       {
         host: conn.base.hostname.replace(/^\[|\]$/g, ''),
         port: conn.base.port || 443,
         path: urlPath,
         method,
         agent: conn.agent,
-        timeout: 15_000,
         headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = null;
-          try {
-            parsed = text ? JSON.parse(text) : null;
-          } catch {
-            parsed = text;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
+      payload,
+      { ms: 15_000, error: () => new PilotError(`no answer from Nexus at ${where} within 15 s`) },
     );
-    req.on('timeout', () => req.destroy(new PilotError(`no answer from Nexus at ${conn.base.origin} within 15 s`)));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      // Our own timeout, or the server refused by SPIFFE ID (authorizeServer): the message says it all.
-      if (err instanceof PilotError || err instanceof ServerIdentityError) return reject(err);
-      const where = conn.base.origin;
-      if (err.code === 'ECONNREFUSED') reject(new PilotError(`cannot reach Nexus at ${where}: connection refused (is it running? set NEXUS_ADDR)`));
-      else if (err.code === 'ENOTFOUND') reject(new PilotError(`cannot reach Nexus at ${where}: unknown host`));
-      else if (err.code === 'ECONNRESET' || /alert|certificate|handshake|SSL/i.test(err.message)) {
-        reject(new PilotError(`TLS handshake with ${where} failed: ${err.message} (check NEXUS_CERT, NEXUS_KEY, NEXUS_CA or the Workload API's bundle)`));
-      } else reject(new PilotError(`request to ${where} failed: ${err.message}`));
-    });
-    req.end(payload);
-  });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    // Our own timeout, or the server refused by SPIFFE ID (authorizeServer): the message says it all.
+    if (err instanceof PilotError || err instanceof ServerIdentityError) throw err;
+    if (err.code === 'ECONNREFUSED') throw new PilotError(`cannot reach Nexus at ${where}: connection refused (is it running? set NEXUS_ADDR)`);
+    if (err.code === 'ENOTFOUND') throw new PilotError(`cannot reach Nexus at ${where}: unknown host`);
+    if (err.code === 'ECONNRESET' || /alert|certificate|handshake|SSL/i.test(err.message)) {
+      throw new PilotError(`TLS handshake with ${where} failed: ${err.message} (check NEXUS_CERT, NEXUS_KEY, NEXUS_CA or the Workload API's bundle)`);
+    }
+    throw new PilotError(`request to ${where} failed: ${err.message}`);
+  }
+  let parsed: unknown = null;
+  try {
+    parsed = reply.text ? JSON.parse(reply.text) : null;
+  } catch {
+    parsed = reply.text;
+  }
+  return { status: reply.status, body: parsed };
 }

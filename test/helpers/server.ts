@@ -6,6 +6,7 @@ import type { Env } from '../../nexus/config/index.js';
 import { silentLogger, type Logger } from '../../nexus/log.js';
 import { createCA, issueCert, loadIssuer, type Issuer, type LeafSpec } from '../../nexus/pki/x509.js';
 import { startServer, type RunningServer } from '../../nexus/server.js';
+import { httpsText } from '../../scripts/lib/https-text.js';
 import { tempDir, testConfig } from './env.js';
 
 export interface ClientCreds {
@@ -67,37 +68,29 @@ export interface Res {
  */
 export function call(port: number, creds: Partial<ClientCreds>, method: string, rawPath: string, body?: unknown, opts: { agent?: https.Agent; headers?: Record<string, string>; localAddress?: string } = {}): Promise<Res> {
   const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: rawPath,
-        ca: creds.ca,
-        cert: creds.cert,
-        key: creds.key,
-        agent: opts.agent ?? false,
-        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-        headers: { ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) } : {}), ...opts.headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = undefined;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
+  return httpsText(
+    null,
+    {
+      host: '127.0.0.1',
+      port,
+      method,
+      path: rawPath,
+      ca: creds.ca,
+      cert: creds.cert,
+      key: creds.key,
+      agent: opts.agent ?? false,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+      headers: { ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) } : {}), ...opts.headers },
+    },
+    payload,
+  ).then(({ status, headers, text }) => {
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status, headers, body: parsed, text };
   });
 }
 
