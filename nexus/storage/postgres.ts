@@ -123,7 +123,6 @@ export class PgStorage extends EngineRepos implements Storage {
     return this.feed.ready();
   }
 
-
   /** Audit chain heads, one row per chain and replica. */
   get auditAnchors() {
     return new PgAuditAnchors(this.q);

@@ -397,8 +397,6 @@ export function buildProgram(version: string, args: string[] = []): Command {
   if (builds('oidc')) {
     const issuer = oidc.command('issuer').description('trusted OIDC issuers');
 
-
-
     issuer
       .command('put <name>')
       .description('trust an OIDC issuer (its tokens, its audiences, its algorithms)')

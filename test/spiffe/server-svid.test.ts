@@ -20,7 +20,6 @@ function presented(port: number, client: { cert: string; key: string; ca: string
   });
 }
 
-
 describe('Nexus takes its server SVID from the SPIFFE Workload API (NEXUS_SPIFFE_SOCKET)', function () {
   this.timeout(60_000);
   let ca: Awaited<ReturnType<typeof createCA>>;

@@ -6,7 +6,6 @@ import { fetchX509Svid, WorkloadApiError, watchX509Svid, workloadService, type X
 import { until } from '../helpers/wait.js';
 import { startWorkloadApi, svidFrom, type TestWorkloadApi } from '../helpers/workload-api.js';
 
-
 describe('SPIFFE Workload API client', function () {
   this.timeout(60_000);
   let ca: Awaited<ReturnType<typeof createCA>>;

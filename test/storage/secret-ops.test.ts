@@ -3,7 +3,6 @@ import type { Core } from '../../nexus/core.js';
 import { codeOf } from '../helpers/errors.js';
 import { dbBytes, openTestCore, tempDir } from '../helpers/env.js';
 
-
 describe('secrets service: patch, rollback, purge, several versions', () => {
   let dir: string;
   let core: Core;
