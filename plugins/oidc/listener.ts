@@ -231,6 +231,9 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   api.get('/v1/whoami', (ctx) => {
     noteAudit(ctx, { action: 'whoami' });
     const p = principalOf(ctx);
+    // A token of a trusted issuer that no role binds holds no grant here; it
+    // learns nothing either (not even the issuer's name), as on every other route.
+    if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
     ctx.body = { issuer: p.issuerUrl, issuer_name: p.issuer, subject: p.subject, roles: p.roles, grants: p.grants.map(({ path, permissions }) => ({ path, permissions })), via: p.via };
   });
   api.get('/v1/secrets', async (ctx) => {
