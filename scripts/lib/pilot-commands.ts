@@ -4,6 +4,7 @@ import { Argument, Command, Option } from 'commander';
 import fs from 'node:fs';
 // The wire shapes are the server's own types: one definition of each.
 import type { Policy } from '../../nexus/policy/types.js';
+import { isValidSegment } from '../../nexus/secrets/rules.js';
 import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
 import type { IssuerConfig, RoleConfig } from '../../plugins/oidc/types.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
@@ -117,6 +118,24 @@ function count(flag: string, v: string | undefined, min: number): number | undef
   if (v === undefined) return undefined;
   if (!/^\d{1,15}$/.test(v) || Number(v) < min) throw new UsageError(`${flag} must be an integer of at least ${min}, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+/**
+ * The folder a list argument names: `app` and `app/` both mean `app/`, never
+ * `application/` (segment-aware, as vault kv list). Each segment must be a valid one.
+ */
+function listFolder(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/\/$/, '');
+  if (trimmed === '') return '';
+  const segments = trimmed.split('/');
+  if (segments.some((s) => !isValidSegment(s))) throw new UsageError(`not a folder path: ${JSON.stringify(prefix)} (segments of A-Z a-z 0-9 . _ -, not "." or "..", no "//")`);
+  return `${trimmed}/`;
+}
+
+/** A path under `folder`, cut to its first level: a leaf as it is, a deeper path as its folder with a trailing "/". */
+function oneLevel(folder: string, path: string): string {
+  const slash = path.indexOf('/', folder.length);
+  return slash === -1 ? path : path.slice(0, slash + 1);
 }
 
 function versionsArg(list: string): number[] {
@@ -282,21 +301,27 @@ export function buildProgram(version: string, args: string[] = []): Command {
 
     secret
       .command('list [prefix]')
-      .description('list the paths you may list, under an optional prefix')
-      .option('--limit <n>', 'at most this many paths')
-      .action(async (prefix: string | undefined, opts: { limit?: string }, cmd: Command) => {
+      .description('list one level under PREFIX/ (folders end in "/"), as vault kv list does; -r lists every path below')
+      .option('-r, --recursive', 'every path below PREFIX/, not one level')
+      .option('--limit <n>', 'at most this many entries')
+      .action(async (prefix: string | undefined, opts: { limit?: string; recursive?: boolean }, cmd: Command) => {
         const limit = count('--limit', opts.limit, 1);
-        const paths: string[] = [];
+        const folder = listFolder(prefix);
+        const entries = new Set<string>();
         let cursor: string | null = null;
         do {
           const q = new URLSearchParams();
-          if (prefix) q.set('prefix', prefix);
-          if (limit !== undefined) q.set('limit', String(Math.min(limit - paths.length, 1000)));
+          if (folder) q.set('prefix', folder);
+          if (limit !== undefined) q.set('limit', String(Math.min(Math.max(limit - entries.size, 1), 1000)));
           if (cursor) q.set('cursor', cursor);
           const res: { paths: string[]; next_cursor: string | null } = await get(cmd, 'GET', `/v1/secrets?${q}`);
-          paths.push(...res.paths);
+          for (const p of res.paths) {
+            if (limit !== undefined && entries.size >= limit) break;
+            entries.add(opts.recursive ? p : oneLevel(folder, p));
+          }
           cursor = res.next_cursor;
-        } while (cursor && (limit === undefined || paths.length < limit));
+        } while (cursor && (limit === undefined || entries.size < limit));
+        const paths = [...entries];
         out(cmd, { paths, next_cursor: cursor }, () => (paths.length ? paths.join('\n') : '(no secrets you may list)'));
       });
 

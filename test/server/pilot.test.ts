@@ -46,10 +46,27 @@ describe('Pilot end to end (real bins, real server process)', function () {
     expect(JSON.parse((await pilot(['--json', 'secret', 'get', 'app/json'])).stdout).data).to.deep.equal({ a: '1', b: '2' });
   });
 
+  it('secret list is segment-aware and one level deep, as vault kv list; -r lists every path below', async () => {
+    for (const p of ['seg/x', 'seg/sub/deep/z', 'seg/sub/y', 'segment/w', 'seg-other/v']) expect((await pilot(['secret', 'put', p, 'k=v'])).code).to.equal(0);
+    for (const prefix of ['seg', 'seg/']) {
+      const r = await pilot(['secret', 'list', prefix]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout.trim().split('\n'), prefix).to.deep.equal(['seg/sub/', 'seg/x']);
+    }
+    expect((await pilot(['secret', 'list', 'seg', '-r'])).stdout.trim().split('\n')).to.deep.equal(['seg/sub/deep/z', 'seg/sub/y', 'seg/x']);
+    expect(JSON.parse((await pilot(['--json', 'secret', 'list', 'seg/sub', '--recursive'])).stdout).paths).to.deep.equal(['seg/sub/deep/z', 'seg/sub/y']);
+    expect(JSON.parse((await pilot(['--json', 'secret', 'list', 'seg/sub'])).stdout).paths).to.deep.equal(['seg/sub/deep/', 'seg/sub/y']);
+    // a leaf is not a folder
+    expect((await pilot(['secret', 'list', 'seg/x'])).stdout).to.equal('(no secrets you may list)\n');
+    const bad = await pilot(['secret', 'list', 'seg//x']);
+    expect(bad.code).to.equal(2);
+  });
+
   it('lists, shows metadata, deletes, undeletes, destroys', async () => {
     await pilot(['secret', 'put', 'app/db', 'user=two']);
     expect((await pilot(['secret', 'list', 'app/'])).stdout.trim().split('\n')).to.deep.equal(['app/db', 'app/json', 'app/tls']);
-    expect(JSON.parse((await pilot(['--json', 'secret', 'list'])).stdout).paths).to.include('app/db');
+    expect(JSON.parse((await pilot(['--json', 'secret', 'list', '-r'])).stdout).paths).to.include('app/db');
+    expect(JSON.parse((await pilot(['--json', 'secret', 'list'])).stdout).paths).to.include('app/').and.not.include('app/db');
     expect((await pilot(['secret', 'delete', 'app/db'])).code).to.equal(0);
     expect((await pilot(['secret', 'get', 'app/db'])).code).to.equal(1);
     expect((await pilot(['secret', 'undelete', 'app/db', '--versions', '2'])).code).to.equal(0);
