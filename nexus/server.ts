@@ -5,6 +5,7 @@ import type { Config } from './config/index.js';
 import { openCore, type Core } from './core.js';
 import { buildMtlsApp } from './http/mtls-app.js';
 import { startMtlsListener, type Listener } from './listeners/mtls.js';
+import { checkPortsFree } from './listeners/port-check.js';
 import type { Logger } from './log.js';
 import { ensureTlsFiles } from './pki/dev-pki.js';
 import type { SvidFiles } from './spiffe/server-svid.js';
@@ -37,6 +38,7 @@ function hostPort(a: { host: string; port: number }): string {
 export async function startServer(config: Config, log: Logger, opts: ServerOptions = {}): Promise<RunningServer> {
   // Before the lock (which creates the data dir): a bad config writes nothing.
   checkConfigFiles(config);
+  await checkPortsFree(config);
   const lock = lockDataDir(config.dataDir, 'nexus-server');
   let core: Core | null = null;
   let svid: SvidFiles | null = null;

@@ -3,6 +3,7 @@
 // `nexus --check-config` validates the configuration and the files it names, and exits.
 import { checkConfigFiles } from '../nexus/config/files.js';
 import { loadConfig, type Config } from '../nexus/config/index.js';
+import { unknownVariables } from '../nexus/config/unknown-env.js';
 import { ConfigError, NexusError } from '../nexus/errors.js';
 import { createLogger } from '../nexus/log.js';
 import { startServer } from '../nexus/server.js';
@@ -55,6 +56,11 @@ if (args.includes('--check-config')) {
 }
 
 const log = createLogger({ level: config.logLevel as 'info' });
+const unknownVars = unknownVariables(process.env);
+if (unknownVars.length) {
+  const named = unknownVars.map((u) => (u.suggestion ? `${u.name} (did you mean ${u.suggestion}?)` : u.name)).join(', ');
+  log.warn({ variables: unknownVars.map((u) => u.name) }, `unknown NEXUS_* variables, ignored: ${named}`);
+}
 try {
   const server = await startServer(config, log, { plugins: enabledPlugins(config) });
   const shutdown = (signal: string) => {
