@@ -7,6 +7,7 @@ import { buildMtlsApp } from './http/mtls-app.js';
 import { startMtlsListener, type Listener } from './listeners/mtls.js';
 import { checkPortsFree } from './listeners/port-check.js';
 import type { Logger } from './log.js';
+import { LogBudget } from './log-budget.js';
 import { ensureTlsFiles } from './pki/dev-pki.js';
 import type { SvidFiles } from './spiffe/server-svid.js';
 import { PolicyEngine } from './policy/engine.js';
@@ -88,6 +89,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       throw err;
     }
     const trust = new TrustBundle();
+    const refusals = new LogBudget(log, 'client certificate refused');
     const app = buildMtlsApp({
       log,
       trustDomain: config.trustDomain,
@@ -98,6 +100,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       readiness,
       audit: core.audit,
       metrics: core.metrics,
+      refusals,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
       extraOpenApi: Object.assign({}, ...plugins.map((p) => p.adminOpenApi?.() ?? {})),
     });
@@ -110,6 +113,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         log,
         reloadIntervalMs: opts.tlsReloadIntervalMs,
         trust,
+        refusals,
         limits: { minVersion: config.tlsMinVersion, handshakeTimeoutMs: config.handshakeTimeoutMs, maxConnections: config.mtlsMaxConnections, maxConnectionsPerIp: config.mtlsMaxConnectionsPerIp },
       });
     } catch (err) {

@@ -46,13 +46,15 @@ function firstVerdict(socket: TLSSocket, trustDomain: string, trust: TrustBundle
  * SVID past its notAfter, or whose chain no longer verifies against a
  * reloaded trust bundle, is refused (401) and the connection closed.
  */
-export function spiffeAuth(trustDomain: string, trust: TrustBundle) {
+export function spiffeAuth(trustDomain: string, trust: TrustBundle, onRefused?: (remote: string | undefined, reason: string) => void) {
   return async function authenticate(ctx: Context, next: Next): Promise<void> {
     const socket = ctx.req.socket as TLSSocket;
     let verdict = verdicts.get(socket);
     if (!verdict) {
       verdict = firstVerdict(socket, trustDomain, trust);
       verdicts.set(socket, verdict);
+      // Once per connection: the refusal is the certificate's, not the request's.
+      if (verdict instanceof UnauthorizedError) onRefused?.(socket.remoteAddress, verdict.reason);
     }
     if (!(verdict instanceof UnauthorizedError)) {
       if (Date.now() > verdict.notAfter) verdict = new UnauthorizedError('svid.expired', 'the client certificate has expired');

@@ -4,6 +4,7 @@ import type { AdminRouteDeps } from '../auth/plugin.js';
 import { principalOf, spiffeAuth } from '../auth/spiffe-auth.js';
 import type { TrustBundle } from '../auth/trust-bundle.js';
 import type { Logger } from '../log.js';
+import type { LogBudget } from '../log-budget.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyService } from '../policy/service.js';
 import type { SecretsService } from '../secrets/service.js';
@@ -28,6 +29,8 @@ export interface MtlsAppDeps {
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Where SVIDs refused after the handshake are logged (rate-limited). */
+  refusals?: LogBudget;
   /** OpenAPI paths of the plugins' admin routes. */
   extraOpenApi?: Paths;
   /** Admin routers contributed by auth plugins. */
@@ -43,7 +46,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(auditRequests(deps.audit, 'mtls'));
-  app.use(spiffeAuth(deps.trustDomain, deps.trust));
+  app.use(spiffeAuth(deps.trustDomain, deps.trust, (remote, reason) => deps.refusals?.info({ remote, reason, stage: 'svid' })));
   const doc = mtlsDocument(deps.extraOpenApi ?? {});
   const openapi = new Router();
   openapi.get('/openapi.json', (ctx) => {

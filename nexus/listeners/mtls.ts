@@ -7,6 +7,7 @@ import type { TrustBundle } from '../auth/trust-bundle.js';
 import type { ListenAddr, TlsFiles } from '../config/index.js';
 import { clientErrorResponse } from '../http/errors.js';
 import type { Logger } from '../log.js';
+import type { LogBudget } from '../log-budget.js';
 import { capConnectionsPerClient } from './conn-limits.js';
 
 export interface Listener {
@@ -94,6 +95,17 @@ export function closeServer(server: https.Server, graceMs: number): Promise<void
   });
 }
 
+/** Why a handshake failed, in OpenSSL's words, without anything the peer sent. */
+function handshakeReason(err: Error, socket: tls.TLSSocket): string {
+  // A certificate that fails verification is dropped by Node itself, which
+  // then reports only "socket hang up"; the verdict is kept on the socket.
+  if (socket.authorizationError) return `certificate not trusted: ${String(socket.authorizationError)}`;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'handshake timeout';
+  const reason = (err as Error & { reason?: string }).reason;
+  return [code, reason ?? err.message.split('\n')[0]].filter(Boolean).join(': ');
+}
+
 /**
  * HTTPS that requires a client certificate chaining to the trust bundle at
  * the handshake. The bundle and the server SVID are re-read when their files
@@ -112,6 +124,8 @@ export async function startMtlsListener(opts: {
   requireClientCert?: boolean;
   /** Kept equal to the bundle in use, for checks of connections opened under an older one. */
   trust?: TrustBundle;
+  /** Where refused handshakes are logged (rate-limited); without it, at debug. */
+  refusals?: LogBudget;
 }): Promise<Listener> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const clientAuth = opts.requireClientCert ?? true;
@@ -145,9 +159,11 @@ export async function startMtlsListener(opts: {
   server.maxConnections = limits.maxConnections;
   capConnectionsPerClient(server, limits.maxConnectionsPerIp, opts.log);
   server.on('tlsClientError', (err, socket) => {
+    const fields = { remote: socket.remoteAddress, reason: handshakeReason(err, socket), stage: 'handshake' };
     // A failed or timed-out handshake never keeps its socket (listening to this event must not change that).
     socket.destroy();
-    opts.log.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused');
+    if (opts.refusals) opts.refusals.info(fields);
+    else opts.log.debug(fields, 'TLS handshake refused');
   });
 
   let pending: NodeJS.Timeout | null = null;
