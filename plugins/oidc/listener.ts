@@ -162,7 +162,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
 
   const bearer = (ctx: Context): string => {
     const header = ctx.get('Authorization');
-    const m = /^Bearer ([^\s]+)$/.exec(header);
+    // The scheme is case-insensitive (RFC 9110, 11.1); the credential is not.
+    const m = /^Bearer +([^\s]+)$/i.exec(header);
     if (!m) throw new UnauthorizedError(header ? 'authorization_not_bearer' : 'no_credentials');
     return m[1]!;
   };

@@ -159,5 +159,23 @@ export async function request(conn: Conn, method: string, urlPath: string, body?
   } catch {
     parsed = reply.text;
   }
+  // The OIDC port asks for no client certificate and answers every SVID
+  // with "token not accepted": say which port this is rather than that.
+  if (reply.status === 401 && urlPath !== '/openapi.json' && (await portTitle(conn)) === OIDC_PORT_TITLE) {
+    throw new PilotError(`${where} is Nexus's OIDC port (CI tokens only); Pilot needs the mTLS port (NEXUS_ADDR, by default https://127.0.0.1:8553)`);
+  }
   return { status: reply.status, body: parsed };
+}
+
+const OIDC_PORT_TITLE = 'Nexus OIDC port';
+
+/** The title of the OpenAPI document the port serves (public on the OIDC port), or null. */
+async function portTitle(conn: Conn): Promise<string | null> {
+  try {
+    const r = await request(conn, 'GET', '/openapi.json');
+    const title = (r.body as { info?: { title?: unknown } } | null)?.info?.title;
+    return typeof title === 'string' ? title : null;
+  } catch {
+    return null;
+  }
 }

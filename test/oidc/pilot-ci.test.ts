@@ -26,6 +26,13 @@ describe('CI flow end to end: npm start-style server, Pilot admin, a job reading
     await idp?.stop();
   });
 
+  it('Pilot pointed at the OIDC port says which port it reached and which it needs', async () => {
+    const r = await runBin('pilot', ['secret', 'get', 'ci/org/repo/deploy-key'], { ...env, NEXUS_ADDR: `https://127.0.0.1:${srv.oidcPort}` });
+    expect(r.code).to.equal(1);
+    expect(r.stderr.trim().split('\n')).to.have.length(1);
+    expect(r.stderr).to.include(`127.0.0.1:${srv.oidcPort}`).and.include('OIDC port').and.include('mTLS port');
+  });
+
   it('configures an issuer and a role with Pilot, then a job reads its secret with a JWT and with an exchanged token', async () => {
     expect(srv.oidcPort).to.be.a('number');
     expect((await pilot(['secret', 'put', 'ci/org/repo/deploy-key', 'key=deploy-123'])).code).to.equal(0);

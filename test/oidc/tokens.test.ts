@@ -119,4 +119,13 @@ describe('OIDC port: bad tokens are 401, never 500, and never logged', function 
     expect((await e.oidc(undefined, 'GET', '/v1/whoami')).status).to.equal(401);
     expect((await e.oidc(undefined, 'GET', '/v1/whoami', undefined, { Authorization: 'Basic dTpw' })).status).to.equal(401);
   });
+
+  it('the auth scheme is case-insensitive (RFC 9110 11.1), the credential is not', async () => {
+    const jwt = await e.idp.token(github('org/repo'));
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+      expect((await e.oidc(undefined, 'GET', '/v1/secrets/ci/org/repo/db', undefined, { Authorization: `${scheme} ${jwt}` })).status, scheme).to.equal(200);
+    }
+    const flipped = jwt.replace(/^./, (c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()));
+    expect((await e.oidc(undefined, 'GET', '/v1/secrets/ci/org/repo/db', undefined, { Authorization: `bearer ${flipped}` })).status).to.equal(401);
+  });
 });
