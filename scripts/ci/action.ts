@@ -4,6 +4,7 @@
 import * as core from '@actions/core';
 import { readCa } from './client.js';
 import { fetchSecrets, maskable } from './fetch.js';
+import { caTrust } from './server-trust.js';
 import { parseSpecs } from './spec.js';
 
 async function run(): Promise<void> {
@@ -14,9 +15,11 @@ async function run(): Promise<void> {
   const exportEnv = core.getInput('export-env') === '' ? true : core.getBooleanInput('export-env');
   const specs = parseSpecs([core.getInput('secrets', { required: true })]);
   const ca = readCa(core.getInput('ca'));
+  // With a CA, the server is authorized by SPIFFE ID when that CA is a SPIFFE bundle (server-trust.ts).
+  const tls = ca ? caTrust(ca, url, core.getInput('server-spiffe-id') || process.env.NEXUS_SERVER_SPIFFE_ID) : {};
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
-  const { values, token } = await fetchSecrets({ url, tls: { ca }, jwt, role, specs });
+  const { values, token } = await fetchSecrets({ url, tls, jwt, role, specs });
   if (token) core.setSecret(token); // always there: the action has a JWT to exchange
   // Masked before anything else is printed or written.
   for (const m of maskable(values.map((v) => v.value))) core.setSecret(m);

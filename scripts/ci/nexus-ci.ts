@@ -13,6 +13,7 @@ import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
 import { readCa, type TlsSetup } from './client.js';
 import { fetchSecrets, maskable, type Resolved } from './fetch.js';
 import { FORMATS, render, type Format } from './formats.js';
+import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
 import { parseSpecs, SpecError } from './spec.js';
 
@@ -120,7 +121,10 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
 
 /** How the server is trusted and how the job is known: see the usage text. */
 function trust(p: Plan, env: NodeJS.ProcessEnv): Promise<TlsSetup> | TlsSetup {
-  if (p.socket === undefined) return { ca: readCa(p.ca) };
+  if (p.socket === undefined) {
+    const ca = readCa(p.ca);
+    return ca ? caTrust(ca, p.url, env.NEXUS_SERVER_SPIFFE_ID) : {};
+  }
   return spiffeTls(p.socket, p.url, env.NEXUS_SERVER_SPIFFE_ID, p.jwt === undefined);
 }
 

@@ -42,7 +42,7 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     const a = YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8'));
     expect(a.runs.using).to.equal('node20');
     expect(fs.existsSync(path.join(ROOT, a.runs.main))).to.equal(true);
-    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'audience', 'role', 'secrets', 'export-env']);
+    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'export-env']);
     expect(a.inputs['export-env'].default).to.equal('true');
     expect(a.inputs.ca.required).to.equal(false);
   });
