@@ -20,7 +20,11 @@ import { parseSpecs, SpecError } from './spec.js';
 const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
                 --secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' [--secret ...]
                 ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env )
-  --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate)
+  --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate);
+    a --ca that is a SPIFFE bundle (or a server certificate with a SPIFFE ID) means the server must
+    present $NEXUS_SERVER_SPIFFE_ID (default spiffe://<trust domain>/nexus): its host name is not enough
+  'PATH | PREFIX_' (PREFIX_ may be empty) refuses keys that would become loader, shell or runner
+    variables (BASH_ENV, LD_*, NODE_OPTIONS, PATH, GIT_*, ...): name those with 'PATH KEY | NAME'
   --spiffe-socket defaults to $SPIFFE_ENDPOINT_SOCKET (SPIFFE Workload API, unix:///path):
     without a JWT, the job's X509-SVID is the credential, --url is Nexus's mTLS port and
     SPIFFE policies decide (no --role); with a JWT and no --ca, the socket's bundle is the CA.
