@@ -42,7 +42,8 @@ const SPIFFE_URI_SAN = /(?:^|, )URI:spiffe:\/\//;
 export function caTrust(ca: string, url: string, serverIdSetting: string | undefined): TlsSetup {
   const origin = new URL(url).origin;
   const domains = bundleTrustDomains(ca);
-  // Decided now, so that a bad setting is a usage error rather than a refused handshake.
+  // Decided now, so that a bad setting is a usage error rather than a refused handshake
+  // (a configured ID wins: the trust domain argument is not read).
   const configured = serverIdSetting ? expectedServerId('', serverIdSetting) : undefined;
   if (configured === undefined && domains.length > 1) {
     throw new ServerIdConfigError(`the CA holds the bundles of several trust domains (${domains.join(', ')}): set NEXUS_SERVER_SPIFFE_ID to Nexus's SPIFFE ID`);

@@ -132,6 +132,12 @@ describe('CI clients authorize the OIDC port by SPIFFE ID when the CA is a SPIFF
     expect(named.stdout).to.include('expected spiffe://nexus.local/nexus-eu');
     const fromEnv = await runAction(runner, { ...base, url: `https://localhost:${env.port}` }, { NEXUS_SERVER_SPIFFE_ID: 'spiffe://nexus.local/nexus-eu' });
     expect(fromEnv.code).to.equal(1);
+    expect(fromEnv.stdout).to.include('expected spiffe://nexus.local/nexus-eu');
+    const asked = runner.audiences.length;
+    const bad = await runAction(runner, { ...base, url: `https://localhost:${env.port}`, 'server-spiffe-id': 'nexus' });
+    expect(bad.code).to.equal(1);
+    expect(bad.stdout).to.match(/::error::nexus: NEXUS_SERVER_SPIFFE_ID is not a SPIFFE ID.*\(the input server-spiffe-id/);
+    expect(runner.audiences.length, 'no token requested').to.equal(asked);
   });
 
   it('a SPIRE-shaped bundle (its CA names the trust domain): the expected ID is in that domain, and a leaf without one is refused whatever its host name', async () => {
