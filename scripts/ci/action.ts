@@ -2,8 +2,10 @@
 // step outputs and environment variables. Bundled by `npm run build:ci` into
 // scripts/ci/dist/action.mjs, which action.yml runs (no npm install at job time).
 import * as core from '@actions/core';
-import { readCa } from './client.js';
+import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
+import { readCa, type TlsSetup } from './client.js';
 import { fetchSecrets, maskable } from './fetch.js';
+import { caTrust } from './server-trust.js';
 import { parseSpecs } from './spec.js';
 
 async function run(): Promise<void> {
@@ -14,9 +16,17 @@ async function run(): Promise<void> {
   const exportEnv = core.getInput('export-env') === '' ? true : core.getBooleanInput('export-env');
   const specs = parseSpecs([core.getInput('secrets', { required: true })]);
   const ca = readCa(core.getInput('ca'));
+  // With a CA, the server is authorized by SPIFFE ID when that CA is a SPIFFE bundle (server-trust.ts).
+  let tls: TlsSetup = {};
+  try {
+    if (ca) tls = caTrust(ca, url, core.getInput('server-spiffe-id') || process.env.NEXUS_SERVER_SPIFFE_ID);
+  } catch (err) {
+    if (err instanceof ServerIdConfigError) throw new Error(`${err.message} (the input server-spiffe-id, by default $NEXUS_SERVER_SPIFFE_ID)`);
+    throw err;
+  }
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
-  const { values, token } = await fetchSecrets({ url, tls: { ca }, jwt, role, specs });
+  const { values, token } = await fetchSecrets({ url, tls, jwt, role, specs });
   if (token) core.setSecret(token); // always there: the action has a JWT to exchange
   // Masked before anything else is printed or written.
   for (const m of maskable(values.map((v) => v.value))) core.setSecret(m);

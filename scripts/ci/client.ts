@@ -16,9 +16,9 @@ export interface TlsSetup {
   svid?: { cert: string; key: string };
   /**
    * Replaces host-name verification: returns why the server's (already
-   * chain-verified) certificate is not the one expected. SPIFFE trust passes
-   * nexus/spiffe/server-id's authorizeServer; it is injected, not imported,
-   * so the action's bundle carries no SPIFFE code.
+   * chain-verified) certificate is not the one expected. Given by the caller
+   * (server-trust.ts for a CA, spiffe.ts for the Workload API): this module
+   * only carries the decision into TLS.
    */
   authorizeServer?: (host: string, cert: PeerCertificate) => Error | undefined;
 }

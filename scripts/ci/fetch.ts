@@ -1,5 +1,5 @@
 import { HttpError, nexusClient, type TlsSetup } from './client.js';
-import { prefixedName, type SecretSpec } from './spec.js';
+import { prefixedName, writerMayName, type SecretSpec } from './spec.js';
 
 /** One value to hand to the job: the variable name and where it came from. */
 export interface Resolved {
@@ -51,7 +51,13 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
         if (!Object.hasOwn(d, spec.key)) throw new FetchError(`secret ${spec.path} ("${spec.line}"): it has no key ${JSON.stringify(spec.key)}`);
         values.push({ name: spec.name, value: d[spec.key]!, path: spec.path, key: spec.key });
       } else {
-        for (const key of Object.keys(d).sort()) values.push({ name: prefixedName(spec.prefix, key), value: d[key]!, path: spec.path, key });
+        const all = Object.keys(d).sort().map((key) => ({ name: prefixedName(spec.prefix, key), value: d[key]!, path: spec.path, key }));
+        // Refused before anything is exported, in every output: see writerMayName.
+        const hooks = all.map((v) => v.name).filter((n) => !writerMayName(n));
+        if (hooks.length) {
+          throw new FetchError(`secret ${spec.path} ("${spec.line}"): its keys would set ${hooks.join(', ')}, which a secret's content may not choose (loader, shell and runner variables); name them in the job with "${spec.path} KEY | NAME" lines, or use a prefix such as APP_`);
+        }
+        values.push(...all);
       }
     }
     const seen = new Map<string, string>();

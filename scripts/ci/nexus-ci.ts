@@ -13,13 +13,18 @@ import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
 import { readCa, type TlsSetup } from './client.js';
 import { fetchSecrets, maskable, type Resolved } from './fetch.js';
 import { FORMATS, render, type Format } from './formats.js';
+import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
 import { parseSpecs, SpecError } from './spec.js';
 
 const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
                 --secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' [--secret ...]
                 ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env )
-  --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate)
+  --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate);
+    a --ca that is a SPIFFE bundle (or a server certificate with a SPIFFE ID) means the server must
+    present $NEXUS_SERVER_SPIFFE_ID (default spiffe://<trust domain>/nexus): its host name is not enough
+  'PATH | PREFIX_' (PREFIX_ may be empty) refuses keys that would become loader, shell or runner
+    variables (BASH_ENV, LD_*, NODE_OPTIONS, PATH, GIT_*, ...): name those with 'PATH KEY | NAME'
   --spiffe-socket defaults to $SPIFFE_ENDPOINT_SOCKET (SPIFFE Workload API, unix:///path):
     without a JWT, the job's X509-SVID is the credential, --url is Nexus's mTLS port and
     SPIFFE policies decide (no --role); with a JWT and no --ca, the socket's bundle is the CA.
@@ -120,7 +125,10 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
 
 /** How the server is trusted and how the job is known: see the usage text. */
 function trust(p: Plan, env: NodeJS.ProcessEnv): Promise<TlsSetup> | TlsSetup {
-  if (p.socket === undefined) return { ca: readCa(p.ca) };
+  if (p.socket === undefined) {
+    const ca = readCa(p.ca);
+    return ca ? caTrust(ca, p.url, env.NEXUS_SERVER_SPIFFE_ID) : {};
+  }
   return spiffeTls(p.socket, p.url, env.NEXUS_SERVER_SPIFFE_ID, p.jwt === undefined);
 }
 

@@ -3,7 +3,9 @@
  * line) and nexus-ci (`--secret`, repeatable):
  *
  *   PATH KEY | ENV_NAME     one key of the secret at PATH, as ENV_NAME
- *   PATH | PREFIX_          every key of it, as PREFIX_<KEY>
+ *   PATH | PREFIX_          every key of it, as PREFIX_<KEY> (the prefix may be
+ *                           empty), except that no key may become a name outside
+ *                           writerMayName: the whole request is refused
  *
  * Blank lines and lines starting with `#` are skipped.
  */
@@ -47,6 +49,21 @@ export function parseSpecs(lines: string[]): SecretSpec[] {
   const specs = lines.flatMap((l) => l.split(/\r?\n/)).map(parseSpecLine).filter((s): s is SecretSpec => s !== null);
   if (specs.length === 0) throw new SpecError('no secrets requested');
   return specs;
+}
+
+// Under `PATH | PREFIX`, the secret's writer chooses names, and whoever may
+// write a secret (another team, a CI role with `write`) is not whoever wrote
+// the job. These names run code or redirect trust in the job that reads
+// them (a key BASH_ENV="$(cmd)" runs cmd in every later bash), or belong to
+// the runner itself: only a job's own `PATH KEY | NAME` line may set them.
+const HOOKS = new Set(['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'IFS', 'CDPATH', 'GLOBIGNORE', 'PATH', 'HOME', 'TMPDIR', 'SHELL',
+  'NODE_OPTIONS', 'NODE_PATH', 'NODE_EXTRA_CA_CERTS', 'NODE_TLS_REJECT_UNAUTHORIZED', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'GCONV_PATH',
+  'SSL_CERT_FILE', 'SSL_CERT_DIR', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY', 'EDITOR', 'VISUAL', 'PAGER', 'LESSOPEN', 'BROWSER']);
+const HOOK_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'PYTHON', 'PERL5', 'GIT_', 'SSH_', 'GITHUB_', 'RUNNER_', 'ACTIONS_', 'CI_', 'NPM_CONFIG_', 'NEXUS_', 'SPIFFE_'];
+
+/** Whether a name a secret's keys produce (under `PATH | PREFIX`) may be set in the job: not a loader or shell hook, nor the runner's. */
+export function writerMayName(name: string): boolean {
+  return !HOOKS.has(name) && !HOOK_PREFIXES.some((p) => name.startsWith(p));
 }
 
 /** The variable a key becomes under `PATH | PREFIX_`: upper case, anything outside [A-Z0-9_] as `_`. */

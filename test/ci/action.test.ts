@@ -21,6 +21,7 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     await env.admin('PUT', '/v1/secrets/ci/acme/api/db', { data: { password: 'gh-db-pw', user: 'svc' } });
     await env.admin('PUT', '/v1/secrets/ci/acme/api/tls', { data: { 'key.pem': PEM, 'tricky': TRICKY } });
     await env.admin('PUT', '/v1/secrets/ci/acme/other/db', { data: { password: 'not-yours' } });
+    await env.admin('PUT', '/v1/secrets/ci/acme/api/hooks', { data: { BASH_ENV: '$(touch pwned)', ld_preload: '/tmp/evil.so', ok: 'fine' } });
     const r = await env.admin('PUT', '/v1/oidc/roles/api-main', { issuer: 'ci', bound_claims: { repository: 'acme/api', ref: 'refs/heads/main' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
     expect(r.status, r.text).to.equal(201);
     await env.admin('PUT', '/v1/oidc/roles/api-nothing', { issuer: 'ci', bound_claims: { repository: 'acme/api' }, paths: ['ci/acme/nothing/*'], permissions: ['read'] });
@@ -41,7 +42,7 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     const a = YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8'));
     expect(a.runs.using).to.equal('node20');
     expect(fs.existsSync(path.join(ROOT, a.runs.main))).to.equal(true);
-    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'audience', 'role', 'secrets', 'export-env']);
+    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'export-env']);
     expect(a.inputs['export-env'].default).to.equal('true');
     expect(a.inputs.ca.required).to.equal(false);
   });
@@ -84,6 +85,7 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     ['a path the role does not grant: denied', { secrets: 'ci/acme/other/db password | X' }, /secret ci\/acme\/other\/db .*denied \(403\)/],
     ['a path that does not exist: not found', { secrets: 'ci/acme/api/absent password | X' }, /secret ci\/acme\/api\/absent .*not found \(404\)/],
     ['a token for the wrong audience: token refused', { audience: 'someone-else', secrets: 'ci/acme/api/db password | X' }, /refused the job's token: .*token refused \(401\)/],
+    ['an all-keys line whose keys would set loader or shell hooks names them and the secret', { secrets: 'ci/acme/api/hooks |' }, /secret ci\/acme\/api\/hooks \("ci\/acme\/api\/hooks \|"\): .*BASH_ENV, LD_PRELOAD/],
     ['a malformed spec line names the line', { secrets: 'ci/acme/api/db password DB_PASSWORD' }, /secret spec "ci\/acme\/api\/db password DB_PASSWORD"/],
   ];
   for (const [name, inputs, message] of failures) {
@@ -93,7 +95,8 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
       expect(r.stdout).to.match(/^::error::/m);
       expect(r.stdout).to.match(message);
       expect(runner.githubEnv()).to.deep.equal({});
-      expect(r.stdout + r.stderr).to.not.match(/gh-db-pw|not-yours|\bnull\b/);
+      expect(runner.githubOutput()).to.deep.equal({});
+      expect(r.stdout + r.stderr).to.not.match(/gh-db-pw|not-yours|\bnull\b|pwned|evil/);
     });
   }
 

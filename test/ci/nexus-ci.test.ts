@@ -26,6 +26,9 @@ describe('nexus-ci: the same client for any CI', function () {
     env = await startOidcEnv();
     await env.admin('PUT', '/v1/secrets/ci/acme/api/db', { data: { password: 'gl-db-pw' } });
     await env.admin('PUT', '/v1/secrets/ci/acme/api/multi', { data: { text: MULTI, 'odd-key': "it's" } });
+    // Keys chosen by whoever can write the secret, naming loader and shell hooks.
+    await env.admin('PUT', '/v1/secrets/ci/acme/api/hooks', { data: { BASH_ENV: '$(touch pwned)', ld_preload: '/tmp/evil.so', 'node-options': '--require /tmp/evil.js', ok: 'fine' } });
+    await env.admin('PUT', '/v1/secrets/ci/acme/api/lib', { data: { preload: '/tmp/evil.so' } });
     const r = await env.admin('PUT', '/v1/oidc/roles/gitlab-main', { issuer: 'ci', bound_claims: { namespace_path: 'acme', ref: 'main', ref_protected: 'true' }, paths: ['ci/{{claims.project_path}}/*'], permissions: ['read'] });
     expect(r.status, r.text).to.equal(201);
     dir = tempDir('nexus-ci-cli');
@@ -59,11 +62,19 @@ describe('nexus-ci: the same client for any CI', function () {
     const back = execFileSync('bash', ['-c', `. ${sh}; printf '%s\\0%s\\0%s' "$DB_PASSWORD" "$M_TEXT" "$M_ODD_KEY"`], { env: { PATH: process.env.PATH } }).toString();
     expect(back.split('\0')).to.deep.equal(['gl-db-pw', MULTI, "it's"]);
 
+    // dotenv: single quotes, or double quotes for a value with ' and nothing a shell expands (test/ci/formats.test.ts has the rules).
     const dotenv = path.join(dir, 'secrets.env');
     fs.writeFileSync(dotenv, 'old', { mode: 0o644 });
-    expect((await nexusCi(args('--format', 'dotenv', '--out', dotenv), ci)).code).to.equal(0);
+    const dotenvArgs = (...secrets: string[]) => [...args().slice(0, 6), ...secrets.flatMap((s) => ['--secret', s]), '--format', 'dotenv', '--out', dotenv];
+    expect((await nexusCi(dotenvArgs('ci/acme/api/db password | DB_PASSWORD', 'ci/acme/api/multi odd-key | ODD'), ci)).code).to.equal(0);
     expect(fs.statSync(dotenv).mode & 0o777).to.equal(0o600);
-    expect(fs.readFileSync(dotenv, 'utf8')).to.equal(`DB_PASSWORD="gl-db-pw"\nM_ODD_KEY="it's"\nM_TEXT="line one\\nline \\"two\\" \\$HOME\\n'three'"\n`);
+    expect(fs.readFileSync(dotenv, 'utf8')).to.equal(`DB_PASSWORD='gl-db-pw'\nODD="it's"\n`);
+    // MULTI holds ', " and $ at once: no form both readers agree on, so nothing is written.
+    const refused = await nexusCi(dotenvArgs('ci/acme/api/db password | DB_PASSWORD', 'ci/acme/api/multi | M_'), ci);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/^nexus-ci: M_TEXT: --format dotenv cannot write its value/);
+    expect(refused.stderr).to.not.include('three');
+    expect(fs.readFileSync(dotenv, 'utf8')).to.equal(`DB_PASSWORD='gl-db-pw'\nODD="it's"\n`);
   });
 
   it('--github-env: masks, then appends multi-line-safe to $GITHUB_ENV', async () => {
@@ -84,6 +95,41 @@ describe('nexus-ci: the same client for any CI', function () {
     const r = await nexusCi(a, {});
     expect(r.code, r.stderr).to.equal(0);
     expect(JSON.parse(fs.readFileSync(out, 'utf8')).DB_PASSWORD).to.equal('gl-db-pw');
+  });
+
+  describe('all-keys lines (`PATH | PREFIX`): the secret\'s writer does not choose loader or shell hooks in the job', () => {
+    const only = (...lines: string[]) => [...args().slice(0, 6), ...lines.flatMap((l) => ['--secret', l])];
+    const outputs: Array<[string, () => string[], () => Record<string, string>]> = [
+      ['exec', () => ['exec', '--', 'touch', path.join(dir, 'ran-hooks')], () => ({})],
+      ['--format json', () => ['--format', 'json', '--out', path.join(dir, 'hooks.json')], () => ({})],
+      ['--format dotenv', () => ['--format', 'dotenv', '--out', path.join(dir, 'hooks.env')], () => ({})],
+      ['--github-env', () => ['--github-env'], () => ({ GITHUB_ENV: path.join(dir, 'hooks_github_env') })],
+    ];
+    for (const [mode, extra, envOf] of outputs) {
+      it(`an empty prefix: refused naming the keys and the secret, nothing exported (${mode})`, async () => {
+        const e = envOf();
+        if (e.GITHUB_ENV) fs.writeFileSync(e.GITHUB_ENV, '');
+        const r = await nexusCi([...only('ci/acme/api/db password | DB_PASSWORD', 'ci/acme/api/hooks |'), ...extra()], { ...ci, ...e });
+        expect(r.code, r.stderr).to.equal(1);
+        expect(r.stderr).to.match(/^nexus-ci: secret ci\/acme\/api\/hooks \("ci\/acme\/api\/hooks \|"\): .*BASH_ENV, LD_PRELOAD, NODE_OPTIONS/);
+        expect(r.stderr).to.not.match(/\bOK\b|pwned|evil|gl-db-pw/);
+        expect(fs.existsSync(path.join(dir, 'ran-hooks')) || fs.existsSync(path.join(dir, 'hooks.json')) || fs.existsSync(path.join(dir, 'hooks.env'))).to.equal(false);
+        if (e.GITHUB_ENV) expect(fs.readFileSync(e.GITHUB_ENV, 'utf8')).to.equal('');
+      });
+    }
+
+    it('a prefix that recreates a hook (LD_ + preload) is refused too', async () => {
+      const r = await nexusCi([...only('ci/acme/api/lib | LD_'), 'exec', '--', 'true'], ci);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/secret ci\/acme\/api\/lib .*LD_PRELOAD/);
+    });
+
+    it('a neutral prefix, an empty prefix over harmless keys, and names the job chose itself are all fine', async () => {
+      const out = path.join(dir, 'prefixed.json');
+      const r = await nexusCi([...only('ci/acme/api/hooks | APP_', 'ci/acme/api/db |', 'ci/acme/api/hooks BASH_ENV | BASH_ENV'), '--format', 'json', '--out', out], ci);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(JSON.parse(fs.readFileSync(out, 'utf8'))).to.deep.equal({ APP_BASH_ENV: '$(touch pwned)', APP_LD_PRELOAD: '/tmp/evil.so', APP_NODE_OPTIONS: '--require /tmp/evil.js', APP_OK: 'fine', PASSWORD: 'gl-db-pw', BASH_ENV: '$(touch pwned)' });
+    });
   });
 
   const usage: Array<[string, string[], Record<string, string>, RegExp]> = [

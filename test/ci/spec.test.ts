@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseSpecs, prefixedName, SpecError } from '../../scripts/ci/spec.js';
+import { parseSpecs, prefixedName, SpecError, writerMayName } from '../../scripts/ci/spec.js';
 
 describe('CI secrets spec (shared by the action and nexus-ci)', () => {
   it('reads `PATH KEY | ENV_NAME` and `PATH | PREFIX_`, skipping blank lines and comments', () => {
@@ -27,6 +27,12 @@ describe('CI secrets spec (shared by the action and nexus-ci)', () => {
 
   it('refuses an empty request', () => {
     expect(() => parseSpecs(['\n# nothing\n'])).to.throw(SpecError, /no secrets requested/);
+  });
+
+  it('names a secret\'s keys may not produce under `PATH | PREFIX`: loader and shell hooks, the runner\'s own variables', () => {
+    const hooks = ['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'DYLD_INSERT_LIBRARIES', 'NODE_OPTIONS', 'PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT', 'GIT_SSH_COMMAND', 'GIT_CONFIG_GLOBAL', 'SSH_AUTH_SOCK', 'GITHUB_ENV', 'GITHUB_TOKEN', 'RUNNER_TEMP', 'ACTIONS_ID_TOKEN_REQUEST_URL', 'CI_JOB_JWT', 'HOME', 'TMPDIR'];
+    for (const name of hooks) expect(writerMayName(name), name).to.equal(false);
+    for (const name of ['DB_PASSWORD', 'APP_PATH', 'PATHS', 'TLS_KEY_PEM', 'MY_LD_PRELOAD', 'ENVIRONMENT', 'HOMEPAGE']) expect(writerMayName(name), name).to.equal(true);
   });
 
   it('prefixed names: upper case, anything outside [A-Z0-9_] as _', () => {
