@@ -44,7 +44,7 @@ export async function ensureTlsFiles(config: Config, log: Logger): Promise<TlsFi
   if ([files.ca, files.cert, files.key].every((f) => fs.existsSync(f))) return files;
   fs.mkdirSync(path.dirname(files.ca), { recursive: true, mode: 0o700 });
   const caKeyFile = path.join(path.dirname(files.ca), 'ca.key');
-  const ca = await createCA(`Nexus dev CA (${config.trustDomain})`);
+  const ca = await createCA(`Nexus dev CA (${config.trustDomain})`, undefined, config.trustDomain);
   const td = config.trustDomain;
   // Each certificate does one job: the server's cannot be presented as a client identity.
   const server = await issueCert(ca, { uris: [`spiffe://${td}/nexus`], dns: ['localhost'], ips: ['127.0.0.1', '::1'], commonName: 'nexus', eku: ['serverAuth'] });

@@ -51,7 +51,12 @@ function serial(): string {
   return b.toString('hex');
 }
 
-export async function createCA(commonName: string, days = 3650): Promise<Issuer & { keyPem: string }> {
+/**
+ * A self-signed CA. With `trustDomain`, it names it as SPIRE's CAs do (a URI
+ * SAN `spiffe://<trust domain>`), so a client given this CA knows it is a
+ * SPIFFE bundle and authorizes servers by SPIFFE ID, never by host name.
+ */
+export async function createCA(commonName: string, days = 3650, trustDomain?: string): Promise<Issuer & { keyPem: string }> {
   const keys = await generateKeys();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -65,6 +70,7 @@ export async function createCA(commonName: string, days = 3650): Promise<Issuer 
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(trustDomain ? [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${trustDomain}` }])] : []),
     ],
   });
   return { cert, key: keys.privateKey, keyPem: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };

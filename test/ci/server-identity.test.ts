@@ -168,6 +168,15 @@ describe('CI clients authorize the OIDC port by SPIFFE ID when the CA is a SPIFF
     expect(said.code, said.stderr).to.equal(0);
   });
 
+  it("the dev PKI's CA names its trust domain, so a plain certificate it issued (no SPIFFE ID, Nexus's host name) is refused too", async () => {
+    const plain = await standIn(env.t.ca, { uris: [], dns: ['localhost'], ips: ['127.0.0.1'] });
+    stops.push(plain.stop);
+    const r = await nexusCi(args(`https://localhost:${plain.port}`), jwt);
+    expect(r.code, r.stderr).to.equal(1);
+    expect(r.stderr).to.match(/not an X509-SVID|expected spiffe:\/\/nexus\.local\/nexus/);
+    expect(plain.seen).to.deep.equal([]);
+  });
+
   it('a CA that issues ordinary TLS certificates (no SPIFFE ID in the leaf) keeps the host-name check', async () => {
     const web = await createCA('corporate web CA');
     const site = await standIn(web, { uris: [], dns: ['localhost'] });
