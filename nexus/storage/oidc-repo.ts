@@ -32,10 +32,12 @@ export class SqliteOidcRepo implements OidcRepo {
          token_ttl_s = excluded.token_ttl_s, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
       ),
       deleteRole: db.prepare('DELETE FROM oidc_roles WHERE name = ?'),
-      insertToken: db.prepare('INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertToken: db.prepare(
+        'INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
       revokeRole: db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
       purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
-      token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at FROM oidc_tokens WHERE hash = ?'),
+      token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = ?'),
     };
   }
 
@@ -86,7 +88,7 @@ export class SqliteOidcRepo implements OidcRepo {
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.g.idle();
-    this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.expires_at, now);
+    this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, now);
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {

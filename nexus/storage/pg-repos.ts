@@ -263,14 +263,14 @@ class PgOidcRepo implements OidcRepo {
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.q.query(
-      `INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.expires_at, now],
+      `INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, now],
     );
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {
-    const sql = 'SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, expires_at, created_at FROM oidc_tokens WHERE hash = $1';
+    const sql = 'SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = $1';
     return (await this.q.query<TokenRow>(sql, [hash])).rows[0];
   }
 

@@ -140,6 +140,10 @@ export interface TokenRow {
   roles: string;
   /** JSON object: the verified JWT payload. */
   claims: string;
+  /** The kid of the issuer key that verified the JWT (null: it had none, or the row predates migration 006). */
+  key_kid: string | null;
+  /** That key's RFC 7638 SHA-256 thumbprint (null: the row predates migration 006). */
+  key_thumbprint: string | null;
   /** ms since epoch */
   expires_at: number;
   /** ISO time; set by insertToken. */

@@ -36,6 +36,7 @@ export async function issueToken(store: OidcStore, jwt: VerifiedToken, roles: Ro
     subject: String(jwt.claims.sub ?? ''),
     roles: roles.map((r) => r.name),
     claims: jwt.claims as Record<string, unknown>,
+    key: jwt.key,
     expires_at: now + ttlS * 1000,
     created_at: now,
   });
@@ -46,6 +47,12 @@ export async function issueToken(store: OidcStore, jwt: VerifiedToken, roles: Ro
 export interface CurrentConfig {
   issuer(name: string): IssuerConfig | undefined;
   roles(): RoleConfig[];
+  /**
+   * The thumbprints of the issuer's signing keys as last fetched: one object
+   * per fetched set, replaced when the set changes. Null while no fetch has
+   * succeeded (since start, or since the key source changed).
+   */
+  keySet(name: string): ReadonlySet<string> | null;
 }
 
 async function lookup(store: OidcStore, token: string, now: number): Promise<{ hash: Buffer; row: StoredToken }> {
@@ -57,11 +64,18 @@ async function lookup(store: OidcStore, token: string, now: number): Promise<{ h
   return { hash, row };
 }
 
-/** What a stored token resolves to under an issuer's config and the roles; nothing here depends on the time. */
-function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, configured: RoleConfig[]): OidcPrincipal {
+/** What a stored token resolves to under an issuer's config, key set and the roles; nothing here depends on the time. */
+function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, keySet: ReadonlySet<string> | null, configured: RoleConfig[]): OidcPrincipal {
   if (!issuer) throw new UnauthorizedError('exchanged_token_issuer_removed');
   // The JWT itself is gone, so a new key source cannot vouch for it.
   if (issuer.issuer !== row.issuer_url || issuer.jwks_uri !== row.jwks_uri) throw new UnauthorizedError('exchanged_token_issuer_changed');
+  // Nor can a key the issuer has dropped (the answer to a leaked IdP key).
+  // Only a set that was fetched says so: with none yet (the IdP unreachable
+  // since start), the token stands, as the JWTs signed by known keys would.
+  // A row without its key predates migration 006 or comes from a replica not
+  // yet upgraded: no rotation could end it, so it is not honoured.
+  if (!row.key) throw new UnauthorizedError('exchanged_token_signing_key_unknown');
+  if (keySet && !keySet.has(row.key.thumbprint)) throw new UnauthorizedError('exchanged_token_signing_key_removed');
   const why = policyRefusal(issuer, row.claims, row.header, row.created_at / 1000);
   if (why) throw new UnauthorizedError(`exchanged_token_${why}`);
   const minted = configured.filter((r) => row.roles.includes(r.name));
@@ -80,20 +94,22 @@ function expiring(p: OidcPrincipal, now: number): OidcPrincipal {
 interface Resolved {
   row: StoredToken;
   issuer: IssuerConfig | undefined;
+  keySet: ReadonlySet<string> | null;
   roles: RoleConfig[];
   principal: OidcPrincipal;
 }
 
 /**
  * The principal an exchanged token stands for now: its stored claims checked
- * against the issuer's current settings and matched against the current
- * versions of the roles it was minted for (never more roles than that). A
- * narrowed role or a changed issuer bites on the next request, not at expiry.
+ * against the issuer's current settings and key set, and matched against the
+ * current versions of the roles it was minted for (never more roles than
+ * that). A narrowed role, a changed issuer or a signing key the issuer
+ * dropped bites on the next request, not at expiry.
  *
  * Resolved once per token and configuration: the stored row (a revocation
- * drops it), the issuer's config and the roles array are replaced, never
- * changed in place, when anything changes, so an entry made from the same
- * three objects is still right. The expiry is checked on every request. The
+ * drops it), the issuer's config, its key set and the roles array are
+ * replaced, never changed in place, when anything changes, so an entry made
+ * from the same four objects is still right. The expiry is checked on every request. The
  * audit token id (an HMAC) is computed once too.
  */
 export class TokenPrincipals {
@@ -109,13 +125,14 @@ export class TokenPrincipals {
     const { hash, row } = await lookup(this.store, token, now);
     const key = hash.toString('base64');
     const issuer = this.current.issuer(row.issuer);
+    const keySet = this.current.keySet(row.issuer);
     const roles = this.current.roles();
     const hit = this.memo.get(key);
-    if (hit && hit.row === row && hit.issuer === issuer && hit.roles === roles) return expiring(hit.principal, now);
+    if (hit && hit.row === row && hit.issuer === issuer && hit.keySet === keySet && hit.roles === roles) return expiring(hit.principal, now);
     this.memo.delete(key);
     // A refusal is not remembered: the next request resolves again.
-    const principal: OidcPrincipal = { ...resolveStored(row, issuer, roles), tokenId: this.tokenId(token) };
-    this.memo.set(key, { row, issuer, roles, principal });
+    const principal: OidcPrincipal = { ...resolveStored(row, issuer, keySet, roles), tokenId: this.tokenId(token) };
+    this.memo.set(key, { row, issuer, keySet, roles, principal });
     return expiring(principal, now);
   }
 }

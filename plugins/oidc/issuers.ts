@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import { createLocalJWKSet, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters, type KeyObject } from 'jose';
 import type { Logger } from '../../nexus/log.js';
 import { isLoopbackUrl } from './net.js';
 import type { IssuerConfig } from './types.js';
@@ -17,6 +17,12 @@ const MAX_JWKS_BYTES = 512 * 1024;
 
 type KeyGetter = ReturnType<typeof createLocalJWKSet>;
 
+/** RFC 7638 SHA-256 thumbprints of a key set's members (one that has none, being unusable, is left out). */
+async function thumbprintsOf(jwks: JSONWebKeySet): Promise<Set<string>> {
+  const all = await Promise.all(jwks.keys.map((k) => calculateJwkThumbprint(k as JWK, 'sha256').catch(() => null)));
+  return new Set(all.filter((t): t is string => t !== null));
+}
+
 /**
  * One issuer's signing keys. Keys are refreshed when older than maxAge, and
  * on an unknown kid at most once per cooldown; a failed refresh keeps the
@@ -29,17 +35,27 @@ export class IssuerKeys {
   private inflight: Promise<void> | null = null;
   private jwksUri: string | null;
   private jwksText: string | null = null;
+  private readonly thumbprintCache = new WeakMap<CryptoKey | KeyObject, string>();
   fetches = 0;
   /** Moves when the fetched key set differs from the last one (verified-JWT cache entries of older keys are stale). */
   keysVersion = 0;
+  /**
+   * The thumbprints of the last key set fetched, replaced (never changed in
+   * place) when the set changes; null until a fetch has succeeded. An
+   * exchanged token is honoured only while this holds its signing key.
+   */
+  thumbprints: ReadonlySet<string> | null;
 
   constructor(
     readonly config: IssuerConfig,
     private readonly log: Logger,
     private readonly timings: KeyTimings,
     private readonly onFetch?: (issuer: string, ok: boolean) => void,
+    /** The key set of the same key source under its previous configuration, until this one fetches its own. */
+    previous: ReadonlySet<string> | null = null,
   ) {
     this.jwksUri = config.jwks_uri;
+    this.thumbprints = previous;
   }
 
   loaded(): boolean {
@@ -59,8 +75,14 @@ export class IssuerKeys {
         if (text.length > MAX_JWKS_BYTES) throw new Error('JWKS is too large');
         const jwks = JSON.parse(text) as JSONWebKeySet;
         if (!Array.isArray(jwks.keys)) throw new Error('JWKS has no keys array');
-        this.keys = createLocalJWKSet(jwks);
-        if (text !== this.jwksText) this.keysVersion++;
+        const keys = createLocalJWKSet(jwks);
+        if (text !== this.jwksText) {
+          const thumbprints = await thumbprintsOf(jwks);
+          this.logChange(thumbprints);
+          this.thumbprints = thumbprints;
+          this.keysVersion++;
+        }
+        this.keys = keys;
         this.jwksText = text;
         this.fetchedAt = Date.now();
         this.fetches++;
@@ -73,6 +95,15 @@ export class IssuerKeys {
       }
     })();
     return this.inflight;
+  }
+
+  /** Only a set that was fetched says a key is gone; a failed fetch never gets here. */
+  private logChange(next: ReadonlySet<string>): void {
+    const removed = this.thumbprints ? [...this.thumbprints].filter((t) => !next.has(t)) : [];
+    const added = this.thumbprints ? [...next].filter((t) => !this.thumbprints!.has(t)) : [...next];
+    if (removed.length > 0) {
+      this.log.warn({ issuer: this.config.name, removed, added }, 'issuer key set no longer holds some signing keys; tokens exchanged from JWTs they signed are refused');
+    } else if (added.length > 0) this.log.info({ issuer: this.config.name, added }, 'issuer key set changed');
   }
 
   private async discover(): Promise<string> {
@@ -95,6 +126,32 @@ export class IssuerKeys {
     await this.refresh();
   }
 
+  /** A refresh in the background when the keys are older than maxAge (and the cooldown allows); never waits. */
+  private refreshIfStale(now: number): void {
+    if (!this.inflight && now - this.fetchedAt > this.timings.maxAgeMs && now - this.lastAttempt >= this.timings.cooldownMs) void this.refresh(); // refresh() never rejects
+  }
+
+  /**
+   * The current key set's thumbprints, for a token whose JWT is gone. Using
+   * it counts as using the keys: when they are stale, a refresh starts in
+   * the background, so a key the IdP dropped is seen even by traffic that
+   * presents exchanged tokens only.
+   */
+  currentThumbprints(now = Date.now()): ReadonlySet<string> | null {
+    this.refreshIfStale(now);
+    return this.thumbprints;
+  }
+
+  /** RFC 7638 SHA-256 thumbprint of a key this issuer's set gave jose (they are imported extractable). */
+  async thumbprintOf(key: CryptoKey | KeyObject): Promise<string> {
+    let t = this.thumbprintCache.get(key);
+    if (t === undefined) {
+      t = await calculateJwkThumbprint(await exportJWK(key), 'sha256');
+      this.thumbprintCache.set(key, t);
+    }
+    return t;
+  }
+
   /**
    * A jose key resolver for jwtVerify. Known kids are answered from the
    * cached keys at once, whatever fetch is under way: a slow or hanging IdP
@@ -108,9 +165,7 @@ export class IssuerKeys {
       if (this.inflight) await this.inflight;
       else if (now - this.lastAttempt >= Math.min(this.timings.cooldownMs, 5000)) await this.refresh();
       if (!this.keys) throw Object.assign(new Error('issuer keys unavailable'), { code: 'ERR_JWKS_UNAVAILABLE' });
-    } else if (!this.inflight && now - this.fetchedAt > this.timings.maxAgeMs && now - this.lastAttempt >= this.timings.cooldownMs) {
-      void this.refresh(); // in the background; refresh() never rejects
-    }
+    } else this.refreshIfStale(now);
     try {
       return await this.keys!(header, token);
     } catch (err) {
@@ -145,7 +200,9 @@ export class IssuerRegistry {
       const old = this.byUrl.get(c.issuer);
       if (old && JSON.stringify({ ...old.config, created_at: 0, updated_at: 0 }) === JSON.stringify({ ...c, created_at: 0, updated_at: 0 })) next.set(c.issuer, old);
       else {
-        const k = new IssuerKeys(c, this.log, this.timings, this.onFetch);
+        // Same key source: the key set known so far stands until the new instance fetches its own.
+        const previous = old && old.config.jwks_uri === c.jwks_uri ? old.thumbprints : null;
+        const k = new IssuerKeys(c, this.log, this.timings, this.onFetch, previous);
         next.set(c.issuer, k);
         fresh.push(k);
       }

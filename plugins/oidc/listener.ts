@@ -122,7 +122,11 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     return { principal, verified };
   };
 
-  const current: CurrentConfig = { issuer: (name) => deps.registry.byName(name)?.config, roles: () => deps.roles() };
+  const current: CurrentConfig = {
+    issuer: (name) => deps.registry.byName(name)?.config,
+    roles: () => deps.roles(),
+    keySet: (name) => deps.registry.byName(name)?.currentThumbprints() ?? null,
+  };
   const exchanged = new TokenPrincipals(deps.store, current, (raw) => deps.audit.tokenId(raw));
 
   const narrow = (ctx: Context, p: OidcPrincipal): OidcPrincipal => {

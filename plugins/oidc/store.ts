@@ -2,6 +2,7 @@ import type { ChangeTopic } from '../../nexus/storage/changes.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
 import { bare, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
+import type { SigningKey } from './verify.js';
 
 function issuerFrom(r: IssuerRow): IssuerConfig {
   return {
@@ -47,6 +48,8 @@ export interface StoredToken {
   subject: string;
   roles: string[];
   claims: Record<string, unknown>;
+  /** The issuer key that verified the JWT; null on rows from before migration 006 (refused). */
+  key: SigningKey | null;
   expires_at: number;
   /** ms since epoch. */
   created_at: number;
@@ -180,6 +183,8 @@ export class OidcStore {
         subject: t.subject,
         roles: JSON.stringify(t.roles),
         claims: JSON.stringify(t.claims),
+        key_kid: t.key?.kid ?? null,
+        key_thumbprint: t.key?.thumbprint ?? null,
         expires_at: t.expires_at,
       },
       new Date(t.created_at).toISOString(),
@@ -201,6 +206,7 @@ export class OidcStore {
       subject: r.subject,
       roles: JSON.parse(r.roles) as string[],
       claims: JSON.parse(r.claims) as Record<string, unknown>,
+      key: r.key_thumbprint ? { kid: r.key_kid ?? null, thumbprint: r.key_thumbprint } : null,
       expires_at: Number(r.expires_at),
       created_at: Date.parse(r.created_at!),
     };

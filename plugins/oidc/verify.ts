@@ -19,10 +19,21 @@ export interface TokenHeader {
   typ?: string;
 }
 
+/**
+ * The issuer key that verified a JWT. The thumbprint (RFC 7638, SHA-256) is
+ * its identity: an IdP may reuse a kid for new key material. The kid is kept
+ * for people reading the row.
+ */
+export interface SigningKey {
+  kid: string | null;
+  thumbprint: string;
+}
+
 export interface VerifiedToken {
   issuer: IssuerKeys;
   header: TokenHeader;
   claims: JWTPayload;
+  key: SigningKey;
 }
 
 function audiences(claims: JWTPayload): string[] {
@@ -104,8 +115,9 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   if (!(issuer.config.algorithms as readonly string[]).includes(header.alg)) refuse(`alg_not_allowed: ${header.alg}`);
   if (typeof unverified.iat === 'number' && unverified.iat > nowS + LEEWAY_S) refuse('iat_in_future');
   let payload: JWTPayload;
+  let key: SigningKey;
   try {
-    ({ payload } = await jwtVerify(token, issuer.getKey, {
+    const verified = await jwtVerify(token, issuer.getKey, {
       issuer: issuer.config.issuer,
       audience: issuer.config.audiences,
       algorithms: issuer.config.algorithms,
@@ -113,7 +125,9 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
       currentDate: new Date(nowS * 1000),
       requiredClaims: ['exp', 'aud', 'iss'],
       ...(issuer.config.max_token_age_s ? { maxTokenAge: issuer.config.max_token_age_s } : {}),
-    }));
+    });
+    payload = verified.payload;
+    key = { kid: typeof header.kid === 'string' ? header.kid : null, thumbprint: await issuer.thumbprintOf(verified.key) };
   } catch (err) {
     refuse(reasonFor(err));
   }
@@ -121,7 +135,7 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   const verifiedHeader: TokenHeader = { alg: header.alg, ...(typeof header.typ === 'string' ? { typ: header.typ } : {}) };
   const why = everyUseRefusal(issuer.config, payload, verifiedHeader, nowS);
   if (why) refuse(why);
-  return { issuer, header: verifiedHeader, claims: payload };
+  return { issuer, header: verifiedHeader, claims: payload, key };
 }
 
 function reasonFor(err: unknown): string {

@@ -14,6 +14,7 @@ describe('exchanged tokens: principal resolved once per token and configuration'
   let store: OidcStore;
   let issuer: IssuerConfig;
   let roles: RoleConfig[];
+  let keySet: ReadonlySet<string> | null;
   let principals: TokenPrincipals;
   let ids: number;
   let token: string;
@@ -53,11 +54,12 @@ describe('exchanged tokens: principal resolved once per token and configuration'
       updated_at: '',
     };
     roles = [role(['ci/org/repo/*'])];
-    const current: CurrentConfig = { issuer: (n) => (n === issuer.name ? issuer : undefined), roles: () => roles };
+    keySet = new Set(['tp-1', 'tp-2']);
+    const current: CurrentConfig = { issuer: (n) => (n === issuer.name ? issuer : undefined), roles: () => roles, keySet: () => keySet };
     ids = 0;
     principals = new TokenPrincipals(store, current, (raw) => `id-${++ids}-${raw.length}`);
     const claims = { iss: issuer.issuer, aud: 'nexus', sub: 'repo:org/repo', repository: 'org/repo', iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 600 };
-    ({ token } = await issueToken(store, { issuer: { config: issuer } as IssuerKeys, header: { alg: 'ES256', typ: 'JWT' }, claims }, roles, now));
+    ({ token } = await issueToken(store, { issuer: { config: issuer } as IssuerKeys, header: { alg: 'ES256', typ: 'JWT' }, claims, key: { kid: 'k1', thumbprint: 'tp-1' } }, roles, now));
   });
   afterEach(() => core.close());
 
@@ -83,6 +85,20 @@ describe('exchanged tokens: principal resolved once per token and configuration'
     issuer = { ...issuer, audiences: ['someone-else'] };
     expect(await refusal(principals.principal(token, now))).to.equal('exchanged_token_wrong_audience');
     issuer = before;
+    expect((await principals.principal(token, now)).roles).to.deep.equal(['main']);
+  });
+
+  it('a key set without the signing key is seen on the next request; the same set or one still holding it keeps the principal', async () => {
+    const a = await principals.principal(token, now);
+    keySet = new Set(['tp-1', 'tp-3']);
+    const b = await principals.principal(token, now);
+    expect(b.roles).to.deep.equal(['main']);
+    expect(await principals.principal(token, now)).to.equal(b);
+    expect(a).to.not.equal(b); // resolved again for the new set
+    keySet = new Set(['tp-2', 'tp-3']);
+    expect(await refusal(principals.principal(token, now))).to.equal('exchanged_token_signing_key_removed');
+    // No set fetched yet (an IdP unreachable since start) is no reason to refuse.
+    keySet = null;
     expect((await principals.principal(token, now)).roles).to.deep.equal(['main']);
   });
 
