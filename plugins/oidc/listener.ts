@@ -62,7 +62,7 @@ const WRITE_BODY_LIMIT = 80 * 1024;
 /** The write routes of this port, by method. */
 const WRITES_BY_METHOD: Record<string, { op: 'write' | 'patch' | 'rollback'; verb: string | null; needs: Permission[] }> = {
   PUT: { op: 'write', verb: null, needs: ['write'] },
-  PATCH: { op: 'patch', verb: null, needs: ['write'] },
+  PATCH: { op: 'patch', verb: null, needs: ['write', 'read'] },
   POST: { op: 'rollback', verb: 'rollback', needs: ['write', 'read'] },
 };
 
@@ -240,7 +240,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   api.get('/v1/secrets/{*rest}', async (ctx) => {
     ctx.body = await readSecret(ctx, SECRETS_PREFIX);
   });
-  // Writes exist here only as far as a role grants them explicitly (write; a rollback also read).
+  // Writes exist here only as far as a role grants them explicitly (write; a patch or rollback also read).
   api.register('/v1/secrets/{*rest}', Object.keys(WRITES_BY_METHOD), async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const write = WRITES_BY_METHOD[ctx.method]!;
