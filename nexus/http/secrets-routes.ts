@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Authorizer, Permission, Principal } from '../auth/principal.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
+import { listScope } from '../policy/list-scope.js';
 import { parsePrefix, parseSecretPath, parseVersion } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
 import type { ListOptions, VersionsOutcome } from '../secrets/types.js';
@@ -137,9 +138,9 @@ export async function writeVersion(ctx: Context, secrets: SecretsService, op: 'w
 /**
  * `GET /v1/secrets` on either port: 403 unless the caller may list something
  * (decided before the query is even read), then prefix, limit and cursor, and
- * the caller's per-path list filter.
+ * the scope of the caller's list globs.
  */
-export function listRequest(ctx: Context, mayList: boolean, allow: (path: string) => boolean): ListOptions {
+export function listRequest(ctx: Context, mayList: boolean, globs: string[]): ListOptions {
   noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
   if (!mayList) throw new ForbiddenError('permission denied: list');
   const limit = queryOne(ctx, 'limit');
@@ -147,7 +148,7 @@ export function listRequest(ctx: Context, mayList: boolean, allow: (path: string
     prefix: parsePrefix(queryOne(ctx, 'prefix')),
     limit: limit === undefined ? undefined : parseInput(ListLimitQuery, limit, 'limit'),
     cursor: queryOne(ctx, 'cursor') ?? null,
-    allow,
+    scope: listScope(globs),
   };
 }
 
@@ -159,7 +160,7 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
 
   router.get('/v1/secrets', async (ctx) => {
     const p = deps.principal(ctx);
-    ctx.body = await secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), (path) => deps.authz.allows(p, 'list', path)));
+    ctx.body = await secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), deps.authz.globs(p, 'list')));
   });
 
   // Explicit methods (not router.all), so the served routes match the OpenAPI document.

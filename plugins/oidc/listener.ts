@@ -54,6 +54,7 @@ export const grantsAuthorizer: Authorizer = {
   allows: (p: Principal, action: Permission, path: string) => p.kind === 'oidc' && grantAllows(p.grants, action, path),
   allowsGlobal: () => false,
   mayEver: (p: Principal, action: Permission) => p.kind === 'oidc' && p.grants.some((g) => g.permissions.includes(action)),
+  globs: (p: Principal, action: Permission) => (p.kind === 'oidc' ? p.grants.filter((g) => g.permissions.includes(action)).map((g) => g.path) : []),
 };
 
 const TOKEN_BODY_LIMIT = MAX_TOKEN_BYTES + 1024;
@@ -235,7 +236,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
   api.get('/v1/secrets', async (ctx) => {
     const p = principalOf(ctx);
-    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), (path) => grantAllows(p.grants, 'list', path)));
+    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), grantsAuthorizer.globs(p, 'list')));
   });
   api.get('/v1/secrets/{*rest}', async (ctx) => {
     ctx.body = await readSecret(ctx, SECRETS_PREFIX);
