@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { github } from '../helpers/idp.js';
+import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { createTestDatabase, requirePg, type TestDatabase } from '../helpers/pg.js';
 import { call, type ClientCreds, type Res, type TestServer, startTestServer } from '../helpers/server.js';
 
@@ -183,5 +185,32 @@ describe('list cursors never name a path the caller may not list', function () {
     // A cursor belongs to the listing (prefix) it came from.
     expect((await list(`prefix=team&cursor=${real}`)).status).to.equal(400);
     expect((await list(`cursor=${real}`)).status).to.equal(200);
+  });
+});
+
+describe('OIDC port: a list reveals nothing of paths no role lets the job list', function () {
+  this.timeout(60_000);
+  let e: OidcEnv;
+
+  before(async () => {
+    e = await startOidcEnv();
+    const now = new Date().toISOString();
+    await e.t.server.core.storage.tx(async (r) => {
+      for (const p of VISIBLE) await r.secrets.insertSecret(p, 1, now);
+      for (let i = 0; i < HIDDEN; i++) await r.secrets.insertSecret(`hr/salaries/employee-${String(i).padStart(5, '0')}`, 1, now);
+    });
+    expect((await e.admin('PUT', '/v1/oidc/roles/lister', { issuer: 'ci', bound_claims: { repository: 'org/l' }, paths: ['team/**'], permissions: ['list'] })).status).to.equal(201);
+  });
+  after(() => e.stop());
+
+  it('the hidden subtree neither fills a page with nothing nor shows in the cursor', async () => {
+    const token = await e.idp.token(github('org/l'));
+    const list = async (query: string) => (await e.oidc(token, 'GET', `/v1/secrets?${query}`)).body;
+    expect(await list('prefix=hr')).to.deep.equal({ paths: [], next_cursor: null });
+    expect(await list('prefix=hr/salaries/employee-&limit=1')).to.deep.equal({ paths: [], next_cursor: null });
+    expect(await list('limit=100')).to.deep.equal({ paths: ['team/a', 'team/b', 'team/c/d', LONG], next_cursor: null });
+    const first = await list('limit=3');
+    expect(first.paths).to.deep.equal(['team/a', 'team/b', 'team/c/d']);
+    expect(await list(`limit=3&cursor=${first.next_cursor}`)).to.deep.equal({ paths: [LONG], next_cursor: null });
   });
 });
