@@ -239,7 +239,8 @@ export class SecretsService {
     const limit = parseInput(ListLimit, options.limit, 'limit');
     const after = options.cursor ? this.opts.cursors.decode(prefix, options.cursor) : '';
     const paths: string[] = [];
-    for await (const p of this.listable(prefix, after, options.scope ?? EVERYTHING, Math.min(limit + 1, 256))) {
+    // One more than a page, so a cursor comes only when a listable path follows; batches of 64 to 256 rows.
+    for await (const p of this.listable(prefix, after, options.scope ?? EVERYTHING, Math.min(Math.max(limit + 1, 64), 256))) {
       if (paths.length === limit) return { paths, next_cursor: this.opts.cursors.encode(prefix, paths[limit - 1]!) };
       paths.push(p);
     }
@@ -249,9 +250,10 @@ export class SecretsService {
   /**
    * The listable paths after `after`, in key order, read `batch` rows at a
    * time from the scope's ranges only. A row the caller may not list makes the
-   * walk seek past the subtree no listable path can lie in. Rows read: the
-   * paths answered, plus hidden rows inside a range that no seek passes (at
-   * most one per hidden subtree a glob's wildcard can still reach).
+   * walk seek past the subtree no listable path can lie in. Rows read: none
+   * outside the ranges; inside them the listable rows, the hidden rows a
+   * glob could still extend into a listable path, and for each hidden subtree
+   * no glob can reach, its first row and at most the rest of that batch.
    */
   private async *listable(prefix: string, after: string, scope: ListScope, batch: number): AsyncGenerator<string> {
     for (const range of scope.ranges(prefix)) {
