@@ -45,4 +45,6 @@ export interface Authorizer {
   allowsGlobal(principal: Principal, action: 'admin' | 'metrics'): boolean;
   /** True if some grant could allow `action` somewhere (to tell 403 from an empty list). */
   mayEver(principal: Principal, action: Permission): boolean;
+  /** The path globs under which `action` is allowed (a listing reads only where they can match). */
+  globs(principal: Principal, action: Permission): string[];
 }

@@ -170,8 +170,8 @@ const versionsParam = { name: 'versions', in: 'query', required: false, descript
 const versionsDone = { '204': { description: 'every named version was changed' }, '200': json('some versions were left alone, each named with the reason', VersionsOutcome) };
 const newVersion = { '200': json('new version', PutResult), ...ERRORS };
 
-/** PATCH, on both ports (the OIDC port where a role grants write). */
-export const patchOp = { operationId: 'patchSecret', summary: 'merge keys into the latest version as a new version (null removes a key; cas as for PUT)', parameters: [pathParam], requestBody: body(PatchSecretInput), responses: newVersion };
+/** PATCH, on both ports (the OIDC port where a role grants write and read). */
+export const patchOp = { operationId: 'patchSecret', summary: 'merge keys into the latest version as a new version (needs write and read; null removes a key; cas as for PUT)', parameters: [pathParam], requestBody: body(PatchSecretInput), responses: newVersion };
 /** :rollback, on both ports (the OIDC port where a role grants write and read). */
 export const rollbackOp = { operationId: 'rollbackSecret', summary: "write version N's data as a new version (needs write and read)", parameters: [pathParam], requestBody: body(RollbackInput), responses: newVersion };
 
@@ -179,7 +179,7 @@ const secretOps = {
   get: { operationId: 'readSecret', summary: 'read the latest version or ?version=N (deleted or destroyed: 404)', parameters: [pathParam, versionParam], responses: { '200': json('the secret', SecretVersion), ...ERRORS } },
   put: {
     operationId: 'writeSecret',
-    summary: 'write a new version (cas: the current latest version; 0 = create only)',
+    summary: 'write a new version (cas: the current latest version, 0 = create only; cas needs read too; without read: 200 {path} only)',
     parameters: [pathParam],
     requestBody: body(PutSecretInput),
     responses: { '200': json('new version', PutResult), '201': json('created', PutResult), ...ERRORS },

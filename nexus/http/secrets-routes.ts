@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Authorizer, Permission, Principal } from '../auth/principal.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
+import { listScope } from '../policy/list-scope.js';
 import { parsePrefix, parseSecretPath, parseVersion } from '../secrets/rules.js';
 import type { SecretsService } from '../secrets/service.js';
 import type { ListOptions, VersionsOutcome } from '../secrets/types.js';
@@ -37,7 +38,10 @@ const NEEDS: Record<Op, Permission[]> = {
   read: ['read'],
   metadata: ['read'],
   write: ['write'],
-  patch: ['write'],
+  // A patch merges into the latest version: a read-modify-write, and its
+  // outcome (404 for a missing or deleted latest version) would tell a
+  // write-only caller what it may not read.
+  patch: ['write', 'read'],
   // A rollback reads the old version and writes it again.
   rollback: ['write', 'read'],
   delete: ['delete'],
@@ -102,33 +106,41 @@ function answerVersions(ctx: Context, outcome: VersionsOutcome): void {
 /**
  * PUT, PATCH and :rollback on either port: the body read (at most `limit`
  * bytes), the intent recorded, one new version written, `{path, version}`
- * answered. A cas conflict names the current version only to a caller who
- * may read the path (`revealVersion`).
+ * answered. A caller who may not read the path (`mayRead`; only a PUT gets
+ * here without it) learns nothing about the path: `cas` is refused before
+ * any lookup (its outcome would tell whether the path exists and at which
+ * version), and the answer is 200 `{path}` whether it created the path or not.
  */
-export async function writeVersion(ctx: Context, secrets: SecretsService, op: 'write' | 'patch' | 'rollback', path: string, revealVersion: boolean, limit?: number): Promise<void> {
+export async function writeVersion(ctx: Context, secrets: SecretsService, op: 'write' | 'patch' | 'rollback', path: string, mayRead: boolean, limit?: number): Promise<void> {
   let write: () => ReturnType<SecretsService['put']>;
+  let cas: number | undefined;
+  const revealVersion = mayRead;
   if (op === 'rollback') {
     const body = await readBody(ctx, RollbackInput, limit);
     noteAudit(ctx, { action: op, path, version: body.version });
-    write = () => secrets.rollback(path, body.version, { cas: body.cas, revealVersion });
+    cas = body.cas;
+    write = () => secrets.rollback(path, body.version, { cas, revealVersion });
   } else if (op === 'patch') {
     const body = await readBody(ctx, PatchSecretInput, limit);
-    write = () => secrets.patch(path, body.data, { cas: body.cas, revealVersion });
+    cas = body.cas;
+    write = () => secrets.patch(path, body.data, { cas, revealVersion });
   } else {
     const body = await readBody(ctx, PutSecretInput, limit);
-    write = () => secrets.put(path, body.data, { cas: body.cas, revealVersion });
+    cas = body.cas;
+    write = () => secrets.put(path, body.data, { cas, revealVersion });
   }
+  if (cas !== undefined && !mayRead) throw new ForbiddenError(`permission denied: cas needs read on ${path} (without it, write without cas)`);
   const r = await changeAudited(ctx, write);
-  ctx.status = r.created ? 201 : 200;
-  ctx.body = { path: r.path, version: r.version };
+  ctx.status = r.created && mayRead ? 201 : 200;
+  ctx.body = mayRead ? { path: r.path, version: r.version } : { path: r.path };
 }
 
 /**
  * `GET /v1/secrets` on either port: 403 unless the caller may list something
  * (decided before the query is even read), then prefix, limit and cursor, and
- * the caller's per-path list filter.
+ * the scope of the caller's list globs.
  */
-export function listRequest(ctx: Context, mayList: boolean, allow: (path: string) => boolean): ListOptions {
+export function listRequest(ctx: Context, mayList: boolean, globs: string[]): ListOptions {
   noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
   if (!mayList) throw new ForbiddenError('permission denied: list');
   const limit = queryOne(ctx, 'limit');
@@ -136,7 +148,7 @@ export function listRequest(ctx: Context, mayList: boolean, allow: (path: string
     prefix: parsePrefix(queryOne(ctx, 'prefix')),
     limit: limit === undefined ? undefined : parseInput(ListLimitQuery, limit, 'limit'),
     cursor: queryOne(ctx, 'cursor') ?? null,
-    allow,
+    scope: listScope(globs),
   };
 }
 
@@ -148,7 +160,7 @@ export function secretsRoutes(deps: SecretsRoutesDeps): Router {
 
   router.get('/v1/secrets', async (ctx) => {
     const p = deps.principal(ctx);
-    ctx.body = await secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), (path) => deps.authz.allows(p, 'list', path)));
+    ctx.body = await secrets.list(listRequest(ctx, deps.authz.mayEver(p, 'list'), deps.authz.globs(p, 'list')));
   });
 
   // Explicit methods (not router.all), so the served routes match the OpenAPI document.

@@ -5,6 +5,7 @@ import { BUILTIN_ADMIN_POLICY, type Policy } from './types.js';
 
 interface Compiled {
   id: RegExp;
+  globs: string[];
   paths: RegExp[];
   permissions: ReadonlySet<Permission>;
 }
@@ -42,6 +43,7 @@ export class PolicyEngine implements Authorizer {
     return {
       // The admin ID is an exact ID, never a glob.
       id: p.builtin ? new RegExp(`^${p.spiffe_id.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}$`) : compileGlob(p.spiffe_id),
+      globs: p.paths,
       paths: p.paths.map(compileGlob),
       permissions: new Set(p.permissions),
     };
@@ -75,5 +77,9 @@ export class PolicyEngine implements Authorizer {
 
   mayEver(principal: Principal, action: Permission): boolean {
     return this.matching(principal).some((p) => p.permissions.has(action));
+  }
+
+  globs(principal: Principal, action: Permission): string[] {
+    return this.matching(principal).flatMap((p) => (p.permissions.has(action) ? p.globs : []));
   }
 }

@@ -56,8 +56,14 @@ export type VersionInfo = z.output<typeof VersionInfo>;
 export const SecretMetadata = z.object({ path: z.string(), current_version: z.int().min(0), versions: z.array(VersionInfo) }).meta({ id: 'SecretMetadata' });
 export type SecretMetadata = z.output<typeof SecretMetadata>;
 
-/** The response to a write (the service's result also says whether it created the secret). */
-export const PutResult = z.object({ path: z.string(), version: z.int().min(1) }).meta({ id: 'PutResult' });
+/**
+ * The response to a write (the service's result also says whether it created
+ * the secret). No version to a caller who may not read the path: version 1 or
+ * N would tell it whether the path existed.
+ */
+export const PutResult = z
+  .object({ path: z.string(), version: z.int().min(1).optional().describe('the new version; omitted for a caller who may not read the path') })
+  .meta({ id: 'PutResult' });
 
 export const ListPage = z
   .object({ paths: z.array(z.string()), next_cursor: z.string().nullable().describe('opaque; null on the last page') })

@@ -5,7 +5,7 @@ import type { Repos, Storage, VersionRow } from '../storage/storage.js';
 import { parseInput } from '../schema.js';
 import { parsePatchData, parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
 import { Cas, ListLimit, Version, VersionList } from './schema.js';
-import type { ListOptions, ListPage, PurgeResult, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion, SkipReason, VersionsOutcome } from './types.js';
+import type { ListOptions, ListPage, ListScope, PurgeResult, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion, SkipReason, VersionsOutcome } from './types.js';
 import type { ListCursors } from './cursor.js';
 
 export interface SecretsServiceOptions {
@@ -17,8 +17,8 @@ export interface SecretsServiceOptions {
   observe?: (op: string, seconds: number) => void;
 }
 
-/** Rows a single list call may examine, so a narrow ACL over a huge store stays bounded. */
-const LIST_SCAN_BUDGET = 10_000;
+/** A listing's scope when the caller names none: every path. */
+const EVERYTHING: ListScope = { allows: () => true, ranges: (prefix) => [prefix], skipPast: (path) => path };
 
 /**
  * The secrets service: every input validated here, values encrypted and
@@ -228,26 +228,50 @@ export class SecretsService {
     return this.timed('list', () => this.doList(options));
   }
 
+  /**
+   * A page answers only from paths the caller may list: it ends after `limit`
+   * of them or at the end of the scope, never at a budget of rows read (where
+   * it stopped would count hidden rows). The cursor, when another listable
+   * path follows, holds the last path answered, padded to one size.
+   */
   private async doList(options: ListOptions): Promise<ListPage> {
     const prefix = parsePrefix(options.prefix);
     const limit = parseInput(ListLimit, options.limit, 'limit');
-    let after = options.cursor ? this.opts.cursors.decode(prefix, options.cursor) : '';
-    const allow = options.allow ?? (() => true);
+    const after = options.cursor ? this.opts.cursors.decode(prefix, options.cursor) : '';
     const paths: string[] = [];
-    let scanned = 0;
-    const batch = Math.min(Math.max(limit * 2, 64), LIST_SCAN_BUDGET);
-    for (;;) {
-      const rows = await this.storage.secrets.listPaths(prefix, after, batch);
-      for (const p of rows) {
-        after = p;
-        scanned += 1;
-        if (allow(p)) paths.push(p);
-        if (paths.length === limit || scanned >= LIST_SCAN_BUDGET) {
-          const more = (await this.storage.secrets.listPaths(prefix, after, 1)).length > 0;
-          return { paths, next_cursor: more ? this.opts.cursors.encode(prefix, after) : null };
+    // One more than a page, so a cursor comes only when a listable path follows; batches of 64 to 256 rows.
+    for await (const p of this.listable(prefix, after, options.scope ?? EVERYTHING, Math.min(Math.max(limit + 1, 64), 256))) {
+      if (paths.length === limit) return { paths, next_cursor: this.opts.cursors.encode(prefix, paths[limit - 1]!) };
+      paths.push(p);
+    }
+    return { paths, next_cursor: null };
+  }
+
+  /**
+   * The listable paths after `after`, in key order, read `batch` rows at a
+   * time from the scope's ranges only. A row the caller may not list makes the
+   * walk seek past the subtree no listable path can lie in. Rows read: none
+   * outside the ranges; inside them the listable rows, the hidden rows a
+   * glob could still extend into a listable path, and for each hidden subtree
+   * no glob can reach, its first row and at most the rest of that batch.
+   */
+  private async *listable(prefix: string, after: string, scope: ListScope, batch: number): AsyncGenerator<string> {
+    for (const range of scope.ranges(prefix)) {
+      let from = after;
+      for (;;) {
+        // `from` past the range's end (every path in it is below `${range}\x7f`): nothing to read.
+        if (from >= `${range}\x7f`) break;
+        const rows = await this.storage.secrets.listPaths(range, from, batch);
+        let seek = '';
+        for (const p of rows) {
+          from = p;
+          if (p <= seek) continue;
+          if (scope.allows(p)) yield p;
+          else seek = scope.skipPast(p);
         }
+        if (rows.length < batch) break;
+        if (seek > from) from = seek;
       }
-      if (rows.length < batch) return { paths, next_cursor: null };
     }
   }
 

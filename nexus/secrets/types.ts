@@ -24,8 +24,21 @@ export interface ListOptions {
   prefix?: string | undefined;
   limit?: number | undefined;
   cursor?: string | null | undefined;
-  /** Only paths for which this returns true are listed (the caller's ACL). */
-  allow?: ((path: string) => boolean) | undefined;
+  /** What the caller may list (its ACL); default everything. */
+  scope?: ListScope | undefined;
+}
+
+/**
+ * The caller's list permission as a listing walks the key order: which paths
+ * it may list, where they can lie, and how far the walk may jump past one it
+ * may not list. A listing reads nothing outside `ranges`.
+ */
+export interface ListScope {
+  allows(path: string): boolean;
+  /** Disjoint prefixes, in key order, that every listable path starting with `prefix` starts with. */
+  ranges(prefix: string): string[];
+  /** For a path it may not list: a key such that no listable path lies between the path and it (the path itself if none better). */
+  skipPast(path: string): string;
 }
 
 /** Why a version named in a delete, undelete or destroy was left as it was. */

@@ -54,6 +54,7 @@ export const grantsAuthorizer: Authorizer = {
   allows: (p: Principal, action: Permission, path: string) => p.kind === 'oidc' && grantAllows(p.grants, action, path),
   allowsGlobal: () => false,
   mayEver: (p: Principal, action: Permission) => p.kind === 'oidc' && p.grants.some((g) => g.permissions.includes(action)),
+  globs: (p: Principal, action: Permission) => (p.kind === 'oidc' ? p.grants.filter((g) => g.permissions.includes(action)).map((g) => g.path) : []),
 };
 
 const TOKEN_BODY_LIMIT = MAX_TOKEN_BYTES + 1024;
@@ -62,7 +63,7 @@ const WRITE_BODY_LIMIT = 80 * 1024;
 /** The write routes of this port, by method. */
 const WRITES_BY_METHOD: Record<string, { op: 'write' | 'patch' | 'rollback'; verb: string | null; needs: Permission[] }> = {
   PUT: { op: 'write', verb: null, needs: ['write'] },
-  PATCH: { op: 'patch', verb: null, needs: ['write'] },
+  PATCH: { op: 'patch', verb: null, needs: ['write', 'read'] },
   POST: { op: 'rollback', verb: 'rollback', needs: ['write', 'read'] },
 };
 
@@ -243,12 +244,12 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
   api.get('/v1/secrets', async (ctx) => {
     const p = principalOf(ctx);
-    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), (path) => grantAllows(p.grants, 'list', path)));
+    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), grantsAuthorizer.globs(p, 'list')));
   });
   api.get('/v1/secrets/{*rest}', async (ctx) => {
     ctx.body = await readSecret(ctx, SECRETS_PREFIX);
   });
-  // Writes exist here only as far as a role grants them explicitly (write; a rollback also read).
+  // Writes exist here only as far as a role grants them explicitly (write; a patch or rollback also read).
   api.register('/v1/secrets/{*rest}', Object.keys(WRITES_BY_METHOD), async (ctx) => {
     const { path, verb } = secretTarget(ctx);
     const write = WRITES_BY_METHOD[ctx.method]!;

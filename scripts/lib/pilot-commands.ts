@@ -248,8 +248,9 @@ export function buildProgram(version: string, args: string[] = []): Command {
           if (!pairs.length) throw new UsageError('nothing to write: give k=v pairs or --json -');
           data = parsePairs(pairs);
         }
-        const res = await get<{ path: string; version: number }>(cmd, 'PUT', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
-        out(cmd, res, () => `wrote ${res.path} version ${res.version}`);
+        // No version comes back to a caller who may not read the path.
+        const res = await get<{ path: string; version?: number }>(cmd, 'PUT', `/v1/secrets/${p}`, { data, cas: count('--cas', opts.cas, 0) });
+        out(cmd, res, () => `wrote ${res.path}${res.version === undefined ? '' : ` version ${res.version}`}`);
       });
 
     secret

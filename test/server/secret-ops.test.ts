@@ -52,17 +52,20 @@ describe('secret operations: patch, rollback, purge, several versions (both port
   });
   after(() => e.stop());
 
-  it('PATCH merges (null removes) as a new version with cas; needs write; audited as patch', async () => {
+  it('PATCH merges (null removes) as a new version with cas; needs write and read; audited as patch', async () => {
     await e.admin('PUT', '/v1/secrets/ops/p', { data: { user: 'u', pass: 'p', old: 'o' } });
-    const r = await as(writer, 'PATCH', '/v1/secrets/ops/p', { data: { pass: 'p2', old: null }, cas: 1 });
+    const writeOnly = await as(writer, 'PATCH', '/v1/secrets/ops/p', { data: { pass: 'p2' } });
+    expect(writeOnly.status).to.equal(403);
+    expect(record(writeOnly)).to.deep.include({ action: 'patch', path: 'ops/p', decision: 'deny' });
+    const r = await as(readWriter, 'PATCH', '/v1/secrets/ops/p', { data: { pass: 'p2', old: null }, cas: 1 });
     expect(r.status, r.text).to.equal(200);
     expect(r.body).to.deep.equal({ path: 'ops/p', version: 2 });
     expect(record(r)).to.deep.include({ port: 'mtls', action: 'patch', path: 'ops/p', decision: 'allow', status: 200 });
     expect((await e.admin('GET', '/v1/secrets/ops/p')).body.data).to.deep.equal({ user: 'u', pass: 'p2' });
-    const stale = await as(writer, 'PATCH', '/v1/secrets/ops/p', { data: { pass: 'lost' }, cas: 1 });
+    const stale = await as(readWriter, 'PATCH', '/v1/secrets/ops/p', { data: { pass: 'lost' }, cas: 1 });
     expect(stale.status).to.equal(409);
-    expect((await as(writer, 'PATCH', '/v1/secrets/ops/p', { data: { n: 1 } })).status).to.equal(400);
-    expect((await as(writer, 'PATCH', '/v1/secrets/ops/none', { data: { a: '1' } })).status).to.equal(404);
+    expect((await as(readWriter, 'PATCH', '/v1/secrets/ops/p', { data: { n: 1 } })).status).to.equal(400);
+    expect((await as(readWriter, 'PATCH', '/v1/secrets/ops/none', { data: { a: '1' } })).status).to.equal(404);
     const outsider = await e.t.svid('spiffe://nexus.local/outsider');
     const denied = await as(outsider, 'PATCH', '/v1/secrets/ops/p', { data: { pass: 'x' } });
     expect(denied.status).to.equal(403);
@@ -122,7 +125,7 @@ describe('secret operations: patch, rollback, purge, several versions (both port
     expect((await as(readWriter, 'DELETE', '/v1/secrets/ops/m?versions=3')).status).to.equal(403);
   });
 
-  it('OIDC port: PATCH needs a write grant, :rollback write and read; purge and delete do not exist there', async () => {
+  it('OIDC port: PATCH and :rollback need write and read grants; purge and delete do not exist there', async () => {
     await e.admin('PUT', '/v1/secrets/ops/ci/x', { data: { a: '1', b: '2' } });
     const token = async (repo: string) => e.idp.token(github(repo));
     const rw = await token('org/rw');
@@ -134,6 +137,7 @@ describe('secret operations: patch, rollback, purge, several versions (both port
     const readOnly = await e.oidc(await token('org/r'), 'PATCH', '/v1/secrets/ops/ci/x', { data: { a: 'x' } });
     expect(readOnly.status).to.equal(403);
     expect(record(readOnly)).to.deep.include({ port: 'oidc', action: 'patch', decision: 'deny' });
+    expect((await e.oidc(await token('org/w'), 'PATCH', '/v1/secrets/ops/ci/x', { data: { a: 'x' } })).status).to.equal(403);
     expect((await e.oidc(await token('org/w'), 'POST', '/v1/secrets/ops/ci/x:rollback', { version: 1 })).status).to.equal(403);
     const rb = await e.oidc(rw, 'POST', '/v1/secrets/ops/ci/x:rollback', { version: 1 });
     expect(rb.status, rb.text).to.equal(200);

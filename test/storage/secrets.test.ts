@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import Database from 'better-sqlite3';
 import type { Core } from '../../nexus/core.js';
+import { listScope } from '../../nexus/policy/list-scope.js';
 import { codeOf } from '../helpers/errors.js';
 import { dbBytes, openTestCore, tempDir } from '../helpers/env.js';
 
@@ -121,7 +122,7 @@ describe('secrets service', () => {
     expect(seen).to.deep.equal(['a/1', 'a/2', 'a/3', 'a/b/4']);
     expect(pages).to.equal(2);
     expect((await s.list({ prefix: 'a' })).paths).to.deep.equal(['a/1', 'a/2', 'a/3', 'a/b/4', 'ab/5']);
-    expect((await s.list({ allow: (p) => p.endsWith('5') || p === 'b/6' })).paths).to.deep.equal(['ab/5', 'b/6']);
+    expect((await s.list({ scope: listScope(['**5', 'b/6']) })).paths).to.deep.equal(['ab/5', 'b/6']);
     expect(await s.list({ prefix: 'zz' })).to.deep.equal({ paths: [], next_cursor: null });
     expect(await codeOf(() => s.list({ cursor: 'not a cursor!' }))).to.equal('bad_request');
     expect(await codeOf(() => s.list({ limit: 0 }))).to.equal('bad_request');
