@@ -40,9 +40,9 @@ function keyed<T>(key: string, fn: () => T | Promise<T>): T | Promise<T> {
  * names its key. Checks against what the database holds run when it is applied.
  */
 export function parseSeed(config: Config): Seed {
-  const badRequestKey = (key: string, fn: () => void) => {
+  const parsed = <T>(key: string, fn: () => T): T => {
     try {
-      fn();
+      return fn();
     } catch (err) {
       if (err instanceof BadRequestError) throw new ConfigError(`${key}.${err.rule}`, err.message);
       throw err;
@@ -50,19 +50,19 @@ export function parseSeed(config: Config): Seed {
   };
   const issuers: IssuerConfig[] = [];
   for (const [name, body] of Object.entries(config.oidcSeed.issuers)) {
-    badRequestKey(`oidc.issuers.${name}`, () => void issuers.push(parseIssuer(name, body)));
-    keyed(`oidc.issuers.${name}.issuer`, () => assertUniqueIssuerUrl(issuers.slice(0, -1), issuers.at(-1)!));
+    const issuer = parsed(`oidc.issuers.${name}`, () => parseIssuer(name, body));
+    keyed(`oidc.issuers.${name}.issuer`, () => assertUniqueIssuerUrl(issuers, issuer));
+    issuers.push(issuer);
   }
   const byName = new Map(issuers.map((i) => [i.name, i]));
-  const roles: RoleConfig[] = [];
-  for (const [name, body] of Object.entries(config.oidcSeed.roles)) {
-    badRequestKey(`oidc.roles.${name}`, () => void roles.push(parseRole(name, body)));
-    const role = roles.at(-1)!;
+  const roles = Object.entries(config.oidcSeed.roles).map(([name, body]) => {
+    const role = parsed(`oidc.roles.${name}`, () => parseRole(name, body));
     const issuer = byName.get(role.issuer);
     if (!issuer) throw new ConfigError(`oidc.roles.${name}.issuer`, `issuer ${role.issuer} is not declared under oidc.issuers`);
     const why = tenantRefusal(role, issuer);
     if (why) throw new ConfigError(`oidc.roles.${name}.bound_claims`, why);
-  }
+    return role;
+  });
   return { issuers, roles, bodies: { issuer: config.oidcSeed.issuers, role: config.oidcSeed.roles } };
 }
 
