@@ -133,6 +133,7 @@ export class OidcAdmin {
     const cfg = parseRole(name, body);
     return this.change(['oidc'], async (rules) => {
       // Before the write: the role's issuer must exist for its row to refer to it.
+      await rules.assertOwned('role', cfg.name);
       await rules.assertRoleIssuer(cfg);
       const created = await rules.putRole(cfg);
       await rules.assertRoleBindsTenant(cfg);

@@ -181,6 +181,23 @@ describe('declarative config: seeded issuers and roles', function () {
     expect(seeded.filter((r) => r.action === 'oidc.issuer.put' && r.phase === 'intent')).to.have.length(1);
     expect(seeded.filter((r) => r.action === 'oidc.role.put' && r.object?.name === 'deploy' && r.phase === 'intent')).to.have.length(2);
     expect(seeded.find((r) => r.action === 'oidc.role.put')?.object?.digest).to.match(/^sha256:/);
+    // One transaction per start that changed something, each bumping the version every replica polls.
+    const versions = () => {
+      const db = openDatabase(loadConfig(env()).dbFile);
+      try {
+        return Object.fromEntries(db.prepare<[], { topic: string; version: number }>('SELECT topic, version FROM config_version').all().map((r) => [r.topic, r.version]));
+      } finally {
+        db.close();
+      }
+    };
+    expect(versions()).to.deep.include({ oidc: 2, tokens: 1 });
+    // The same file again: nothing to change, nothing recorded, no version moved.
+    const lines = fs.readFileSync(path.join(dir, 'data', 'audit.jsonl'), 'utf8').split('\n').length;
+    s = await start();
+    await s.server.stop(2000);
+    expect(versions()).to.deep.include({ oidc: 2, tokens: 1 });
+    const again = fs.readFileSync(path.join(dir, 'data', 'audit.jsonl'), 'utf8').split('\n').slice(lines - 1);
+    expect(again.filter((l) => l.includes('config_file'))).to.deep.equal([]);
     const verify = await runBin('nexus-audit', ['verify'], testEnv(path.join(dir, 'data')));
     expect(verify.code, verify.stderr).to.equal(0);
   });
