@@ -16,8 +16,6 @@ import type { Logger } from '../../nexus/log.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
 
-export { parseSeed };
-
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
   if (!config.oidcTls) return;
