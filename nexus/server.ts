@@ -50,12 +50,18 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     const tlsFiles = svid?.files ?? (await ensureTlsFiles(config, log));
     const engine = new PolicyEngine(core.storage.policies, config.adminSpiffeId);
     // Heard before the first load, so no change between the two is missed.
-    const unsubscribe = core.storage.subscribe((topic) => {
-      if (topic === 'policies' || topic === 'all') engine.load().catch((err: unknown) => log.warn({ err }, 'could not reload policies'));
+    const unsubscribe = core.storage.subscribe(async (topic) => {
+      if (topic !== 'policies' && topic !== 'all') return;
+      try {
+        await engine.load();
+      } catch (err) {
+        log.warn({ err }, 'could not reload policies');
+        throw err; // so the version poll tries again
+      }
     });
     await core.storage.changesReady();
     await engine.load();
-    const policies = new PolicyService(core.storage, engine);
+    const policies = new PolicyService(core.storage, engine, log);
     const plugins = opts.plugins ?? [];
     let listening = false;
     const { storage, audit } = core;

@@ -24,6 +24,10 @@ export abstract class EngineRepos implements Repos {
     return this.repos().oidc;
   }
 
+  get configVersions() {
+    return this.repos().configVersions;
+  }
+
   get auditKeys() {
     return this.repos().auditKeys;
   }

@@ -54,7 +54,7 @@ export class PgChangeFeed extends ChangeFeed {
       this.schedule();
     };
     client.on('notification', (n) => {
-      if (n.channel === CHANNEL && n.payload && TOPICS.has(n.payload)) this.emit(n.payload as ChangeTopic);
+      if (n.channel === CHANNEL && n.payload && TOPICS.has(n.payload)) void this.emit(n.payload as ChangeTopic);
     });
     try {
       client.on('error', () => {});
@@ -70,7 +70,7 @@ export class PgChangeFeed extends ChangeFeed {
       this.client = client;
       this.retryMs = 100;
       // Whatever changed while no LISTEN was in place was missed.
-      if (this.gap) this.emit('all');
+      if (this.gap) void this.emit('all');
       this.gap = false;
     } catch {
       this.discard(client);

@@ -1,9 +1,12 @@
 import type { Policy } from '../policy/types.js';
 import { toPolicy, type PolicyRow } from './policies-repo.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
+import type { ConfigTopic } from './changes.js';
+import { versionsFrom } from './config-version-repo.js';
 import type {
   AuditAnchorsStore,
   AuditKeysStore,
+  ConfigVersionsRepo,
   DataKeyRow,
   DataKeysRepo,
   IssuerRow,
@@ -283,6 +286,18 @@ class PgOidcRepo implements OidcRepo {
   }
 }
 
+class PgConfigVersions implements ConfigVersionsRepo {
+  constructor(private readonly q: Queryable) {}
+
+  async bump(topic: ConfigTopic): Promise<void> {
+    await this.q.query('UPDATE config_version SET version = version + 1 WHERE topic = $1', [topic]);
+  }
+
+  async all(): Promise<Map<ConfigTopic, number>> {
+    return versionsFrom((await this.q.query<{ topic: string; version: number }>('SELECT topic, version FROM config_version')).rows);
+  }
+}
+
 class PgAuditKeys implements AuditKeysStore {
   constructor(private readonly q: Queryable) {}
 
@@ -324,6 +339,7 @@ export function pgRepos(q: Queryable): Repos {
     policies: new PgPoliciesRepo(q),
     meta: new PgMetaRepo(q),
     oidc: new PgOidcRepo(q),
+    configVersions: new PgConfigVersions(q),
     auditKeys: new PgAuditKeys(q),
   };
 }

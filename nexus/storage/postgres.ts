@@ -2,7 +2,7 @@ import pg from 'pg';
 import { UnavailableError } from '../errors.js';
 import { assertKnownSchema, compareMigrations, loadMigrations, PG_MIGRATIONS_DIR, SCHEMA_MIGRATIONS_DDL, type AppliedMigration, type Migration, type MigrationStatus } from './migrator.js';
 import { EngineRepos } from './engine-base.js';
-import type { ChangeListener, ChangeTopic } from './changes.js';
+import { VersionPoll, type ChangeListener, type ChangeTopic } from './changes.js';
 import { CHANNEL, PgChangeFeed } from './pg-changes.js';
 import { PgAuditAnchors, pgRepos, type Queryable } from './pg-repos.js';
 import type { Repos, Storage } from './storage.js';
@@ -74,6 +74,7 @@ export class PgStorage extends EngineRepos implements Storage {
   private readonly q: Queryable;
   private readonly pooled: Repos;
   private readonly feed: PgChangeFeed;
+  private readonly poll: VersionPoll;
 
   constructor(
     readonly url: string,
@@ -96,6 +97,7 @@ export class PgStorage extends EngineRepos implements Storage {
     };
     this.pooled = pgRepos(this.q);
     this.feed = new PgChangeFeed(url);
+    this.poll = new VersionPoll(() => this.pooled.configVersions.all(), this.feed);
   }
 
   protected repos(): Repos {
@@ -104,8 +106,10 @@ export class PgStorage extends EngineRepos implements Storage {
 
   /**
    * NOTIFY after the change committed. A notice lost here (the server just
-   * went away) is covered on the listening side: a replica whose LISTEN
-   * connection broke hears 'all' when it is back, and reloads everything.
+   * went away, or this process dies before sending it) is covered on the
+   * listening side: a replica whose LISTEN connection broke hears 'all' when
+   * it is back, and every replica's version poll hears a configuration
+   * change within CONFIG_POLL_MS whether or not its notice came.
    */
   async publish(topic: ChangeTopic): Promise<void> {
     try {
@@ -119,8 +123,9 @@ export class PgStorage extends EngineRepos implements Storage {
     return this.feed.subscribe(fn);
   }
 
-  changesReady(): Promise<void> {
-    return this.feed.ready();
+  async changesReady(): Promise<void> {
+    await this.feed.ready();
+    await this.poll.start();
   }
 
   /** Audit chain heads, one row per chain and replica. */
@@ -232,6 +237,7 @@ export class PgStorage extends EngineRepos implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.poll.stop();
     await this.feed.close();
     await this.pool.end();
   }

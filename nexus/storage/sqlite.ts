@@ -3,13 +3,14 @@ import { EngineRepos } from './engine-base.js';
 import { SqliteDataKeysRepo } from './data-keys-repo.js';
 import { openDatabase, type Db } from './db.js';
 import { SqliteMetaRepo } from './meta-repo.js';
+import { SqliteConfigVersionsRepo } from './config-version-repo.js';
 import { migrateUp, migrationStatus, type Migration, type MigrationStatus } from './migrator.js';
 import { SqliteOidcRepo } from './oidc-repo.js';
 import { SqlitePoliciesRepo } from './policies-repo.js';
 import { SqliteSecretsRepo } from './secrets-repo.js';
 import { SqliteGate } from './sqlite-gate.js';
 import type { AuditKeysStore, Repos, Storage } from './storage.js';
-import { ChangeFeed, type ChangeListener, type ChangeTopic } from './changes.js';
+import { ChangeFeed, VersionPoll, type ChangeListener, type ChangeTopic } from './changes.js';
 
 /** The synchronous audit-keys repository behind the gate. */
 function gated(gate: SqliteGate, repo: AuditKeysRepo): AuditKeysStore {
@@ -32,6 +33,8 @@ export class SqliteStorage extends EngineRepos implements Storage {
   readonly shared = false;
   private readonly gate: SqliteGate;
   private readonly feed = new ChangeFeed();
+  /** One process here, yet a reload that failed after a commit is retried by the poll. */
+  private readonly poll = new VersionPoll(() => this.configVersions.all(), this.feed);
   private made: Repos | null = null;
 
   constructor(
@@ -51,6 +54,7 @@ export class SqliteStorage extends EngineRepos implements Storage {
       policies: new SqlitePoliciesRepo(this.db, this.gate),
       meta: new SqliteMetaRepo(this.db, this.gate),
       oidc: new SqliteOidcRepo(this.db, this.gate),
+      configVersions: new SqliteConfigVersionsRepo(this.db, this.gate),
       auditKeys: gated(this.gate, new AuditKeysRepo(this.db)),
     });
   }
@@ -65,14 +69,16 @@ export class SqliteStorage extends EngineRepos implements Storage {
   }
 
   async publish(topic: ChangeTopic): Promise<void> {
-    this.feed.emit(topic);
+    void this.feed.emit(topic);
   }
 
   subscribe(fn: ChangeListener): () => void {
     return this.feed.subscribe(fn);
   }
 
-  async changesReady(): Promise<void> {}
+  async changesReady(): Promise<void> {
+    await this.poll.start();
+  }
 
   async ping(): Promise<boolean> {
     try {
@@ -100,6 +106,7 @@ export class SqliteStorage extends EngineRepos implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.poll.stop();
     this.db.close();
   }
 }

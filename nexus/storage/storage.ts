@@ -1,6 +1,6 @@
 import type { Policy } from '../policy/types.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
-import type { ChangeListener, ChangeTopic } from './changes.js';
+import type { ChangeListener, ChangeTopic, ConfigTopic } from './changes.js';
 import type { Migration, MigrationStatus } from './migrator.js';
 
 // The one storage interface both engines implement (SQLite in the data dir,
@@ -88,6 +88,17 @@ export interface MetaRepo {
   get(key: string): Promise<string | null>;
   set(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
+}
+
+/**
+ * config_version: one counter per kind of configuration, bumped in the
+ * transaction of every change, so a process can tell that it missed one.
+ */
+export interface ConfigVersionsRepo {
+  /** Call inside the change's transaction. */
+  bump(topic: ConfigTopic): Promise<void>;
+  /** Every topic's counter, in one read. */
+  all(): Promise<Map<ConfigTopic, number>>;
 }
 
 /** An OIDC issuer row; list-valued columns hold JSON text on both engines. */
@@ -188,6 +199,7 @@ export interface Repos {
   policies: PoliciesRepo;
   meta: MetaRepo;
   oidc: OidcRepo;
+  configVersions: ConfigVersionsRepo;
 }
 
 export type EngineName = 'sqlite' | 'postgres';
@@ -204,7 +216,12 @@ export interface Storage extends Repos {
   publish(topic: ChangeTopic): Promise<void>;
   /** Hears every process's notices (and 'all' after a gap in hearing); returns the unsubscribe. */
   subscribe(fn: ChangeListener): () => void;
-  /** Resolves once notices are being heard (PostgreSQL: the LISTEN is in place, or its first try failed). */
+  /**
+   * Resolves once notices are being heard (PostgreSQL: the LISTEN is in place,
+   * or its first try failed), and starts the backstop for notices that never
+   * come: configuration versions read every CONFIG_POLL_MS, a moved topic
+   * heard again as if noticed. Call it before the first load of any cache.
+   */
   changesReady(): Promise<void>;
   /**
    * Audit chain heads, where the engine keeps them itself (PostgreSQL). On

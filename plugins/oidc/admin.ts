@@ -4,10 +4,12 @@ import { BadRequestError, ConflictError, NotFoundError } from '../../nexus/error
 import { changeAudited, noteObject } from '../../nexus/http/audit.js';
 import { readJson } from '../../nexus/http/body.js';
 import { requireAdmin } from '../../nexus/http/policy-routes.js';
+import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
+import type { ConfigTopic } from '../../nexus/storage/changes.js';
 import { tenantRefusal } from './roles.js';
 import { parseIssuer, parseRole } from './schema.js';
-import type { OidcStore } from './store.js';
+import type { OidcStore, OidcTables } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
 /** One issuer URL, one issuer: the API and the config file apply the same rule. */
@@ -16,30 +18,104 @@ export function assertUniqueIssuerUrl(existing: Array<{ name: string; issuer: st
   if (clash) throw new ConflictError(`issuer ${cfg.issuer} is already configured as ${clash.name}`);
 }
 
-/** Service layer for issuer and role admin; `changed` refreshes the plugin's caches. */
+/**
+ * The rules every issuer and role change obeys, whoever makes it: the admin
+ * API (`owner` null) or the config file (`owner` its path). Bound to one
+ * transaction's tables; the checks read the state the change leaves, so a
+ * config file that changes several objects is held to them as a whole, and a
+ * refusal rolls all of it back.
+ */
+export class OidcRules {
+  constructor(
+    readonly t: OidcTables,
+    private readonly owner: string | null,
+  ) {}
+
+  /** An object is changed only by whoever made it: the API, or a config file (which is re-applied at every start). */
+  async assertOwned(kind: 'issuer' | 'role', name: string): Promise<void> {
+    const file = await this.t.managedBy(kind, name);
+    if (file === undefined) return;
+    if (this.owner === null && file !== null) {
+      throw new ConflictError(`${kind} ${name} is managed by the config file ${file}; change it there (it is re-applied at every start)`);
+    }
+    if (this.owner !== null && file === null) {
+      throw new ConflictError(`an ${kind} named ${name} was created through the API; the config file cannot take it over (delete it through the API, or rename it in ${this.owner})`);
+    }
+  }
+
+  async putIssuer(cfg: IssuerConfig): Promise<boolean> {
+    await this.assertOwned('issuer', cfg.name);
+    return this.t.putIssuer(cfg, this.owner);
+  }
+
+  async assertUniqueUrl(cfg: IssuerConfig): Promise<void> {
+    assertUniqueIssuerUrl(await this.t.issuers(), cfg);
+  }
+
+  /** No role of the issuer, whoever made it, may be left binding none of its tenant claims. */
+  async assertNoStrandedRole(cfg: IssuerConfig): Promise<void> {
+    const stranded = (await this.t.roles()).filter((r) => r.issuer === cfg.name && tenantRefusal(r, cfg));
+    if (stranded.length) {
+      throw new ConflictError(`role(s) ${stranded.map((r) => r.name).join(', ')} bind none of the tenant claims ${cfg.tenant_claims.join(', ')}; change them first`);
+    }
+  }
+
+  async deleteIssuer(name: string): Promise<void> {
+    await this.assertOwned('issuer', name);
+    const roles = await this.t.rolesOfIssuer(name);
+    if (roles.length) throw new ConflictError(`issuer ${name} is used by role(s) ${roles.join(', ')}; delete them first`);
+    if (!(await this.t.deleteIssuer(name))) throw new NotFoundError(`issuer ${name} not found`);
+  }
+
+  async putRole(cfg: RoleConfig): Promise<boolean> {
+    await this.assertOwned('role', cfg.name);
+    return this.t.putRole(cfg, this.owner);
+  }
+
+  async assertRoleIssuer(cfg: RoleConfig): Promise<void> {
+    if (!(await this.t.issuer(cfg.issuer))) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
+  }
+
+  async assertRoleBindsTenant(cfg: RoleConfig): Promise<void> {
+    const issuer = await this.t.issuer(cfg.issuer);
+    const why = issuer && tenantRefusal(cfg, issuer);
+    if (why) throw new BadRequestError('bound_claims', why);
+  }
+
+  async deleteRole(name: string): Promise<void> {
+    await this.assertOwned('role', name);
+    if (!(await this.t.deleteRole(name))) throw new NotFoundError(`role ${name} not found`);
+  }
+}
+
+/** Service layer for issuer and role admin; `reload` refreshes the plugin's caches. */
 export class OidcAdmin {
   constructor(
     private readonly store: OidcStore,
-    private readonly changed: () => Promise<void>,
+    private readonly reload: () => Promise<void>,
+    private readonly log: Logger,
   ) {}
 
-  /** Objects declared in the config file are changed there, not through the API. */
-  private async assertNotManaged(kind: 'issuer' | 'role', name: string): Promise<void> {
-    const file = await this.store.managedBy(kind, name);
-    if (file) throw new ConflictError(`${kind} ${name} is managed by the config file ${file}; change it there (it is re-applied at every start)`);
+  /** Checked, written and versioned in one transaction, then this replica's caches reloaded. */
+  private async change<T>(topics: readonly ConfigTopic[], fn: (rules: OidcRules) => Promise<T>): Promise<T> {
+    const out = await this.store.change(topics, (t) => fn(new OidcRules(t, null)));
+    try {
+      await this.reload();
+    } catch (err) {
+      // Committed: answered as such; the version poll reloads until it works.
+      this.log.warn({ err }, 'could not reload OIDC issuers and roles after a committed change; the version poll retries');
+    }
+    return out;
   }
 
   async putIssuer(name: string, body: unknown): Promise<{ issuer: IssuerConfig; created: boolean }> {
     const cfg = parseIssuer(name, body);
-    await this.assertNotManaged('issuer', cfg.name);
-    assertUniqueIssuerUrl(await this.store.issuers(), cfg);
-    const stranded = (await this.store.roles()).filter((r) => r.issuer === cfg.name && tenantRefusal(r, cfg));
-    if (stranded.length) {
-      throw new ConflictError(`role(s) ${stranded.map((r) => r.name).join(', ')} bind none of the tenant claims ${cfg.tenant_claims.join(', ')}; change them first`);
-    }
-    const created = await this.store.putIssuer(cfg);
-    await this.changed();
-    return { issuer: (await this.store.issuer(cfg.name))!, created };
+    return this.change(['oidc'], async (rules) => {
+      const created = await rules.putIssuer(cfg);
+      await rules.assertUniqueUrl(cfg);
+      await rules.assertNoStrandedRole(cfg);
+      return { issuer: (await rules.t.issuer(cfg.name))!, created };
+    });
   }
 
   async getIssuer(name: string): Promise<IssuerConfig> {
@@ -50,23 +126,19 @@ export class OidcAdmin {
 
   async deleteIssuer(name: string): Promise<void> {
     const n = parseName(name);
-    await this.assertNotManaged('issuer', n);
-    const roles = await this.store.rolesOfIssuer(n);
-    if (roles.length) throw new ConflictError(`issuer ${n} is used by role(s) ${roles.join(', ')}; delete them first`);
-    if (!(await this.store.deleteIssuer(n))) throw new NotFoundError(`issuer ${n} not found`);
-    await this.changed();
+    await this.change(['oidc'], (rules) => rules.deleteIssuer(n));
   }
 
   async putRole(name: string, body: unknown): Promise<{ role: RoleConfig; created: boolean }> {
     const cfg = parseRole(name, body);
-    await this.assertNotManaged('role', cfg.name);
-    const issuer = await this.store.issuer(cfg.issuer);
-    if (!issuer) throw new BadRequestError('issuer', `issuer ${cfg.issuer} is not configured`);
-    const why = tenantRefusal(cfg, issuer);
-    if (why) throw new BadRequestError('bound_claims', why);
-    const created = await this.store.putRole(cfg);
-    await this.changed();
-    return { role: (await this.store.role(cfg.name))!, created };
+    return this.change(['oidc'], async (rules) => {
+      // Before the write: the role's issuer must exist for its row to refer to it.
+      await rules.assertOwned('role', cfg.name);
+      await rules.assertRoleIssuer(cfg);
+      const created = await rules.putRole(cfg);
+      await rules.assertRoleBindsTenant(cfg);
+      return { role: (await rules.t.role(cfg.name))!, created };
+    });
   }
 
   async getRole(name: string): Promise<RoleConfig> {
@@ -76,9 +148,8 @@ export class OidcAdmin {
   }
 
   async deleteRole(name: string): Promise<void> {
-    await this.assertNotManaged('role', parseName(name));
-    if (!(await this.store.deleteRole(parseName(name)))) throw new NotFoundError(`role ${name} not found`);
-    await this.changed();
+    const n = parseName(name);
+    await this.change(['oidc', 'tokens'], (rules) => rules.deleteRole(n));
   }
 
   async revokeTokens(name: string): Promise<number> {

@@ -1,6 +1,6 @@
 import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
-import { assertUniqueIssuerUrl, OidcAdmin, oidcAdminRoutes } from './admin.js';
+import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { VerifiedJwtCache } from './jwt-cache.js';
 import { TokenBuckets } from './limits.js';
@@ -11,42 +11,10 @@ import type Koa from 'koa';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
-import { BadRequestError, ConfigError, ConflictError, StartupError } from '../../nexus/errors.js';
-import { tenantRefusal } from './roles.js';
-import { parseIssuer, parseRole } from './schema.js';
-import type { IssuerConfig, RoleConfig } from './types.js';
-
-/**
- * Issuers and roles declared in NEXUS_CONFIG (oidc.issuers, oidc.roles),
- * validated by the same rules as the admin API; a bad one names its key.
- */
-export function parseSeed(config: Config): { issuers: IssuerConfig[]; roles: RoleConfig[] } {
-  const wrap = <T>(key: string, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (err) {
-      if (err instanceof BadRequestError) throw new ConfigError(`${key}.${err.rule}`, err.message);
-      if (err instanceof ConflictError) throw new ConfigError(key, err.message);
-      throw err;
-    }
-  };
-  const issuers: IssuerConfig[] = [];
-  for (const [name, body] of Object.entries(config.oidcSeed.issuers)) {
-    const i = wrap(`oidc.issuers.${name}`, () => parseIssuer(name, body));
-    wrap(`oidc.issuers.${name}.issuer`, () => assertUniqueIssuerUrl(issuers, i));
-    issuers.push(i);
-  }
-  const byName = new Map(issuers.map((i) => [i.name, i]));
-  const roles = Object.entries(config.oidcSeed.roles).map(([name, body]) => {
-    const role = wrap(`oidc.roles.${name}`, () => parseRole(name, body));
-    const issuer = byName.get(role.issuer);
-    if (!issuer) throw new ConfigError(`oidc.roles.${name}.issuer`, `issuer ${role.issuer} is not declared under oidc.issuers`);
-    const why = tenantRefusal(role, issuer);
-    if (why) throw new ConfigError(`oidc.roles.${name}.bound_claims`, why);
-    return role;
-  });
-  return { issuers, roles };
-}
+import { ConfigError } from '../../nexus/errors.js';
+import type { Logger } from '../../nexus/log.js';
+import { applySeed, parseSeed } from './seed.js';
+import type { RoleConfig } from './types.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -68,51 +36,6 @@ function checkOidcTls(config: Config): void {
   }
 }
 
-/**
- * Declarative config: what the file says is made so at every start. Seeded
- * objects are marked as managed by the file; one the file no longer declares
- * is removed. Objects created through the API are never touched: a file that
- * declares one of their names (or an issuer URL one of them has) is refused.
- */
-async function applySeed(store: OidcStore, seed: ReturnType<typeof parseSeed>, file: string, log: CoreServices['log']): Promise<void> {
-  const [issuers, roles] = [await store.issuers(), await store.roles()];
-  const managed = { issuer: new Set<string>(), role: new Set<string>() };
-  for (const [kind, names] of [['issuer', issuers.map((i) => i.name)], ['role', roles.map((r) => r.name)]] as const) {
-    for (const n of names) if (await store.managedBy(kind, n)) managed[kind].add(n);
-  }
-  for (const [kind, list] of [['issuer', seed.issuers], ['role', seed.roles]] as const) {
-    for (const o of list) {
-      const exists = (kind === 'issuer' ? issuers : roles).some((x) => x.name === o.name);
-      if (exists && !managed[kind].has(o.name)) {
-        throw new ConfigError(`oidc.${kind}s.${o.name}`, `an ${kind} named ${o.name} was created through the API; the config file cannot take it over (delete it through the API, or rename it in ${file})`);
-      }
-    }
-  }
-  for (const i of seed.issuers) {
-    try {
-      assertUniqueIssuerUrl(issuers.filter((x) => !managed.issuer.has(x.name)), i);
-    } catch (err) {
-      throw new ConfigError(`oidc.issuers.${i.name}.issuer`, (err as Error).message);
-    }
-  }
-  for (const i of seed.issuers) await store.putIssuer(i, file);
-  for (const r of seed.roles) await store.putRole(r, file);
-  const removed: string[] = [];
-  for (const n of managed.role) {
-    if (seed.roles.some((r) => r.name === n)) continue;
-    await store.deleteRole(n);
-    removed.push(`role ${n}`);
-  }
-  for (const n of managed.issuer) {
-    if (seed.issuers.some((i) => i.name === n)) continue;
-    const users = await store.rolesOfIssuer(n);
-    if (users.length) throw new StartupError(`issuer ${n} was removed from ${file}, but role(s) ${users.join(', ')} created through the API still use it; delete them first`);
-    await store.deleteIssuer(n);
-    removed.push(`issuer ${n}`);
-  }
-  log.info({ file, issuers: seed.issuers.length, roles: seed.roles.length, removed }, 'applied OIDC issuers and roles from the config file');
-}
-
 export interface OidcPluginOptions {
   timings?: KeyTimings;
 }
@@ -131,6 +54,7 @@ export class OidcPlugin implements AuthPlugin {
   private rolesReads = 0;
   private unsubscribe: (() => void) | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
+  private log: Logger | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
 
@@ -162,18 +86,23 @@ export class OidcPlugin implements AuthPlugin {
     const seed = parseSeed(core.config);
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
-    if (core.config.configFile) await applySeed(this.store, seed, core.config.configFile, core.log);
+    this.log = core.log;
+    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;
     const jwts = this.jwts;
-    this.unsubscribe = core.storage.subscribe((topic) => {
-      if (topic === 'oidc' || topic === 'all') {
-        // Another replica changed an issuer: its verified JWTs are not reused meanwhile.
-        jwts.clear();
-        this.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload OIDC issuers and roles'));
-      }
+    this.unsubscribe = core.storage.subscribe(async (topic) => {
       if (topic === 'tokens' || topic === 'all') this.store?.forgetTokens();
+      if (topic !== 'oidc' && topic !== 'all') return;
+      // Another replica changed an issuer: its verified JWTs are not reused meanwhile.
+      jwts.clear();
+      try {
+        await this.refresh();
+      } catch (err) {
+        log.warn({ err }, 'could not reload OIDC issuers and roles');
+        throw err; // so the version poll tries again
+      }
     });
     await this.refresh();
     const registry = this.registry;
@@ -230,7 +159,7 @@ export class OidcPlugin implements AuthPlugin {
   }
 
   adminRoutes(deps: AdminRouteDeps) {
-    return oidcAdminRoutes(new OidcAdmin(this.storeOrThrow(), () => this.refresh()), this.storeOrThrow(), deps);
+    return oidcAdminRoutes(new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!), this.storeOrThrow(), deps);
   }
 
   private storeOrThrow(): OidcStore {

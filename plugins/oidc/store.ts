@@ -1,4 +1,5 @@
-import type { ChangeTopic } from '../../nexus/storage/changes.js';
+import type { ConfigTopic } from '../../nexus/storage/changes.js';
+import { commitConfigChange } from '../../nexus/storage/config-change.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
 import { bare, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
@@ -55,121 +56,144 @@ export interface StoredToken {
   created_at: number;
 }
 
-/** The OIDC plugin's view of its tables: typed configs over the storage's rows. */
+/**
+ * Typed issuers and roles over one set of repositories: the storage itself
+ * (reads) or one transaction's (a change and the rules it is checked against).
+ */
+export class OidcTables {
+  constructor(private readonly r: Pick<Repos, 'oidc'>) {}
+
+  async issuers(): Promise<IssuerConfig[]> {
+    return (await this.r.oidc.issuers()).map(issuerFrom);
+  }
+
+  async issuer(name: string): Promise<IssuerConfig | undefined> {
+    const r = await this.r.oidc.issuer(name);
+    return r && issuerFrom(r);
+  }
+
+  async roles(): Promise<RoleConfig[]> {
+    return (await this.r.oidc.roles()).map(roleFrom);
+  }
+
+  async role(name: string): Promise<RoleConfig | undefined> {
+    const r = await this.r.oidc.role(name);
+    return r && roleFrom(r);
+  }
+
+  rolesOfIssuer(name: string): Promise<string[]> {
+    return this.r.oidc.rolesOfIssuer(name);
+  }
+
+  /** Who manages an issuer or role: the config file that declares it, or null (the API); undefined: no such object. */
+  async managedBy(kind: 'issuer' | 'role', name: string): Promise<string | null | undefined> {
+    const row = kind === 'issuer' ? await this.r.oidc.issuer(name) : await this.r.oidc.role(name);
+    return row && (row.managed_by ?? null);
+  }
+
+  /** Returns true when the issuer is new. `managedBy`: the config file that declares it (null: the API). */
+  async putIssuer(i: IssuerConfig, managedBy: string | null): Promise<boolean> {
+    const existed = (await this.r.oidc.issuer(i.name)) !== undefined;
+    await this.r.oidc.upsertIssuer(
+      {
+        name: i.name,
+        issuer: i.issuer,
+        audiences: JSON.stringify(i.audiences),
+        algorithms: JSON.stringify(i.algorithms),
+        jwks_uri: i.jwks_uri,
+        max_token_age_s: i.max_token_age_s,
+        max_token_lifetime_s: i.max_token_lifetime_s,
+        tenant_claims: JSON.stringify(i.tenant_claims),
+        allowed_types: JSON.stringify(i.allowed_types),
+        managed_by: managedBy,
+      },
+      new Date().toISOString(),
+    );
+    return !existed;
+  }
+
+  deleteIssuer(name: string): Promise<boolean> {
+    return this.r.oidc.deleteIssuer(name);
+  }
+
+  async putRole(r: RoleConfig, managedBy: string | null): Promise<boolean> {
+    const existed = (await this.r.oidc.role(r.name)) !== undefined;
+    await this.r.oidc.upsertRole(
+      {
+        name: r.name,
+        issuer: r.issuer,
+        bound_claims: JSON.stringify(r.bound_claims),
+        bound_claims_glob: JSON.stringify(r.bound_claims_glob),
+        paths: JSON.stringify(r.paths),
+        permissions: JSON.stringify(r.permissions),
+        token_ttl_s: r.token_ttl_s,
+        managed_by: managedBy,
+      },
+      new Date().toISOString(),
+    );
+    return !existed;
+  }
+
+  /** The role and every exchanged token that carries it. */
+  async deleteRole(name: string): Promise<boolean> {
+    await this.r.oidc.revokeRole(name);
+    return this.r.oidc.deleteRole(name);
+  }
+
+  revokeRole(role: string): Promise<number> {
+    return this.r.oidc.revokeRole(role);
+  }
+}
+
+/**
+ * The OIDC plugin's view of its tables: typed configs over the storage's
+ * rows. It reads; it writes configuration only through change().
+ */
 export class OidcStore {
   // Looked up on every request that carries an exchanged token: rows kept in
   // memory. Every revocation below clears the cache in the same step.
   private readonly tokenCache = new Map<string, StoredToken>();
+  private readonly tables: OidcTables;
 
-  constructor(private readonly storage: Storage) {}
-
-  /** Insert or update in one transaction; true when the row is new. */
-  private upsert(exists: (r: Repos) => Promise<unknown>, write: (r: Repos, now: string) => Promise<void>): Promise<boolean> {
-    return this.storage.tx(async (r) => {
-      const existed = (await exists(r)) !== undefined;
-      await write(r, new Date().toISOString());
-      return !existed;
-    });
+  constructor(private readonly storage: Storage) {
+    this.tables = new OidcTables(storage);
   }
 
-  async issuers(): Promise<IssuerConfig[]> {
-    return (await this.storage.oidc.issuers()).map(issuerFrom);
+  issuers(): Promise<IssuerConfig[]> {
+    return this.tables.issuers();
   }
 
-  async issuer(name: string): Promise<IssuerConfig | undefined> {
-    const r = await this.storage.oidc.issuer(name);
-    return r && issuerFrom(r);
+  issuer(name: string): Promise<IssuerConfig | undefined> {
+    return this.tables.issuer(name);
   }
 
-  /** Who manages an issuer or role: the config file that declares it, or null (the API). */
-  async managedBy(kind: 'issuer' | 'role', name: string): Promise<string | null> {
-    const row = kind === 'issuer' ? await this.storage.oidc.issuer(name) : await this.storage.oidc.role(name);
-    return row?.managed_by ?? null;
+  roles(): Promise<RoleConfig[]> {
+    return this.tables.roles();
   }
 
-  /** Every replica drops or reloads its copies (the plugin listens). */
-  private changed<T>(done: Promise<T>, ...topics: ChangeTopic[]): Promise<T> {
-    return done.then(async (out) => {
-      for (const t of topics) await this.storage.publish(t);
-      return out;
-    });
+  role(name: string): Promise<RoleConfig | undefined> {
+    return this.tables.role(name);
+  }
+
+  /**
+   * One configuration change in one transaction, checked and written through
+   * `fn`'s tables; its version is bumped with it and every replica told.
+   * Resolved, it is committed (see commitConfigChange).
+   */
+  async change<T>(topics: readonly ConfigTopic[], fn: (t: OidcTables) => Promise<T>): Promise<T> {
+    const revokes = topics.includes('tokens');
+    if (revokes) this.tokenCache.clear();
+    try {
+      return await commitConfigChange(this.storage, topics, (r) => fn(new OidcTables(r)));
+    } finally {
+      // A token read while the revocation was under way may have been cached again.
+      if (revokes) this.tokenCache.clear();
+    }
   }
 
   /** Drops exchanged-token rows kept in memory (a revocation here or on another replica). */
   forgetTokens(): void {
     this.tokenCache.clear();
-  }
-
-  /** Returns true when the issuer is new. `managedBy`: the config file that declares it (null: the API). */
-  putIssuer(i: IssuerConfig, managedBy: string | null = null): Promise<boolean> {
-    const row = {
-      name: i.name,
-      issuer: i.issuer,
-      audiences: JSON.stringify(i.audiences),
-      algorithms: JSON.stringify(i.algorithms),
-      jwks_uri: i.jwks_uri,
-      max_token_age_s: i.max_token_age_s,
-      max_token_lifetime_s: i.max_token_lifetime_s,
-      tenant_claims: JSON.stringify(i.tenant_claims),
-      allowed_types: JSON.stringify(i.allowed_types),
-      managed_by: managedBy,
-    };
-    return this.changed(
-      this.upsert(
-        (r) => r.oidc.issuer(i.name),
-        (r, now) => r.oidc.upsertIssuer(row, now),
-      ),
-      'oidc',
-    );
-  }
-
-  rolesOfIssuer(name: string): Promise<string[]> {
-    return this.storage.oidc.rolesOfIssuer(name);
-  }
-
-  deleteIssuer(name: string): Promise<boolean> {
-    return this.changed(this.storage.oidc.deleteIssuer(name), 'oidc');
-  }
-
-  async roles(): Promise<RoleConfig[]> {
-    return (await this.storage.oidc.roles()).map(roleFrom);
-  }
-
-  async role(name: string): Promise<RoleConfig | undefined> {
-    const r = await this.storage.oidc.role(name);
-    return r && roleFrom(r);
-  }
-
-  putRole(r: RoleConfig, managedBy: string | null = null): Promise<boolean> {
-    const row = {
-      name: r.name,
-      issuer: r.issuer,
-      bound_claims: JSON.stringify(r.bound_claims),
-      bound_claims_glob: JSON.stringify(r.bound_claims_glob),
-      paths: JSON.stringify(r.paths),
-      permissions: JSON.stringify(r.permissions),
-      token_ttl_s: r.token_ttl_s,
-      managed_by: managedBy,
-    };
-    return this.changed(
-      this.upsert(
-        (t) => t.oidc.role(r.name),
-        (t, now) => t.oidc.upsertRole(row, now),
-      ),
-      'oidc',
-    );
-  }
-
-  async deleteRole(name: string): Promise<boolean> {
-    this.tokenCache.clear();
-    return this.changed(
-      this.storage.tx(async (r) => {
-        await r.oidc.revokeRole(name);
-        return r.oidc.deleteRole(name);
-      }),
-      'oidc',
-      'tokens',
-    );
   }
 
   insertToken(hash: Buffer, t: StoredToken): Promise<void> {
@@ -215,10 +239,9 @@ export class OidcStore {
     return t;
   }
 
-  /** Deletes every exchanged token that carries `role`; returns how many. */
+  /** Deletes every exchanged token that carries `role`, as a configuration change (versioned, announced); returns how many. */
   revokeRole(role: string): Promise<number> {
-    this.tokenCache.clear();
-    return this.changed(this.storage.oidc.revokeRole(role), 'tokens');
+    return this.change(['tokens'], (t) => t.revokeRole(role));
   }
 
   purgeExpired(now: number): Promise<number> {
