@@ -70,12 +70,14 @@ const listParam = (required: boolean) => ({
   description: "true (or 1): list one level. Vault's LIST method is the same request, served too, but Node's HTTP parser refuses it on the wire: send GET ?list=true, as the vault CLI does",
   schema: { type: 'string', enum: ['true', '1'] },
 });
-const preflight = (operationId: string) => ({
+const SECRET_PATH = 'the path the CLI was given, under the mount';
+const MOUNT_PATH = 'a mount, then the path the CLI was given';
+const preflight = (operationId: string, summary: string, path: string) => ({
   get: {
     operationId,
-    summary: 'Vault KV preflight: the mount `secret` is KV v2 (any other mount: 403, as Vault answers)',
+    summary,
     security: [],
-    parameters: [{ ...pathParam, description: 'secret/ followed by the path the CLI was given' }, vaultToken],
+    parameters: [{ ...pathParam, description: path }, vaultToken],
     responses: { '200': json('the mount', VaultMountResponse), ...VAULT_ERRORS },
   },
 });
@@ -90,8 +92,10 @@ export function vaultPaths(): Paths {
   };
   return {
     '/v1/auth/jwt/login': { post: { operationId: 'vaultJwtLogin', ...login }, put: { operationId: 'vaultJwtLoginPut', ...login, summary: `${login.summary} (PUT: vault write auth/jwt/login)` } },
-    '/v1/sys/internal/ui/mounts/{path}': preflight('vaultKvPreflight'),
-    '/v1/sys/mounts-all/{path}': preflight('vaultKvPreflightMountsAll'),
+    '/v1/sys/internal/ui/mounts/secret/{path}': preflight('vaultKvPreflight', 'Vault KV preflight (vault kv get|list|metadata): the mount `secret` is KV v2', SECRET_PATH),
+    '/v1/sys/mounts-all/secret/{path}': preflight('vaultKvPreflightMountsAll', 'the same preflight as newer vault CLIs ask it', SECRET_PATH),
+    '/v1/sys/internal/ui/mounts/{path}': preflight('vaultMountPreflight', 'the preflight naming only a mount: `secret` (vault kv list secret) is KV v2, any other 403 as Vault answers', MOUNT_PATH),
+    '/v1/sys/mounts-all/{path}': preflight('vaultMountPreflightMountsAll', 'the same, as newer vault CLIs ask it', MOUNT_PATH),
     '/v1/secret/metadata': {
       get: {
         operationId: 'vaultKvListRoot',

@@ -83,7 +83,11 @@ export function vaultKvRoutes(router: Router, deps: VaultKvDeps): void {
       },
     } satisfies VaultMountResponse;
   };
-  for (const p of VAULT_PREFLIGHTS) router.get(`${p}{*rest}`, deps.authenticate, preflight);
+  for (const p of VAULT_PREFLIGHTS) {
+    router.get(`${p}${VAULT_MOUNT}/{*rest}`, deps.authenticate, preflight);
+    // The mount alone (`vault kv list secret` asks for .../secret), or another mount (403).
+    router.get(`${p}{*rest}`, deps.authenticate, preflight);
+  }
 
   const list = async (ctx: Context) => {
     const dir = metadataTarget(ctx);
