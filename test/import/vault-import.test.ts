@@ -236,6 +236,9 @@ describe('nexus-import vault (a Vault KV v2 test double -> a real Nexus over mTL
     const r = await nexusImport(['vault', '--addr', 'http://127.0.0.1:9', '--token-file', tokenFile, '--mount', 'secret']);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/cannot reach Vault/);
+    const nexus = await runBin('nexus-import', vaultArgs(), { ...env, NEXUS_ADDR: 'https://127.0.0.1:9' });
+    expect(nexus.code).to.equal(1);
+    expect(nexus.stderr.trim().split('\n').at(-1)).to.match(/^nexus-import: cannot reach Nexus at https:\/\/127\.0\.0\.1:9: connection refused/);
   });
 
   it('usage errors exit 2: no source, a missing option, an unreadable token file, a bad address or mount', async () => {
