@@ -41,12 +41,20 @@ function metadataTarget(ctx: Context): string {
   return raw === '' ? '' : parseSecretPath(raw);
 }
 
+/**
+ * Pages of the native listing one level takes at most: it reads every path
+ * below `dir`, and a CI token must not make this port scan a whole store.
+ */
+const MAX_LIST_PAGES = 20;
+
 /** The names one level under `dir`, as Vault lists them: sorted, folders with a trailing slash. */
 async function listLevel(secrets: VaultKvDeps['secrets'], dir: string, allow: (path: string) => boolean): Promise<string[]> {
   const prefix = dir === '' ? '' : `${dir}/`;
   const keys = new Set<string>();
   let cursor: string | null = null;
+  let pages = 0;
   do {
+    if (++pages > MAX_LIST_PAGES) throw new BadRequestError('list.size', `too many secrets under ${prefix || 'the root'} to list here: list a deeper folder, or use GET /v1/secrets?prefix=`);
     const page = await secrets.list({ prefix, limit: 1000, cursor, allow });
     for (const p of page.paths) {
       const rest = p.slice(prefix.length);
