@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import { Socket } from 'node:net';
+import tls from 'node:tls';
 import nodeVault from 'node-vault';
 import { github } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
@@ -162,7 +163,7 @@ describe('Vault CLI requests on the OIDC port (kv get, kv list, kv metadata, jwt
     expect(m.data.current_version).to.equal(2);
   });
 
-  it('the LIST method has its handler (Node\'s HTTP parser refuses LIST on the wire: 400 before the app)', async () => {
+  it('the LIST method has its handler (reached when a proxy in front hands LIST over; Node\'s own parser refuses it)', async () => {
     const token = await login();
     // The app itself, given a LIST request as a proxy in front of Node would hand it over.
     const answer = await new Promise<{ status: number; body: any }>((resolve) => {
@@ -183,6 +184,21 @@ describe('Vault CLI requests on the OIDC port (kv get, kv list, kv metadata, jwt
     });
     expect(answer.status).to.equal(200);
     expect(answer.body.data.keys).to.deep.equal(['db', 'deploy/']);
+  });
+
+  it('LIST on the wire (node-vault without noCustomHTTPVerbs, curl -X LIST): a 405 that says to send GET ?list=true', async () => {
+    const token = await login();
+    const raw = await new Promise<string>((resolve, reject) => {
+      const sock = tls.connect({ host: '127.0.0.1', port: env.port, ca: env.t.caPem, servername: 'localhost' }, () => {
+        sock.write(`LIST /v1/secret/metadata/ci/acme/api HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Vault-Token: ${token}\r\n\r\n`);
+      });
+      let text = '';
+      sock.on('data', (d: Buffer) => (text += d.toString()));
+      sock.on('end', () => resolve(text));
+      sock.on('error', reject);
+    });
+    expect(raw).to.match(/^HTTP\/1\.1 405 /);
+    expect(raw).to.include('GET ?list=true');
   });
 
   it('Vault-shaped errors on every Vault path, unknown ones included; the native routes keep theirs', async () => {
