@@ -49,6 +49,7 @@ async function fromVault(o: VaultOpts): Promise<void> {
   const vault = vaultSource({ addr: o.addr, token: readToken(o.tokenFile), mount, ...(ca ? { ca } : {}) });
   const nexus = nexusTarget(await connect(undefined));
   const summary = await importVault(vault, nexus, { path, allVersions: o.allVersions, dryRun: o.dryRun, progress: (line) => process.stderr.write(`${line}\n`) });
+  if (summary.secrets === 0) process.stderr.write(`nexus-import: nothing found under ${[mount, path].filter(Boolean).join('/')}/ (a KV v2 mount the token may list?)\n`);
   process.stdout.write(`nexus-import: ${summaryLine(summary, o.dryRun)}\n`);
   if (summary.failed > 0) process.exitCode = 1;
 }
