@@ -221,6 +221,13 @@ describe('nexus-import vault (a Vault KV v2 test double -> a real Nexus over mTL
     expect((await snapshot())['top']!.map((v) => v.data)).to.deep.equal([{ a: 'nexus-own' }, { a: '1' }]);
   });
 
+  it('a --path with nothing under it says where it looked', async () => {
+    const r = await nexusImport(vaultArgs(['--path', 'nowhere', '--dry-run']));
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.include('nothing found under secret/nowhere/');
+    expect(r.stdout).to.include('0 secrets');
+  });
+
   it('a token Vault refuses: exit 1 with one clear line', async () => {
     const bad = path.join(tempDir('nexus-import'), 'token');
     fs.writeFileSync(bad, 'hvs.wrong\n');
