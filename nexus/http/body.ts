@@ -4,18 +4,23 @@ import { parseInput, type z } from '../schema.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+export interface ReadOptions {
+  /** Parse the body as JSON whatever its Content-Type (Vault's API does: `curl --data` sends a form type). */
+  anyContentType?: boolean;
+}
+
 /**
  * Reads a JSON body of at most `limit` bytes: a Content-Length over the limit
  * is refused before reading, a stream that runs over it is cut off.
  */
-export async function readJson(ctx: Context, limit = MAX_BODY_BYTES): Promise<unknown> {
+export async function readJson(ctx: Context, limit = MAX_BODY_BYTES, opts: ReadOptions = {}): Promise<unknown> {
   const declared = Number(ctx.get('Content-Length') || NaN);
   if (declared > limit) {
     ctx.set('Connection', 'close');
     throw new TooLargeError(`request body is larger than ${limit} bytes`);
   }
   const type = ctx.get('Content-Type');
-  if (type && !/^application\/json\b/i.test(type)) throw new BadRequestError('content_type', 'request body must be application/json');
+  if (type && !opts.anyContentType && !/^application\/json\b/i.test(type)) throw new BadRequestError('content_type', 'request body must be application/json');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
@@ -36,6 +41,6 @@ export async function readJson(ctx: Context, limit = MAX_BODY_BYTES): Promise<un
 }
 
 /** A JSON body validated by its schema (a violation is a 400 naming the rule). */
-export async function readBody<S extends z.ZodType>(ctx: Context, schema: S, limit = MAX_BODY_BYTES): Promise<z.output<S>> {
-  return parseInput(schema, await readJson(ctx, limit));
+export async function readBody<S extends z.ZodType>(ctx: Context, schema: S, limit = MAX_BODY_BYTES, opts: ReadOptions = {}): Promise<z.output<S>> {
+  return parseInput(schema, await readJson(ctx, limit, opts));
 }

@@ -107,7 +107,10 @@ export function clientErrorResponse(err: NodeJS.ErrnoException): string {
       ? [413, 'Payload Too Large', 'too_large', 'request headers are too large']
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'bad_request', 'the request took too long to arrive']
-        : [400, 'Bad Request', 'bad_request', 'malformed request'];
+        : err.code === 'HPE_INVALID_METHOD'
+          ? // Node's parser knows no LIST; Vault's clients can say it another way.
+            [405, 'Method Not Allowed', 'bad_request', 'unknown HTTP method (a Vault LIST: send GET ?list=true instead)']
+          : [400, 'Bad Request', 'bad_request', 'malformed request'];
   const body = JSON.stringify({ error: { code, message, request_id: newRequestId() } });
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }

@@ -200,7 +200,9 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   // Only token exchange and granted writes carry a body; anything else with one is refused unread.
   const noBody = async (ctx: Context, next: Next) => {
     const allowed =
-      (ctx.method === 'POST' && (ctx.path === '/v1/auth/token' || (deps.vaultCompat && ctx.path === VAULT_LOGIN))) || (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
+      (ctx.method === 'POST' && ctx.path === '/v1/auth/token') ||
+      (deps.vaultCompat && ctx.path === VAULT_LOGIN && (ctx.method === 'POST' || ctx.method === 'PUT')) ||
+      (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
     if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
       ctx.set('Connection', 'close');
       throw new TooLargeError('this route takes no request body');
@@ -266,7 +268,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     // Outside the error handler: it reshapes the rendered error, so status,
     // Retry-After and the redacted 401 message stay exactly the native ones.
     app.use(vaultErrors);
-    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, bodyLimit: TOKEN_BODY_LIMIT }));
+    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT }));
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   app.use(auditRequests(deps.audit, 'oidc'));

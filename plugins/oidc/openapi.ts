@@ -1,6 +1,6 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
-import { VaultErrors, VaultHealth, VaultLoginRequest, VaultLoginResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
+import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { Issuer, IssuerInput, IssuerList, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
@@ -63,17 +63,55 @@ const VAULT_ERRORS = {
   '503': vaultError('not ready, or the audit trail is unwritable'),
 };
 const vaultToken = { name: 'X-Vault-Token', in: 'header', required: true, description: 'the client_token of /v1/auth/jwt/login', schema: { type: 'string' } };
+const listParam = (required: boolean) => ({
+  name: 'list',
+  in: 'query',
+  required,
+  description: "true (or 1): list one level. Vault's LIST method is the same request, served too, but Node's HTTP parser refuses it on the wire: send GET ?list=true, as the vault CLI does",
+  schema: { type: 'string', enum: ['true', '1'] },
+});
+const SECRET_PATH = 'the path the CLI was given, under the mount';
+const MOUNT_PATH = 'a mount, then the path the CLI was given';
+const preflight = (operationId: string, summary: string, path: string) => ({
+  get: {
+    operationId,
+    summary,
+    security: [],
+    parameters: [{ ...pathParam, description: path }, vaultToken],
+    responses: { '200': json('the mount', VaultMountResponse), ...VAULT_ERRORS },
+  },
+});
 
 /** The Vault-compatible CI subset (NEXUS_OIDC_VAULT_COMPAT, on by default). */
 export function vaultPaths(): Paths {
+  const login = {
+    summary: 'Vault JWT login: the same exchange as /v1/auth/token, restricted to one role; the body is JSON whatever its Content-Type',
+    security: [],
+    requestBody: body(VaultLoginRequest),
+    responses: { '200': json('a Vault auth block', VaultLoginResponse), ...VAULT_ERRORS },
+  };
   return {
-    '/v1/auth/jwt/login': {
-      post: {
-        operationId: 'vaultJwtLogin',
-        summary: 'Vault JWT login: the same exchange as /v1/auth/token, restricted to one role',
+    '/v1/auth/jwt/login': { post: { operationId: 'vaultJwtLogin', ...login }, put: { operationId: 'vaultJwtLoginPut', ...login, summary: `${login.summary} (PUT: vault write auth/jwt/login)` } },
+    '/v1/sys/internal/ui/mounts/secret/{path}': preflight('vaultKvPreflight', 'Vault KV preflight (vault kv get|list|metadata): the mount `secret` is KV v2', SECRET_PATH),
+    '/v1/sys/mounts-all/secret/{path}': preflight('vaultKvPreflightMountsAll', 'the same preflight as newer vault CLIs ask it', SECRET_PATH),
+    '/v1/sys/internal/ui/mounts/{path}': preflight('vaultMountPreflight', 'the preflight naming only a mount: `secret` (vault kv list secret) is KV v2, any other 403 as Vault answers', MOUNT_PATH),
+    '/v1/sys/mounts-all/{path}': preflight('vaultMountPreflightMountsAll', 'the same, as newer vault CLIs ask it', MOUNT_PATH),
+    '/v1/secret/metadata': {
+      get: {
+        operationId: 'vaultKvListRoot',
+        summary: 'Vault KV v2 list of the top level (vault kv list secret), if a role of the token grants list; 404 {"errors":[]} when nothing is listable',
         security: [],
-        requestBody: body(VaultLoginRequest),
-        responses: { '200': json('a Vault auth block', VaultLoginResponse), ...VAULT_ERRORS },
+        parameters: [listParam(true), vaultToken],
+        responses: { '200': json('the keys', VaultKeyList), ...VAULT_ERRORS },
+      },
+    },
+    '/v1/secret/metadata/{path}': {
+      get: {
+        operationId: 'vaultKvMetadata',
+        summary: 'Vault KV v2 metadata (versions, no values) if the role grants read; with ?list=true one level of keys under the path if it grants list (404 {"errors":[]} when none)',
+        security: [],
+        parameters: [pathParam, listParam(false), vaultToken],
+        responses: { '200': json('metadata, or the keys with ?list=true', { oneOf: [VaultKvMetadata, VaultKeyList] }), ...VAULT_ERRORS },
       },
     },
     '/v1/secret/data/{path}': {

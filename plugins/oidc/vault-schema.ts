@@ -97,3 +97,53 @@ export const VaultHealth = z
 export type VaultHealth = z.output<typeof VaultHealth>;
 
 export const VaultErrors = z.object({ errors: z.array(z.string()) }).meta({ id: 'VaultErrors' });
+
+/** The KV preflight (sys/internal/ui/mounts/secret/..., sys/mounts-all/secret/...): the one mount there is, KV v2. */
+export const VaultMountResponse = z
+  .object({
+    ...envelope,
+    auth: z.null(),
+    data: z.object({
+      type: z.literal('kv'),
+      path: z.literal('secret/').describe('the mount; the CLI builds secret/data/... and secret/metadata/... from it'),
+      options: z.object({ version: z.literal('2') }),
+      description: z.string(),
+      accessor: z.string(),
+      local: z.literal(false),
+      seal_wrap: z.literal(false),
+      external_entropy_access: z.literal(false),
+      config: z.object({ default_lease_ttl: z.literal(0), max_lease_ttl: z.literal(0), force_no_cache: z.literal(false) }),
+    }),
+  })
+  .meta({ id: 'VaultMountResponse' });
+export type VaultMountResponse = z.output<typeof VaultMountResponse>;
+
+export const VaultKeyList = z
+  .object({
+    ...envelope,
+    auth: z.null(),
+    data: z.object({ keys: z.array(z.string()).describe('one level, sorted; a folder ends in /; only what the token may list') }),
+  })
+  .meta({ id: 'VaultKeyList' });
+export type VaultKeyList = z.output<typeof VaultKeyList>;
+
+const VaultVersionInfo = z.object({ created_time: z.string().describe('RFC 3339'), deletion_time: z.string().describe("RFC 3339, '' when not deleted"), destroyed: z.boolean() });
+
+export const VaultKvMetadata = z
+  .object({
+    ...envelope,
+    auth: z.null(),
+    data: z.object({
+      cas_required: z.literal(false),
+      created_time: z.string().describe('RFC 3339: the first version kept'),
+      updated_time: z.string().describe('RFC 3339: the newest version'),
+      current_version: z.int().min(0),
+      oldest_version: z.int().min(0),
+      max_versions: z.literal(0),
+      delete_version_after: z.literal('0s'),
+      custom_metadata: z.null(),
+      versions: z.record(z.string().regex(/^\d+$/), VaultVersionInfo).describe('by version number; no values'),
+    }),
+  })
+  .meta({ id: 'VaultKvMetadata' });
+export type VaultKvMetadata = z.output<typeof VaultKvMetadata>;

@@ -8,9 +8,11 @@ import { JsonObject } from '../../nexus/schema.js';
 import type { ErrorBody, RequestState } from '../../nexus/http/errors.js';
 import type { Readiness } from '../../nexus/http/health.js';
 import { parseName } from '../../nexus/policy/schema.js';
+import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { TOKEN_PREFIX } from './exchange.js';
 import { TokenRequest } from './schema.js';
+import { vaultKvRoutes } from './vault-kv.js';
 import type { VaultHealth, VaultLoginResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 
 /**
@@ -43,11 +45,18 @@ export interface VaultDeps {
   /** The port's authentication, taking the token from X-Vault-Token. */
   authenticate: Middleware;
   principal(ctx: Context): OidcPrincipal;
+  /** Listings and metadata, decided here on the principal's grants. */
+  secrets: Pick<SecretsService, 'list' | 'metadata'>;
   bodyLimit: number;
 }
 
+/** Vault's own prefixes: every answer under them, unknown paths included, is Vault-shaped. */
+const VAULT_PREFIXES = ['/v1/secret/', '/v1/sys/', '/v1/auth/'];
+/** The native exchange lives under /v1/auth/ too, and keeps the native shape. */
+const NATIVE_EXCHANGE = '/v1/auth/token';
+
 function isVaultPath(path: string): boolean {
-  return path === VAULT_LOGIN || path.startsWith(VAULT_KV_PREFIX) || path === LOOKUP_SELF || path === HEALTH;
+  return path !== NATIVE_EXCHANGE && VAULT_PREFIXES.some((p) => path.startsWith(p));
 }
 
 /** Vault clients read errors from `{"errors":[...]}`; same status and message as the native error. */
@@ -75,9 +84,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function vaultRoutes(deps: VaultDeps): Router {
   const router = new Router();
 
-  router.post(VAULT_LOGIN, async (ctx) => {
+  // POST (Vault's clients) or PUT (`vault write auth/jwt/login`): Vault treats both as a write.
+  router.register(VAULT_LOGIN, ['POST', 'PUT'], async (ctx) => {
     noteAudit(ctx, { action: 'token.exchange' });
-    const body = await readBody(ctx, JsonObject, deps.bodyLimit);
+    // Vault ignores the content type: `curl --data '{...}'` sends application/x-www-form-urlencoded.
+    const body = await readBody(ctx, JsonObject, deps.bodyLimit, { anyContentType: true });
     if (body.role === undefined) throw new BadRequestError('role', 'missing role: this login takes {"role","jwt"}');
     const role = parseName(body.role);
     // Without a usable jwt, a failed authentication (401), as on /v1/auth/token.
@@ -154,6 +165,7 @@ export function vaultRoutes(deps: VaultDeps): Router {
       data: { data: s.data, metadata: { created_time: s.created_at, custom_metadata: null, deletion_time: '', destroyed: false, version: s.version } },
     } satisfies VaultSecretResponse;
   });
+  vaultKvRoutes(router, { secrets: deps.secrets, authenticate: deps.authenticate, principal: deps.principal, envelope });
   return router;
 }
 

@@ -106,6 +106,13 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'GET /v1/secret/data/{path}': async () => e.oidc(undefined, 'GET', '/v1/secret/data/ci/org/repo/db', undefined, { 'X-Vault-Token': await vaultToken() }),
     'GET /v1/auth/token/lookup-self': async () => e.oidc(undefined, 'GET', '/v1/auth/token/lookup-self', undefined, { 'X-Vault-Token': await vaultToken() }),
     'GET /v1/sys/health': () => e.oidc(undefined, 'GET', '/v1/sys/health'),
+    'PUT /v1/auth/jwt/login': () => e.oidc(undefined, 'PUT', '/v1/auth/jwt/login', { role: 'ci-rw', jwt }),
+    'GET /v1/sys/internal/ui/mounts/{path}': async () => e.oidc(undefined, 'GET', '/v1/sys/internal/ui/mounts/secret', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/sys/mounts-all/{path}': async () => e.oidc(undefined, 'GET', '/v1/sys/mounts-all/secret', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/sys/internal/ui/mounts/secret/{path}': async () => e.oidc(undefined, 'GET', '/v1/sys/internal/ui/mounts/secret/ci/org/repo/db', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/sys/mounts-all/secret/{path}': async () => e.oidc(undefined, 'GET', '/v1/sys/mounts-all/secret/ci/org/repo/db', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/secret/metadata': async () => e.oidc(undefined, 'GET', '/v1/secret/metadata?list=true', undefined, { 'X-Vault-Token': await vaultToken() }),
+    'GET /v1/secret/metadata/{path}': async () => e.oidc(undefined, 'GET', '/v1/secret/metadata/ci/org/repo/db', undefined, { 'X-Vault-Token': await vaultToken() }),
   };
   const vaultToken = async () => ((await e.oidc(undefined, 'POST', '/v1/auth/jwt/login', { role: 'ci-rw', jwt })).body as { auth: { client_token: string } }).auth.client_token;
 

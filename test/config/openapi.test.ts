@@ -13,7 +13,8 @@ function served(app: Koa): Set<string> {
   for (const mw of app.middleware as Array<{ router?: RouterLike }>) {
     for (const layer of mw.router?.stack ?? []) {
       for (const m of layer.methods) {
-        if (m === 'HEAD') continue;
+        // LIST (Vault's verb, beside GET ?list=true on the same paths) is no OpenAPI method: the GET documents it.
+        if (m === 'HEAD' || m === 'LIST') continue;
         const p = layer.path.replace(/\/$/, '').replace(/:([A-Za-z]+)/g, '{$1}');
         out.add(`${m} ${p || '/'}`);
       }

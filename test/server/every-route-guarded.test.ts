@@ -111,9 +111,11 @@ describe('every route refuses a principal nothing grants, except the declared pu
       if (!(PUBLIC_OPERATIONS.oidc as readonly string[]).includes(op.key)) continue;
       // The exchanges authenticate the JWT in their body: with the unbound one they
       // refuse (no role), and with none they refuse too, but never because a header was missing.
-      const body = op.method === 'POST' ? (op.path.endsWith('/login') ? { role: 'ci', jwt: unboundJwt } : { jwt: unboundJwt }) : undefined;
+      // The Vault login is an exchange by PUT too (`vault write auth/jwt/login`).
+      const exchange = op.method === 'POST' || op.path.endsWith('/login');
+      const body = exchange ? (op.path.endsWith('/login') ? { role: 'ci', jwt: unboundJwt } : { jwt: unboundJwt }) : undefined;
       const res = await e.oidc(undefined, op.method, concrete(op.path), body);
-      const ok = op.method === 'POST' ? res.status === 403 || res.status === 400 : res.status === 200;
+      const ok = exchange ? res.status === 403 || res.status === 400 : res.status === 200;
       if (!ok) refused.push(`${op.key} -> ${res.status} ${res.text.slice(0, 120)}`);
     }
     expect(refused).to.deep.equal([]);
