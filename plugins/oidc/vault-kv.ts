@@ -4,6 +4,7 @@ import type { OidcPrincipal } from '../../nexus/auth/principal.js';
 import { BadRequestError, ForbiddenError, NotFoundError } from '../../nexus/errors.js';
 import { noteAudit } from '../../nexus/http/audit.js';
 import { queryOne } from '../../nexus/http/secrets-routes.js';
+import { listScope } from '../../nexus/policy/list-scope.js';
 import { parseSecretPath } from '../../nexus/secrets/rules.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import { grantAllows } from './roles.js';
@@ -48,14 +49,15 @@ function metadataTarget(ctx: Context): string {
 const MAX_LIST_PAGES = 20;
 
 /** The names one level under `dir`, as Vault lists them: sorted, folders with a trailing slash. */
-async function listLevel(secrets: VaultKvDeps['secrets'], dir: string, allow: (path: string) => boolean): Promise<string[]> {
+async function listLevel(secrets: VaultKvDeps['secrets'], dir: string, listGlobs: string[]): Promise<string[]> {
   const prefix = dir === '' ? '' : `${dir}/`;
   const keys = new Set<string>();
   let cursor: string | null = null;
   let pages = 0;
+  const scope = listScope(listGlobs);
   do {
     if (++pages > MAX_LIST_PAGES) throw new BadRequestError('list.size', `too many secrets under ${prefix || 'the root'} to list here: list a deeper folder, or use GET /v1/secrets?prefix=`);
-    const page = await secrets.list({ prefix, limit: 1000, cursor, allow });
+    const page = await secrets.list({ prefix, limit: 1000, cursor, scope });
     for (const p of page.paths) {
       const rest = p.slice(prefix.length);
       const slash = rest.indexOf('/');
@@ -102,7 +104,7 @@ export function vaultKvRoutes(router: Router, deps: VaultKvDeps): void {
     noteAudit(ctx, { action: 'list', path: dir });
     const { grants } = deps.principal(ctx);
     if (!grants.some((g) => g.permissions.includes('list'))) throw new ForbiddenError('permission denied: list');
-    const keys = await listLevel(deps.secrets, dir, (path) => grantAllows(grants, 'list', path));
+    const keys = await listLevel(deps.secrets, dir, grants.filter((g) => g.permissions.includes('list')).map((g) => g.path));
     if (keys.length === 0) {
       // Vault's "nothing here": the CLI reads it as no entries, not as a failure.
       ctx.status = 404;
