@@ -177,6 +177,8 @@ export class ChainWriter {
   private identityCheckAt = 0;
   /** Records of retention deletions, written at the head of the next batch. */
   private deletions: object[] = [];
+  /** Where the open file must be cut back to before the next write: a failed batch's start, if cutting it failed. */
+  private cutTo: number | null = null;
 
   constructor(
     private readonly file: string,
@@ -214,9 +216,18 @@ export class ChainWriter {
     return null;
   }
 
-  /** Writes a batch (all of it, or throws) and moves the anchor to its last record. */
+  /**
+   * Writes a batch (all of it, or throws) and moves the anchor to its last
+   * record. A batch that fails part way (a full disk, a short write, an
+   * anchor that cannot move) is cut off the file again before anything else
+   * is written: the file ends on its last complete record, which is the
+   * chain's head in memory and the anchor's, so a full disk never reads as a
+   * torn record or a fork.
+   */
   append(batch: Array<object | string>): void {
+    let start: number | null = null;
     try {
+      if (this.cutTo !== null && this.fd !== null) this.cutBack(this.cutTo);
       // A moved, replaced or deleted file is reopened (and the gap shows in verify).
       const now = Date.now();
       if (now >= this.identityCheckAt) {
@@ -232,16 +243,31 @@ export class ChainWriter {
         out += sealed.line;
         head = { generation: head.generation, count: head.count + 1, mac: sealed.mac, kcv: this.keys.kcv };
       }
+      start = this.size;
       writeFully(this.fd!, Buffer.from(out));
       if (this.opts.fsync) fs.fsyncSync(this.fd!);
-      this.size += Buffer.byteLength(out);
       this.anchor.set(this.chain, head);
+      this.size += Buffer.byteLength(out);
       this.head = head;
       this.deletions = [];
     } catch (err) {
+      if (start !== null) this.cutTo = start;
+      try {
+        if (this.cutTo !== null && this.fd !== null) this.cutBack(this.cutTo);
+      } catch {
+        // The fd stays open, and the next append cuts it back before it writes (or fails again).
+        throw err;
+      }
       this.close();
       throw err;
     }
+  }
+
+  /** Cuts the open file back to `size` bytes (where a failed batch began). */
+  private cutBack(size: number): void {
+    fs.ftruncateSync(this.fd!, size);
+    this.size = size;
+    this.cutTo = null;
   }
 
   close(): void {
@@ -250,11 +276,15 @@ export class ChainWriter {
   }
 
   private reopen(): void {
+    const was = this.ino;
     this.close();
     this.fd = fs.openSync(this.file, 'a', 0o600);
     const st = fs.fstatSync(this.fd);
     this.ino = st.ino;
     this.size = st.size;
+    // A failed batch still on this file (closed before it could be cut) comes off before anything is added.
+    if (this.cutTo !== null && st.ino === was) this.cutBack(this.cutTo);
+    this.cutTo = null;
   }
 
   /** The current file becomes audit.jsonl.N; the chain goes on in a new file (its head is in memory). */
