@@ -7,28 +7,28 @@ import { spawnServerLoggingTo, type LoggingServerProcess } from '../helpers/proc
 import { call, type ClientCreds } from '../helpers/server.js';
 
 /**
- * Fills the filesystem under `file` to the last byte it will take: big
- * writes, then smaller ones down to single bytes, until each is refused.
+ * Fills the filesystem under `file` to the last byte it will take (big
+ * writes, then smaller ones down to single bytes, until each is refused),
+ * then frees `thenFree` bytes of it again.
  */
-function fillUp(file: string): number {
-  const fd = fs.openSync(file, 'w');
-  let total = 0;
+function fillUp(file: string, thenFree = 0): void {
+  const fd = fs.openSync(file, 'a');
   try {
     for (const size of [1024 * 1024, 64 * 1024, 4096, 512, 1]) {
       const chunk = Buffer.alloc(size, 0x5a);
       for (;;) {
         try {
-          total += fs.writeSync(fd, chunk);
+          fs.writeSync(fd, chunk);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
           break;
         }
       }
     }
+    if (thenFree > 0) fs.ftruncateSync(fd, Math.max(0, fs.fstatSync(fd).size - thenFree));
   } finally {
     fs.closeSync(fd);
   }
-  return total;
 }
 
 describe('a full disk leaves a trail that verifies', function () {
@@ -39,7 +39,7 @@ describe('a full disk leaves a trail that verifies', function () {
   before(function () {
     mnt = tempDir('nexus-full-disk');
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', mnt], { stdio: 'pipe' });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mnt], { stdio: 'pipe' });
       mounted = true;
     } catch (err) {
       const why = `cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message}`;
@@ -62,7 +62,7 @@ describe('a full disk leaves a trail that verifies', function () {
     const env = testEnv(dataDir);
     const acked = new Map<string, string>();
     // A value big enough that the database grows page by page.
-    const valueOf = (i: number) => `v${i}-${'x'.repeat(1500)}`;
+    const valueOf = (i: number) => `v${i}-${'x'.repeat(i % 2 ? 1500 : 60_000)}`;
     let srv: LoggingServerProcess;
     const alive = (s: LoggingServerProcess) => s.child.exitCode === null && s.child.signalCode === null;
     const logTail = () => fs.readFileSync(logFile, 'utf8').slice(-3000);
@@ -98,14 +98,20 @@ describe('a full disk leaves a trail that verifies', function () {
 
       fillUp(filler);
       const full: number[] = [];
-      for (let n = 0; n < 150; n++) {
+      for (let n = 0; n < 90; n++) {
         full.push(await write(admin, i++));
         if (n % 3 === 0) full.push((await send('GET', `/v1/secrets/disk/k${n % 20}`, admin)).status);
         expect(alive(srv), `the server died on a full disk (after ${n} requests): ${logTail()}`).to.equal(true);
       }
-      // Once a tail of free pages is used up nothing more fits: every refusal is a 503, and one happened.
+      // Then on the edge: a little space comes free and is used up again, so writes fail in every place (trail, anchor, log, commit).
+      for (let round = 0; round < 15; round++) {
+        fillUp(filler, 4096 * (1 + ((round * 7) % 40)));
+        for (let n = 0; n < 4; n++) full.push(await write(admin, i++));
+        expect(alive(srv), `the server died on a full disk (round ${round}): ${logTail()}`).to.equal(true);
+      }
+      // Once the free pages are used up nothing more fits: every refusal is a 503, and many happened.
       expect(full.filter((s) => ![200, 201, 503].includes(s)), `statuses on a full disk: ${full.join(',')}`).to.deep.equal([]);
-      expect(full.filter((s) => s === 503).length, `statuses on a full disk: ${full.join(',')}`).to.be.greaterThan(50);
+      expect(full.filter((s) => s === 503).length, `statuses on a full disk: ${full.join(',')}`).to.be.greaterThan(60);
       expect((await send('GET', '/healthz', admin)).status).to.equal(200);
 
       fs.rmSync(filler);
