@@ -151,6 +151,31 @@ describe('audit trail writer', function () {
     again.close();
   });
 
+  it('at start, a torn last record after the anchored head (the process stopped during a write) is cut off; one that hides a cut still breaks the chain', () => {
+    const w = writer();
+    w.resume();
+    for (let i = 0; i < 3; i++) w.append([rec(i)]);
+    w.close();
+    const whole = fs.readFileSync(trailFile(), 'utf8');
+    fs.appendFileSync(trailFile(), '{"time":"2026-01-01T00:00:00.000Z","port":"mtls","act');
+    const again = writer();
+    expect(again.resume()).to.equal(null);
+    expect(again.tornBytesCut).to.equal(53);
+    expect(fs.readFileSync(trailFile(), 'utf8')).to.equal(whole);
+    again.append([rec(3)]);
+    again.close();
+    expect(verify().problems).to.deep.equal([]);
+    expect(verify().records).to.equal(4);
+    // The last whole record removed, and a fragment put after the rest: that is a cut, and says so.
+    const lines = fs.readFileSync(trailFile(), 'utf8').trim().split('\n');
+    fs.writeFileSync(trailFile(), `${lines.slice(0, 3).join('\n')}\n${lines[3]!.slice(0, 30)}`);
+    const third = writer();
+    const broke = third.resume();
+    third.close();
+    expect(broke?.detail).to.match(/records 4 of generation 1 are missing \(cut\)/);
+    expect(third.tornBytesCut).to.equal(0);
+  });
+
   it('retention keeps NEXUS_AUDIT_MAX_FILES rotated files, records each deletion, and the rest still verifies', async () => {
     const w = writer({ maxBytes: 1500, maxFiles: 2 });
     w.resume();
