@@ -158,6 +158,7 @@ describe('audit trail writer', function () {
     w.close();
     const whole = fs.readFileSync(trailFile(), 'utf8');
     fs.appendFileSync(trailFile(), '{"time":"2026-01-01T00:00:00.000Z","port":"mtls","act');
+    expect(verify().problems).to.deep.equal(['trail.jsonl:4: a torn last record (a write that never completed; the next start cuts it off if the records before it match the anchor)']);
     const again = writer();
     expect(again.resume()).to.equal(null);
     expect(again.tornBytesCut).to.equal(53);
