@@ -53,8 +53,8 @@ export function rotatedFiles(file: string): string[] {
     .map((n) => `${file}.${n}`);
 }
 
-/** The last non-empty line of a file, read from its end in chunks (never the whole file). */
-export function lastLine(file: string): string | null {
+/** The last non-empty line of a file (of its first `size` bytes), read from its end in chunks (never the whole file). */
+export function lastLine(file: string, size?: number): string | null {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -63,7 +63,7 @@ export function lastLine(file: string): string | null {
     throw err;
   }
   try {
-    let end = fs.fstatSync(fd).size;
+    let end = size ?? fs.fstatSync(fd).size;
     let tail = Buffer.alloc(0);
     while (end > 0) {
       const start = Math.max(0, end - 8 * 1024);
@@ -94,10 +94,42 @@ function parseChained(line: string | null): (Chained & { mac: string; body: stri
   }
 }
 
-/** The head the files show: the last record of the newest non-empty file. */
-export function fileHead(file: string): { head: ChainHead; body: string; mac: string } | 'unreadable' | null {
+/**
+ * Where the last whole line of a file ends, when the file does not end on
+ * one: a record torn off part way (the process died during a write, or
+ * could not cut a failed one back). Null when the file ends with a newline.
+ */
+export function tornTail(file: string): { size: number; whole: number } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const last = Buffer.alloc(1);
+    if (size === 0 || (fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a)) return null;
+    // Records are a few KiB at most: the newline before the fragment is near.
+    for (let end = size; end > 0; ) {
+      const start = Math.max(0, end - 8 * 1024);
+      const chunk = Buffer.alloc(end - start);
+      fs.readSync(fd, chunk, 0, chunk.length, start);
+      const nl = chunk.lastIndexOf(0x0a);
+      if (nl >= 0) return { size, whole: start + nl + 1 };
+      end = start;
+    }
+    return { size, whole: 0 };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The head the files show: the last record of the newest non-empty file (of the current file's first `size` bytes). */
+export function fileHead(file: string, size?: number): { head: ChainHead; body: string; mac: string } | 'unreadable' | null {
   for (const f of [file, ...rotatedFiles(file).reverse()]) {
-    const line = lastLine(f);
+    const line = lastLine(f, f === file ? size : undefined);
     if (line === null) continue;
     const rec = parseChained(line);
     if (!rec) return 'unreadable';
@@ -177,6 +209,10 @@ export class ChainWriter {
   private identityCheckAt = 0;
   /** Records of retention deletions, written at the head of the next batch. */
   private deletions: object[] = [];
+  /** Bytes of a torn last record that resume() cut off (0: none). */
+  tornBytesCut = 0;
+  /** Where the open file must be cut back to before the next write: a failed batch's start, if cutting it failed. */
+  private cutTo: number | null = null;
 
   constructor(
     private readonly file: string,
@@ -196,8 +232,19 @@ export class ChainWriter {
    */
   resume(): ChainBreak | null {
     const anchor = this.anchor.get(this.chain);
-    const found = fileHead(this.file);
+    const torn = tornTail(this.file);
+    const found = fileHead(this.file, torn?.whole);
     const mismatch = startMismatch(anchor, found, this.keys);
+    // A torn last record after the anchored head is a write that never completed (never acknowledged): cut off, as a failed append is.
+    if (torn && !mismatch) {
+      const fd = fs.openSync(this.file, 'r+');
+      try {
+        fs.ftruncateSync(fd, torn.whole);
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.tornBytesCut = torn.size - torn.whole;
+    }
     if (mismatch) {
       const last = found && found !== 'unreadable' ? found.head : null;
       const generation = Math.max(anchor?.generation ?? 0, last?.generation ?? 0) + 1;
@@ -214,9 +261,18 @@ export class ChainWriter {
     return null;
   }
 
-  /** Writes a batch (all of it, or throws) and moves the anchor to its last record. */
+  /**
+   * Writes a batch (all of it, or throws) and moves the anchor to its last
+   * record. A batch that fails part way (a full disk, a short write, an
+   * anchor that cannot move) is cut off the file again before anything else
+   * is written: the file ends on its last complete record, which is the
+   * chain's head in memory and the anchor's, so a full disk never reads as a
+   * torn record or a fork.
+   */
   append(batch: Array<object | string>): void {
+    let start: number | null = null;
     try {
+      if (this.cutTo !== null && this.fd !== null) this.cutBack(this.cutTo);
       // A moved, replaced or deleted file is reopened (and the gap shows in verify).
       const now = Date.now();
       if (now >= this.identityCheckAt) {
@@ -232,16 +288,31 @@ export class ChainWriter {
         out += sealed.line;
         head = { generation: head.generation, count: head.count + 1, mac: sealed.mac, kcv: this.keys.kcv };
       }
+      start = this.size;
       writeFully(this.fd!, Buffer.from(out));
       if (this.opts.fsync) fs.fsyncSync(this.fd!);
-      this.size += Buffer.byteLength(out);
       this.anchor.set(this.chain, head);
+      this.size += Buffer.byteLength(out);
       this.head = head;
       this.deletions = [];
     } catch (err) {
+      if (start !== null) this.cutTo = start;
+      try {
+        if (this.cutTo !== null && this.fd !== null) this.cutBack(this.cutTo);
+      } catch {
+        // The fd stays open, and the next append cuts it back before it writes (or fails again).
+        throw err;
+      }
       this.close();
       throw err;
     }
+  }
+
+  /** Cuts the open file back to `size` bytes (where a failed batch began). */
+  private cutBack(size: number): void {
+    fs.ftruncateSync(this.fd!, size);
+    this.size = size;
+    this.cutTo = null;
   }
 
   close(): void {
@@ -250,11 +321,15 @@ export class ChainWriter {
   }
 
   private reopen(): void {
+    const was = this.ino;
     this.close();
     this.fd = fs.openSync(this.file, 'a', 0o600);
     const st = fs.fstatSync(this.fd);
     this.ino = st.ino;
     this.size = st.size;
+    // A failed batch still on this file (closed before it could be cut) comes off before anything is added.
+    if (this.cutTo !== null && st.ino === was) this.cutBack(this.cutTo);
+    this.cutTo = null;
   }
 
   /** The current file becomes audit.jsonl.N; the chain goes on in a new file (its head is in memory). */

@@ -151,6 +151,9 @@ export class AuditTrail {
     fs.mkdirSync(path.dirname(opts.file), { recursive: true, mode: 0o700 });
     this.writer = new ChainWriter(opts.file, opts.chain ?? 'server', opts.keys, opts.anchor, { maxBytes: 64 * 1024 * 1024, fsync: false, maxFiles: null, ...opts.writer });
     this.chainBreak = this.writer.resume();
+    if (this.writer.tornBytesCut > 0) {
+      opts.log.warn({ audit_file: opts.file, bytes: this.writer.tornBytesCut }, 'cut a torn last record off the audit trail: a write that never completed, after the anchored head');
+    }
     if (this.chainBreak) {
       opts.log.error(
         { audit_file: opts.file, generation: this.chainBreak.generation, detail: this.chainBreak.detail },

@@ -31,6 +31,8 @@ export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | n
   for (const f of [...rotatedFiles(file), file]) {
     if (!fs.existsSync(f)) continue;
     const lines = fs.readFileSync(f, 'utf8').split('\n');
+    // Every record ends with a newline: text after the last one is a write that never completed.
+    const torn = f === file && lines[lines.length - 1] !== '';
     if (lines[lines.length - 1] === '') lines.pop();
     for (let i = 0; i < lines.length; i++) {
       const where = `${path.basename(f)}:${i + 1}`;
@@ -42,7 +44,7 @@ export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | n
         rec = null;
       }
       if (!parts || !rec || !Number.isInteger(rec.gen) || !Number.isInteger(rec.seq) || typeof rec.key !== 'string' || typeof rec.prev !== 'string') {
-        problems.push(`${where}: not an audit record`);
+        problems.push(torn && i === lines.length - 1 ? `${where}: a torn last record (a write that never completed; the next start cuts it off if the records before it match the anchor)` : `${where}: not an audit record`);
         continue;
       }
       records++;

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { UnavailableError } from '../errors.js';
 import type { Db } from './db.js';
 
 /**
@@ -45,6 +46,8 @@ export class SqliteGate {
           return out;
         } catch (err) {
           if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          // A full disk is an outage, not a bug: 503, nothing committed, and it recovers once space is freed.
+          if ((err as { code?: unknown }).code === 'SQLITE_FULL') throw new UnavailableError('the database cannot be written: its disk is full');
           throw err;
         }
       });

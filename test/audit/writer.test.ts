@@ -15,7 +15,7 @@ import { spawnServer } from '../helpers/process.js';
 const rec = (i: number) => ({ time: new Date().toISOString(), port: 'mtls', action: 'read', path: `app/s${i}`, decision: 'allow', status: 200 });
 
 /** Replaces fs[name] for the duration of fn. */
-async function patched<K extends 'readFileSync' | 'readSync' | 'writeSync' | 'fsyncSync'>(name: K, impl: (orig: (typeof fs)[K]) => (typeof fs)[K], fn: () => Promise<void> | void): Promise<void> {
+async function patched<K extends 'readFileSync' | 'readSync' | 'writeSync' | 'fsyncSync' | 'ftruncateSync'>(name: K, impl: (orig: (typeof fs)[K]) => (typeof fs)[K], fn: () => Promise<void> | void): Promise<void> {
   const orig = fs[name];
   (fs as Record<K, unknown>)[name] = impl(orig.bind(fs) as (typeof fs)[K]);
   try {
@@ -89,6 +89,92 @@ describe('audit trail writer', function () {
     const r = verify();
     expect(r.problems).to.deep.equal([]);
     expect(r.records).to.equal(2);
+  });
+
+  it('a batch that fails part way (full disk, failed fsync, anchor that cannot move) is cut off the file before anything else is written', async () => {
+    const w = writer({ fsync: true });
+    w.resume();
+    w.append([rec(0), rec(1)]);
+    const size = () => fs.statSync(trailFile()).size;
+    const good = size();
+    const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    // The disk fills up part way through a batch: 20 bytes land, then nothing more fits.
+    let calls = 0;
+    await patched('writeSync', (orig) => ((fd: number, buf: Buffer, off: number) => {
+      if (++calls === 1) return orig(fd, buf, off, 20);
+      throw enospc();
+    }) as typeof fs.writeSync, () => {
+      expect(() => w.append([rec(2), rec(3)])).to.throw(/ENOSPC/);
+    });
+    expect(size(), 'after a torn write').to.equal(good);
+    await patched('fsyncSync', () => (() => {
+      throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    }) as typeof fs.fsyncSync, () => {
+      expect(() => w.append([rec(4)])).to.throw(/EIO/);
+    });
+    expect(size(), 'after a failed fsync').to.equal(good);
+    // The anchor lives on the same full disk (SQLITE_FULL): the batch is in the file, but must not stay there.
+    const set = anchor.set.bind(anchor);
+    anchor.set = () => {
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    try {
+      expect(() => w.append([rec(5)])).to.throw(/disk is full/);
+    } finally {
+      anchor.set = set;
+    }
+    expect(size(), 'after the anchor could not move').to.equal(good);
+    // The cut itself fails: the file stays torn until the next append cuts it back, before it writes.
+    calls = 0;
+    await patched('writeSync', (orig) => ((fd: number, buf: Buffer, off: number) => {
+      if (++calls === 1) return orig(fd, buf, off, 30);
+      throw enospc();
+    }) as typeof fs.writeSync, () =>
+      patched('ftruncateSync', () => (() => {
+        throw Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' });
+      }) as typeof fs.ftruncateSync, () => {
+        expect(() => w.append([rec(6)])).to.throw(/ENOSPC/);
+      }),
+    );
+    expect(size(), 'torn, the cut having failed').to.equal(good + 30);
+    w.append([rec(7)]);
+    w.append([rec(8)]);
+    w.close();
+    const r = verify();
+    expect(r.problems).to.deep.equal([]);
+    expect(r.records).to.equal(4);
+    const paths = fs.readFileSync(trailFile(), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path);
+    expect(paths).to.deep.equal(['app/s0', 'app/s1', 'app/s7', 'app/s8']);
+    // And a writer started afterwards picks up where the anchor says, with no break.
+    const again = writer();
+    expect(again.resume()).to.equal(null);
+    again.close();
+  });
+
+  it('at start, a torn last record after the anchored head (the process stopped during a write) is cut off; one that hides a cut still breaks the chain', () => {
+    const w = writer();
+    w.resume();
+    for (let i = 0; i < 3; i++) w.append([rec(i)]);
+    w.close();
+    const whole = fs.readFileSync(trailFile(), 'utf8');
+    fs.appendFileSync(trailFile(), '{"time":"2026-01-01T00:00:00.000Z","port":"mtls","act');
+    expect(verify().problems).to.deep.equal(['trail.jsonl:4: a torn last record (a write that never completed; the next start cuts it off if the records before it match the anchor)']);
+    const again = writer();
+    expect(again.resume()).to.equal(null);
+    expect(again.tornBytesCut).to.equal(53);
+    expect(fs.readFileSync(trailFile(), 'utf8')).to.equal(whole);
+    again.append([rec(3)]);
+    again.close();
+    expect(verify().problems).to.deep.equal([]);
+    expect(verify().records).to.equal(4);
+    // The last whole record removed, and a fragment put after the rest: that is a cut, and says so.
+    const lines = fs.readFileSync(trailFile(), 'utf8').trim().split('\n');
+    fs.writeFileSync(trailFile(), `${lines.slice(0, 3).join('\n')}\n${lines[3]!.slice(0, 30)}`);
+    const third = writer();
+    const broke = third.resume();
+    third.close();
+    expect(broke?.detail).to.match(/records 4 of generation 1 are missing \(cut\)/);
+    expect(third.tornBytesCut).to.equal(0);
   });
 
   it('retention keeps NEXUS_AUDIT_MAX_FILES rotated files, records each deletion, and the rest still verifies', async () => {
