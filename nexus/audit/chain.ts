@@ -53,15 +53,20 @@ export function rotatedFiles(file: string): string[] {
     .map((n) => `${file}.${n}`);
 }
 
-/** The last non-empty line of a file (of its first `size` bytes), read from its end in chunks (never the whole file). */
-export function lastLine(file: string, size?: number): string | null {
-  let fd: number;
+/** A read-only descriptor of `file`, or null when there is no such file. */
+function openExisting(file: string): number | null {
   try {
-    fd = fs.openSync(file, 'r');
+    return fs.openSync(file, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
+}
+
+/** The last non-empty line of a file (of its first `size` bytes), read from its end in chunks (never the whole file). */
+export function lastLine(file: string, size?: number): string | null {
+  const fd = openExisting(file);
+  if (fd === null) return null;
   try {
     let end = size ?? fs.fstatSync(fd).size;
     let tail = Buffer.alloc(0);
@@ -100,13 +105,8 @@ function parseChained(line: string | null): (Chained & { mac: string; body: stri
  * could not cut a failed one back). Null when the file ends with a newline.
  */
 export function tornTail(file: string): { size: number; whole: number } | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const fd = openExisting(file);
+  if (fd === null) return null;
   try {
     const size = fs.fstatSync(fd).size;
     const last = Buffer.alloc(1);
