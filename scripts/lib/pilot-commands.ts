@@ -85,10 +85,12 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function stdinJson(cmd: Command, pairs: string[]): Promise<unknown | undefined> {
-  // `--json -`: the --json flag followed by "-" (stdin) as the only argument.
+/**
+ * A lone "-" reads the data as JSON from stdin, as `vault kv put PATH -`
+ * does. `--json` only shapes the output, so `--json -` still reads stdin.
+ */
+async function stdinJson(pairs: string[]): Promise<unknown | undefined> {
   if (!(pairs.length === 1 && pairs[0] === '-')) return undefined;
-  if (!globals(cmd).json) throw new UsageError('"-" reads JSON from stdin only with --json, e.g. pilot secret put PATH --json -');
   try {
     return JSON.parse(await readStdin());
   } catch {
@@ -240,12 +242,12 @@ export function buildProgram(version: string, args: string[] = []): Command {
   if (builds('secret')) {
     secret
       .command('put <path> [pairs...]')
-      .description('write a new version: k=v or k=@file pairs, or --json - for a JSON object on stdin')
+      .description('write a new version: k=v or k=@file pairs, or - for a JSON object on stdin')
       .option('--cas <n>', 'check-and-set: the current version (0 = create only)')
       .action(async (p: string, pairs: string[], opts: { cas?: string }, cmd: Command) => {
-        let data = await stdinJson(cmd, pairs);
+        let data = await stdinJson(pairs);
         if (data === undefined) {
-          if (!pairs.length) throw new UsageError('nothing to write: give k=v pairs or --json -');
+          if (!pairs.length) throw new UsageError('nothing to write: give k=v pairs or - (JSON on stdin)');
           data = parsePairs(pairs);
         }
         // No version comes back to a caller who may not read the path.
@@ -255,13 +257,13 @@ export function buildProgram(version: string, args: string[] = []): Command {
 
     secret
       .command('patch <path> [pairs...]')
-      .description('merge k=v pairs into the latest version as a new version; --remove K drops a key; --json - takes {"k":"v","gone":null} on stdin')
+      .description('merge k=v pairs into the latest version as a new version; --remove K drops a key; - takes {"k":"v","gone":null} on stdin')
       .option('--remove <key>', 'remove this key; repeat for more', repeat, [] as string[])
       .option('--cas <n>', 'check-and-set: the current version')
       .action(async (p: string, pairs: string[], opts: { remove: string[]; cas?: string }, cmd: Command) => {
-        let data = (await stdinJson(cmd, pairs)) as Record<string, string | null> | undefined;
+        let data = (await stdinJson(pairs)) as Record<string, string | null> | undefined;
         if (data === undefined) {
-          if (!pairs.length && !opts.remove.length) throw new UsageError('nothing to change: give k=v pairs, --remove KEY or --json -');
+          if (!pairs.length && !opts.remove.length) throw new UsageError('nothing to change: give k=v pairs, --remove KEY or - (JSON on stdin)');
           data = parsePairs(pairs);
         }
         for (const k of opts.remove) data[k] = null;

@@ -44,6 +44,13 @@ describe('Pilot end to end (real bins, real server process)', function () {
     expect(stdin.code, stdin.stderr).to.equal(0);
     expect(JSON.parse(stdin.stdout)).to.deep.equal({ path: 'app/json', version: 1 });
     expect(JSON.parse((await pilot(['--json', 'secret', 'get', 'app/json'])).stdout).data).to.deep.equal({ a: '1', b: '2' });
+    // As vault kv put PATH -: a lone "-" is the input; --json only shapes the output.
+    const plain = await pilot(['secret', 'put', 'app/json', '-'], {}, '{"a":"3"}');
+    expect(plain.code, plain.stderr).to.equal(0);
+    expect(plain.stdout.trim()).to.equal('wrote app/json version 2');
+    const patched = await pilot(['secret', 'patch', 'app/json', '-'], {}, '{"b":"4","a":null}');
+    expect(patched.code, patched.stderr).to.equal(0);
+    expect(JSON.parse((await pilot(['--json', 'secret', 'get', 'app/json'])).stdout).data).to.deep.equal({ b: '4' });
   });
 
   it('secret list is segment-aware and one level deep, as vault kv list; -r lists every path below', async () => {
