@@ -7,6 +7,8 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export interface ReadOptions {
   /** Parse the body as JSON whatever its Content-Type (Vault's API does: `curl --data` sends a form type). */
   anyContentType?: boolean;
+  /** The value an empty body stands for, where a body is optional (otherwise an empty body is a 400). */
+  empty?: unknown;
 }
 
 /**
@@ -32,7 +34,10 @@ export async function readJson(ctx: Context, limit = MAX_BODY_BYTES, opts: ReadO
     }
     chunks.push(chunk);
   }
-  if (size === 0) throw new BadRequestError('body', 'a JSON body is required');
+  if (size === 0) {
+    if (opts.empty !== undefined) return opts.empty;
+    throw new BadRequestError('body', 'a JSON body is required');
+  }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {

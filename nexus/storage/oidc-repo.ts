@@ -36,6 +36,9 @@ export class SqliteOidcRepo implements OidcRepo {
         'INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       revokeRole: db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
+      revokeToken: db.prepare('DELETE FROM oidc_tokens WHERE hash = ?'),
+      revokeIssuer: db.prepare('DELETE FROM oidc_tokens WHERE issuer = ?'),
+      revokeIssuerRole: db.prepare('DELETE FROM oidc_tokens WHERE issuer = ? AND EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
       purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
       token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = ?'),
     };
@@ -99,6 +102,16 @@ export class SqliteOidcRepo implements OidcRepo {
   async revokeRole(role: string): Promise<number> {
     await this.g.idle();
     return this.s.revokeRole.run(role).changes;
+  }
+
+  async revokeToken(hash: Buffer): Promise<boolean> {
+    await this.g.idle();
+    return this.s.revokeToken.run(hash).changes > 0;
+  }
+
+  async revokeIssuer(issuer: string, role: string | null): Promise<number> {
+    await this.g.idle();
+    return (role === null ? this.s.revokeIssuer.run(issuer) : this.s.revokeIssuerRole.run(issuer, role)).changes;
   }
 
   async purgeExpired(now: number): Promise<number> {

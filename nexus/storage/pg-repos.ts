@@ -281,6 +281,15 @@ class PgOidcRepo implements OidcRepo {
     return (await this.q.query('DELETE FROM oidc_tokens WHERE roles::jsonb ? $1', [role])).rowCount;
   }
 
+  async revokeToken(hash: Buffer): Promise<boolean> {
+    return (await this.q.query('DELETE FROM oidc_tokens WHERE hash = $1', [hash])).rowCount > 0;
+  }
+
+  async revokeIssuer(issuer: string, role: string | null): Promise<number> {
+    const r = role === null ? await this.q.query('DELETE FROM oidc_tokens WHERE issuer = $1', [issuer]) : await this.q.query('DELETE FROM oidc_tokens WHERE issuer = $1 AND roles::jsonb ? $2', [issuer, role]);
+    return r.rowCount;
+  }
+
   async purgeExpired(now: number): Promise<number> {
     return (await this.q.query('DELETE FROM oidc_tokens WHERE expires_at <= $1', [now])).rowCount;
   }

@@ -176,6 +176,10 @@ export interface OidcRepo {
   token(hash: Buffer): Promise<TokenRow | undefined>;
   /** Deletes every exchanged token that carries `role`; returns how many. */
   revokeRole(role: string): Promise<number>;
+  /** Deletes one exchanged token; false when there was none. */
+  revokeToken(hash: Buffer): Promise<boolean>;
+  /** Deletes every exchanged token of `issuer` (the issuer's name), or only those that carry `role`; returns how many. */
+  revokeIssuer(issuer: string, role: string | null): Promise<number>;
   purgeExpired(now: number): Promise<number>;
 }
 

@@ -3,12 +3,13 @@ import type { AdminRouteDeps } from '../../nexus/auth/plugin.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../../nexus/errors.js';
 import { changeAudited, noteObject } from '../../nexus/http/audit.js';
 import { readJson } from '../../nexus/http/body.js';
+import { parseInput } from '../../nexus/schema.js';
 import { requireAdmin } from '../../nexus/http/policy-routes.js';
 import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { ConfigTopic } from '../../nexus/storage/changes.js';
 import { tenantRefusal } from './roles.js';
-import { parseIssuer, parseRole } from './schema.js';
+import { IssuerRevokeInput, parseIssuer, parseRole } from './schema.js';
 import type { OidcStore, OidcTables } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -156,6 +157,12 @@ export class OidcAdmin {
     await this.getRole(name);
     return this.store.revokeRole(name);
   }
+
+  /** Every exchanged token of an issuer (or of one role of it): the answer to a leaked IdP key, without waiting for its rotation. */
+  async revokeIssuerTokens(name: string, role: string | undefined): Promise<number> {
+    await this.getIssuer(name);
+    return this.store.revokeIssuer(name, role ?? null);
+  }
 }
 
 /** Issuer and role admin on the mTLS port (admin permission). */
@@ -176,6 +183,15 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     const r = await changeAudited(ctx, () => admin.putIssuer(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;
     ctx.body = r.issuer;
+  });
+  // `/issuers/NAME:revoke-tokens` shares the shape of `/issuers/:name`, as for roles.
+  router.post('/issuers/:name', async (ctx) => {
+    const m = /^([A-Za-z0-9._-]{1,128}):revoke-tokens$/.exec(ctx.params.name!);
+    if (!m) throw new NotFoundError('no such route');
+    const { role } = parseInput(IssuerRevokeInput, await readJson(ctx, undefined, { empty: {} }));
+    noteObject(ctx, 'oidc.issuer', 'revoke-tokens', m[1]!);
+    const revoked = await changeAudited(ctx, () => admin.revokeIssuerTokens(m[1]!, role));
+    ctx.body = { issuer: m[1], ...(role ? { role } : {}), revoked };
   });
   router.delete('/issuers/:name', async (ctx) => {
     noteObject(ctx, 'oidc.issuer', 'delete', ctx.params.name!);

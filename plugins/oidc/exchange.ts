@@ -64,6 +64,12 @@ async function lookup(store: OidcStore, token: string, now: number): Promise<{ h
   return { hash, row };
 }
 
+/** Revokes an exchanged token given back by its holder (revoke-self); false when it was not a live one. */
+export async function revokeToken(store: OidcStore, token: string): Promise<boolean> {
+  if (!/^nxo_[A-Za-z0-9_-]{43}$/.test(token)) return false;
+  return store.revokeToken(hashOf(token));
+}
+
 /** What a stored token resolves to under an issuer's config, key set and the roles; nothing here depends on the time. */
 function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, keySet: ReadonlySet<string> | null, configured: RoleConfig[]): OidcPrincipal {
   if (!issuer) throw new UnauthorizedError('exchanged_token_issuer_removed');

@@ -3,7 +3,7 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nexus/auth/principal.js';
 import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
 import type { AuditTrail } from '../../nexus/audit/trail.js';
-import { auditRequests, noteAudit } from '../../nexus/http/audit.js';
+import { auditRequests, changeAudited, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
 import { readBody } from '../../nexus/http/body.js';
@@ -15,9 +15,9 @@ import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
-import { issueToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
+import { issueToken, revokeToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
-import { VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
+import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
 import { grantAllows, resolveRoles } from './roles.js';
@@ -234,6 +234,21 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     ctx.body = { token: t, expires_in };
   });
 
+  // Revoke-self, for both route families: the token as Bearer, or as
+  // X-Vault-Token (vault token revoke -self sends PUT). A job gives back what
+  // it no longer needs; the revocation reaches every replica before the 204.
+  const selfToken = (ctx: Context): string => (deps.vaultCompat && ctx.get('X-Vault-Token') ? vaultToken(ctx) : bearer(ctx));
+  const self = new Router();
+  self.register(REVOKE_SELF, ['POST', 'PUT'], [authenticateWith(selfToken), async (ctx: Context) => {
+    noteAudit(ctx, { action: 'token.revoke-self' });
+    const p = principalOf(ctx);
+    if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
+    if (p.via !== 'exchanged_token') throw new BadRequestError('token', 'only an exchanged token can be revoked: a JWT ends at its exp');
+    // Gone between authentication and here (a concurrent revocation): revoked all the same.
+    await changeAudited(ctx, () => revokeToken(deps.store, selfToken(ctx)));
+    ctx.status = 204;
+  }]);
+
   const api = new Router();
   api.use(authenticateWith(bearer));
   api.get('/v1/whoami', (ctx) => {
@@ -262,7 +277,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     await writeVersion(ctx, deps.secrets, write.op, path, grantAllows(grants, 'read', path), WRITE_BODY_LIMIT);
   });
 
-  const routers = [open, token, api];
+  const routers = [open, token, self, api];
   app.use(measureRequests(deps.metrics, 'oidc'));
   if (deps.vaultCompat) {
     // Outside the error handler: it reshapes the rendered error, so status,

@@ -1,7 +1,7 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
-import { Issuer, IssuerInput, IssuerList, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
+import { Issuer, IssuerInput, IssuerList, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
 export function oidcAdminPaths(): Paths {
@@ -10,6 +10,15 @@ export function oidcAdminPaths(): Paths {
     '/v1/oidc/issuers/{name}': adminCrud('issuer', IssuerInput, Issuer),
     '/v1/oidc/roles': { get: { operationId: 'listRoles', summary: 'list roles (admin)', responses: { '200': json('roles', RoleList), ...ERRORS } } },
     '/v1/oidc/roles/{name}': adminCrud('role', RoleInput, Role),
+    '/v1/oidc/issuers/{name}:revoke-tokens': {
+      post: {
+        operationId: 'revokeIssuerTokens',
+        summary: 'revoke every exchanged token of an issuer, or of one of its roles (admin; for a leaked IdP key)',
+        parameters: [nameParam],
+        requestBody: { ...body(IssuerRevokeInput), required: false },
+        responses: { '200': json('how many', IssuerRevokeResult), ...ERRORS },
+      },
+    },
     '/v1/oidc/roles/{name}:revoke-tokens': {
       post: { operationId: 'revokeRoleTokens', summary: 'revoke every exchanged token of a role (admin)', parameters: [nameParam], responses: { '200': json('how many', RevokeResult), ...ERRORS } },
     },
@@ -36,6 +45,18 @@ export function oidcPortDocument(vaultCompat: boolean) {
       },
       '/v1/secrets/{path}:rollback': { post: { ...rollbackOp, summary: `${rollbackOp.summary}; only if a role grants both explicitly` } },
       '/v1/whoami': { get: { operationId: 'whoami', summary: 'issuer, subject, matched roles, effective grants', responses: { '200': json('who', Whoami), ...ERRORS } } },
+      '/v1/auth/token/revoke-self': {
+        post: {
+          operationId: 'revokeSelf',
+          summary: 'revoke the exchanged token presented (Bearer, or X-Vault-Token where the Vault routes are on); a job gives it back when it ends',
+          responses: { '204': { description: 'revoked, on every replica' }, ...ERRORS },
+        },
+        put: {
+          operationId: 'revokeSelfPut',
+          summary: 'the same, as vault token revoke -self sends it',
+          responses: { '204': { description: 'revoked, on every replica' }, ...ERRORS },
+        },
+      },
       '/v1/auth/token': {
         post: {
           operationId: 'exchangeToken',

@@ -173,6 +173,11 @@ export function parseRole(name: string, raw: unknown): RoleConfig {
 export const IssuerList = z.object({ issuers: z.array(Issuer) }).meta({ id: 'IssuerList' });
 export const RoleList = z.object({ roles: z.array(Role) }).meta({ id: 'RoleList' });
 export const RevokeResult = z.object({ role: ObjectName, revoked: z.int().min(0).describe('how many exchanged tokens were revoked') }).meta({ id: 'RevokeResult' });
+/** POST /v1/oidc/issuers/{name}:revoke-tokens: every token of the issuer, or only those of one of its roles (the body is optional). */
+export const IssuerRevokeInput = z.strictObject({ role: ObjectName.optional().describe('only the tokens that carry this role') }).meta({ id: 'IssuerRevokeInput' });
+export const IssuerRevokeResult = z
+  .object({ issuer: ObjectName, role: ObjectName.optional(), revoked: z.int().min(0).describe('how many exchanged tokens were revoked') })
+  .meta({ id: 'IssuerRevokeResult' });
 
 /** POST /v1/auth/token. */
 export const TokenRequest = z.object({ jwt: z.string().max(MAX_TOKEN_BYTES).describe('the CI platform\'s JWT') }).meta({ id: 'TokenRequest' });

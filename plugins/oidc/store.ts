@@ -143,6 +143,14 @@ export class OidcTables {
   revokeRole(role: string): Promise<number> {
     return this.r.oidc.revokeRole(role);
   }
+
+  revokeToken(hash: Buffer): Promise<boolean> {
+    return this.r.oidc.revokeToken(hash);
+  }
+
+  revokeIssuer(issuer: string, role: string | null): Promise<number> {
+    return this.r.oidc.revokeIssuer(issuer, role);
+  }
 }
 
 /**
@@ -242,6 +250,16 @@ export class OidcStore {
   /** Deletes every exchanged token that carries `role`, as a configuration change (versioned, announced); returns how many. */
   revokeRole(role: string): Promise<number> {
     return this.change(['tokens'], (t) => t.revokeRole(role));
+  }
+
+  /** Deletes one exchanged token (revoke-self), as a revocation every replica hears of. */
+  revokeToken(hash: Buffer): Promise<boolean> {
+    return this.change(['tokens'], (t) => t.revokeToken(hash));
+  }
+
+  /** Deletes every exchanged token of an issuer, or of one of its roles; returns how many. */
+  revokeIssuer(issuer: string, role: string | null): Promise<number> {
+    return this.change(['tokens'], (t) => t.revokeIssuer(issuer, role));
   }
 
   purgeExpired(now: number): Promise<number> {

@@ -27,6 +27,8 @@ import type { VaultHealth, VaultLoginResponse, VaultSecretResponse, VaultTokenLo
 export const VAULT_LOGIN = '/v1/auth/jwt/login';
 export const VAULT_KV_PREFIX = '/v1/secret/data/';
 const LOOKUP_SELF = '/v1/auth/token/lookup-self';
+/** Served by the OIDC app itself (native Bearer or X-Vault-Token), with Vault's error shape under /v1/auth/. */
+export const REVOKE_SELF = '/v1/auth/token/revoke-self';
 const HEALTH = '/v1/sys/health';
 
 /** What an exchange hands back (the native route shows only token and expires_in). */

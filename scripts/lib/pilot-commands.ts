@@ -503,6 +503,17 @@ export function buildProgram(version: string, args: string[] = []): Command {
       const res = (await get(cmd, 'POST', `/v1/oidc/roles/${encodeURIComponent(name)}:revoke-tokens`)) as { revoked: number };
       out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of role ${name}`);
     });
+
+    const token = oidc.command('token').description('exchanged tokens (admin)');
+    token
+      .command('revoke')
+      .description('revoke every exchanged token of an issuer, or of one of its roles (the day an IdP key leaks)')
+      .requiredOption('--issuer <name>', 'the issuer whose tokens end')
+      .option('--role <name>', 'only the tokens that carry this role')
+      .action(async (opts: { issuer: string; role?: string }, cmd: Command) => {
+        const res = (await get(cmd, 'POST', `/v1/oidc/issuers/${encodeURIComponent(opts.issuer)}:revoke-tokens`, opts.role ? { role: opts.role } : {})) as { revoked: number };
+        out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of issuer ${opts.issuer}${opts.role ? `, role ${opts.role}` : ''}`);
+      });
   }
 
   program

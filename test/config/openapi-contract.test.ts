@@ -87,6 +87,7 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'PUT /v1/oidc/roles/{name}': () => e.admin('PUT', '/v1/oidc/roles/doc', { issuer: 'ci', bound_claims: { n: 1, l: ['a', true] }, bound_claims_glob: { ref: 'refs/*', repository: 'org/*' }, paths: ['doc/{{claims.repository}}/*'], permissions: ['read'], token_ttl_s: 60 }),
     'GET /v1/oidc/roles/{name}': () => e.admin('GET', '/v1/oidc/roles/ci-rw'),
     'POST /v1/oidc/roles/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/roles/doc:revoke-tokens'),
+    'POST /v1/oidc/issuers/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/issuers/ci:revoke-tokens', { role: 'doc' }),
     'GET /healthz': () => e.admin('GET', '/healthz'),
     'GET /readyz': () => e.admin('GET', '/readyz'),
     'GET /openapi.json': () => e.admin('GET', '/openapi.json'),

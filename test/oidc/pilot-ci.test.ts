@@ -57,6 +57,14 @@ describe('CI flow end to end: npm start-style server, Pilot admin, a job reading
     const rev = await pilot(['oidc', 'role', 'revoke-tokens', 'deploy']);
     expect(rev.stdout).to.match(/revoked 1 exchanged token/);
     expect((await call(srv.oidcPort!, { ca }, 'GET', '/v1/whoami', undefined, { headers: { Authorization: `Bearer ${ex.body.token}` } })).status).to.equal(401);
+    // Every token of the issuer, the day its key leaks.
+    const tokens = await Promise.all([1, 2].map(async () => (await call(srv.oidcPort!, { ca }, 'POST', '/v1/auth/token', { jwt })).body.token as string));
+    const byIssuer = await pilot(['oidc', 'token', 'revoke', '--issuer', 'gha']);
+    expect(byIssuer.code, byIssuer.stderr).to.equal(0);
+    expect(byIssuer.stdout.trim()).to.equal('revoked 2 exchanged token(s) of issuer gha');
+    for (const t of tokens) expect((await call(srv.oidcPort!, { ca }, 'GET', '/v1/whoami', undefined, { headers: { Authorization: `Bearer ${t}` } })).status).to.equal(401);
+    expect(JSON.parse((await pilot(['--json', 'oidc', 'token', 'revoke', '--issuer', 'gha', '--role', 'deploy'])).stdout)).to.deep.equal({ issuer: 'gha', role: 'deploy', revoked: 0 });
+    expect((await pilot(['oidc', 'token', 'revoke'])).code).to.equal(2);
 
     // The log holds neither the JWT, the exchanged token nor the value.
     const logs = srv.logs();

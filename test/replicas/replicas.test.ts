@@ -85,6 +85,11 @@ describe('replicas: several Nexus processes on one PostgreSQL database', functio
     expect(revoked.body.revoked).to.equal(1);
     // No wait: B refuses the token on its very next use.
     expect((await b!.oidc(token, 'GET', '/v1/secrets/ci/app/token')).status).to.equal(401);
+    // A job gives its token back through B: A refuses it on its very next use.
+    const mine = (await b!.oidc(undefined, 'POST', '/v1/auth/token', { jwt })).body.token as string;
+    expect((await a!.oidc(mine, 'GET', '/v1/secrets/ci/app/token')).status).to.equal(200);
+    expect((await b!.oidc(mine, 'POST', '/v1/auth/token/revoke-self')).status).to.equal(204);
+    expect((await a!.oidc(mine, 'GET', '/v1/secrets/ci/app/token')).status).to.equal(401);
   });
 
   it('a role narrowed through A bites through B at once', async () => {
