@@ -2,7 +2,15 @@ import { expect } from 'chai';
 import { exportJWK, generateKeyPair } from 'jose';
 import http from 'node:http';
 import net from 'node:net';
-import { runBin } from '../helpers/env.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../../nexus/config/index.js';
+import { ConfigError } from '../../nexus/errors.js';
+import { silentLogger } from '../../nexus/log.js';
+import { startServer } from '../../nexus/server.js';
+import { OidcPlugin } from '../../plugins/oidc/plugin.js';
+import { runBin, tempDir, testEnv } from '../helpers/env.js';
+import { call } from '../helpers/server.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 
 /** A loopback IdP whose discovery document and JWKS each test sets as it needs. */
@@ -139,5 +147,28 @@ describe('OIDC issuer PUT verifies discovery and JWKS before saving (unless "ver
     const ok = await runBin('pilot', [...args, '--no-verify'], env);
     expect(ok.code, ok.stderr).to.equal(0);
     expect((await e.admin('GET', '/v1/oidc/issuers/pilot-later')).status).to.equal(200);
+  });
+});
+
+describe('OIDC issuers from the config file are never fetched at start', function () {
+  this.timeout(30_000);
+
+  it('a start with an issuer nobody can reach succeeds, and the file has no "verify" key', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'nexus.json');
+    const issuer = { issuer: `http://127.0.0.1:${await closedPort()}`, audiences: ['nexus'] };
+    const env = testEnv(path.join(dir, 'data'), { NEXUS_CONFIG: file, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: '127.0.0.1:0' });
+    fs.writeFileSync(file, JSON.stringify({ oidc: { issuers: { later: { ...issuer, verify: false } } } }));
+    expect(() => new OidcPlugin().checkConfig(loadConfig(env))).to.throw(ConfigError, /verify/);
+    fs.writeFileSync(file, JSON.stringify({ oidc: { issuers: { later: issuer } } }));
+    const server = await startServer(loadConfig(env), silentLogger(), { plugins: [new OidcPlugin()] });
+    try {
+      const pki = path.join(dir, 'data', 'pki');
+      const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
+      const r = await call(server.mtls.address().port, { ca: read('ca.crt'), cert: read('pilot.crt'), key: read('pilot.key') }, 'GET', '/v1/oidc/issuers/later');
+      expect(r.status, r.text).to.equal(200);
+    } finally {
+      await server.stop(1000);
+    }
   });
 });
