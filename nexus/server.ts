@@ -75,6 +75,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       }),
       // A break found at start does not stop service (a new segment records it); it stays visible here.
       details: () => ({
+        ...Object.assign({}, ...plugins.map((p) => p.readinessDetails?.() ?? {})),
         audit: audit.chainBreak ? { chain: 'broken', detail: audit.chainBreak.detail, generation: audit.chainBreak.generation } : { chain: 'intact' },
       }),
     };

@@ -46,6 +46,8 @@ export interface AuthPlugin {
   adminOpenApi?(): Record<string, Record<string, unknown>>;
   /** Readiness checks, merged into /readyz. */
   readiness?(): Record<string, boolean>;
+  /** More for the mTLS port's /readyz to show, without failing readiness. */
+  readinessDetails?(): Record<string, unknown>;
   /** Addresses the plugin bound, for the start-up log. */
   addresses?(): Record<string, { host: string; port: number }>;
   stop(graceMs: number): Promise<void>;

@@ -9,7 +9,7 @@ import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { ConfigTopic } from '../../nexus/storage/changes.js';
 import { tenantRefusal } from './roles.js';
-import { IssuerRevokeInput, parseIssuer, parseRole } from './schema.js';
+import { IssuerRevokeInput, parseIssuerRequest, parseRole } from './schema.js';
 import type { OidcStore, OidcTables } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -89,12 +89,17 @@ export class OidcRules {
   }
 }
 
-/** Service layer for issuer and role admin; `reload` refreshes the plugin's caches. */
+/**
+ * Service layer for issuer and role admin; `reload` refreshes the plugin's
+ * caches, `probe` checks an issuer's discovery and keys (a BadRequestError
+ * naming what failed).
+ */
 export class OidcAdmin {
   constructor(
     private readonly store: OidcStore,
     private readonly reload: () => Promise<void>,
     private readonly log: Logger,
+    private readonly probe: (cfg: IssuerConfig) => Promise<void>,
   ) {}
 
   /** Checked, written and versioned in one transaction, then this replica's caches reloaded. */
@@ -110,7 +115,9 @@ export class OidcAdmin {
   }
 
   async putIssuer(name: string, body: unknown): Promise<{ issuer: IssuerConfig; created: boolean }> {
-    const cfg = parseIssuer(name, body);
+    const { issuer: cfg, verify } = parseIssuerRequest(name, body);
+    // Before the transaction: no row is locked while an IdP is asked.
+    if (verify) await this.probe(cfg);
     return this.change(['oidc'], async (rules) => {
       const created = await rules.putIssuer(cfg);
       await rules.assertUniqueUrl(cfg);

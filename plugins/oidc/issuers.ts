@@ -23,6 +23,66 @@ async function thumbprintsOf(jwks: JSONWebKeySet): Promise<Set<string>> {
   return new Set(all.filter((t): t is string => t !== null));
 }
 
+/** Why a network error happened, in words: Node's fetch hides it in `cause`. */
+function networkReason(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'no answer in time';
+  const code = e.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'unknown host';
+  return e.cause?.message ?? e.message;
+}
+
+/**
+ * The issuer's jwks_uri, by OIDC discovery. The discovered `issuer` must be
+ * the configured one exactly (openid-client checks this too; the contract
+ * makes it ours to guarantee).
+ */
+export async function discoverJwksUri(issuer: string, timeoutMs: number): Promise<string> {
+  const url = new URL(issuer);
+  let meta: client.ServerMetadata;
+  try {
+    const cfg = await client.discovery(url, 'nexus', undefined, undefined, {
+      execute: url.protocol === 'http:' && isLoopbackUrl(url) ? [client.allowInsecureRequests] : [],
+      timeout: Math.ceil(timeoutMs / 1000),
+    });
+    meta = cfg.serverMetadata();
+  } catch (err) {
+    const e = err as Error & { code?: string; cause?: { attribute?: string; body?: { issuer?: unknown } } };
+    if (e.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' && e.cause?.attribute === 'issuer') throw new Error(`discovered issuer ${String(e.cause.body?.issuer)} is not ${issuer}`);
+    // openid-client's own refusals (a status, a bad document) say what is wrong; a fetch failure says only "fetch failed".
+    const why = e instanceof TypeError || e.name === 'TimeoutError' || e.name === 'AbortError' ? networkReason(e) : e.message;
+    throw new Error(`cannot fetch the discovery document of ${issuer}: ${why}`);
+  }
+  if (meta.issuer !== issuer) throw new Error(`discovered issuer ${meta.issuer} is not ${issuer}`);
+  if (!meta.jwks_uri) throw new Error(`the discovery document of ${issuer} has no jwks_uri`);
+  const jwks = new URL(meta.jwks_uri);
+  if (jwks.protocol !== 'https:' && !(jwks.protocol === 'http:' && isLoopbackUrl(jwks))) throw new Error(`the discovered jwks_uri ${meta.jwks_uri} is not https`);
+  return meta.jwks_uri;
+}
+
+/** One JWKS fetch: its text (to tell a changed set) and the parsed set. */
+export async function fetchJwks(uri: string, timeoutMs: number): Promise<{ text: string; jwks: JSONWebKeySet }> {
+  let res: Response;
+  try {
+    res = await fetch(uri, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
+  } catch (err) {
+    throw new Error(`cannot fetch the JWKS at ${uri}: ${networkReason(err)}`);
+  }
+  if (!res.ok) throw new Error(`the JWKS at ${uri} answered HTTP ${res.status}`);
+  if (Number(res.headers.get('content-length') ?? 0) > MAX_JWKS_BYTES) throw new Error(`the JWKS at ${uri} is too large`);
+  const text = await res.text();
+  if (text.length > MAX_JWKS_BYTES) throw new Error(`the JWKS at ${uri} is too large`);
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = JSON.parse(text) as JSONWebKeySet;
+  } catch {
+    throw new Error(`the JWKS at ${uri} is not JSON`);
+  }
+  if (!jwks || !Array.isArray(jwks.keys)) throw new Error(`the JWKS at ${uri} has no keys array`);
+  return { text, jwks };
+}
+
 /**
  * One issuer's signing keys. Keys are refreshed when older than maxAge, and
  * on an unknown kid at most once per cooldown; a failed refresh keeps the
@@ -31,6 +91,8 @@ async function thumbprintsOf(jwks: JSONWebKeySet): Promise<Set<string>> {
 export class IssuerKeys {
   private keys: KeyGetter | null = null;
   private fetchedAt = 0;
+  private keyCount = 0;
+  private lastError: string | null = null;
   private lastAttempt = -Infinity;
   private inflight: Promise<void> | null = null;
   private jwksUri: string | null;
@@ -67,14 +129,8 @@ export class IssuerKeys {
     this.inflight ??= (async () => {
       this.lastAttempt = Date.now();
       try {
-        if (!this.jwksUri) this.jwksUri = await this.discover();
-        const res = await fetch(this.jwksUri, { signal: AbortSignal.timeout(this.timings.timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
-        if (!res.ok) throw new Error(`JWKS answered HTTP ${res.status}`);
-        if (Number(res.headers.get('content-length') ?? 0) > MAX_JWKS_BYTES) throw new Error('JWKS is too large');
-        const text = await res.text();
-        if (text.length > MAX_JWKS_BYTES) throw new Error('JWKS is too large');
-        const jwks = JSON.parse(text) as JSONWebKeySet;
-        if (!Array.isArray(jwks.keys)) throw new Error('JWKS has no keys array');
+        this.jwksUri ??= await discoverJwksUri(this.config.issuer, this.timings.timeoutMs);
+        const { text, jwks } = await fetchJwks(this.jwksUri, this.timings.timeoutMs);
         const keys = createLocalJWKSet(jwks);
         if (text !== this.jwksText) {
           const thumbprints = await thumbprintsOf(jwks);
@@ -83,11 +139,14 @@ export class IssuerKeys {
           this.keysVersion++;
         }
         this.keys = keys;
+        this.keyCount = jwks.keys.length;
         this.jwksText = text;
         this.fetchedAt = Date.now();
+        this.lastError = null;
         this.fetches++;
         this.onFetch?.(this.config.name, true);
       } catch (err) {
+        this.lastError = (err as Error).message;
         this.onFetch?.(this.config.name, false);
         this.log.warn({ issuer: this.config.name, err: { message: (err as Error).message } }, 'could not refresh issuer keys; keeping the previous ones');
       } finally {
@@ -97,6 +156,11 @@ export class IssuerKeys {
     return this.inflight;
   }
 
+  /** For /readyz details: the key set held now, when it was fetched, and why the last attempt failed (if it did). */
+  state(): { keys: number; fetched_at: string | null; error?: string } {
+    return { keys: this.keyCount, fetched_at: this.fetchedAt ? new Date(this.fetchedAt).toISOString() : null, ...(this.lastError === null ? {} : { error: this.lastError }) };
+  }
+
   /** Only a set that was fetched says a key is gone; a failed fetch never gets here. */
   private logChange(next: ReadonlySet<string>): void {
     const removed = this.thumbprints ? [...this.thumbprints].filter((t) => !next.has(t)) : [];
@@ -104,21 +168,6 @@ export class IssuerKeys {
     if (removed.length > 0) {
       this.log.warn({ issuer: this.config.name, removed, added }, 'issuer key set no longer holds some signing keys; tokens exchanged from JWTs they signed are refused');
     } else if (added.length > 0) this.log.info({ issuer: this.config.name, added }, 'issuer key set changed');
-  }
-
-  private async discover(): Promise<string> {
-    const url = new URL(this.config.issuer);
-    const cfg = await client.discovery(url, 'nexus', undefined, undefined, {
-      execute: url.protocol === 'http:' && isLoopbackUrl(url) ? [client.allowInsecureRequests] : [],
-      timeout: Math.ceil(this.timings.timeoutMs / 1000),
-    });
-    const meta = cfg.serverMetadata();
-    // openid-client checks this too; the contract makes it ours to guarantee.
-    if (meta.issuer !== this.config.issuer) throw new Error(`discovered issuer ${meta.issuer} is not ${this.config.issuer}`);
-    if (!meta.jwks_uri) throw new Error('discovery document has no jwks_uri');
-    const jwks = new URL(meta.jwks_uri);
-    if (jwks.protocol !== 'https:' && !(jwks.protocol === 'http:' && isLoopbackUrl(jwks))) throw new Error('jwks_uri must be https');
-    return meta.jwks_uri;
   }
 
   /** Warm the cache at start; never throws. */

@@ -1,13 +1,13 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
-import { Issuer, IssuerInput, IssuerList, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
+import { Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
 export function oidcAdminPaths(): Paths {
   return {
     '/v1/oidc/issuers': { get: { operationId: 'listIssuers', summary: 'list trusted issuers (admin)', responses: { '200': json('issuers', IssuerList), ...ERRORS } } },
-    '/v1/oidc/issuers/{name}': adminCrud('issuer', IssuerInput, Issuer),
+    '/v1/oidc/issuers/{name}': adminCrud('issuer', IssuerRequest, Issuer),
     '/v1/oidc/roles': { get: { operationId: 'listRoles', summary: 'list roles (admin)', responses: { '200': json('roles', RoleList), ...ERRORS } } },
     '/v1/oidc/roles/{name}': adminCrud('role', RoleInput, Role),
     '/v1/oidc/issuers/{name}:revoke-tokens': {

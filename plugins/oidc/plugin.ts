@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
+import { probeIssuer } from './probe.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
 
@@ -159,7 +160,11 @@ export class OidcPlugin implements AuthPlugin {
   }
 
   adminRoutes(deps: AdminRouteDeps) {
-    return oidcAdminRoutes(new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!), this.storeOrThrow(), deps);
+    return oidcAdminRoutes(
+      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs)),
+      this.storeOrThrow(),
+      deps,
+    );
   }
 
   private storeOrThrow(): OidcStore {
@@ -170,6 +175,11 @@ export class OidcPlugin implements AuthPlugin {
   readiness(): Record<string, boolean> {
     const issuers = this.registry?.all() ?? [];
     return { oidc_listener: this.listener !== null, oidc_issuer_keys: issuers.length === 0 || issuers.some((i) => i.loaded()) };
+  }
+
+  /** Each issuer's key set, by name: shown on the mTLS port's /readyz, never a reason to be unready. */
+  readinessDetails(): Record<string, unknown> {
+    return { oidc_issuers: Object.fromEntries((this.registry?.all() ?? []).map((k) => [k.config.name, k.state()])) };
   }
 
   addresses(): Record<string, { host: string; port: number }> {

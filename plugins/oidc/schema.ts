@@ -96,6 +96,15 @@ export const IssuerInput = z
   })
   .meta({ id: 'IssuerInput' });
 
+/**
+ * The body of PUT /v1/oidc/issuers/{name}: the definition, and one request
+ * option. `verify` is how this request is checked, not part of the issuer:
+ * it is never stored or returned, and the config file has no such key.
+ */
+export const IssuerRequest = IssuerInput.extend({
+  verify: z.boolean().default(true).describe('request option, not stored: false saves without fetching discovery and the JWKS (an IdP reachable only later)'),
+}).meta({ id: 'IssuerRequest' });
+
 /** A trusted issuer, as configured (contract: OIDC issuers and roles). */
 export const Issuer = IssuerInput.omit({ name: true })
   .extend({ name: ObjectName, ...Timestamps })
@@ -153,6 +162,12 @@ export type RoleConfig = z.output<typeof Role>;
 export function parseIssuer(name: string, raw: unknown): IssuerConfig {
   const { name: _ignored, ...cfg } = parseInput(IssuerInput, raw);
   return { name: parseName(name), ...cfg };
+}
+
+/** An admin PUT's body: the issuer, and whether to verify it first. */
+export function parseIssuerRequest(name: string, raw: unknown): { issuer: IssuerConfig; verify: boolean } {
+  const { name: _ignored, verify, ...cfg } = parseInput(IssuerRequest, raw);
+  return { issuer: { name: parseName(name), ...cfg }, verify };
 }
 
 /** zod's record passes over a `__proto__` key without a word, so the raw keys are checked first. */

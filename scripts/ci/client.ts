@@ -94,8 +94,13 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
       { method, agent, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } },
       body,
       { ms: 30_000, error: () => new Error('no answer within 30 s') },
-    ).catch((err: Error) => {
-      throw err instanceof HttpError ? err : new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0);
+    ).catch((err: NodeJS.ErrnoException) => {
+      if (err instanceof HttpError) throw err;
+      // Only the mTLS port asks for a client certificate: say so rather than pass on OpenSSL's alert.
+      if (!tls.svid && err.code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
+        throw new HttpError(`${base.origin} is Nexus's mTLS port (it asks for a client certificate); a CI token needs the OIDC port: set NEXUS_URL (--url, the action's url) to it, by default port 8554`, 0);
+      }
+      throw new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0);
     });
   return {
     async exchange(jwt, role) {

@@ -436,7 +436,8 @@ export function buildProgram(version: string, args: string[] = []): Command {
       .option('--max-token-lifetime <s>', 'refuse tokens whose exp - iat is longer (default 3600)')
       .option('--preset <platform>', 'tenant claims of a CI platform: github or gitlab')
       .option('--tenant-claim <name>', 'a claim naming the tenant, one of which every role must bind; repeat for more (default sub)', repeat, [] as string[])
-      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[] }, cmd: Command) => {
+      .option('--no-verify', 'save without fetching discovery and the JWKS first (an IdP reachable only later)')
+      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[]; verify: boolean }, cmd: Command) => {
         if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new UsageError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
         const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
         const body = {
@@ -447,6 +448,7 @@ export function buildProgram(version: string, args: string[] = []): Command {
           max_token_age_s: positive('--max-token-age', o.maxTokenAge),
           max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
           ...(tenants.length ? { tenant_claims: tenants } : {}),
+          ...(o.verify ? {} : { verify: false }),
         };
         const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
         out(cmd, res, () => `saved issuer ${showIssuer(res)}`);

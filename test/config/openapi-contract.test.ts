@@ -81,7 +81,7 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'PUT /v1/policies/{name}': () => e.admin('PUT', '/v1/policies/doc', { spiffe_id: 'spiffe://nexus.local/doc/*', paths: ['doc/**'], permissions: ['read'] }),
     'GET /v1/policies/{name}': () => e.admin('GET', '/v1/policies/builtin-admin'),
     'GET /v1/oidc/issuers': () => e.admin('GET', '/v1/oidc/issuers'),
-    'PUT /v1/oidc/issuers/{name}': () => e.admin('PUT', '/v1/oidc/issuers/other', { issuer: 'https://idp.example.com', audiences: ['nexus'], max_token_age_s: 600 }),
+    'PUT /v1/oidc/issuers/{name}': () => e.admin('PUT', '/v1/oidc/issuers/other', { issuer: 'https://idp.example.com', audiences: ['nexus'], max_token_age_s: 600, verify: false }),
     'GET /v1/oidc/issuers/{name}': () => e.admin('GET', '/v1/oidc/issuers/ci'),
     'GET /v1/oidc/roles': () => e.admin('GET', '/v1/oidc/roles'),
     'PUT /v1/oidc/roles/{name}': () => e.admin('PUT', '/v1/oidc/roles/doc', { issuer: 'ci', bound_claims: { n: 1, l: ['a', true] }, bound_claims_glob: { ref: 'refs/*', repository: 'org/*' }, paths: ['doc/{{claims.repository}}/*'], permissions: ['read'], token_ttl_s: 60 }),

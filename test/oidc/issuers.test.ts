@@ -60,8 +60,12 @@ describe('OIDC issuers: trust, key rotation, outages', function () {
   it('refuses a discovered issuer that differs from the configured one (trailing slash)', async () => {
     const other = await startIdp();
     try {
-      const r = await e.admin('PUT', '/v1/oidc/issuers/slash', { issuer: `${other.url}/`, audiences: ['nexus'], algorithms: ['RS256'] });
-      expect(r.status).to.equal(201);
+      const body = { issuer: `${other.url}/`, audiences: ['nexus'], algorithms: ['RS256'] };
+      const refused = await e.admin('PUT', '/v1/oidc/issuers/slash', body);
+      expect(refused.status).to.equal(400);
+      expect(refused.body.error.message).to.match(/discovered issuer .* is not .*\//);
+      // Saved unverified, it is still refused when used.
+      expect((await e.admin('PUT', '/v1/oidc/issuers/slash', { ...body, verify: false })).status).to.equal(201);
       await e.admin('PUT', '/v1/oidc/roles/slash', { issuer: 'slash', bound_claims: { repository: 'org/repo' }, paths: ['ci/**'], permissions: ['read'] });
       await sleep(300);
       // Tokens say iss=<url> (no slash): not the configured issuer, so unknown; and discovery of <url>/ finds a mismatch.

@@ -119,7 +119,7 @@ describe('OIDC token policy (RFC 8725, CI-aware)', function () {
     });
 
     it('the GitLab preset', async () => {
-      const r = await e.admin('PUT', '/v1/oidc/issuers/gl', { issuer: 'https://gitlab.example.com', audiences: ['nexus'], tenant_claims: ['project_path', 'namespace_path', 'project_id', 'sub'] });
+      const r = await e.admin('PUT', '/v1/oidc/issuers/gl', { issuer: 'https://gitlab.example.com', audiences: ['nexus'], tenant_claims: ['project_path', 'namespace_path', 'project_id', 'sub'], verify: false });
       expect(r.status, r.text).to.equal(201);
       expect((await e.admin('PUT', '/v1/oidc/roles/gl', { issuer: 'gl', bound_claims: { ref: 'main', project_path: 'grp/app' }, paths: ['gl/**'], permissions: ['read'] })).status).to.equal(201);
     });

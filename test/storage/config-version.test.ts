@@ -21,7 +21,7 @@ describe('configuration version: every change bumps it, and a committed change i
     expect((await admin('PUT', '/v1/policies/app', { spiffe_id: 'spiffe://nexus.local/app', paths: ['app/**'], permissions: ['read'] })).status).to.equal(201);
     const v1 = await versions();
     expect(v1.policies).to.equal(v0.policies! + 1);
-    expect((await admin('PUT', '/v1/oidc/issuers/ci', { issuer: 'http://127.0.0.1:9/', audiences: ['nexus'], algorithms: ['RS256'] })).status).to.equal(201);
+    expect((await admin('PUT', '/v1/oidc/issuers/ci', { issuer: 'http://127.0.0.1:9/', audiences: ['nexus'], algorithms: ['RS256'], verify: false })).status).to.equal(201);
     const v2 = await versions();
     expect(v2.oidc).to.equal(v1.oidc! + 1);
     expect(v2.policies).to.equal(v1.policies);
@@ -58,7 +58,7 @@ describe('configuration version: every change bumps it, and a committed change i
   });
 
   it('a role change whose reload fails after the commit answers 201', async () => {
-    expect((await admin('PUT', '/v1/oidc/issuers/ci', { issuer: 'http://127.0.0.1:9/', audiences: ['nexus'], algorithms: ['RS256'] })).status).to.equal(201);
+    expect((await admin('PUT', '/v1/oidc/issuers/ci', { issuer: 'http://127.0.0.1:9/', audiences: ['nexus'], algorithms: ['RS256'], verify: false })).status).to.equal(201);
     s.server.core.db
       .prepare(
         `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, created_at, updated_at) VALUES ('broken', 'http://127.0.0.1:8/', 'not json', '["RS256"]', 't', 't')`,
