@@ -57,8 +57,11 @@ async function workloadApi(socket: string): Promise<typeof import('../../nexus/s
     return await import('../../nexus/spiffe/workload-api.js');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /workload-api/.test((err as Error).message)) {
+      // A single executable (npm run build:sea) runs its one script and imports nothing beside itself.
+      const sea = await import('node:sea').then((m) => m.isSea(), () => false);
+      const where = sea ? 'the standalone pilot executable cannot load it: use pilot.cjs with' : 'put';
       throw new PilotError(
-        `cannot use the SPIFFE Workload API at ${socket}: workload-api.mjs and workload.proto must lie beside pilot.cjs (GET /v1/tools/workload-api.mjs and /v1/tools/workload.proto on Nexus's OIDC port, or scripts/ci/dist)`,
+        `cannot use the SPIFFE Workload API at ${socket}: ${where} workload-api.mjs and workload.proto beside pilot.cjs (GET /v1/tools/workload-api.mjs and /v1/tools/workload.proto on Nexus's OIDC port, or scripts/ci/dist)`,
       );
     }
     throw err;
