@@ -43,6 +43,8 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', pat
 
 fs.cpSync(path.join(root, 'migrations'), path.join(out, 'migrations'), { recursive: true });
 fs.copyFileSync(path.join(root, 'nexus/spiffe/workload.proto'), path.join(out, 'nexus/spiffe/workload.proto'));
+// The committed client bundles, which the OIDC port serves from here (plugins/oidc/tools.ts).
+for (const d of ['scripts/ci/dist', 'scripts/pilot-dist']) fs.cpSync(path.join(root, d), path.join(out, d), { recursive: true });
 
 // Pilot's launcher: runs the bundle with V8's code cache made at build time (Node 20 has no
 // module.enableCompileCache), so a start does not compile again what the build compiled.

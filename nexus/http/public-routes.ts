@@ -9,5 +9,7 @@ export const PUBLIC_OPERATIONS = {
   /** Any valid SVID of the trust domain (the TLS handshake still requires one). */
   mtls: ['GET /healthz', 'GET /readyz', 'GET /openapi.json'],
   /** No credentials at all; the exchanges authenticate the JWT in their body. */
-  oidc: ['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'POST /v1/auth/token', 'POST /v1/auth/jwt/login', 'PUT /v1/auth/jwt/login', 'GET /v1/sys/health'],
+  oidc: ['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'POST /v1/auth/token', 'POST /v1/auth/jwt/login', 'PUT /v1/auth/jwt/login', 'GET /v1/sys/health',
+    // The client bundles (plugins/oidc/tools.ts): what a CI job fetches before it holds any token.
+    'GET /v1/tools/nexus-ci.mjs', 'GET /v1/tools/pilot.cjs', 'GET /v1/tools/workload-api.mjs', 'GET /v1/tools/workload.proto', 'GET /v1/tools/SHA256SUMS'],
 } as const satisfies Record<'mtls' | 'oidc', readonly string[]>;

@@ -17,6 +17,7 @@ import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { issueToken, revokeToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
+import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
@@ -277,7 +278,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     await writeVersion(ctx, deps.secrets, write.op, path, grantAllows(grants, 'read', path), WRITE_BODY_LIMIT);
   });
 
-  const routers = [open, token, self, api];
+  // The client bundles: public, like health (plugins/oidc/tools.ts).
+  const routers = [open, toolRoutes(loadTools(deps.log)), token, self, api];
   app.use(measureRequests(deps.metrics, 'oidc'));
   if (deps.vaultCompat) {
     // Outside the error handler: it reshapes the rendered error, so status,

@@ -1,6 +1,7 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
+import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
 import { Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
@@ -66,6 +67,7 @@ export function oidcPortDocument(vaultCompat: boolean) {
           responses: { '200': json('token', TokenResponse), ...ERRORS },
         },
       },
+      ...toolPaths(),
       ...(vaultCompat ? vaultPaths() : {}),
       ...healthPaths(),
     },
@@ -161,5 +163,34 @@ export function vaultPaths(): Paths {
         responses: { '200': json('ready', VaultHealth), '503': json('not ready', VaultHealth) },
       },
     },
+  };
+}
+
+/** GET /v1/tools/FILE: the committed client bundles, no credentials (plugins/oidc/tools.ts). */
+export function toolPaths(): Paths {
+  const headers = {
+    'X-Content-SHA256': { description: 'SHA-256 of the body, hex: what a CI template pins', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+    ETag: { description: 'the same hash, quoted; If-None-Match with it gets 304', schema: { type: 'string' } },
+  };
+  const op = (name: string, type: string, summary: string) => ({
+    get: {
+      operationId: `tool_${name.replace(/[^A-Za-z0-9]/g, '_')}`,
+      summary,
+      security: [],
+      responses: {
+        '200': { description: name, headers, content: { [type.split(';')[0]!]: { schema: { type: 'string' } } } },
+        '304': { description: 'unchanged (If-None-Match)', headers },
+      },
+    },
+  });
+  const what: Record<string, string> = {
+    'nexus-ci.mjs': 'the CI client as one file: `node nexus-ci.mjs ...`',
+    'pilot.cjs': 'Pilot, the admin CLI, as one file: `node pilot.cjs ...`',
+    'workload-api.mjs': 'the SPIFFE Workload API client that nexus-ci.mjs and pilot.cjs load from beside themselves when SPIFFE_ENDPOINT_SOCKET is set',
+    'workload.proto': 'the .proto that workload-api.mjs loads from beside itself',
+  };
+  return {
+    ...Object.fromEntries(Object.entries(TOOLS).map(([name, t]) => [`${TOOLS_PREFIX}${name}`, op(name, t.type, what[name]!)])),
+    [`${TOOLS_PREFIX}${SUMS}`]: op(SUMS, 'text/plain', 'every tool\'s SHA-256, as `sha256sum -c` reads it'),
   };
 }

@@ -51,6 +51,23 @@ function credentials(cert: string, key: string, ca: string, source: string): Cre
   return { cert, key, ca, spiffeId: id, source, notAfter: new Date(leaf.validTo) };
 }
 
+/** The Workload API client: beside the standalone pilot.cjs it is workload-api.mjs, which may not have been copied. */
+async function workloadApi(socket: string): Promise<typeof import('../../nexus/spiffe/workload-api.js')> {
+  try {
+    return await import('../../nexus/spiffe/workload-api.js');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /workload-api/.test((err as Error).message)) {
+      // A single executable (npm run build:sea) runs its one script and imports nothing beside itself.
+      const sea = await import('node:sea').then((m) => m.isSea(), () => false);
+      const where = sea ? 'the standalone pilot executable cannot load it: use pilot.cjs with' : 'put';
+      throw new PilotError(
+        `cannot use the SPIFFE Workload API at ${socket}: ${where} workload-api.mjs and workload.proto beside pilot.cjs (GET /v1/tools/workload-api.mjs and /v1/tools/workload.proto on Nexus's OIDC port, or scripts/ci/dist)`,
+      );
+    }
+    throw err;
+  }
+}
+
 /**
  * SPIFFE_ENDPOINT_SOCKET (or --spiffe-socket): the SVID and bundle from the
  * Workload API; otherwise NEXUS_CERT, NEXUS_KEY, NEXUS_CA, defaulting to the
@@ -59,7 +76,7 @@ function credentials(cert: string, key: string, ca: string, source: string): Cre
 export async function loadCredentials(spiffeSocket: string | undefined): Promise<Credentials> {
   const socket = spiffeSocket ?? env('SPIFFE_ENDPOINT_SOCKET');
   if (socket) {
-    const { fetchX509Svid, WorkloadApiError } = await import('../../nexus/spiffe/workload-api.js');
+    const { fetchX509Svid, WorkloadApiError } = await workloadApi(socket);
     try {
       const svid = await fetchX509Svid(socket);
       return credentials(svid.certPem, svid.keyPem, svid.bundlePem, `the SPIFFE Workload API at ${socket}`);

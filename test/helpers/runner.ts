@@ -81,13 +81,13 @@ export function parseFileCommands(text: string): Record<string, string> {
 }
 
 /** Runs the action's committed bundle as the runner would (`node <main>`), inputs as INPUT_* variables. */
-export function runAction(runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string> = {}): Promise<RunResult> {
+export function runAction(runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string> = {}, node?: string): Promise<RunResult> {
   const env: Record<string, string> = { ...runner.env, ...extraEnv };
   // As the runner does: every input declared in action.yml, its default unless given.
   const declared = (YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> }).inputs;
   const values = { ...Object.fromEntries(Object.entries(declared).map(([k, d]) => [k, d.default ?? ''])), ...inputs };
   for (const [k, v] of Object.entries(values)) env[`INPUT_${k.replace(/ /g, '_').toUpperCase()}`] = v;
-  return runNode([path.join(ROOT, 'scripts/ci/dist/action.mjs')], env, { cwd: runner.dir });
+  return runNode([path.join(ROOT, 'scripts/ci/dist/action.mjs')], env, { cwd: runner.dir, ...(node ? { node } : {}) });
 }
 
 /**
