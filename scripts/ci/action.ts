@@ -26,8 +26,11 @@ async function run(): Promise<void> {
   }
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
-  const { values, token } = await fetchSecrets({ url, tls, jwt, role, specs });
-  if (token) core.setSecret(token); // always there: the action has a JWT to exchange
+  // Revoked right after the read unless `revoke: false`: nothing later in the job uses the token.
+  const revoke = core.getInput('revoke') === '' ? true : core.getBooleanInput('revoke');
+  const { values, token, warning } = await fetchSecrets({ url, tls, jwt, role, specs, keepToken: !revoke });
+  if (token) core.setSecret(token);
+  if (warning) core.warning(`nexus: ${warning}`);
   // Masked before anything else is printed or written.
   for (const m of maskable(values.map((v) => v.value))) core.setSecret(m);
   for (const v of values) {

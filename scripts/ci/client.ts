@@ -65,6 +65,8 @@ export interface NexusClient {
   exchange(jwt: string, role?: string): Promise<{ token: string; expires_in: number }>;
   /** With `token` (OIDC port) as Bearer; without, the TLS client certificate (mTLS port) is the credential. */
   read(path: string, token?: string): Promise<Record<string, string>>;
+  /** Gives an exchanged token back (revoke-self); it is refused everywhere from then on. */
+  revoke(token: string): Promise<void>;
   close(): void;
 }
 
@@ -113,6 +115,10 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
       const r = await call('GET', `/v1/secrets/${path}`, token === undefined ? {} : { authorization: `Bearer ${token}` });
       if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, token === undefined), r.status);
       return (JSON.parse(r.text) as { data: Record<string, string> }).data;
+    },
+    async revoke(token) {
+      const r = await call('POST', '/v1/auth/token/revoke-self', { authorization: `Bearer ${token}` });
+      if (r.status !== 204) throw new HttpError(reasonOf(r.status, r.text, r.headers, false), r.status);
     },
     close: () => agent.destroy(),
   };

@@ -18,6 +18,21 @@ export interface FetchRequest {
   jwt?: string;
   role?: string;
   specs: SecretSpec[];
+  /** Keep the exchanged token live after the read (exec gives it back when its child ends); by default it is revoked at once, and always after a failure. */
+  keepToken?: boolean;
+}
+
+/** Gives a job's token back; a failure is only a warning (the token still ends at its TTL). */
+export async function revokeQuietly(url: string, tls: TlsSetup, token: string): Promise<string | undefined> {
+  const client = nexusClient(url, tls);
+  try {
+    await client.revoke(token);
+    return undefined;
+  } catch (err) {
+    return `could not revoke the job's token (it ends at its TTL): ${(err as Error).message}`;
+  } finally {
+    client.close();
+  }
 }
 
 /**
@@ -26,14 +41,16 @@ export interface FetchRequest {
  * once, and resolve every spec line to values. A missing key is an error
  * naming the line, never an empty or "null" value.
  */
-export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolved[]; token: string | undefined }> {
+export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolved[]; token: string | undefined; warning?: string }> {
   const client = nexusClient(req.url, req.tls);
+  let token: string | undefined;
+  let ok = false;
   try {
     const exchanged = req.jwt === undefined ? undefined : await client.exchange(req.jwt, req.role).catch((err: Error) => {
       // A status means Nexus answered and said no; otherwise it was never reached.
       throw new FetchError(err instanceof HttpError && err.status > 0 ? `Nexus refused the job's token: ${err.message}` : `token exchange failed: ${err.message}`);
     });
-    const token = exchanged?.token;
+    token = exchanged?.token;
     const paths = [...new Set(req.specs.map((s) => s.path))];
     const data = new Map<string, Record<string, string>>();
     for (const path of paths) {
@@ -66,8 +83,16 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
       if (before !== undefined && before !== `${v.path} ${v.key}`) throw new FetchError(`${v.name} is set twice (from ${before} and ${v.path} ${v.key})`);
       seen.set(v.name, `${v.path} ${v.key}`);
     }
-    return { values, token };
+    ok = true;
+    if (!token || req.keepToken) return { values, token };
+    const warning = await client.revoke(token).then(
+      () => undefined,
+      (err: Error) => `could not revoke the job's token (it ends at its TTL): ${err.message}`,
+    );
+    return { values, token: undefined, ...(warning ? { warning } : {}) };
   } finally {
+    // A failed read gives the token back too: nothing will use it.
+    if (!ok && token) await client.revoke(token).catch(() => undefined);
     client.close();
   }
 }

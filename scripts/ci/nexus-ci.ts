@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { socketTarget } from '../../nexus/spiffe/endpoint.js';
 import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
 import { readCa, type TlsSetup } from './client.js';
-import { fetchSecrets, maskable, type Resolved } from './fetch.js';
+import { fetchSecrets, maskable, revokeQuietly, type Resolved } from './fetch.js';
 import { FORMATS, render, type Format } from './formats.js';
 import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
@@ -19,10 +19,11 @@ import { parseSpecs, SpecError } from './spec.js';
 
 const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
                 --secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' [--secret ...]
-                ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env )
+                ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env ) [--no-revoke]
   --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate);
     a --ca that is a SPIFFE bundle (or a server certificate with a SPIFFE ID) means the server must
     present $NEXUS_SERVER_SPIFFE_ID (default spiffe://<trust domain>/nexus): its host name is not enough
+  the exchanged token is revoked after the read (exec: when CMD ends); --no-revoke keeps it to its TTL
   'PATH | PREFIX_' (PREFIX_ may be empty) refuses keys that would become loader, shell or runner
     variables (BASH_ENV, LD_*, NODE_OPTIONS, PATH, GIT_*, ...): name those with 'PATH KEY | NAME'
   --spiffe-socket defaults to $SPIFFE_ENDPOINT_SOCKET (SPIFFE Workload API, unix:///path):
@@ -41,6 +42,8 @@ interface Plan {
   ca: string | undefined;
   role: string | undefined;
   secrets: string[];
+  /** Give the exchanged token back: after the read, or (exec) when the child ends. */
+  revoke: boolean;
   mode: { kind: 'exec'; command: string[] } | { kind: 'file'; format: Format; out: string } | { kind: 'github-env' };
 }
 
@@ -62,6 +65,7 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
         format: { type: 'string' },
         out: { type: 'string' },
         'github-env': { type: 'boolean' },
+        'no-revoke': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -120,7 +124,7 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
     const target = socketTarget(used);
     if (typeof target !== 'string') throw new UsageError(`--spiffe-socket (or $SPIFFE_ENDPOINT_SOCKET) ${target.invalid}`);
   }
-  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret, mode };
+  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret, revoke: !o['no-revoke'], mode };
 }
 
 /** How the server is trusted and how the job is known: see the usage text. */
@@ -175,10 +179,17 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const { values } = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs });
+  const exec = p.mode.kind === 'exec';
+  const { values, token, warning } = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, keepToken: exec || !p.revoke });
+  if (warning) process.stderr.write(`nexus-ci: ${warning}\n`);
   switch (p.mode.kind) {
-    case 'exec':
-      return runChild(p.mode.command, values);
+    case 'exec': {
+      const code = await runChild(p.mode.command, values);
+      // The job's credential ends with its command, not at its TTL.
+      const failed = token && p.revoke ? await revokeQuietly(p.url, tls, token) : undefined;
+      if (failed) process.stderr.write(`nexus-ci: ${failed}\n`);
+      return code;
+    }
     case 'file':
       writePrivate(p.mode.out, render(p.mode.format, values));
       process.stderr.write(`nexus-ci: wrote ${values.map((v) => v.name).join(', ')} to ${p.mode.out} (mode 0600)\n`);

@@ -44,9 +44,21 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     expect(a.runs.using).to.equal('node24');
     expect(a.runs.post, 'a post step runs on the same Node').to.equal(undefined);
     expect(fs.existsSync(path.join(ROOT, a.runs.main))).to.equal(true);
-    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'export-env']);
+    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'export-env', 'revoke']);
     expect(a.inputs['export-env'].default).to.equal('true');
+    expect(a.inputs.revoke.default).to.equal('true');
     expect(a.inputs.ca.required).to.equal(false);
+  });
+
+  it('gives the exchanged token back right after the read, unless revoke: false', async () => {
+    const live = () => (env.t.server.core.db.prepare('SELECT count(*) AS n FROM oidc_tokens').get() as { n: number }).n;
+    const before = live();
+    const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD' });
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(live()).to.equal(before);
+    const kept = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD', revoke: 'false' });
+    expect(kept.code, kept.stdout + kept.stderr).to.equal(0);
+    expect(live()).to.equal(before + 1);
   });
 
   it('exchanges once, masks every value first (multi-line line by line), exports multi-line-safe and sets outputs', async () => {

@@ -48,6 +48,28 @@ describe('nexus-ci: the same client for any CI', function () {
     expect(r.stderr).to.equal('');
   });
 
+  // The exchanged token outlives nothing it was for: exec gives it back when
+  // the child ends (a check from inside the child sees it still live), the
+  // other modes right after the read, and a failed read gives it back too.
+  const liveTokens = () => (env.t.server.core.db.prepare('SELECT count(*) AS n FROM oidc_tokens').get() as { n: number }).n;
+  it('revokes its exchanged token: exec when the child ends, --format/--github-env after the read, and after a failure; --no-revoke keeps it', async () => {
+    const before = liveTokens();
+    const during = path.join(dir, 'during.txt');
+    const dbFile = env.t.server.core.config.dbFile;
+    const child = `const D=require(${JSON.stringify(path.join(ROOT, 'node_modules/better-sqlite3'))}); const db=new D(${JSON.stringify(dbFile)},{readonly:true}); require('fs').writeFileSync(${JSON.stringify(during)}, String(db.prepare('SELECT count(*) AS n FROM oidc_tokens').get().n))`;
+    const r = await nexusCi(args('exec', '--', process.execPath, '-e', child), ci);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(Number(fs.readFileSync(during, 'utf8'))).to.equal(before + 1);
+    expect(liveTokens()).to.equal(before);
+    expect((await nexusCi(args('--format', 'json', '--out', path.join(dir, 'revoke.json')), ci)).code).to.equal(0);
+    expect(liveTokens()).to.equal(before);
+    const missing = await nexusCi(['--jwt-env', 'NEXUS_JWT', '--url', `https://127.0.0.1:${env.port}`, '--ca', caFile, '--secret', 'ci/acme/api/db nope | X', 'exec', '--', 'true'], ci);
+    expect(missing.code).to.equal(1);
+    expect(liveTokens()).to.equal(before);
+    expect((await nexusCi(args('--no-revoke', '--format', 'json', '--out', path.join(dir, 'kept.json')), ci)).code).to.equal(0);
+    expect(liveTokens()).to.equal(before + 1);
+  });
+
   it('--format json|shell|dotenv --out FILE: mode 0600, values read back exactly', async () => {
     const json = path.join(dir, 'secrets.json');
     expect((await nexusCi(args('--format', 'json', '--out', json), ci)).code).to.equal(0);
