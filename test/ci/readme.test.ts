@@ -52,7 +52,7 @@ const sha256 = (f: string) => createHash('sha256').update(fs.readFileSync(path.j
 /** NEXUS_TOOLS_SHA256SUMS as the README tells the operator to set it: the release's own hashes, not the server's word. */
 const TOOLS_SHA256SUMS = ['scripts/ci/dist/nexus-ci.mjs', 'scripts/ci/dist/workload-api.mjs', 'scripts/ci/dist/workload.proto', 'scripts/pilot-dist/pilot.cjs'].map((f) => `${sha256(f)}  ${path.basename(f)}\n`).join('');
 /** The sections whose commands run inside this repository (after `npm start` there), where `npx pilot` is the developer's. */
-const REPO_LOCAL = ['## Five minutes with Pilot', '### Try it locally in two minutes'];
+const REPO_LOCAL = ['## Five minutes with Pilot', '### Try it locally in two minutes', '## Running several replicas'];
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
 
 /** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
