@@ -7,23 +7,14 @@
 // imports workload-api.mjs (and its workload.proto) from beside itself, the
 // same two files nexus-ci uses (scripts/ci/dist, GET /v1/tools/...). Every
 // other command needs nothing but this file.
-import { build, type Plugin } from 'esbuild';
+import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workloadApiBeside } from './lib/workload-api-beside.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const PILOT_BUNDLE = path.join(ROOT, 'scripts/pilot-dist/pilot.cjs');
-
-const workloadApiBeside: Plugin = {
-  name: 'workload-api-beside',
-  setup(b) {
-    b.onResolve({ filter: /\/spiffe\/workload-api\.js$/ }, (args) => {
-      if (args.kind !== 'dynamic-import') throw new Error(`${args.importer} imports the Workload API client statically: import() it, so that gRPC stays out of the bundle`);
-      return { path: './workload-api.mjs', external: true };
-    });
-  },
-};
 
 /** Writes the standalone Pilot to `outFile`. */
 export async function buildPilot(outFile = PILOT_BUNDLE): Promise<void> {

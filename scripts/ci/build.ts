@@ -9,26 +9,16 @@
 // one copyable file that starts as fast as before for JWTs. (esbuild's code
 // splitting would also move the code both share into a third chunk that
 // nexus-ci.mjs imports at start, so the split is made by hand here.)
-import { build, type BuildOptions, type Plugin } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workloadApiBeside } from '../lib/workload-api-beside.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ENTRIES = { action: 'scripts/ci/action.ts', 'nexus-ci': 'scripts/ci/nexus-ci.ts' } as const;
 const WORKLOAD_API = 'nexus/spiffe/workload-api.ts';
 const WORKLOAD_PROTO = 'nexus/spiffe/workload.proto';
-
-/** nexus-ci's `import('…/spiffe/workload-api.js')` becomes `import('./workload-api.mjs')`, resolved beside the bundle at run time. */
-const workloadApiBeside: Plugin = {
-  name: 'workload-api-beside',
-  setup(b) {
-    b.onResolve({ filter: /\/spiffe\/workload-api\.js$/ }, (args) => {
-      if (args.kind !== 'dynamic-import') throw new Error(`${args.importer} imports the Workload API client statically: import() it, so that gRPC stays out of the bundle`);
-      return { path: './workload-api.mjs', external: true };
-    });
-  },
-};
 
 /** Writes action.mjs, nexus-ci.mjs, workload-api.mjs and workload.proto under `outDir`; returns the files written. */
 export async function buildCi(outDir = path.join(ROOT, 'scripts/ci/dist')): Promise<string[]> {
