@@ -30,6 +30,7 @@ async function standIn(ca: Issuer, spec: LeafSpec): Promise<{ port: number; seen
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
       seen.push({ method: req.method!, url: req.url!, authorization: req.headers.authorization, body });
+      if (req.url!.endsWith('/revoke-self')) return void res.writeHead(204).end();
       const answer = req.method === 'POST' ? { token: 'stolen', expires_in: 60 } : { path: 'x', version: 1, data: { password: 'from-the-stand-in' }, created_at: '' };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
     });
@@ -186,7 +187,8 @@ describe('CI clients authorize the OIDC port by SPIFFE ID when the CA is a SPIFF
     // The right name: the handshake passes and the request goes out (the stand-in answers like Nexus).
     const ok = await nexusCi(args(`https://localhost:${site.port}`, webCa), jwt);
     expect(ok.code, ok.stderr).to.equal(0);
-    expect(site.seen.map((s) => s.method)).to.deep.equal(['POST', 'GET']);
+    // The exchange, the read, and the token given back.
+    expect(site.seen.map((s) => `${s.method} ${s.url}`)).to.deep.equal(['POST /v1/auth/token', 'GET /v1/secrets/ci/acme/api/db', 'POST /v1/auth/token/revoke-self']);
     // A name the certificate does not carry: refused before anything is sent.
     site.seen.length = 0;
     const wrong = await nexusCi(args(`https://127.0.0.1:${site.port}`, webCa), jwt);
