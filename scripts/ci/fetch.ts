@@ -1,4 +1,4 @@
-import { HttpError, nexusClient, type TlsSetup } from './client.js';
+import { HttpError, nexusClient, type NexusClient, type TlsSetup } from './client.js';
 import { prefixedName, writerMayName, type SecretSpec } from './spec.js';
 
 /** One value to hand to the job: the variable name and where it came from. */
@@ -22,14 +22,19 @@ export interface FetchRequest {
   keepToken?: boolean;
 }
 
-/** Gives a job's token back; a failure is only a warning (the token still ends at its TTL). */
+/** Gives a job's token back; a failure is only a warning, returned (the token still ends at its TTL). */
+function revokeWith(client: NexusClient, token: string): Promise<string | undefined> {
+  return client.revoke(token).then(
+    () => undefined,
+    (err: Error) => `could not revoke the job's token (it ends at its TTL): ${err.message}`,
+  );
+}
+
+/** revokeWith on a connection of its own (exec: the read's connection is closed by the time the command ends). */
 export async function revokeQuietly(url: string, tls: TlsSetup, token: string): Promise<string | undefined> {
   const client = nexusClient(url, tls);
   try {
-    await client.revoke(token);
-    return undefined;
-  } catch (err) {
-    return `could not revoke the job's token (it ends at its TTL): ${(err as Error).message}`;
+    return await revokeWith(client, token);
   } finally {
     client.close();
   }
@@ -85,14 +90,11 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
     }
     ok = true;
     if (!token || req.keepToken) return { values, token };
-    const warning = await client.revoke(token).then(
-      () => undefined,
-      (err: Error) => `could not revoke the job's token (it ends at its TTL): ${err.message}`,
-    );
+    const warning = await revokeWith(client, token);
     return { values, token: undefined, ...(warning ? { warning } : {}) };
   } finally {
     // A failed read gives the token back too: nothing will use it.
-    if (!ok && token) await client.revoke(token).catch(() => undefined);
+    if (!ok && token) await revokeWith(client, token);
     client.close();
   }
 }
