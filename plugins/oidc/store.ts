@@ -144,10 +144,6 @@ export class OidcTables {
     return this.r.oidc.revokeRole(role);
   }
 
-  revokeToken(hash: Buffer): Promise<boolean> {
-    return this.r.oidc.revokeToken(hash);
-  }
-
   revokeIssuer(issuer: string, role: string | null): Promise<number> {
     return this.r.oidc.revokeIssuer(issuer, role);
   }
@@ -252,9 +248,21 @@ export class OidcStore {
     return this.change(['tokens'], (t) => t.revokeRole(role));
   }
 
-  /** Deletes one exchanged token (revoke-self), as a revocation every replica hears of. */
-  revokeToken(hash: Buffer): Promise<boolean> {
-    return this.change(['tokens'], (t) => t.revokeToken(hash));
+  /**
+   * Deletes one exchanged token (revoke-self, at the end of every CI job). Not
+   * a configuration change: replicas read tokens from the shared database at
+   * every use, and one process needs only this row out of its cache, so no
+   * version bump (one contended row per job) and no notice.
+   */
+  async revokeToken(hash: Buffer): Promise<boolean> {
+    const key = hash.toString('hex');
+    this.tokenCache.delete(key);
+    try {
+      return await this.storage.oidc.revokeToken(hash);
+    } finally {
+      // A use of the token while the delete was under way may have cached it again.
+      this.tokenCache.delete(key);
+    }
   }
 
   /** Deletes every exchanged token of an issuer, or of one of its roles; returns how many. */
