@@ -172,6 +172,16 @@ export class OidcAdmin {
   }
 }
 
+/**
+ * `/issuers/NAME:revoke-tokens` and `/roles/NAME:revoke-tokens` share the
+ * shape of `/.../:name`: the name before the verb, or 404 for anything else.
+ */
+function revokeTarget(param: string): string {
+  const m = /^([A-Za-z0-9._-]{1,128}):revoke-tokens$/.exec(param);
+  if (!m) throw new NotFoundError('no such route');
+  return m[1]!;
+}
+
 /** Issuer and role admin on the mTLS port (admin permission). */
 export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminRouteDeps): Router {
   const router = new Router({ prefix: '/v1/oidc' });
@@ -191,14 +201,12 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     ctx.status = r.created ? 201 : 200;
     ctx.body = r.issuer;
   });
-  // `/issuers/NAME:revoke-tokens` shares the shape of `/issuers/:name`, as for roles.
   router.post('/issuers/:name', async (ctx) => {
-    const m = /^([A-Za-z0-9._-]{1,128}):revoke-tokens$/.exec(ctx.params.name!);
-    if (!m) throw new NotFoundError('no such route');
+    const name = revokeTarget(ctx.params.name!);
     const { role } = parseInput(IssuerRevokeInput, await readJson(ctx, undefined, { empty: {} }));
-    noteObject(ctx, 'oidc.issuer', 'revoke-tokens', m[1]!);
-    const revoked = await changeAudited(ctx, () => admin.revokeIssuerTokens(m[1]!, role));
-    ctx.body = { issuer: m[1], ...(role ? { role } : {}), revoked };
+    noteObject(ctx, 'oidc.issuer', 'revoke-tokens', name);
+    const revoked = await changeAudited(ctx, () => admin.revokeIssuerTokens(name, role));
+    ctx.body = { issuer: name, ...(role ? { role } : {}), revoked };
   });
   router.delete('/issuers/:name', async (ctx) => {
     noteObject(ctx, 'oidc.issuer', 'delete', ctx.params.name!);
@@ -209,12 +217,10 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     noteObject(ctx, 'oidc.role', 'list');
     ctx.body = { roles: await store.roles() };
   });
-  // `/roles/NAME:revoke-tokens` shares the shape of `/roles/:name`; tell them apart here.
   router.post('/roles/:name', async (ctx) => {
-    const m = /^([A-Za-z0-9._-]{1,128}):revoke-tokens$/.exec(ctx.params.name!);
-    if (!m) throw new NotFoundError('no such route');
-    noteObject(ctx, 'oidc.role', 'revoke-tokens', m[1]!);
-    ctx.body = { role: m[1], revoked: await changeAudited(ctx, () => admin.revokeTokens(m[1]!)) };
+    const name = revokeTarget(ctx.params.name!);
+    noteObject(ctx, 'oidc.role', 'revoke-tokens', name);
+    ctx.body = { role: name, revoked: await changeAudited(ctx, () => admin.revokeTokens(name)) };
   });
   router.get('/roles/:name', async (ctx) => {
     noteObject(ctx, 'oidc.role', 'read', ctx.params.name!);
