@@ -103,6 +103,9 @@ export class Metrics {
   readonly http = new RequestStats();
   readonly jwtRejections: Counter<'reason'>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
+  readonly jwksFetchErrors: Counter<'issuer'>;
+  /** Each issuer's key set as it is now (set by the plugin that holds them; read at scrape time). */
+  keySets: () => Array<{ issuer: string; ageS: number | null; keys: number }> = () => [];
   readonly rateLimited: Counter<'port' | 'limit'>;
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
@@ -113,6 +116,28 @@ export class Metrics {
     for (const m of this.http.series()) this.registry.registerMetric(m as never);
     this.jwtRejections = new Counter({ name: 'nexus_jwt_rejections_total', help: 'JWTs refused on the OIDC port, by reason', labelNames: ['reason'], registers });
     this.jwksFetches = new Counter({ name: 'nexus_jwks_fetches_total', help: 'JWKS fetches by issuer and result', labelNames: ['issuer', 'result'], registers });
+    this.jwksFetchErrors = new Counter({ name: 'nexus_oidc_jwks_fetch_errors_total', help: 'Failed loads of an issuer key set (IdP fetch or key-set file)', labelNames: ['issuer'], registers });
+    const keySets = () => this.keySets();
+    new Gauge({
+      name: 'nexus_oidc_jwks_age_seconds',
+      help: 'Seconds since the issuer key set serving now was fetched (or loaded, without an IdP to ask)',
+      labelNames: ['issuer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of keySets()) if (k.ageS !== null) this.set({ issuer: k.issuer }, k.ageS);
+      },
+    });
+    new Gauge({
+      name: 'nexus_oidc_jwks_keys',
+      help: 'Keys in the issuer key set serving now',
+      labelNames: ['issuer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of keySets()) this.set({ issuer: k.issuer }, k.keys);
+      },
+    });
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });

@@ -89,7 +89,12 @@ export class OidcPlugin implements AuthPlugin {
     this.store = new OidcStore(core.storage);
     this.log = core.log;
     if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log);
-    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
+    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => {
+      core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' });
+      if (!ok) core.metrics.jwksFetchErrors.inc({ issuer });
+    });
+    const keySets = this.registry;
+    core.metrics.keySets = () => keySets.all().map((k) => ({ issuer: k.config.name, ageS: k.ageS(), keys: k.state().keys }));
     this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;
     const jwts = this.jwts;
@@ -189,6 +194,7 @@ export class OidcPlugin implements AuthPlugin {
   async stop(graceMs: number): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.unsubscribe?.();
+    for (const k of this.registry?.all() ?? []) k.close();
     await this.listener?.close(graceMs);
     this.listener = null;
   }

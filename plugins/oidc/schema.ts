@@ -59,6 +59,38 @@ export function bare<V>(m: Record<string, V>): Record<string, V> {
   return Object.assign(Object.create(null) as Record<string, V>, m);
 }
 
+// A private member in a JWK Set handed to us is a mistake worth refusing: it would be stored and shown.
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const PublicJwk = z
+  .looseObject({ kty: z.string().min(1).max(16) })
+  .refine((k) => !PRIVATE_JWK_MEMBERS.some((m) => Object.hasOwn(k, m)), { error: 'a key set holds public keys only (no d, p, q, dp, dq, qi, oth or k member)' });
+export const JwkSet = z
+  .strictObject({ keys: z.array(PublicJwk).min(1).max(100) })
+  .describe('a JWK Set (RFC 7517) of 1 to 100 public keys')
+  .meta({ id: 'JwkSet' });
+export const DEFAULT_JWKS_STALE_S = 86400;
+
+/**
+ * Key sets for IdPs Nexus cannot reach (GHES, self-managed GitLab behind a
+ * firewall): keys held inline or in a file, beside or instead of discovery.
+ */
+const KeySetFields = {
+  jwks: JwkSet.nullable().default(null),
+  jwks_file: z
+    .string()
+    .max(4096)
+    .regex(/^\/[^\0]*$/)
+    .nullable()
+    .default(null)
+    .describe('an absolute path on the server to a JWK Set file, re-read when it changes (within 60 s), or null'),
+  jwks_stale_s: z
+    .int()
+    .min(1)
+    .max(30 * 86400)
+    .default(DEFAULT_JWKS_STALE_S)
+    .describe('an integer from 1 to 2592000: how long keys fetched from the IdP keep verifying while it does not answer'),
+};
+
 /** PUT /v1/oidc/issuers/{name} (and NEXUS_CONFIG oidc.issuers.NAME). */
 export const IssuerInput = z
   .strictObject({
@@ -93,6 +125,7 @@ export const IssuerInput = z
       .overwrite((l) => [...new Set(l.map((t) => t.toLowerCase()))])
       .default([])
       .describe('a list of up to 10 JWT `typ` values accepted besides JWT (e.g. at+jwt)'),
+    ...KeySetFields,
   })
   .meta({ id: 'IssuerInput' });
 

@@ -151,6 +151,7 @@ function reasonFor(err: unknown): string {
   if (err instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'malformed';
   if ((err as { code?: string }).code === 'ERR_JWKS_UNAVAILABLE') return 'issuer_keys_unavailable';
+  if ((err as { code?: string }).code === 'ERR_JWKS_STALE') return 'issuer_keys_stale';
   if (err instanceof errors.JOSEError) return `invalid: ${err.code}`;
   return 'verification_error';
 }
