@@ -45,8 +45,11 @@ export class UnauthorizedError extends NexusError {
 }
 
 export class ForbiddenError extends NexusError {
-  constructor(message = 'permission denied') {
+  /** Why, for the audit record only, when it says more than the message (never sent to the caller). */
+  readonly reason: string | undefined;
+  constructor(message = 'permission denied', reason?: string) {
     super('forbidden', message);
+    this.reason = reason;
   }
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Principal } from '../auth/principal.js';
 import { describePrincipal, type AuditEntry, type AuditTrail } from '../audit/trail.js';
-import { NexusError, UnauthorizedError, UnavailableError } from '../errors.js';
+import { ForbiddenError, NexusError, UnauthorizedError, UnavailableError } from '../errors.js';
 import type { RequestState } from './errors.js';
 import { statusOf } from './errors.js';
 
@@ -57,6 +57,7 @@ export function noteObject(ctx: Context, kind: string, verb: string, name?: stri
 
 function reasonOf(err: unknown): string | undefined {
   if (err instanceof UnauthorizedError) return err.reason;
+  if (err instanceof ForbiddenError && err.reason) return err.reason;
   if (err instanceof NexusError) return `${err.code}: ${err.message}`;
   return err ? 'internal error' : undefined;
 }
@@ -87,7 +88,8 @@ const templates = new Map<string, string>();
 function templateOf(path: string): string {
   let t = templates.get(path);
   if (t === undefined) {
-    t = path.replace(/\{\*rest\}$/, '{path}').replace(/:([A-Za-z_]+)/g, '{$1}');
+    // An escaped colon (`/roles\\:test`) is a literal verb, not a parameter.
+    t = path.replace(/\{\*rest\}$/, '{path}').replace(/(?<!\\):([A-Za-z_]+)/g, '{$1}').replace(/\\:/g, ':');
     if (t.length > 1) t = t.replace(/\/$/, '');
     templates.set(path, t);
   }

@@ -21,6 +21,7 @@ import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
+import { explainRoles, noRoleReason } from './explain.js';
 import { grantAllows, resolveRoles } from './roles.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
@@ -107,6 +108,13 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   // principal is kept with it, for the roles array (replaced on every role
   // change) and the X-Nexus-Role it was resolved under.
   const jwtPrincipals = new WeakMap<VerifiedToken, { roles: RoleConfig[]; only: string | undefined; principal: OidcPrincipal }>();
+  /** A JWT principal no role matched, and the short reason why. */
+  const unmatched = new WeakMap<OidcPrincipal, string>();
+  /** A refusal of a principal no role matched carries the reason to the audit record. */
+  const explained = (err: unknown, p: OidcPrincipal | undefined): unknown => {
+    const why = p && unmatched.get(p);
+    return why && err instanceof ForbiddenError && !err.reason ? new ForbiddenError(err.message, why) : err;
+  };
 
   const fromJwt = async (ctx: Context, jwt: string, onlyRole?: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
     const verified = await deps.jwts.verify(jwt);
@@ -116,11 +124,14 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const known = jwtPrincipals.get(verified);
     if (known && known.roles === configured && known.only === only) return { principal: known.principal, verified };
     const { roles, grants } = resolveRoles(configured, issuer.config.name, claims as Record<string, unknown>, only);
-    if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
+    // Why no role matched, for the audit record (the response stays "no role matches").
+    const why = roles.length === 0 ? noRoleReason(explainRoles(configured, issuer.config, claims as Record<string, unknown>, only), issuer.config.name) : undefined;
+    if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`, why);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
     const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
     const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId };
     jwtPrincipals.set(verified, { roles: configured, only, principal });
+    if (why) unmatched.set(principal, why);
     return { principal, verified };
   };
 
@@ -160,10 +171,15 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
         if (err instanceof UnauthorizedError) failed(ctx, err);
         throw err;
       }
+      const unnarrowed = principal;
       principal = narrow(ctx, principal);
       limitSubject(principal);
       (ctx.state as OidcState).principal = principal;
-      await next();
+      try {
+        await next();
+      } catch (err) {
+        throw explained(err, unnarrowed);
+      }
     };
 
   const bearer = (ctx: Context): string => {
@@ -191,7 +207,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     }
     const { principal, verified } = exchanged;
     (ctx.state as OidcState).principal = principal;
-    if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
+    if (principal.roles.length === 0) throw explained(new ForbiddenError('no role matches this token'), principal);
     limitSubject(principal);
     const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
     const issued = await issueToken(deps.store, verified, roles);

@@ -2,7 +2,8 @@ import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameP
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
-import { Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
+import { RoleTestInput, RoleTestResult } from './role-test-schema.js';
+import { Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, RoleInput, RoleList, RoleWritten, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
 export function oidcAdminPaths(): Paths {
@@ -10,7 +11,15 @@ export function oidcAdminPaths(): Paths {
     '/v1/oidc/issuers': { get: { operationId: 'listIssuers', summary: 'list trusted issuers (admin)', responses: { '200': json('issuers', IssuerList), ...ERRORS } } },
     '/v1/oidc/issuers/{name}': adminCrud('issuer', IssuerRequest, Issuer),
     '/v1/oidc/roles': { get: { operationId: 'listRoles', summary: 'list roles (admin)', responses: { '200': json('roles', RoleList), ...ERRORS } } },
-    '/v1/oidc/roles/{name}': adminCrud('role', RoleInput, Role),
+    '/v1/oidc/roles/{name}': adminCrud('role', RoleInput, RoleWritten),
+    '/v1/oidc/roles:test': {
+      post: {
+        operationId: 'testRoles',
+        summary: 'dry run (admin): what the OIDC port decides for a sample JWT (every token check) or for claims under an issuer, role by role, and why',
+        requestBody: body(RoleTestInput),
+        responses: { '200': json('the explanation', RoleTestResult), ...ERRORS },
+      },
+    },
     '/v1/oidc/issuers/{name}:revoke-tokens': {
       post: {
         operationId: 'revokeIssuerTokens',

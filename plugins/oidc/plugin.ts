@@ -14,6 +14,7 @@ import type { Config } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
 import { probeIssuer } from './probe.js';
+import { RoleTester } from './role-test.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
 
@@ -168,6 +169,7 @@ export class OidcPlugin implements AuthPlugin {
     return oidcAdminRoutes(
       new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs)),
       this.storeOrThrow(),
+      new RoleTester(this.registry!, this.storeOrThrow()),
       deps,
     );
   }

@@ -15,7 +15,7 @@ export function claimAt(claims: Record<string, unknown>, name: string): unknown 
 }
 
 /** Comparison by JSON type: the string "true" never equals the boolean true. */
-function sameJson(a: unknown, b: ClaimValue): boolean {
+export function sameJson(a: unknown, b: ClaimValue): boolean {
   return typeof a === typeof b && a === b;
 }
 

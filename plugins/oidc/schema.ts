@@ -191,6 +191,8 @@ export const Role = RoleFields.omit({ name: true })
   .partial({ created_at: true, updated_at: true })
   .meta({ id: 'Role' });
 export type RoleConfig = z.output<typeof Role>;
+/** A role as read, or as a PUT answers it: with the lint's warnings when there are some. */
+export const RoleWritten = Role.extend({ warnings: z.array(z.string()).optional().describe('only in a PUT answer: what the lint found (the role was saved)') }).meta({ id: 'RoleWritten' });
 
 export function parseIssuer(name: string, raw: unknown): IssuerConfig {
   const { name: _ignored, ...cfg } = parseInput(IssuerInput, raw);
