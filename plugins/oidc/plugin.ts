@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
+import { roleLint } from './presets.js';
 import { probeIssuer } from './probe.js';
 import { RoleTester } from './role-test.js';
 import { applySeed, parseSeed } from './seed.js';
@@ -90,6 +91,11 @@ export class OidcPlugin implements AuthPlugin {
     this.store = new OidcStore(core.storage);
     this.log = core.log;
     if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log);
+    // The lint of role writes, for the roles the file writes (the API answers them in the response).
+    for (const role of seed.roles) {
+      const issuer = seed.issuers.find((i) => i.name === role.issuer);
+      for (const warning of issuer ? roleLint(role, issuer) : []) core.log.warn({ file: core.config.configFile, role: role.name }, warning);
+    }
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => {
       core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' });
       if (!ok) core.metrics.jwksFetchErrors.inc({ issuer });

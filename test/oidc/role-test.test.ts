@@ -34,7 +34,7 @@ describe('OIDC role dry run: POST /v1/oidc/roles:test explains every check and b
 
   const dryRun = (body: unknown) => e.admin('POST', '/v1/oidc/roles:test', body);
   const check = (checks: Check[], name: string) => checks.find((c) => c.check === name)!;
-  const deploy = (roles: Array<{ role: string }>) => roles.find((r) => r.role === 'deploy') as { matched: boolean; bindings: Array<Record<string, unknown>>; grants: unknown[]; why?: string };
+  const deploy = (roles: Array<{ role: string }>) => roles.find((r) => r.role === 'deploy') as unknown as { matched: boolean; bindings: Array<Record<string, unknown>>; grants: unknown[]; why?: string };
 
   it('a matching token: accepted, every check passes, the role matches with its expanded grants', async () => {
     const r = await dryRun({ jwt: await e.idp.token(github('org/api')) });
