@@ -23,7 +23,7 @@ const Binding = z.object({
   claim: z.string(),
   match: z.enum(['exact', 'glob']),
   expected: z.unknown(),
-  actual: z.unknown().describe("the token's value (absent: not in the response)"),
+  actual: z.unknown().optional().describe("the token's value (absent from the token: absent here)"),
   ok: z.boolean(),
   why: z.string().optional(),
 });

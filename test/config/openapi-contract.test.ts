@@ -88,6 +88,7 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'GET /v1/oidc/roles/{name}': () => e.admin('GET', '/v1/oidc/roles/ci-rw'),
     'POST /v1/oidc/roles/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/roles/doc:revoke-tokens'),
     'POST /v1/oidc/issuers/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/issuers/ci:revoke-tokens', { role: 'doc' }),
+    'POST /v1/oidc/roles:test': () => e.admin('POST', '/v1/oidc/roles:test', { jwt }),
     'GET /healthz': () => e.admin('GET', '/healthz'),
     'GET /readyz': () => e.admin('GET', '/readyz'),
     'GET /openapi.json': () => e.admin('GET', '/openapi.json'),
