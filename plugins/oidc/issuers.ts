@@ -221,6 +221,8 @@ export class IssuerKeys {
 
   /** Re-reads the key-set file when it changed; failures keep the keys it last held. */
   async checkFile(): Promise<void> {
+    // A refresh under way reads the file itself.
+    if (this.inflight) return;
     try {
       if (await this.loadStatic()) {
         await this.rebuild(true);
