@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/env.js';
+import { createTestDatabase, requirePg, type TestDatabase } from '../helpers/pg.js';
 import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { until } from '../helpers/wait.js';
@@ -48,19 +49,27 @@ const auditReasons = (e: OidcEnv) =>
     .filter((r) => r.port === 'oidc' && r.reason)
     .map((r) => r.reason);
 
-describe('OIDC key sets for IdPs Nexus cannot reach (jwks, jwks_file, jwks_stale_s)', function () {
+for (const backend of ['sqlite', 'postgres'] as const) {
+describe(`OIDC key sets for IdPs Nexus cannot reach (jwks, jwks_file, jwks_stale_s) (${backend})`, function () {
   this.timeout(60_000);
   let e: OidcEnv;
   let down: string;
   let dir: string;
+  let db: TestDatabase | undefined;
 
-  before(async () => {
-    e = await startOidcEnv({}, { maxAgeMs: 300, cooldownMs: 200, timeoutMs: 1_000, fileCheckMs: 100 });
+  before(async function () {
+    const env: Record<string, string> = {};
+    if (backend === 'postgres') {
+      db = await createTestDatabase(await requirePg(this));
+      env.NEXUS_DATABASE_URL = db.url;
+    }
+    e = await startOidcEnv(env, { maxAgeMs: 300, cooldownMs: 200, timeoutMs: 1_000, fileCheckMs: 100 });
     down = await unreachable();
     dir = tempDir('jwks');
   });
   after(async () => {
     await e?.stop();
+    await db?.drop();
   });
 
   const whoami = (token: string) => e.oidc(token, 'GET', '/v1/whoami');
@@ -165,3 +174,4 @@ describe('OIDC key sets for IdPs Nexus cannot reach (jwks, jwks_file, jwks_stale
     await until(async () => (await whoami(await e.idp.token(github('org/api', 'refs/heads/main', { jti: `back-${Date.now()}` })))).status === 200, 'the IdP back', 15_000);
   });
 });
+}
