@@ -19,6 +19,10 @@ export interface DbCredsStandIn {
   /** Every Bearer token that reached it, in order (the tests' way to hold the job's token). */
   tokens: string[];
   leases: StandInLease[];
+  /** Requests for role `held` that have arrived and wait for release(). */
+  held(): number;
+  /** Lets every waiting `held` request be answered (as an ordinary lease). */
+  release(): void;
   stop(): Promise<void>;
 }
 
@@ -30,7 +34,8 @@ export interface DbCredsStandIn {
  * and passes every other request through to the real OIDC port, so exchange,
  * reads and revoke-self are Nexus's own. Its certificate is Nexus's SVID
  * shape from the same dev CA, so the clients trust it as they trust Nexus.
- * Roles: `missing` answers 404, `denied` 403, `garbled` a body outside the contract.
+ * Roles: `missing` answers 404, `denied` 403, `garbled` a body outside the contract,
+ * `held` waits for release() (a test's moment inside the client's fetch).
  */
 export async function startDbCredsStandIn(env: OidcEnv): Promise<DbCredsStandIn> {
   const leaf = await issueCert(env.t.ca, { uris: [`spiffe://${env.t.server.core.config.trustDomain}/nexus`], ips: ['127.0.0.1'] });
@@ -48,6 +53,7 @@ export async function startDbCredsStandIn(env: OidcEnv): Promise<DbCredsStandIn>
       req.end(body);
     });
   let n = 0;
+  let waiting: Array<() => void> = [];
   const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -64,6 +70,7 @@ export async function startDbCredsStandIn(env: OidcEnv): Promise<DbCredsStandIn>
           if (role === 'missing') return json(404, { error: { code: 'not_found', message: 'no such credential role' } });
           if (role === 'denied') return json(403, { error: { code: 'forbidden', message: `no read on db/creds/${role}` } });
           if (role === 'garbled') return json(200, { user: 'x' });
+          if (role === 'held') await new Promise<void>((r) => waiting.push(r));
           n++;
           const lease: StandInLease = { role, username: `v-${role}-${n}`, password: `pw-${randomBytes(12).toString('base64url')}`, lease_id: `db/creds/${role}/${randomBytes(8).toString('hex')}`, token: bearer! };
           leases.push(lease);
@@ -80,6 +87,11 @@ export async function startDbCredsStandIn(env: OidcEnv): Promise<DbCredsStandIn>
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     tokens,
     leases,
+    held: () => waiting.length,
+    release: () => {
+      for (const r of waiting) r();
+      waiting = [];
+    },
     stop: () =>
       new Promise((r) => {
         upstream.destroy();
