@@ -37,7 +37,7 @@ async function run(): Promise<void> {
     if (exportEnv) core.exportVariable(v.name, v.value);
   }
   const secrets = got.values.filter((v) => !v.path.startsWith('db/creds/'));
-  core.info(`nexus: ${secrets.length} value(s) from ${new Set(secrets.map((v) => v.path)).size} secret(s): ${secrets.map((v) => v.name).join(', ')}${exportEnv ? ' (exported to the environment)' : ' (step outputs only)'}`);
+  if (secrets.length) core.info(`nexus: ${secrets.length} value(s) from ${new Set(secrets.map((v) => v.path)).size} secret(s): ${secrets.map((v) => v.name).join(', ')}${exportEnv ? ' (exported to the environment)' : ' (step outputs only)'}`);
   for (const l of got.leases) core.info(`nexus: database credentials of role ${l.role}, lease ${l.lease_id} (${l.lease_duration} s)`);
   if (got.revoked) core.info(`nexus: revoked the job's token ${got.tokenId} (nothing later needs it)`);
   else if (got.token && revoke) core.info(`nexus: the job's token ${got.tokenId} and its leases are revoked by this action's post step, at the job's end`);

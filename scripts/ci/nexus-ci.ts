@@ -3,15 +3,14 @@
 // runner, with its X509-SVID on the mTLS port. Bundled with the action by
 // `npm run build:ci`, so a job needs no TypeScript tool chain.
 import * as core from '@actions/core';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { socketTarget } from '../../nexus/spiffe/endpoint.js';
 import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
 import { readCa, type TlsSetup } from './client.js';
-import { fetchSecrets, maskable, revokeQuietly, type Fetched, type Resolved } from './fetch.js';
+import { Relay } from './exec.js';
+import { fetchSecrets, maskable, revokeQuietly, type Fetched } from './fetch.js';
 import { FORMATS, render, type Format } from './formats.js';
 import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
@@ -193,34 +192,6 @@ function writePrivate(file: string, text: string): void {
   fs.renameSync(tmp, file);
 }
 
-/**
- * Signals meant for the job (GitLab's cancel, Ctrl-C, a runner's shutdown):
- * caught from the start of an exec, so that one arriving while the secrets
- * are read still ends in a revocation, then passed to the command once it runs.
- */
-class Relay {
-  private child: ChildProcess | undefined;
-  readonly pending: NodeJS.Signals[] = [];
-
-  constructor() {
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => (this.child ? this.child.kill(sig) : this.pending.push(sig)));
-  }
-
-  /** Runs the command with `values` in its environment only; its exit code, or 128 + the signal that ended it. */
-  run(command: string[], values: Resolved[]): Promise<number> {
-    const env = { ...process.env, ...Object.fromEntries(values.map((v) => [v.name, v.value])) };
-    return new Promise((resolve) => {
-      const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
-      this.child = child;
-      child.on('error', (err) => {
-        process.stderr.write(`nexus-ci: cannot run ${command[0]}: ${err.message}\n`);
-        resolve(127);
-      });
-      child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
-    });
-  }
-}
-
 /** The ids a job may log (--print-ids): the token's, and each lease's; never a value. */
 function printIds(got: Fetched, dbCreds: ReturnType<typeof parseDbCreds>): void {
   if (got.tokenId) process.stderr.write(`nexus-ci: token id ${got.tokenId}\n`);
@@ -262,8 +233,7 @@ async function main(argv: string[]): Promise<number> {
   switch (p.mode.kind) {
     case 'exec': {
       // A signal during the read: the command never starts; the token is given back all the same.
-      const pending = relay!.pending[0];
-      const code = pending ? 128 + (os.constants.signals[pending] ?? 0) : await relay!.run(p.mode.command, values);
+      const code = relay!.early() ?? (await relay!.run(p.mode.command, values));
       // The job's credentials end with its command, not at their TTL.
       const failed = token && p.revoke ? await revokeQuietly(p.url, tls, token) : undefined;
       if (failed) process.stderr.write(`nexus-ci: ${failed}\n`);
