@@ -8,6 +8,7 @@ import type { ListenAddr, TlsFiles } from '../config/index.js';
 import { clientErrorResponse } from '../http/errors.js';
 import type { Logger } from '../log.js';
 import type { LogBudget } from '../log-budget.js';
+import type { LoadedTls } from './cert-expiry.js';
 import { capConnectionsPerClient } from './conn-limits.js';
 
 export interface Listener {
@@ -126,11 +127,14 @@ export async function startMtlsListener(opts: {
   trust?: TrustBundle;
   /** Where refused handshakes are logged (rate-limited); without it, at debug. */
   refusals?: LogBudget;
+  /** Told what was put into service, at start and after each successful reload (certificate expiry gauges). */
+  onLoad?: (tls: LoadedTls) => void;
 }): Promise<Listener> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const clientAuth = opts.requireClientCert ?? true;
   const initial = readTls(opts.files);
   opts.trust?.replace(initial.ca);
+  opts.onLoad?.(initial);
   // Client identities: no session resumption, so every connection presents a
   // certificate that is verified now (an expired one is never readmitted).
   const contextOptions = { minVersion: limits.minVersion, ciphers: AEAD_CIPHERS, ...(clientAuth ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}) };
@@ -177,6 +181,7 @@ export async function startMtlsListener(opts: {
         tls.createSecureContext(material); // throws on a key that does not match its cert
         server.setSecureContext({ ...material, ...contextOptions });
         opts.trust?.replace(material.ca);
+        opts.onLoad?.(material);
         opts.log.info({ files: opts.files }, 'reloaded TLS trust bundle and server certificate');
       } catch (err) {
         opts.log.error({ err: { message: (err as Error).message } }, 'TLS files changed but could not be loaded; keeping the previous ones');
