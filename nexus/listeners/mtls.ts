@@ -134,7 +134,6 @@ export async function startMtlsListener(opts: {
   const clientAuth = opts.requireClientCert ?? true;
   const initial = readTls(opts.files);
   opts.trust?.replace(initial.ca);
-  opts.onLoad?.(initial);
   // Client identities: no session resumption, so every connection presents a
   // certificate that is verified now (an expired one is never readmitted).
   const contextOptions = { minVersion: limits.minVersion, ciphers: AEAD_CIPHERS, ...(clientAuth ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}) };
@@ -154,6 +153,8 @@ export async function startMtlsListener(opts: {
     },
     opts.handler,
   );
+  // After createServer, which is what refuses a broken certificate or key (with its own words).
+  opts.onLoad?.(initial);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   // Requests the HTTP parser refuses (oversized headers, timeouts, garbage) still get the error JSON.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
