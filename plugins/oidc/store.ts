@@ -5,6 +5,7 @@ import { ciRunOf } from './ci-run.js';
 import { bare, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 import type { SigningKey } from './verify.js';
+import { webhookOwner, type SealedWebhookSecret } from './webhook-secrets.js';
 
 function issuerFrom(r: IssuerRow): IssuerConfig {
   return {
@@ -62,7 +63,7 @@ export interface StoredToken {
  * (reads) or one transaction's (a change and the rules it is checked against).
  */
 export class OidcTables {
-  constructor(private readonly r: Pick<Repos, 'oidc'>) {}
+  constructor(private readonly r: Pick<Repos, 'oidc' | 'configSecrets'>) {}
 
   async issuers(): Promise<IssuerConfig[]> {
     return (await this.r.oidc.issuers()).map(issuerFrom);
@@ -113,8 +114,16 @@ export class OidcTables {
     return !existed;
   }
 
-  deleteIssuer(name: string): Promise<boolean> {
+  /** The issuer and its webhook secret. */
+  async deleteIssuer(name: string): Promise<boolean> {
+    await this.r.configSecrets.delete(webhookOwner(name));
     return this.r.oidc.deleteIssuer(name);
+  }
+
+  /** Stores (sealed), removes (null) or keeps (undefined) an issuer's webhook secret. */
+  async setWebhookSecret(name: string, sealed: SealedWebhookSecret): Promise<void> {
+    if (sealed === null) await this.r.configSecrets.delete(webhookOwner(name));
+    else if (sealed !== undefined) await this.r.configSecrets.put(webhookOwner(name), sealed, new Date().toISOString());
   }
 
   async putRole(r: RoleConfig, managedBy: string | null): Promise<boolean> {
@@ -281,10 +290,10 @@ export class OidcStore {
    * replicas read tokens from the shared database at every use, and this
    * process drops the deleted rows from its cache.
    */
-  async endCiRun(issuer: string, ciRun: string | null, deliveryKeys: string[], now: number, rememberUntil: number): Promise<Buffer[] | null> {
+  async endCiRun(issuer: string, ciRun: string, deliveryKeys: string[], now: number, rememberUntil: number): Promise<Buffer[] | null> {
     const hashes = await this.storage.tx(async (r) => {
       if (!(await r.oidc.claimDelivery(deliveryKeys, now, rememberUntil))) return null;
-      return ciRun === null ? [] : r.oidc.revokeCiRun(issuer, ciRun);
+      return r.oidc.revokeCiRun(issuer, ciRun);
     });
     for (const h of hashes ?? []) this.tokenCache.delete(h.toString('hex'));
     return hashes;
