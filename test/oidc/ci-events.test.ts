@@ -193,4 +193,14 @@ describe('OIDC port: CI end-of-work events revoke the run\'s tokens', function (
     expect(short.status).to.equal(400);
     expect(short.text).to.not.include('short"');
   });
+
+  it('deleting an issuer deletes its webhook secret: an issuer made again under that name has none', async () => {
+    const def = { issuer: 'https://gone.example.com', audiences: ['nexus'], verify: false };
+    expect((await e.admin('PUT', '/v1/oidc/issuers/gone', { ...def, webhook_secret: SECRET })).status).to.equal(201);
+    const ping = raw({ zen: 'Design for failure.', hook_id: 2 });
+    expect((await postGithub(ping, githubHeaders(SECRET, ping, { event: 'ping' }), 'gone')).status).to.equal(200);
+    expect((await e.admin('DELETE', '/v1/oidc/issuers/gone')).status).to.equal(204);
+    expect((await e.admin('PUT', '/v1/oidc/issuers/gone', def)).status).to.equal(201);
+    expect((await postGithub(ping, githubHeaders(SECRET, ping, { event: 'ping' }), 'gone')).status).to.equal(401);
+  });
 });
