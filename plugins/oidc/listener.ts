@@ -202,7 +202,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     return { ...issued, principal, accessor: deps.audit.tokenId(issued.token) };
   };
 
-  // Only token exchange and granted writes carry a body; anything else with one is refused unread.
+  // Only token exchange, the CI webhooks and granted writes carry a body; anything else with one is refused unread.
   const noBody = async (ctx: Context, next: Next) => {
     const allowed =
       (ctx.method === 'POST' && (ctx.path === '/v1/auth/token' || ctx.path === CI_EVENT_ROUTES.github || ctx.path === CI_EVENT_ROUTES.gitlab)) ||
