@@ -104,8 +104,9 @@ export class CiEvents {
       const mac = createHmac('sha256', secret).update(req.raw).digest();
       if (!m || !timingSafeEqual(mac, Buffer.from(m[1]!, 'hex'))) throw new UnauthorizedError('webhook_signature_invalid');
     });
-    if (req.header('X-GitHub-Event') !== 'workflow_run') return null;
+    // Checked on every event, so that the webhook's first delivery (a ping) already says what is wrong.
     const body = json(req, 'GitHub');
+    if (req.header('X-GitHub-Event') !== 'workflow_run') return null;
     if (parseInput(GithubAction, body).action !== 'completed') return null;
     const e = parseInput(WorkflowRun, body);
     const run = githubRun(e.repository.full_name, e.workflow_run.id, e.workflow_run.run_attempt);
@@ -123,8 +124,8 @@ export class CiEvents {
       const digest = (b: Buffer | string) => createHash('sha256').update(b).digest();
       if (!timingSafeEqual(digest(token), digest(secret))) throw new UnauthorizedError('webhook_token_invalid');
     });
-    if (req.header('X-Gitlab-Event') !== 'Job Hook') return null;
     const body = json(req, 'GitLab');
+    if (req.header('X-Gitlab-Event') !== 'Job Hook') return null;
     const e = parseInput(JobHook, body);
     if (e.object_kind !== 'build' || !FINISHED_JOB.has(e.build_status)) return null;
     const run = gitlabJob(e.project.path_with_namespace, e.build_id);

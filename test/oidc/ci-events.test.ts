@@ -141,6 +141,9 @@ describe('OIDC port: CI end-of-work events revoke the run\'s tokens', function (
     const form = await postGithub(body, { ...githubHeaders(SECRET, body), 'Content-Type': 'application/x-www-form-urlencoded' });
     expect(form.status).to.equal(400);
     expect(form.text).to.match(/application\/json/);
+    // Already on the webhook's first delivery, so that a misconfigured hook shows it at once.
+    const ping = raw({ zen: 'Approachable is better than simple.', hook_id: 3 });
+    expect((await postGithub(ping, { ...githubHeaders(SECRET, ping, { event: 'ping' }), 'Content-Type': 'application/x-www-form-urlencoded' })).status).to.equal(400);
     expect(await alive(t)).to.equal(200);
     const reasons = records().filter((x) => x.action === 'ci.event.github' && x.status === 401).map((x) => x.reason);
     expect(reasons).to.include('webhook_not_configured');
