@@ -1,4 +1,5 @@
 import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
+import { recordCertExpiry } from '../../nexus/listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
@@ -137,6 +138,8 @@ export class OidcPlugin implements AuthPlugin {
       handler: app.callback(),
       log: core.log,
       requireClientCert: false,
+      // Its own certificate only: the bundle it watches verifies no one here, the mTLS port reports it.
+      onLoad: recordCertExpiry(core.metrics, 'oidc', { bundle: false }),
       limits: {
         headersTimeoutMs: 5_000,
         requestTimeoutMs: 10_000,
