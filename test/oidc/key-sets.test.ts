@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { tempDir } from '../helpers/env.js';
+import { runBin, tempDir } from '../helpers/env.js';
 import { createTestDatabase, requirePg, type TestDatabase } from '../helpers/pg.js';
 import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
@@ -139,22 +139,42 @@ describe(`OIDC key sets for IdPs Nexus cannot reach (jwks, jwks_file, jwks_stale
     await until(async () => /nexus_oidc_jwks_fetch_errors_total\{issuer="gone"\} [1-9]/.test((await e.admin('GET', '/metrics')).text), 'a fetch error for issuer gone', 10_000);
   });
 
+  it('pilot oidc issuer put --jwks-file: an absolute server path; a relative one is a usage error', async () => {
+    const k = await newKey('pilot-1');
+    const file = path.join(dir, 'pilot.json');
+    fs.writeFileSync(file, JSON.stringify({ keys: [k.jwk] }));
+    const env = { NEXUS_DATA_DIR: e.t.dir, NEXUS_ADDR: `https://127.0.0.1:${e.t.port}` };
+    const args = ['oidc', 'issuer', 'put', 'pilot-ghes', '--issuer', `${down}/pilot`, '--audience', 'nexus', '--alg', 'ES256', '--preset', 'github', '--jwks-stale', '600'];
+    const r = await runBin('pilot', [...args, '--jwks-file', file], env);
+    expect(r.code, r.stderr).to.equal(0);
+    expect((await e.admin('GET', '/v1/oidc/issuers/pilot-ghes')).body).to.include({ jwks_file: file, jwks_stale_s: 600 });
+    const rel = await runBin('pilot', [...args, '--jwks-file', 'pilot.json'], env);
+    expect(rel.code).to.equal(2);
+    expect(rel.stderr).to.match(/--jwks-file must be an absolute path/);
+  });
+
   it('with discovery and the IdP down, known keys verify inside the stale window and stop after it; one warning per issuer', async () => {
     const put = await e.admin('PUT', '/v1/oidc/issuers/ci', {
       issuer: e.idp.url,
       audiences: ['nexus'],
       algorithms: ['RS256'],
       tenant_claims: GITHUB_TENANT_CLAIMS,
-      jwks_stale_s: 4,
+      jwks_stale_s: 6,
     });
     expect(put.status, put.text).to.equal(200);
     expect((await role('ci-api', 'ci')).status).to.equal(201);
-    expect((await whoami(await e.idp.token(github('org/api', 'refs/heads/main', { jti: 'fresh' })))).status).to.equal(200);
     const warnings = () => e.logs().split('\n').filter((l) => l.includes('"issuer":"ci"') && /could not refresh issuer keys/.test(l) && l.includes('"level":40')).length;
     const before = warnings();
     // Signed before the IdP goes down (the mock signs only while it serves); each one new to the verified-JWT cache.
     const pool = await Promise.all(Array.from({ length: 400 }, (_, i) => e.idp.token(github('org/api', 'refs/heads/main', { jti: `pool-${i}` }))));
     const unseen = () => pool.shift()!;
+    // The window runs from the last fetch: make it now, just before the outage.
+    const keys = e.plugin['registry']!.byName('ci')!;
+    const fetched = keys.fetches;
+    await until(async () => {
+      expect((await whoami(unseen())).status).to.equal(200);
+      return keys.fetches > fetched;
+    }, 'a fresh fetch', 10_000);
     await e.idp.server.stop();
     try {
       // Inside the window: a JWT not seen before still verifies against the known key.
