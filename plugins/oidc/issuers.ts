@@ -107,7 +107,11 @@ export class IssuerKeys {
   private usingFetched = false;
   private fetchedAt = 0;
   private fetchedKeys: JWK[] | null = null;
-  private staticKeys: JWK[] = [];
+  /** The inline set and the file's keys (the inline ones first). */
+  private staticKeys: JWK[];
+  private readonly inlineKeys: JWK[];
+  /** The static keys changed since the getter was last built. */
+  private staticDirty: boolean;
   private loadedAt = 0;
   private keyCount = 0;
   private lastError: string | null = null;
@@ -118,6 +122,7 @@ export class IssuerKeys {
   private fileStamp: string | null = null;
   private fileText: string | null = null;
   private fileTimer: NodeJS.Timeout | null = null;
+  private fileError: string | null = null;
   /** One warning per outage, one error when its keys run out: not a line per refresh. */
   private failing = false;
   private staleLogged = false;
@@ -146,6 +151,10 @@ export class IssuerKeys {
     this.jwksUri = config.jwks_uri;
     this.discovers = config.jwks_uri !== null || (config.jwks === null && config.jwks_file === null);
     this.thumbprints = previous;
+    this.inlineKeys = config.jwks ? [...(config.jwks.keys as JWK[])] : [];
+    this.staticKeys = [...this.inlineKeys];
+    this.staticDirty = this.inlineKeys.length > 0;
+    if (this.inlineKeys.length > 0) this.loadedAt = Date.now();
     if (config.jwks_file) {
       // A file is watched by its stamp: cheap, and it sees an atomic replace (rename) too.
       this.fileTimer = setInterval(() => void this.checkFile(), this.timings.fileCheckMs ?? DEFAULT_FILE_CHECK_MS);
@@ -191,58 +200,70 @@ export class IssuerKeys {
     }
   }
 
-  /** The inline set, once; the file, when its stamp moved. True when the static keys changed. */
+  /** The key-set file, when its stamp moved. True when the static keys changed. */
   private async loadStatic(): Promise<boolean> {
-    let changed = false;
-    if (this.config.jwks && this.loadedAt === 0) {
-      this.staticKeys = [...(this.config.jwks.keys as JWK[])];
-      changed = true;
-    }
-    if (this.config.jwks_file) {
-      const file = this.config.jwks_file;
-      const st = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
-        throw new Error(`cannot read the key-set file ${file}: ${err.code ?? err.message}`);
-      });
-      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-      if (stamp !== this.fileStamp) {
-        const text = await readKeySetFile(file);
-        this.fileStamp = stamp;
-        if (text !== this.fileText) {
-          const inline = this.config.jwks ? (this.config.jwks.keys as JWK[]) : [];
-          this.staticKeys = [...inline, ...parseKeySetFile(file, text)];
-          this.fileText = text;
-          changed = true;
-        }
-      }
-    }
-    this.loadedAt ||= Date.now();
-    return changed;
+    const file = this.config.jwks_file;
+    if (!file) return false;
+    const st = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot read the key-set file ${file}: ${err.code ?? err.message}`);
+    });
+    const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (stamp === this.fileStamp) return false;
+    // Taken before it is read: a version that does not parse is reported once, not at every look.
+    this.fileStamp = stamp;
+    const text = await readKeySetFile(file);
+    const keys = text === this.fileText ? null : parseKeySetFile(file, text);
+    this.fileError = null;
+    this.loadedAt = Date.now();
+    if (keys === null) return false;
+    this.staticKeys = [...this.inlineKeys, ...keys];
+    this.fileText = text;
+    return true;
   }
 
-  /** Re-reads the key-set file when it changed; failures keep the keys it last held. */
+  /** The key-set file re-read if it changed; a failure keeps the keys it last held and is reported once per cause. */
+  private async reloadFile(): Promise<'changed' | 'same' | 'failed'> {
+    try {
+      return (await this.loadStatic()) ? 'changed' : 'same';
+    } catch (err) {
+      const message = (err as Error).message;
+      this.onFetch?.(this.config.name, false);
+      this.lastError = message;
+      // The same failure again (a file still missing) is not a new line at every look.
+      const line = { issuer: this.config.name, err: { message } };
+      if (message === this.fileError) this.log.debug(line, 'could not reload the issuer key-set file; keeping the keys it held');
+      else this.log.warn(line, 'could not reload the issuer key-set file; keeping the keys it held');
+      this.fileError = message;
+      return 'failed';
+    }
+  }
+
+  /** The file timer's look: a changed file is in effect at once. */
   async checkFile(): Promise<void> {
     // A refresh under way reads the file itself.
     if (this.inflight) return;
-    try {
-      if (await this.loadStatic()) {
-        await this.rebuild(true);
-        this.log.info({ issuer: this.config.name, file: this.config.jwks_file, keys: this.keyCount }, 'issuer key-set file reloaded');
-      }
-    } catch (err) {
-      this.onFetch?.(this.config.name, false);
-      this.lastError = (err as Error).message;
-      this.log.warn({ issuer: this.config.name, err: { message: (err as Error).message } }, 'could not reload the issuer key-set file; keeping the keys it held');
-    }
+    const file = await this.reloadFile();
+    if (file === 'failed') return;
+    this.lastError = null;
+    if (file === 'same') return;
+    await this.rebuild(true);
+    this.log.info({ issuer: this.config.name, file: this.config.jwks_file, keys: this.keyCount }, 'issuer key-set file reloaded');
   }
 
-  /** The static sets, then discovery (once) and a JWKS fetch; failures are logged and keep what we had. */
+  /** The key-set file, then discovery (once) and a JWKS fetch; failures are logged and keep what we had. */
   private refresh(): Promise<void> {
     this.inflight ??= (async () => {
       this.lastAttempt = Date.now();
-      let changed = false;
+      let changed = this.staticDirty;
+      this.staticDirty = false;
       try {
-        changed = await this.loadStatic();
-        if (this.discovers) {
+        const file = await this.reloadFile();
+        if (file === 'changed') changed = true;
+        if (!this.discovers) {
+          if (file !== 'failed') this.lastError = null;
+          return;
+        }
+        try {
           this.jwksUri ??= await discoverJwksUri(this.config.issuer, this.timings.timeoutMs);
           const { text, jwks } = await fetchJwks(this.jwksUri, this.timings.timeoutMs);
           if (text !== this.jwksText) changed = true;
@@ -250,19 +271,20 @@ export class IssuerKeys {
           this.jwksText = text;
           this.fetchedAt = Date.now();
           this.fetches++;
+          if (file !== 'failed') this.lastError = null;
+          this.onFetch?.(this.config.name, true);
+          if (this.failing) this.log.info({ issuer: this.config.name }, 'issuer keys refreshed again');
+          this.failing = false;
+          this.staleLogged = false;
+        } catch (err) {
+          this.lastError = (err as Error).message;
+          this.onFetch?.(this.config.name, false);
+          // One warning when an outage starts; the retries that follow are debug lines.
+          const line = { issuer: this.config.name, err: { message: (err as Error).message }, stale_after_s: this.config.jwks_stale_s };
+          if (this.failing) this.log.debug(line, 'could not refresh issuer keys; keeping the previous ones');
+          else this.log.warn(line, 'could not refresh issuer keys; keeping the previous ones');
+          this.failing = true;
         }
-        this.lastError = null;
-        this.onFetch?.(this.config.name, true);
-        if (this.failing) this.log.info({ issuer: this.config.name }, 'issuer keys refreshed again');
-        this.failing = false;
-        this.staleLogged = false;
-      } catch (err) {
-        this.lastError = (err as Error).message;
-        this.onFetch?.(this.config.name, false);
-        const line = { issuer: this.config.name, err: { message: (err as Error).message }, stale_after_s: this.config.jwks_stale_s };
-        if (this.failing) this.log.debug(line, 'could not refresh issuer keys; keeping the previous ones');
-        else this.log.warn(line, 'could not refresh issuer keys; keeping the previous ones');
-        this.failing = true;
       } finally {
         try {
           await this.rebuild(changed);

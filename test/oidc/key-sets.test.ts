@@ -3,7 +3,13 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { runBin, tempDir } from '../helpers/env.js';
+import { PassThrough } from 'node:stream';
+import { loadConfig } from '../../nexus/config/index.js';
+import { createLogger } from '../../nexus/log.js';
+import { startServer } from '../../nexus/server.js';
+import { OidcPlugin } from '../../plugins/oidc/plugin.js';
+import { runBin, tempDir, testEnv } from '../helpers/env.js';
+import { call } from '../helpers/server.js';
 import { createTestDatabase, requirePg, type TestDatabase } from '../helpers/pg.js';
 import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
@@ -195,3 +201,41 @@ describe(`OIDC key sets for IdPs Nexus cannot reach (jwks, jwks_file, jwks_stale
   });
 });
 }
+
+// The config file declares key sets as the API does, and starts without calling any IdP.
+describe('declarative config: an issuer with jwks_file, and the lint of its roles at start', function () {
+  this.timeout(60_000);
+
+  it('verifies tokens from the file\'s keys with the IdP unreachable; a name-only role is started with a warning', async () => {
+    const dir = tempDir('seed-jwks');
+    const down = await unreachable();
+    const k = await newKey('seed-1');
+    const jwks = path.join(dir, 'ghes.json');
+    fs.writeFileSync(jwks, JSON.stringify({ keys: [k.jwk] }));
+    const file = path.join(dir, 'nexus.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        oidc: {
+          issuers: { ghes: { issuer: down, audiences: ['nexus'], algorithms: ['ES256'], jwks_file: jwks, jwks_stale_s: 3600, tenant_claims: GITHUB_TENANT_CLAIMS } },
+          roles: { api: { issuer: 'ghes', bound_claims: { repository: 'org/api' }, paths: ['ci/org/api/*'], permissions: ['read'] } },
+        },
+      }),
+    );
+    const sink = new PassThrough();
+    let logs = '';
+    sink.on('data', (d: Buffer) => (logs += d.toString()));
+    const plugin = new OidcPlugin();
+    const env = testEnv(path.join(dir, 'data'), { NEXUS_CONFIG: file, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: '127.0.0.1:0' });
+    const server = await startServer(loadConfig(env), createLogger({ level: 'info', stream: sink }), { plugins: [plugin] });
+    try {
+      const ca = fs.readFileSync(path.join(dir, 'data', 'pki', 'ca.crt'), 'utf8');
+      const r = await call(plugin.addresses().oidc!.port, { ca }, 'GET', '/v1/whoami', undefined, { headers: { Authorization: `Bearer ${await sign(k, down, github('org/api'))}` } });
+      expect(r.status, r.text).to.equal(200);
+      expect(r.body.roles).to.deep.equal(['api']);
+      expect(logs).to.match(/"role":"api".*role api binds its tenant only by name/);
+    } finally {
+      await server.stop(2000);
+    }
+  });
+});
