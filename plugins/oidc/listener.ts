@@ -22,6 +22,7 @@ import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Ex
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
 import { grantAllows, resolveRoles } from './roles.js';
+import { subtreeWithData } from './subtree.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
 import type { RoleConfig } from './types.js';
@@ -262,7 +263,13 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
   api.get('/v1/secrets', async (ctx) => {
     const p = principalOf(ctx);
-    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), grantsAuthorizer.globs(p, 'list')));
+    const include = queryOne(ctx, 'include');
+    if (include === undefined) {
+      ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), grantsAuthorizer.globs(p, 'list')));
+      return;
+    }
+    if (include !== 'data') throw new BadRequestError('include', 'include takes only data');
+    ctx.body = await subtreeWithData(ctx, deps.secrets, grantsAuthorizer.mayEver(p, 'read'), grantsAuthorizer.globs(p, 'read'));
   });
   api.get('/v1/secrets/{*rest}', async (ctx) => {
     ctx.body = await readSecret(ctx, SECRETS_PREFIX);
