@@ -1,5 +1,4 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
-import { z } from '../../nexus/schema.js';
 import { ListPage, MAX_DATA_PAGE, PutResult, PutSecretInput, SecretDataPage, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
@@ -38,7 +37,7 @@ export function oidcPortDocument(vaultCompat: boolean) {
           operationId: 'listSecrets',
           summary: `list paths a matching role grants \`list\` on; with include=data, the latest data of each secret under the prefix a role grants \`read\` on (at most ${MAX_DATA_PAGE} a page, one audit record each)`,
           parameters: [...listParams, { name: 'include', in: 'query', schema: { type: 'string', enum: ['data'] } }],
-          responses: { '200': json('a page of paths, or with include=data of secrets', z.union([ListPage, SecretDataPage])), ...ERRORS },
+          responses: { '200': json('a page of paths, or with include=data of secrets', { oneOf: [ListPage, SecretDataPage] }), ...ERRORS },
         },
       },
       '/v1/secrets/{path}': {
