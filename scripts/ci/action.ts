@@ -5,7 +5,17 @@
 import * as core from '@actions/core';
 import { actionServer, TOKEN_STATE } from './action-trust.js';
 import { fetchSecrets, maskable } from './fetch.js';
+import { DEFAULT_RETRY } from './retry.js';
 import { parseDbCreds, parseSpecs } from './spec.js';
+
+/** An integer input from `min` to `max`; empty means the default. */
+function bounded(input: string, min: number, max: number, dflt: number): number {
+  const raw = core.getInput(input);
+  if (raw === '') return dflt;
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw new Error(`input ${input} must be an integer from ${min} to ${max}`);
+  return n;
+}
 
 async function run(): Promise<void> {
   const audience = core.getInput('audience', { required: true });
@@ -16,13 +26,19 @@ async function run(): Promise<void> {
   const dbCreds = parseDbCreds([core.getInput('db-creds')]);
   const specs = parseSpecs([core.getInput('secrets')], dbCreds.length > 0);
   const { url, tls } = actionServer();
+  // One log line per retry (never the token): see retry.ts.
+  const retry = {
+    maxTries: bounded('max-tries', 1, 10, DEFAULT_RETRY.maxTries),
+    maxWaitS: bounded('max-retry-s', 0, 600, DEFAULT_RETRY.maxWaitS),
+    log: (line: string) => core.info(`nexus: ${line}`),
+  };
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
   // Static values need the token no longer than the read: it is given back at
   // once. Database credentials are leases of the token and end with it, so a
   // job that asks for them keeps it until the post step, at the job's end.
   const keep = !revoke || dbCreds.length > 0;
-  const got = await fetchSecrets({ url, tls, jwt, role, specs, dbCreds, keepToken: keep });
+  const got = await fetchSecrets({ url, tls, jwt, role, specs, dbCreds, keepToken: keep, retry });
   if (got.token) {
     core.setSecret(got.token);
     if (revoke) core.saveState(TOKEN_STATE, got.token);
