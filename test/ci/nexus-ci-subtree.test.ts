@@ -142,9 +142,14 @@ describe('nexus-ci: retries', function () {
   });
 
   it('a token whose iat is ahead of the server clock: one retry after the skew, then success', async () => {
-    const jwt = await env.idp.token({ ...gitlab('acme/api', 'skew'), iat: Math.floor(Date.now() / 1000) + LEEWAY_S + 2 });
-    await new Promise((r) => setTimeout(r, 5000 - 0)); // let the tenant's budget refill after the test before
-    const r = await nexusCi(args(), { NEXUS_JWT: jwt });
+    // Another project: its own budget, untouched by the test before.
+    await env.admin('PUT', '/v1/secrets/ci/acme/web/db', { data: { password: 'retried-pw' } });
+    await env.admin('PUT', '/v1/oidc/roles/web', { issuer: 'ci', bound_claims: { project_path: 'acme/web' }, paths: ['ci/{{claims.project_path}}/*'], permissions: ['read'] });
+    // 2 s past the server's leeway: a short skew rather than a long sleep.
+    const jwt = await env.idp.token({ ...gitlab('acme/web', 'skew'), iat: Math.floor(Date.now() / 1000) + LEEWAY_S + 2 });
+    const a = args();
+    a[7] = 'ci/acme/web/db password | DB_PASSWORD';
+    const r = await nexusCi(a, { NEXUS_JWT: jwt });
     expect(r.code, r.stderr).to.equal(0);
     const lines = retryLines(r.stderr);
     expect(lines).to.have.length(1);
