@@ -96,6 +96,15 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     expect(r.stdout).to.include('nexus: 7 value(s) from 3 secret(s)');
   });
 
+  it('max-tries and max-retry-s: integers in range, or the step fails naming the input', async () => {
+    const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD', 'max-tries': '0' });
+    expect(r.code).to.not.equal(0);
+    expect(r.stdout).to.include('::error::nexus: input max-tries must be an integer from 1 to 10');
+    expect(runner.githubEnv()).to.deep.equal({});
+    const ok = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD', 'max-tries': '1', 'max-retry-s': '0' });
+    expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
+  });
+
   describe('db-creds: the token and its leases live until the post step, which gives them back whatever the job\'s outcome', () => {
     let standIn: DbCredsStandIn;
     let via: Record<string, string>;
