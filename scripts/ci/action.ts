@@ -5,17 +5,8 @@
 import * as core from '@actions/core';
 import { actionServer, TOKEN_STATE } from './action-trust.js';
 import { fetchSecrets, maskable } from './fetch.js';
-import { DEFAULT_RETRY } from './retry.js';
+import { retryInputs } from './action-retry.js';
 import { parseDbCreds, parseSpecs } from './spec.js';
-
-/** An integer input from `min` to `max`; empty means the default. */
-function bounded(input: string, min: number, max: number, dflt: number): number {
-  const raw = core.getInput(input);
-  if (raw === '') return dflt;
-  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= min && n <= max)) throw new Error(`input ${input} must be an integer from ${min} to ${max}`);
-  return n;
-}
 
 async function run(): Promise<void> {
   const audience = core.getInput('audience', { required: true });
@@ -27,11 +18,7 @@ async function run(): Promise<void> {
   const specs = parseSpecs([core.getInput('secrets')], dbCreds.length > 0);
   const { url, tls } = actionServer();
   // One log line per retry (never the token): see retry.ts.
-  const retry = {
-    maxTries: bounded('max-tries', 1, 10, DEFAULT_RETRY.maxTries),
-    maxWaitS: bounded('max-retry-s', 0, 600, DEFAULT_RETRY.maxWaitS),
-    log: (line: string) => core.info(`nexus: ${line}`),
-  };
+  const retry = { ...retryInputs(), log: (line: string) => core.info(`nexus: ${line}`) };
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
   // Static values need the token no longer than the read: it is given back at
