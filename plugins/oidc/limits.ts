@@ -8,44 +8,45 @@ import type { IssuerConfig, RoleConfig } from './types.js';
  * Retry-After derived from it. Idle buckets are dropped to bound memory.
  */
 export class TokenBuckets {
-  // Each bucket keeps its own rate: issuers may set their own (a bucket's key names its issuer).
-  private readonly buckets = new Map<string, { tokens: number; at: number; rate: number }>();
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly capacity: number;
 
   constructor(
     private readonly ratePerS: number,
-    private readonly burstFactor = 5,
+    burstFactor = 5,
     private readonly maxKeys = 100_000,
-  ) {}
+  ) {
+    this.capacity = ratePerS * burstFactor;
+  }
 
-  private bucket(key: string, rate: number, now: number): { tokens: number; at: number; rate: number } {
+  private bucket(key: string, now: number): { tokens: number; at: number } {
     let b = this.buckets.get(key);
     if (!b) {
       if (this.buckets.size >= this.maxKeys) this.evict(now);
-      b = { tokens: rate * this.burstFactor, at: now, rate };
+      b = { tokens: this.capacity, at: now };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(rate * this.burstFactor, b.tokens + ((now - b.at) / 1000) * rate);
+      b.tokens = Math.min(this.capacity, b.tokens + ((now - b.at) / 1000) * this.ratePerS);
       b.at = now;
-      b.rate = rate;
     }
     return b;
   }
 
   private evict(now: number): void {
     for (const [k, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * b.rate >= b.rate * this.burstFactor) this.buckets.delete(k);
+      if (b.tokens + ((now - b.at) / 1000) * this.ratePerS >= this.capacity) this.buckets.delete(k);
     }
     if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }
 
-  /** Takes one token at `ratePerS` (default: the one given at construction); returns 0 on success, else the seconds to wait. */
-  take(key: string, ratePerS = this.ratePerS, now = Date.now()): number {
-    const b = this.bucket(key, ratePerS, now);
+  /** Takes one token; returns 0 on success, else the seconds to wait. */
+  take(key: string, now = Date.now()): number {
+    const b = this.bucket(key, now);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
-    return (1 - b.tokens) / ratePerS;
+    return (1 - b.tokens) / this.ratePerS;
   }
 }
 
