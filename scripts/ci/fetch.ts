@@ -121,9 +121,13 @@ export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
       } else {
         const all = spec.kind === 'tree' ? await treeValues(client, spec, token) : Object.keys(d).sort().map((key) => ({ name: prefixedName(spec.prefix, key), value: d[key]!, path: spec.path, key }));
         // Refused before anything is exported, in every output: see writerMayName.
-        const hooks = all.map((v) => v.name).filter((n) => !writerMayName(n));
+        const hooks = all.filter((v) => !writerMayName(v.name));
         if (hooks.length) {
-          throw new FetchError(`secret ${spec.path} ("${spec.line}"): its keys would set ${hooks.join(', ')}, which a secret's content may not choose (loader, shell and runner variables); name them in the job with "${spec.path} KEY | NAME" lines, or use a prefix such as APP_`);
+          const names = hooks.map((v) => v.name).join(', ');
+          if (spec.kind === 'tree') {
+            throw new FetchError(`"${spec.line}": secrets under ${spec.path}/ (${[...new Set(hooks.map((v) => v.path))].join(', ')}) would set ${names}, which a secret's content may not choose (loader, shell and runner variables); use a prefix such as APP_`);
+          }
+          throw new FetchError(`secret ${spec.path} ("${spec.line}"): its keys would set ${names}, which a secret's content may not choose (loader, shell and runner variables); name them in the job with "${spec.path} KEY | NAME" lines, or use a prefix such as APP_`);
         }
         values.push(...all);
       }

@@ -96,6 +96,18 @@ describe('nexus-ci: whole-subtree lines (PATH/** | PREFIX_, PATH/* | PREFIX_)', 
     expect(r.stderr).to.match(/^nexus-ci: "ci\/acme\/api\/big\/\* \| B_": more than 500 secrets under ci\/acme\/api\/big\//);
   });
 
+  it('an empty prefix whose relative paths and keys would make a hook (ld/preload -> LD_PRELOAD): refused naming the line and the secret', async () => {
+    await env.t.server.core.secrets.put('ci/acme/api/tree/ld', { preload: '/tmp/evil.so' });
+    try {
+      const { r } = await json(['ci/acme/api/tree/* |']);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.include('"ci/acme/api/tree/* |": secrets under ci/acme/api/tree/ (ci/acme/api/tree/ld) would set LD_PRELOAD');
+      expect(r.stderr).to.not.include('evil');
+    } finally {
+      await env.t.server.core.secrets.purge('ci/acme/api/tree/ld');
+    }
+  });
+
   it('a subtree with nothing the job may read is an error naming the line', async () => {
     const { r } = await json(['ci/acme/api/tree/ops/** | O_']);
     expect(r.code).to.equal(1);
