@@ -28,6 +28,8 @@ export interface OidcPrincipal {
   tokenId?: string;
   /** When an exchanged token expires (ms since the epoch). */
   expiresAt?: number;
+  /** The tenant claim and its value (`repository=acme/api`) whose rate limit the principal spends; absent, the subject's. */
+  tenant?: string;
 }
 
 export type Principal = SpiffePrincipal | OidcPrincipal;

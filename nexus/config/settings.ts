@@ -119,7 +119,7 @@ export const SETTINGS = {
     schema: z.string().transform((raw, ctx) => (raw === 'off' ? null : parseAddr(raw, ctx))),
     doc: 'OIDC listener; `off` disables the plugin',
   }),
-  oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per token subject: requests/s refill, burst 5x' }),
+  oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per tenant (the repository or project a role binds): requests/s refill, burst 5x' }),
   oidcFailedAuthRps: setting({ env: 'NEXUS_OIDC_FAILED_AUTH_RPS', file: 'oidc.failed_auth_rps', default: '10', schema: positive(1e6), doc: 'per client IP: failed authentications/s, burst 5x' }),
   oidcTlsCert: setting({
     env: 'NEXUS_OIDC_TLS_CERT',

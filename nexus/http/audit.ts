@@ -25,6 +25,8 @@ interface AuditState extends RequestState {
   /** Set by auditRequests: writes this request's intent record. */
   recordIntent?: () => Promise<void>;
   intentRecorded?: boolean;
+  /** Set by auditRequests: writes one allowed-read record per note. */
+  recordReads?: (notes: AuditNote[]) => Promise<void>;
 }
 
 export function noteAudit(ctx: Context, note: AuditNote): void {
@@ -43,6 +45,17 @@ export async function changeAudited<T>(ctx: Context, commit: () => T | Promise<T
   if (!intent) throw new Error('changeAudited used outside auditRequests');
   await intent();
   return commit();
+}
+
+/**
+ * One record per secret a request hands out beside its own (a page of a
+ * subtree with data), written before the values leave: an unwritable trail
+ * refuses the request (503) rather than serve values unrecorded.
+ */
+export async function auditReads(ctx: Context, notes: AuditNote[]): Promise<void> {
+  const reads = (ctx.state as AuditState).recordReads;
+  if (!reads) throw new Error('auditReads used outside auditRequests');
+  if (notes.length) await reads(notes);
 }
 
 /** A digest of a definition as sent (keys in a fixed order), so a record says what a change set without holding it. */
@@ -113,8 +126,7 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
   return async function audit(ctx: Context, next: Next): Promise<void> {
     const state = ctx.state as AuditState;
     // One flat literal per record (no spreads): this runs on every request.
-    const entry = (phase: AuditEntry['phase'], status?: number, error?: unknown): AuditEntry => {
-      const note = state.audit;
+    const entry = (phase: AuditEntry['phase'], status?: number, error?: unknown, note = state.audit): AuditEntry => {
       const route = routeTemplate(ctx);
       const p = state.principal;
       return {
@@ -142,6 +154,10 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
         throw new UnavailableError('the audit trail cannot be written; refusing to make a change unrecorded');
       }
       state.intentRecorded = true;
+    };
+    state.recordReads = async (notes) => {
+      const written = await Promise.all(notes.map((n) => trail.record(entry(undefined, 200, undefined, n))));
+      if (written.includes(false)) throw new UnavailableError('the audit trail cannot be written; refusing to serve unrecorded');
     };
     let error: unknown = null;
     try {

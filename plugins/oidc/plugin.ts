@@ -133,7 +133,7 @@ export class OidcPlugin implements AuthPlugin {
       roles: () => this.rolesCache,
       fresh: core.storage.shared ? () => this.freshRoles() : undefined,
       failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),
-      perSubject: new TokenBuckets(core.config.oidcSubjectRps),
+      perTenant: new TokenBuckets(core.config.oidcSubjectRps),
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
       metrics: core.metrics,
