@@ -196,7 +196,7 @@ export const SETTINGS = {
     file: 'mtls.max_connections_per_ip',
     default: '256',
     schema: integer(1, 1_000_000),
-    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
   oidcMaxConnections: setting({ env: 'NEXUS_OIDC_MAX_CONNECTIONS', file: 'oidc.max_connections', default: '512', schema: integer(1, 1_000_000), doc: 'OIDC port: concurrent connections' }),
   oidcMaxConnectionsPerIp: setting({
@@ -204,7 +204,7 @@ export const SETTINGS = {
     file: 'oidc.max_connections_per_ip',
     default: '64',
     schema: integer(1, 1_000_000),
-    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
   auditFsync: setting({
     env: 'NEXUS_AUDIT_FSYNC',
