@@ -120,6 +120,13 @@ export const SETTINGS = {
     doc: 'OIDC listener; `off` disables the plugin',
   }),
   oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per token subject: requests/s refill, burst 5x' }),
+  oidcTokenPurgeIntervalMs: setting({
+    env: 'NEXUS_OIDC_TOKEN_PURGE_INTERVAL_MS',
+    file: 'oidc.token_purge_interval_ms',
+    default: '60000',
+    schema: integer(100, 86_400_000),
+    doc: 'how often expired exchanged tokens are pruned, in batches (100 to 86400000)',
+  }),
   oidcFailedAuthRps: setting({ env: 'NEXUS_OIDC_FAILED_AUTH_RPS', file: 'oidc.failed_auth_rps', default: '10', schema: positive(1e6), doc: 'per client IP: failed authentications/s, burst 5x' }),
   oidcTlsCert: setting({
     env: 'NEXUS_OIDC_TLS_CERT',

@@ -39,7 +39,8 @@ export class SqliteOidcRepo implements OidcRepo {
       revokeToken: db.prepare('DELETE FROM oidc_tokens WHERE hash = ?'),
       revokeIssuer: db.prepare('DELETE FROM oidc_tokens WHERE issuer = ?'),
       revokeIssuerRole: db.prepare('DELETE FROM oidc_tokens WHERE issuer = ? AND EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
-      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
+      // By key through the expiry index, LIMIT inside: one batch holds the write lock briefly.
+      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE hash IN (SELECT hash FROM oidc_tokens WHERE expires_at <= ? LIMIT ?)'),
       token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = ?'),
     };
   }
@@ -114,8 +115,8 @@ export class SqliteOidcRepo implements OidcRepo {
     return (role === null ? this.s.revokeIssuer.run(issuer) : this.s.revokeIssuerRole.run(issuer, role)).changes;
   }
 
-  async purgeExpired(now: number): Promise<number> {
+  async purgeExpired(now: number, limit: number): Promise<number> {
     await this.g.idle();
-    return this.s.purgeExpired.run(now).changes;
+    return this.s.purgeExpired.run(now, limit).changes;
   }
 }

@@ -297,8 +297,13 @@ class PgOidcRepo implements OidcRepo {
     return r.rowCount;
   }
 
-  async purgeExpired(now: number): Promise<number> {
-    return (await this.q.query('DELETE FROM oidc_tokens WHERE expires_at <= $1', [now])).rowCount;
+  async purgeExpired(now: number, limit: number): Promise<number> {
+    // Batched by primary key, not one giant DELETE: short transactions whose
+    // dead tuples autovacuum reclaims as it goes. SKIP LOCKED lets replicas
+    // purge at once without waiting on each other's batches (or on a revoke).
+    const sql = `DELETE FROM oidc_tokens WHERE hash IN
+      (SELECT hash FROM oidc_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    return (await this.q.query(sql, [now, limit])).rowCount;
   }
 }
 

@@ -181,7 +181,11 @@ export interface OidcRepo {
   revokeToken(hash: Buffer): Promise<boolean>;
   /** Deletes every exchanged token of `issuer` (the issuer's name), or only those that carry `role`; returns how many. */
   revokeIssuer(issuer: string, role: string | null): Promise<number>;
-  purgeExpired(now: number): Promise<number>;
+  /**
+   * Deletes at most `limit` exchanged tokens that expired at or before `now`
+   * (ms); returns how many. One short statement: callers loop in batches.
+   */
+  purgeExpired(now: number, limit: number): Promise<number>;
 }
 
 /** A write-only value inside configuration, sealed under data key `key_id`; `owner` is 'kind/name'. */

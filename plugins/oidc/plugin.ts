@@ -17,6 +17,7 @@ import type { Logger } from '../../nexus/log.js';
 import { probeIssuer } from './probe.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
+import { PURGE_BATCH, TokenPurge } from './token-purge.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -40,6 +41,9 @@ function checkOidcTls(config: Config): void {
 
 export interface OidcPluginOptions {
   timings?: KeyTimings;
+  /** Rows per purge batch (tests make it small to see the batches). */
+  purgeBatch?: number;
+  onPurgeBatch?: (deleted: number) => void;
 }
 
 /**
@@ -55,7 +59,7 @@ export class OidcPlugin implements AuthPlugin {
   private rolesCache: RoleConfig[] = [];
   private rolesReads = 0;
   private unsubscribe: (() => void) | null = null;
-  private purgeTimer: NodeJS.Timeout | null = null;
+  private purge: TokenPurge | null = null;
   private log: Logger | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
@@ -146,11 +150,8 @@ export class OidcPlugin implements AuthPlugin {
         maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
       },
     });
-    const store = this.store;
-    this.purgeTimer = setInterval(() => {
-      store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
-    }, 60_000);
-    this.purgeTimer.unref();
+    this.purge = new TokenPurge(this.store, { intervalMs: core.config.oidcTokenPurgeIntervalMs, batch: this.opts.purgeBatch ?? PURGE_BATCH, onBatch: this.opts.onPurgeBatch }, core.log);
+    this.purge.start();
   }
 
   adminOpenApi() {
@@ -190,7 +191,7 @@ export class OidcPlugin implements AuthPlugin {
   }
 
   async stop(graceMs: number): Promise<void> {
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.purge?.stop();
     this.unsubscribe?.();
     await this.listener?.close(graceMs);
     this.listener = null;
