@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import Database from 'better-sqlite3';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { createLogger } from '../../nexus/log.js';
@@ -8,6 +9,9 @@ import type { Storage } from '../../nexus/storage/storage.js';
 import { OidcStore, type StoredToken } from '../../plugins/oidc/store.js';
 import { TokenPurge } from '../../plugins/oidc/token-purge.js';
 import { tempDir } from '../helpers/env.js';
+import { github } from '../helpers/idp.js';
+import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import { until } from '../helpers/wait.js';
 import { createTestDatabase, requirePg, type TestDatabase } from '../helpers/pg.js';
 
 const NOW = Date.parse('2026-06-01T09:00:00Z');
@@ -113,3 +117,29 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('the purge runs on its schedule in the server (NEXUS_OIDC_TOKEN_PURGE_INTERVAL_MS)', function () {
+  this.timeout(60_000);
+  let e: OidcEnv;
+  before(async () => {
+    e = await startOidcEnv({ NEXUS_OIDC_TOKEN_PURGE_INTERVAL_MS: '200' });
+    await e.admin('PUT', '/v1/oidc/roles/short', { issuer: 'ci', bound_claims: { repository: 'org/short' }, paths: ['ci/org/short/*'], permissions: ['read'], token_ttl_s: 1 });
+    await e.admin('PUT', '/v1/oidc/roles/long', { issuer: 'ci', bound_claims: { repository: 'org/long' }, paths: ['ci/org/long/*'], permissions: ['read'] });
+  });
+  after(() => e.stop());
+
+  it('expired tokens leave the table by themselves; a live one stays and keeps working', async () => {
+    const exchange = async (repo: string) => (await e.oidc(undefined, 'POST', '/v1/auth/token', { jwt: await e.idp.token(github(repo)) })).body.token as string;
+    for (let i = 0; i < 5; i++) await exchange('org/short');
+    const live = await exchange('org/long');
+    const db = new Database(path.join(e.t.dir, 'nexus.db'), { readonly: true });
+    try {
+      const rows = () => (db.prepare('SELECT count(*) AS n FROM oidc_tokens').get() as { n: number }).n;
+      expect(rows()).to.equal(6);
+      await until(() => rows() === 1, 'the expired tokens to be purged');
+      expect((await e.oidc(live, 'GET', '/v1/whoami')).status).to.equal(200);
+    } finally {
+      db.close();
+    }
+  });
+});
