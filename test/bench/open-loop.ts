@@ -41,6 +41,12 @@ export interface OpenLoopResult {
   max: number;
   /** Most jobs in flight at once. */
   peakInFlight: number;
+  /**
+   * How late the client itself started its latest-started job, ms: large
+   * when the load generator, not the server, fell behind (the latency counts
+   * it either way; this says whose it was).
+   */
+  launchLagMs: number;
 }
 
 /** Arrival offsets (ms) of a Poisson process at `rate`/s over `seconds`: exponential gaps, seeded so runs compare. */
@@ -76,10 +82,12 @@ export async function openLoop(rate: number, seconds: number, job: (i: number) =
   let completed = 0;
   let inFlight = 0;
   let peakInFlight = 0;
+  let launchLagMs = 0;
   const running: Promise<void>[] = [];
   const t0 = performance.now();
   const launch = (i: number) => {
     const due = t0 + schedule[i]!;
+    launchLagMs = Math.max(launchLagMs, performance.now() - due);
     inFlight++;
     peakInFlight = Math.max(peakInFlight, inFlight);
     running.push(
@@ -123,6 +131,7 @@ export async function openLoop(rate: number, seconds: number, job: (i: number) =
     p999: ms(99.9),
     max: h.totalCount === 0 ? NaN : h.maxValue / 1000,
     peakInFlight,
+    launchLagMs,
   };
   h.destroy();
   return result;
