@@ -120,6 +120,13 @@ export const SETTINGS = {
     doc: 'OIDC listener; `off` disables the plugin',
   }),
   oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per tenant (the repository or project a role binds): requests/s refill, burst 5x' }),
+  oidcTokenPurgeIntervalMs: setting({
+    env: 'NEXUS_OIDC_TOKEN_PURGE_INTERVAL_MS',
+    file: 'oidc.token_purge_interval_ms',
+    default: '60000',
+    schema: integer(100, 86_400_000),
+    doc: 'how often expired exchanged tokens are pruned, in batches (100 to 86400000)',
+  }),
   oidcFailedAuthRps: setting({ env: 'NEXUS_OIDC_FAILED_AUTH_RPS', file: 'oidc.failed_auth_rps', default: '10', schema: positive(1e6), doc: 'per client IP: failed authentications/s, burst 5x' }),
   oidcTlsCert: setting({
     env: 'NEXUS_OIDC_TLS_CERT',
@@ -196,7 +203,7 @@ export const SETTINGS = {
     file: 'mtls.max_connections_per_ip',
     default: '256',
     schema: integer(1, 1_000_000),
-    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
   oidcMaxConnections: setting({ env: 'NEXUS_OIDC_MAX_CONNECTIONS', file: 'oidc.max_connections', default: '512', schema: integer(1, 1_000_000), doc: 'OIDC port: concurrent connections' }),
   oidcMaxConnectionsPerIp: setting({
@@ -204,7 +211,7 @@ export const SETTINGS = {
     file: 'oidc.max_connections_per_ip',
     default: '64',
     schema: integer(1, 1_000_000),
-    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
   auditFsync: setting({
     env: 'NEXUS_AUDIT_FSYNC',

@@ -42,7 +42,8 @@ export class SqliteOidcRepo implements OidcRepo {
       revokeCiRun: db.prepare<[string, string], { hash: Buffer }>('DELETE FROM oidc_tokens WHERE issuer = ? AND ci_run = ? RETURNING hash'),
       deliverySeen: db.prepare<[string, number], { n: number }>('SELECT 1 AS n FROM ci_event_deliveries WHERE key = ? AND expires_at > ?'),
       remember: db.prepare('INSERT INTO ci_event_deliveries (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at'),
-      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
+      // By key through the expiry index, LIMIT inside: one batch holds the write lock briefly.
+      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE hash IN (SELECT hash FROM oidc_tokens WHERE expires_at <= ? LIMIT ?)'),
       purgeDeliveries: db.prepare('DELETE FROM ci_event_deliveries WHERE expires_at <= ?'),
       token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at FROM oidc_tokens WHERE hash = ?'),
     };
@@ -130,10 +131,10 @@ export class SqliteOidcRepo implements OidcRepo {
     return true;
   }
 
-  /** Expired tokens, and deliveries remembered past their expiry. */
-  async purgeExpired(now: number): Promise<number> {
+  /** At most `limit` expired tokens, and deliveries remembered past their expiry. */
+  async purgeExpired(now: number, limit: number): Promise<number> {
     await this.g.idle();
     this.s.purgeDeliveries.run(now);
-    return this.s.purgeExpired.run(now).changes;
+    return this.s.purgeExpired.run(now, limit).changes;
   }
 }

@@ -309,10 +309,15 @@ class PgOidcRepo implements OidcRepo {
     return true;
   }
 
-  /** Expired tokens, and deliveries remembered past their expiry. */
-  async purgeExpired(now: number): Promise<number> {
+  /** At most `limit` expired tokens, and deliveries remembered past their expiry. */
+  async purgeExpired(now: number, limit: number): Promise<number> {
     await this.q.query('DELETE FROM ci_event_deliveries WHERE expires_at <= $1', [now]);
-    return (await this.q.query('DELETE FROM oidc_tokens WHERE expires_at <= $1', [now])).rowCount;
+    // Batched by primary key, not one giant DELETE: short transactions whose
+    // dead tuples autovacuum reclaims as it goes. SKIP LOCKED lets replicas
+    // purge at once without waiting on each other's batches (or on a revoke).
+    const sql = `DELETE FROM oidc_tokens WHERE hash IN
+      (SELECT hash FROM oidc_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    return (await this.q.query(sql, [now, limit])).rowCount;
   }
 }
 

@@ -200,7 +200,11 @@ export interface OidcRepo {
    * Call inside a transaction.
    */
   claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean>;
-  purgeExpired(now: number): Promise<number>;
+  /**
+   * Deletes at most `limit` exchanged tokens that expired at or before `now`
+   * (ms), and CI deliveries remembered past it; returns how many tokens. One short statement: callers loop in batches.
+   */
+  purgeExpired(now: number, limit: number): Promise<number>;
 }
 
 /** A write-only value inside configuration, sealed under data key `key_id`; `owner` is 'kind/name'. */

@@ -21,6 +21,7 @@ import { RoleTester } from './role-test.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
 import { WebhookSecrets } from './webhook-secrets.js';
+import { PURGE_BATCH, TokenPurge } from './token-purge.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -44,6 +45,9 @@ function checkOidcTls(config: Config): void {
 
 export interface OidcPluginOptions {
   timings?: KeyTimings;
+  /** Rows per purge batch (tests make it small to see the batches). */
+  purgeBatch?: number;
+  onPurgeBatch?: (deleted: number) => void;
 }
 
 /**
@@ -59,7 +63,7 @@ export class OidcPlugin implements AuthPlugin {
   private rolesCache: RoleConfig[] = [];
   private rolesReads = 0;
   private unsubscribe: (() => void) | null = null;
-  private purgeTimer: NodeJS.Timeout | null = null;
+  private purge: TokenPurge | null = null;
   private log: Logger | null = null;
   private webhookSecrets: WebhookSecrets | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
@@ -163,11 +167,8 @@ export class OidcPlugin implements AuthPlugin {
         maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
       },
     });
-    const store = this.store;
-    this.purgeTimer = setInterval(() => {
-      store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
-    }, 60_000);
-    this.purgeTimer.unref();
+    this.purge = new TokenPurge(this.store, { intervalMs: core.config.oidcTokenPurgeIntervalMs, batch: this.opts.purgeBatch ?? PURGE_BATCH, onBatch: this.opts.onPurgeBatch }, core.log);
+    this.purge.start();
   }
 
   adminOpenApi() {
@@ -208,7 +209,7 @@ export class OidcPlugin implements AuthPlugin {
   }
 
   async stop(graceMs: number): Promise<void> {
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.purge?.stop();
     this.unsubscribe?.();
     for (const k of this.registry?.all() ?? []) k.close();
     await this.listener?.close(graceMs);

@@ -305,8 +305,11 @@ export class OidcStore {
     return hashes;
   }
 
-  purgeExpired(now: number): Promise<number> {
-    this.tokenCache.clear();
-    return this.storage.oidc.purgeExpired(now);
+  /**
+   * One batch of expired tokens out of the database (see TokenPurge). The
+   * cache is left alone: a cached token is checked against its expiry at every use.
+   */
+  purgeExpired(now: number, limit: number): Promise<number> {
+    return this.storage.oidc.purgeExpired(now, limit);
   }
 }

@@ -9,6 +9,8 @@ import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
 import { ciBench } from './ci.js';
 import { rssBench } from './rss.js';
+import { stormBench } from './storm.js';
+import { loginsBench } from './logins.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -25,4 +27,7 @@ if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
 if (want('ci')) rows.push(...(await ciBench(scale)));
 if (want('rss')) rows.push(...(await rssBench(scale)));
+// Opt-in rows (minutes at full size): BENCH_ONLY=storm (npm run bench:storm), BENCH_ONLY=logins.
+if (only?.has('storm')) rows.push(...(await stormBench(scale)));
+if (only?.has('logins')) rows.push(...(await loginsBench()));
 printTable(rows);
