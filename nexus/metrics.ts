@@ -107,6 +107,10 @@ export class Metrics {
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
+  readonly auditForwardErrors: Counter<'reason'>;
+  /** The server chain's head and the forwarder's backlog, read at scrape (set where the trail and forwarder start). */
+  auditHead: () => { generation: number; count: number } | null = () => null;
+  auditForwardLag: () => number = () => 0;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -116,6 +120,19 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
+    this.auditForwardErrors = new Counter({ name: 'nexus_audit_forward_errors_total', help: 'Audit forwarding failures: connect, tls (receiver certificate refused) or io (connection lost)', labelNames: ['reason'], registers });
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge('nexus_audit_forward_lag_records', 'Audit records written but not yet sent to the syslog receiver', () => this.auditForwardLag());
+    gauge('nexus_audit_chain_head_seq', "The server audit chain's last record (sequence number in its generation)", () => this.auditHead()?.count ?? 0);
+    gauge('nexus_audit_chain_head_generation', "The server audit chain's generation (a new one begins at each break)", () => this.auditHead()?.generation ?? 0);
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

@@ -14,6 +14,7 @@ import { PolicyEngine } from './policy/engine.js';
 import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
 import { checkConfigFiles } from './config/files.js';
+import { auditForwarding } from './audit/forwarding.js';
 
 export interface RunningServer {
   core: Core;
@@ -65,6 +66,8 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     const plugins = opts.plugins ?? [];
     let listening = false;
     const { storage, audit } = core;
+    // Made (its CA read) before anything listens; started once the server is up.
+    const forwarder = auditForwarding(config, audit, core.metrics, log);
     const readiness = {
       checks: async () => ({
         ...Object.assign({}, ...plugins.map((p) => p.readiness?.() ?? {})),
@@ -127,6 +130,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       await stopPlugins(1000);
       throw err;
     }
+    forwarder?.start();
     listening = true;
     const a = mtls.address();
     log.info({ port: 'mtls', addr: hostPort(a), trust_domain: config.trustDomain }, 'listening');
@@ -142,6 +146,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
           await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
           unsubscribe();
           svid?.stop();
+          await forwarder?.stop();
           await opened.close();
           lock.release();
           log.info('stopped');
