@@ -7,6 +7,7 @@ import { pgBench } from './postgres.js';
 import { startupBench } from './startup.js';
 import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
+import { forwardBench } from './forward.js';
 import { ciBench } from './ci.js';
 import { rssBench } from './rss.js';
 
@@ -20,6 +21,7 @@ const want = (name: string) => !only || only.has(name);
 if (want('storage')) rows.push(...(await storageBench(scale)));
 if (want('audit')) rows.push(...(await auditBench(scale)));
 if (want('mtls')) rows.push(...(await mtlsBench(scale)));
+if (want('forward')) rows.push(...(await forwardBench(scale)));
 if (want('oidc')) rows.push(...(await oidcBench(scale)));
 if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));

@@ -87,10 +87,13 @@ action(type="omfile" file="${out}" template="whole")
     out,
     async start() {
       child = spawn('rsyslogd', ['-n', '-f', conf, '-i', pidFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let failed: Error | null = null;
+      child.on('error', (err) => (failed = err));
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdout!.on('data', (d: Buffer) => (stderr += d.toString()));
       const c = child;
       await until(() => {
+        if (failed) throw new Error(`cannot run rsyslogd (Debian: apt-get install rsyslog rsyslog-gnutls): ${(failed as Error).message}`);
         if (c.exitCode !== null) throw new Error(`rsyslogd exited (${c.exitCode}): ${stderr}`);
         return listening(protocol === 'udp' ? 'udp' : 'tcp', port);
       }, `rsyslogd listening on ${port}`, 15_000);
