@@ -121,6 +121,8 @@ export class Metrics {
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
     this.auditForwardErrors = new Counter({ name: 'nexus_audit_forward_errors_total', help: 'Audit forwarding failures: connect, tls (receiver certificate refused) or io (connection lost)', labelNames: ['reason'], registers });
+    // Zero from the start, so a rate() or an alert sees the first failure.
+    for (const reason of ['connect', 'tls', 'io']) this.auditForwardErrors.inc({ reason }, 0);
     const gauge = (name: string, help: string, value: () => number) =>
       new Gauge({
         name,

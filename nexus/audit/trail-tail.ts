@@ -34,6 +34,8 @@ export class TrailTail {
   private ino = -1;
   private offset = 0;
   private chunk = 64 * 1024;
+  /** When a chain with no file yet (no script has run) is looked for again (ms since the epoch). */
+  private locateAt = 0;
 
   constructor(
     private readonly file: string,
@@ -49,6 +51,7 @@ export class TrailTail {
   /** The next read starts after `pos` (null: from the chain's first kept record). */
   async seek(pos: Position | null): Promise<void> {
     this.pos = pos;
+    this.locateAt = 0;
     await this.close();
   }
 
@@ -116,6 +119,7 @@ export class TrailTail {
 
   /** Opens the first file holding a record after the position (the current file when none does yet). */
   private async locate(): Promise<boolean> {
+    if (Date.now() < this.locateAt) return false;
     const files = [...rotatedFiles(this.file), this.file];
     let pick = this.file;
     for (const f of files) {
@@ -128,7 +132,10 @@ export class TrailTail {
     try {
       this.fh = await fs.promises.open(pick, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.locateAt = Date.now() + 1000;
+        return false;
+      }
       throw err;
     }
     this.openPath = pick;

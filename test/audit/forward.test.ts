@@ -3,7 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readForwardedCopy } from '../../nexus/audit/forwarded-copy.js';
 import { createCA, issueCert } from '../../nexus/pki/x509.js';
-import { runBin, testEnv } from '../helpers/env.js';
+import { silentLogger } from '../../nexus/log.js';
+import { startServer, type RunningServer } from '../../nexus/server.js';
+import { AuditForwarder } from '../../nexus/audit/forwarder.js';
+import { parseForwarded } from '../../nexus/audit/syslog-format.js';
+import { parseSyslogTarget, type SyslogTarget } from '../../nexus/audit/syslog-target.js';
+import { openTestCore, runBin, tempDir, testConfig, testEnv } from '../helpers/env.js';
 import { startReceiver, type Receiver } from '../helpers/rsyslog.js';
 import { call, startTestServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
@@ -108,6 +113,71 @@ describe('audit forwarding to syslog (real rsyslogd)', function () {
     await until(async () => (await metric(t, 'nexus_audit_forward_errors_total{reason="tls"}')) >= 2, 'refusals counted');
     expect(await metric(t, 'nexus_audit_forward_lag_records')).to.be.at.least(5);
     expect(rx.lines()).to.deep.equal([]);
+  });
+
+  it('records written while the receiver is down reach it after Nexus restarts (at-least-once across a restart)', async () => {
+    const rx = await startReceiver('tcp');
+    cleanup.push(() => rx.stop());
+    const dir = tempDir('nexus-srv');
+    const env = { NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: 'off', NEXUS_AUDIT_SYSLOG: `tcp://127.0.0.1:${rx.port}` };
+    const admin = () => ({ ca: fs.readFileSync(path.join(dir, 'pki/ca.crt'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'pki/pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(dir, 'pki/pilot.key'), 'utf8') });
+    const reads = async (s: RunningServer, n: number) => {
+      for (let i = 0; i < n; i++) expect((await call(s.mtls.address().port, admin(), 'GET', `/v1/secrets/app/missing-${i}`)).status).to.equal(404);
+    };
+    const arrived = (s: RunningServer) => {
+      const h = s.core.audit.head();
+      return fs.existsSync(rx.out) && readForwardedCopy(rx.out, 'server').records.some((r) => r.seq === h.count);
+    };
+    const first = await startServer(testConfig(dir, env), silentLogger(), { plugins: [] });
+    await reads(first, 20);
+    await until(() => arrived(first), 'the first records at the receiver');
+    await rx.stop();
+    await reads(first, 50);
+    await first.stop(2000);
+
+    await rx.start();
+    const second = await startServer(testConfig(dir, env), silentLogger(), { plugins: [] });
+    try {
+      await reads(second, 5);
+      await until(() => arrived(second), 'every record at the receiver');
+      const seqs = readForwardedCopy(rx.out, 'server').records.map((r) => r.seq);
+      expect(seqs).to.deep.equal(Array.from({ length: second.core.audit.head().count }, (_, i) => i + 1));
+    } finally {
+      await second.stop(2000);
+    }
+  });
+
+  it('the kept position: what was confirmed sent is not sent again by the next forwarder; another receiver URL starts from the beginning', async () => {
+    const rx = await startReceiver('tcp');
+    cleanup.push(() => rx.stop());
+    const core = await openTestCore(tempDir());
+    cleanup.push(() => core.close());
+    const record = async (n: number) => {
+      for (let i = 0; i < n; i++) expect(await core.audit.record({ port: 'script', action: 'bench', decision: 'allow' })).to.equal(true);
+    };
+    const stateFile = path.join(rx.dir, 'state.json');
+    // resendBytes 0: every record written to the socket counts as confirmed (so the position moves on every batch).
+    const forwarder = (url = `tcp://127.0.0.1:${rx.port}`) =>
+      new AuditForwarder({ target: parseSyslogTarget(url) as SyslogTarget, ca: null, chains: [{ name: 'server', file: core.audit.file, head: () => core.audit.head() }], stateFile, log: silentLogger(), onError: () => {}, resendBytes: 0 });
+    const seqs = () => rx.lines().map((l) => parseForwarded(l)!.seq);
+    await record(10);
+    const a = forwarder();
+    a.start();
+    await until(() => seqs().length === 10, '10 records');
+    await a.stop();
+    expect(JSON.parse(fs.readFileSync(stateFile, 'utf8'))).to.deep.include({ receiver: `tcp://127.0.0.1:${rx.port}` }).and.have.nested.property('chains.server.seq', 10);
+    await record(5);
+    const b = forwarder();
+    b.start();
+    await until(() => seqs().length >= 15, '15 records');
+    await b.stop();
+    expect(seqs()).to.deep.equal(Array.from({ length: 15 }, (_, i) => i + 1));
+    // The same receiver named another way is another receiver: it gets everything.
+    const c = forwarder(`tcp://localhost:${rx.port}`);
+    c.start();
+    await until(() => seqs().length >= 30, 'everything again');
+    await c.stop();
+    expect(seqs().slice(15)).to.deep.equal(Array.from({ length: 15 }, (_, i) => i + 1));
   });
 
   for (const protocol of ['tcp', 'udp'] as const) {
