@@ -57,6 +57,8 @@ export class AuditForwarder {
   /** Per chain, the last record known sent beyond the resend window (what is kept on disk). */
   private readonly confirmed: Record<string, Position>;
   private window: Sent[] = [];
+  /** Entries of `window` before this index are confirmed (dropped in bulk, not one shift per record). */
+  private windowStart = 0;
   private sentBytes = 0;
   private conn: SyslogConnection | null = null;
   private stopped = false;
@@ -92,7 +94,8 @@ export class AuditForwarder {
     this.stopped = true;
     this.conn?.destroy();
     this.wake?.();
-    await this.running;
+    // A connection attempt still pending (a receiver that drops SYNs) is not waited for: it is closed when it returns.
+    await Promise.race([this.running, new Promise((r) => setTimeout(r, 1000).unref())]);
     for (const t of this.tails.values()) await t.close();
     this.persist(true);
   }
@@ -112,13 +115,17 @@ export class AuditForwarder {
         backoffMs = Math.min(backoffMs * 2, this.opts.maxBackoffMs ?? 5000);
         continue;
       }
-      if (this.stopped) break;
-      backoffMs = 100;
+      if (this.stopped) {
+        this.conn.destroy();
+        break;
+      }
+      const connectedAt = Date.now();
       failing = false;
       this.opts.log.info({ receiver: this.opts.target.url }, 'audit forwarding: connected to the syslog receiver');
       // Whatever may not have arrived on the last connection goes again.
       for (const [name, tail] of this.tails) await tail.seek(this.confirmed[name] ?? null);
       this.window = [];
+      this.windowStart = 0;
       this.sentBytes = 0;
       const conn = this.conn;
       void conn.lost.then(() => this.wake?.());
@@ -133,6 +140,11 @@ export class AuditForwarder {
         conn.destroy();
         this.conn = null;
       }
+      // A receiver that accepts and then drops the connection at once is retried with backoff, like one that refuses.
+      if (Date.now() - connectedAt < 5000) {
+        await this.sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, this.opts.maxBackoffMs ?? 5000);
+      } else backoffMs = 100;
     }
   }
 
@@ -166,14 +178,18 @@ export class AuditForwarder {
 
   /** Records sent more than resendBytes ago cannot still be in a buffer: they need no resend. */
   private confirm(): void {
-    let i = 0;
+    let i = this.windowStart;
     while (i < this.window.length && this.window[i]!.end <= this.sentBytes - this.resendBytes) {
       const s = this.window[i]!;
       this.confirmed[s.chain] = s.pos;
       this.dirty = true;
       i++;
     }
-    if (i > 0) this.window = this.window.slice(i);
+    this.windowStart = i;
+    if (i > 4096 && i * 2 > this.window.length) {
+      this.window = this.window.slice(i);
+      this.windowStart = 0;
+    }
   }
 
   private persist(force: boolean): void {

@@ -40,7 +40,7 @@ export function connectSyslog(target: SyslogTarget, ca: string | null, timeoutMs
       target.protocol === 'tls'
         ? tls.connect({ host: target.host, port: target.port, ca: ca ?? undefined, servername: net.isIP(target.host) ? undefined : target.host, minVersion: 'TLSv1.2' })
         : net.connect({ host: target.host, port: target.port });
-    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs).unref();
     socket.once('connect', () => (tcpUp = true));
     const fail = (err: Error) => {
       clearTimeout(timer);
