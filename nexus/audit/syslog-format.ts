@@ -18,14 +18,25 @@ export interface ForwardedFields {
 }
 
 /** The chain fields a trail line ends with (`sealLine` in chain.ts writes them last, in this order), read without parsing the record. */
-const CHAIN_TAIL = /"gen":(\d+),"seq":(\d+),"key":"[^"]*","prev":"[0-9a-f]*","mac":"([0-9a-f]+)"\}$/;
-const TIME = /"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)"/;
-const ACTION = /"action":"([!-~]{1,32}?)"/;
+const CHAIN_TAIL = /^"gen":(\d+),"seq":(\d+),"key":"[^"]*","prev":"[0-9a-f]*","mac":"([0-9a-f]+)"\}$/;
+const TIME = /^"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)"/;
+const ACTION = /^"action":"([!-~]{1,32}?)"/;
 
-/** gen, seq and mac of a trail line; null when the line is not a sealed record. */
+/**
+ * gen, seq and mac of a trail line; null when the line is not a sealed
+ * record. Searched from the end (where the writer puts them), not scanned:
+ * this runs for every record forwarded.
+ */
 export function chainFieldsOf(line: string): { gen: number; seq: number; mac: string } | null {
-  const m = CHAIN_TAIL.exec(line);
+  const at = line.lastIndexOf('"gen":');
+  const m = at < 0 ? null : CHAIN_TAIL.exec(line.slice(at));
   return m ? { gen: Number(m[1]), seq: Number(m[2]), mac: m[3]! } : null;
+}
+
+/** The field matched by `re` (anchored) at the last `"name":` of the line. */
+function fieldAt(line: string, name: string, re: RegExp): string | undefined {
+  const at = line.lastIndexOf(`"${name}":`);
+  return at < 0 ? undefined : re.exec(line.slice(at, at + 64))?.[1];
 }
 
 function severityOf(line: string): number {
@@ -53,19 +64,23 @@ export const HOSTNAME = headerField(os.hostname(), 255);
  * under the same MACs; the chain fields go into structured data, so a
  * receiver can index and drop repeats without parsing the JSON.
  */
-export function formatRfc5424(line: string, chain: string, hostname = HOSTNAME): string | null {
-  const f = chainFieldsOf(line);
+export function formatRfc5424(line: string, chain: string, hostname = HOSTNAME, fields?: { gen: number; seq: number; mac: string }): string | null {
+  const f = fields ?? chainFieldsOf(line);
   if (!f) return null;
-  const time = TIME.exec(line)?.[1] ?? '-';
-  const msgid = headerField(ACTION.exec(line)?.[1], 32);
+  const time = fieldAt(line, 'time', TIME) ?? '-';
+  const msgid = headerField(fieldAt(line, 'action', ACTION), 32);
   const sd = `[${SD_ID} chain="${sdValue(chain)}" gen="${f.gen}" seq="${f.seq}" mac="${f.mac}"]`;
   return `<${FACILITY * 8 + severityOf(line)}>1 ${time} ${hostname} nexus - ${msgid} ${sd} ${BOM}${line}`;
 }
 
 /** Octet-counting framing (RFC 6587 3.4.1, RFC 5425 4.3): the message's length in bytes, a space, the message. */
 export function frameOctetCounted(msg: string): Buffer {
-  const body = Buffer.from(msg, 'utf8');
-  return Buffer.concat([Buffer.from(`${body.length} `), body]);
+  const len = Buffer.byteLength(msg);
+  const head = `${len} `;
+  const out = Buffer.allocUnsafe(head.length + len);
+  out.write(head, 0, 'latin1');
+  out.write(msg, head.length, 'utf8');
+  return out;
 }
 
 const SD_START = `[${SD_ID} `;
