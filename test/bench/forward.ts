@@ -9,6 +9,7 @@ import { loadConfig } from '../../nexus/config/index.js';
 import { openCore } from '../../nexus/core.js';
 import { silentLogger } from '../../nexus/log.js';
 import { createCA, issueCert } from '../../nexus/pki/x509.js';
+import { httpsText } from '../../scripts/lib/https-text.js';
 import { startReceiver } from '../helpers/rsyslog.js';
 import { load, type Load } from './mtls.js';
 import { spawnNexus } from './nexus-process.js';
@@ -29,15 +30,29 @@ async function deafReceiver(): Promise<{ port: number; close(): void }> {
 }
 
 /** A Nexus (compiled, its own process) with a secret to read; `round()` measures mTLS reads of it. */
-async function readServer(env: Record<string, string>, secs: number): Promise<{ round(): Promise<Load>; stop(): Promise<void> }> {
+async function readServer(env: Record<string, string>, secs: number, untilPaused = false): Promise<{ round(): Promise<Load>; stop(): Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-bench-forward-'));
   const srv = await spawnNexus({ NEXUS_DATA_DIR: dir, ...env });
   const pki = path.join(dir, 'pki');
   const tls = { ca: fs.readFileSync(path.join(pki, 'ca.crt')), cert: fs.readFileSync(path.join(pki, 'pilot.crt')), key: fs.readFileSync(path.join(pki, 'pilot.key')) };
   const url = `https://127.0.0.1:${srv.port}/v1/secrets/bench/read`;
   await load(url, tls, 1, { method: 'PUT', body: JSON.stringify({ data: { username: 'svc', password: 'x'.repeat(200) } }) });
-  // Long enough for a deaf receiver's buffers to fill: what follows is measured with the forwarder paused on them.
   await load(url, tls, secs);
+  if (untilPaused) {
+    // With a receiver that never reads, the rounds are measured once its buffers are full and the forwarder waits:
+    // more load until the backlog stays put while the server is idle.
+    const lag = async () => {
+      const { text } = await httpsText(new URL(`https://127.0.0.1:${srv.port}/metrics`), { ...tls, method: 'GET' });
+      return Number(/^nexus_audit_forward_lag_records (\d+)/m.exec(text)?.[1] ?? 'NaN');
+    };
+    for (let i = 0; i < 10; i++) {
+      const before = await lag();
+      await new Promise((r) => setTimeout(r, 1000));
+      // Still draining (the backlog shrank) or nothing waiting yet: more load.
+      if (before > 0 && (await lag()) >= before) break;
+      await load(url, tls, secs);
+    }
+  }
   return {
     round: () => load(url, tls, secs, { pid: srv.child.pid! }),
     stop: async () => {
@@ -105,7 +120,7 @@ export async function forwardBench(scale: number): Promise<BenchRow[]> {
   let off: Load;
   const live = await startReceiver('tcp');
   const plain = await readServer({}, secs);
-  const forwarding = await readServer({ NEXUS_AUDIT_SYSLOG: `tcp://127.0.0.1:${deaf.port}` }, secs);
+  const forwarding = await readServer({ NEXUS_AUDIT_SYSLOG: `tcp://127.0.0.1:${deaf.port}` }, secs, true);
   const toRsyslog = await readServer({ NEXUS_AUDIT_SYSLOG: `tcp://127.0.0.1:${live.port}` }, secs);
   try {
     // Alternating rounds, the lower p99 of each kept: on a shared 2-core box single runs swing.
