@@ -112,6 +112,10 @@ export class Metrics {
   readonly auditBreaks: Counter;
   /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
   readonly certExpiry: Gauge<'listener'>;
+  readonly auditForwardErrors: Counter<'reason'>;
+  /** The server chain's head and the forwarder's backlog, read at scrape (set where the trail and forwarder start). */
+  auditHead: () => { generation: number; count: number } | null = () => null;
+  auditForwardLag: () => number = () => 0;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -144,6 +148,21 @@ export class Metrics {
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
     this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
+    this.auditForwardErrors = new Counter({ name: 'nexus_audit_forward_errors_total', help: 'Audit forwarding failures: connect, tls (receiver certificate refused) or io (connection lost)', labelNames: ['reason'], registers });
+    // Zero from the start, so a rate() or an alert sees the first failure.
+    for (const reason of ['connect', 'tls', 'io']) this.auditForwardErrors.inc({ reason }, 0);
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge('nexus_audit_forward_lag_records', 'Audit records written but not yet sent to the syslog receiver', () => this.auditForwardLag());
+    gauge('nexus_audit_chain_head_seq', "The server audit chain's last record (sequence number in its generation)", () => this.auditHead()?.count ?? 0);
+    gauge('nexus_audit_chain_head_generation', "The server audit chain's generation (a new one begins at each break)", () => this.auditHead()?.generation ?? 0);
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { fail, violation, z } from '../schema.js';
 import { socketTarget } from '../spiffe/endpoint.js';
+import { parseSyslogTarget } from '../audit/syslog-target.js';
 
 /**
  * Every environment setting Nexus reads, once: its variable, its config file
@@ -225,6 +226,27 @@ export const SETTINGS = {
     file: 'audit.max_files',
     schema: integer(1, 1_000_000),
     doc: 'rotated audit files (64 MiB each) kept; the oldest beyond it are deleted, each deletion recorded in the trail; unset = keep all',
+  }),
+  auditSyslog: setting({
+    env: 'NEXUS_AUDIT_SYSLOG',
+    file: 'audit.syslog',
+    schema: z
+      .string()
+      .transform((raw, ctx) => {
+        const t = parseSyslogTarget(raw);
+        if (!('invalid' in t)) return t;
+        fail(ctx, t.invalid);
+        return z.NEVER;
+      })
+      .describe('tls://host:port, tcp://host:port or udp://host:port'),
+    doc: 'forward every audit record to this syslog receiver (`tls://host:6514`, `tcp://host:514`, `udp://host:514`): RFC 5424, octet counting on TCP and TLS, tailing the trail from a kept position; unset = no forwarding',
+  }),
+  auditSyslogCa: setting({
+    env: 'NEXUS_AUDIT_SYSLOG_CA',
+    file: 'audit.syslog_ca',
+    path: true,
+    schema: filePath,
+    doc: "`tls://` forwarding: the CA (PEM) the receiver's certificate must chain to; unset = the system's CAs",
   }),
   configFile: setting({ env: 'NEXUS_CONFIG', path: true, schema: filePath, doc: 'path of a YAML or JSON config file (env wins)' }),
 };

@@ -11,10 +11,6 @@ import { startOidcEnv } from '../helpers/oidc.js';
  */
 export const NOT_YET_EXPORTED = [
   'nexus_security_signals_total',
-  'nexus_audit_forward_lag_records',
-  'nexus_audit_forward_errors_total',
-  'nexus_audit_chain_head_seq',
-  'nexus_audit_chain_head_generation',
 ];
 
 /** Series Prometheus makes itself (`up`) or takes from the blackbox exporter probing /readyz. */
