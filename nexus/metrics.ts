@@ -107,6 +107,10 @@ export class Metrics {
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
+  /** Database credential revocations by outcome: revoked, retry (a failed attempt), failed (gave up: alert). */
+  readonly leaseRevocations: Counter<'outcome'>;
+  /** Counts the leases not yet revoked (set by the lease service; none before it starts). */
+  leasesActive: () => Promise<number> = () => Promise.resolve(0);
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -116,6 +120,16 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
+    this.leaseRevocations = new Counter({ name: 'nexus_lease_revocations_total', help: 'Database credential lease revocations, by outcome (failed: given up after retries)', labelNames: ['outcome'], registers });
+    const leases = () => this.leasesActive();
+    new Gauge({
+      name: 'nexus_leases_active',
+      help: 'Database credential leases not yet revoked (all replicas: read from the database)',
+      registers,
+      async collect() {
+        this.set(await leases());
+      },
+    });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',
