@@ -36,6 +36,10 @@ export abstract class EngineRepos implements Repos {
     return this.repos().leases;
   }
 
+  get configSecrets() {
+    return this.repos().configSecrets;
+  }
+
   get auditKeys() {
     return this.repos().auditKeys;
   }

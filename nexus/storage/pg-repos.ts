@@ -1,3 +1,4 @@
+import type { SealedValue } from '../crypto/keyring.js';
 import type { Policy } from '../policy/types.js';
 import { toPolicy, type PolicyRow } from './policies-repo.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
@@ -7,6 +8,8 @@ import { PgDbCredsRepo, PgLeasesRepo } from './pg-dbcreds-repo.js';
 import type {
   AuditAnchorsStore,
   AuditKeysStore,
+  ConfigSecretRow,
+  ConfigSecretsRepo,
   ConfigVersionsRepo,
   DataKeyRow,
   DataKeysRepo,
@@ -125,6 +128,10 @@ class PgSecretsRepo implements SecretsRepo {
   }
 }
 
+// Kept in step with the SQLite repository's: a key any sealed value names stays.
+const UNUSED_KEY =
+  'NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.key_id = data_keys.id) AND NOT EXISTS (SELECT 1 FROM config_secrets c WHERE c.key_id = data_keys.id)';
+
 class PgDataKeysRepo implements DataKeysRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -166,7 +173,7 @@ class PgDataKeysRepo implements DataKeysRepo {
   }
 
   async deleteUnused(): Promise<number> {
-    const sql = 'DELETE FROM data_keys WHERE active = 0 AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.key_id = data_keys.id)';
+    const sql = `DELETE FROM data_keys WHERE active = 0 AND ${UNUSED_KEY}`;
     return (await this.q.query(sql)).rowCount;
   }
 }
@@ -308,6 +315,26 @@ class PgConfigVersions implements ConfigVersionsRepo {
   }
 }
 
+class PgConfigSecrets implements ConfigSecretsRepo {
+  constructor(private readonly q: Queryable) {}
+
+  async get(owner: string): Promise<ConfigSecretRow | undefined> {
+    return (await this.q.query<ConfigSecretRow>('SELECT * FROM config_secrets WHERE owner = $1', [owner])).rows[0];
+  }
+
+  async put(owner: string, sealed: SealedValue, now: string): Promise<void> {
+    await this.q.query(
+      `INSERT INTO config_secrets (owner, key_id, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (owner) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+      [owner, sealed.keyId, sealed.nonce, sealed.ciphertext, now],
+    );
+  }
+
+  async delete(owner: string): Promise<boolean> {
+    return (await this.q.query('DELETE FROM config_secrets WHERE owner = $1', [owner])).rowCount > 0;
+  }
+}
+
 class PgAuditKeys implements AuditKeysStore {
   constructor(private readonly q: Queryable) {}
 
@@ -350,6 +377,7 @@ export function pgRepos(q: Queryable): Repos {
     meta: new PgMetaRepo(q),
     oidc: new PgOidcRepo(q),
     configVersions: new PgConfigVersions(q),
+    configSecrets: new PgConfigSecrets(q),
     auditKeys: new PgAuditKeys(q),
     dbcreds: new PgDbCredsRepo(q),
     leases: new PgLeasesRepo(q),

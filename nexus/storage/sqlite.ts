@@ -4,6 +4,7 @@ import { SqliteDataKeysRepo } from './data-keys-repo.js';
 import { openDatabase, type Db } from './db.js';
 import { SqliteMetaRepo } from './meta-repo.js';
 import { SqliteConfigVersionsRepo } from './config-version-repo.js';
+import { SqliteConfigSecretsRepo } from './config-secrets-repo.js';
 import { migrateUp, migrationStatus, type Migration, type MigrationStatus } from './migrator.js';
 import { SqliteOidcRepo } from './oidc-repo.js';
 import { SqliteDbCredsRepo, SqliteLeasesRepo } from './dbcreds-repo.js';
@@ -58,6 +59,7 @@ export class SqliteStorage extends EngineRepos implements Storage {
       configVersions: new SqliteConfigVersionsRepo(this.db, this.gate),
       dbcreds: new SqliteDbCredsRepo(this.db, this.gate),
       leases: new SqliteLeasesRepo(this.db, this.gate),
+      configSecrets: new SqliteConfigSecretsRepo(this.db, this.gate),
       auditKeys: gated(this.gate, new AuditKeysRepo(this.db)),
     });
   }

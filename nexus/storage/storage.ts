@@ -1,3 +1,4 @@
+import type { SealedValue } from '../crypto/keyring.js';
 import type { Policy } from '../policy/types.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { ChangeListener, ChangeTopic, ConfigTopic } from './changes.js';
@@ -184,6 +185,27 @@ export interface OidcRepo {
   purgeExpired(now: number): Promise<number>;
 }
 
+/** A write-only value inside configuration, sealed under data key `key_id`; `owner` is 'kind/name'. */
+export interface ConfigSecretRow {
+  owner: string;
+  key_id: string;
+  nonce: Buffer;
+  ciphertext: Buffer;
+  updated_at: string;
+}
+
+/**
+ * config_secrets: write-only values inside configuration (a connection's
+ * admin password, an issuer's webhook secret). Rows, never plaintext.
+ */
+export interface ConfigSecretsRepo {
+  get(owner: string): Promise<ConfigSecretRow | undefined>;
+  /** Inserts or replaces `owner`'s value, sealed by Keyring.sealConfig for that owner. */
+  put(owner: string, sealed: SealedValue, now: string): Promise<void>;
+  /** False when there was none. */
+  delete(owner: string): Promise<boolean>;
+}
+
 /** audit_keys: earlier root keys' audit MAC keys, wrapped by the current root key. */
 export interface AuditKeysStore {
   all(): Promise<AuditKeyRow[]>;
@@ -207,6 +229,7 @@ export interface Repos {
   configVersions: ConfigVersionsRepo;
   dbcreds: DbCredsRepo;
   leases: LeasesRepo;
+  configSecrets: ConfigSecretsRepo;
 }
 
 export type EngineName = 'sqlite' | 'postgres';
