@@ -14,6 +14,7 @@ import { PolicyEngine } from './policy/engine.js';
 import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
 import { checkConfigFiles } from './config/files.js';
+import { startDbCreds, type DbCreds } from './dbcreds/index.js';
 
 export interface RunningServer {
   core: Core;
@@ -43,6 +44,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   const lock = lockDataDir(config.dataDir, 'nexus-server');
   let core: Core | null = null;
   let svid: SvidFiles | null = null;
+  let dbcreds: DbCreds | null = null;
   try {
     core = await openCore(config, log);
     // gRPC is loaded only by a server that uses the Workload API.
@@ -62,6 +64,9 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     await core.storage.changesReady();
     await engine.load();
     const policies = new PolicyService(core.storage, engine, log);
+    // Before any listener: its first sweep revokes what expired while Nexus was down.
+    dbcreds = await startDbCreds(core, { owner: config.replicaId });
+    const creds = dbcreds;
     const plugins = opts.plugins ?? [];
     let listening = false;
     const { storage, audit } = core;
@@ -85,7 +90,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, dbcreds: creds });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');
@@ -108,6 +113,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       audit: core.audit,
       metrics: core.metrics,
       refusals,
+      dbcreds: creds,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
       extraOpenApi: Object.assign({}, ...plugins.map((p) => p.adminOpenApi?.() ?? {})),
     });
@@ -142,6 +148,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
           await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
           unsubscribe();
           svid?.stop();
+          await creds.stop();
           await opened.close();
           lock.release();
           log.info('stopped');
@@ -149,6 +156,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
   } catch (err) {
     svid?.stop();
+    await dbcreds?.stop();
     await core?.close();
     lock.release();
     throw err;

@@ -28,6 +28,10 @@ export interface OidcPrincipal {
   tokenId?: string;
   /** When an exchanged token expires (ms since the epoch). */
   expiresAt?: number;
+  /** SHA-256 of the exchanged token (its leases are found by it); never the token. */
+  tokenHash?: Buffer;
+  /** The verified claims it was minted from (a lease's username carries repository and run). */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 export type Principal = SpiffePrincipal | OidcPrincipal;

@@ -140,11 +140,14 @@ export class TargetPools {
 }
 
 /**
- * Runs rendered statements in one transaction on the target. A failure is
+ * Runs rendered statements on the target, in one transaction unless told
+ * not to (revocation: each step committed before the next, so no login
+ * slips in between ending the sessions and dropping the user). A failure is
  * reported by the statement's position and SQLSTATE only: its text (and the
  * server's message, which may quote it) may hold the password.
  */
-export async function runStatements(pool: pg.Pool, connection: string, statements: string[]): Promise<void> {
+export async function runStatements(pool: pg.Pool, connection: string, statements: string[], opts: { transaction?: boolean } = {}): Promise<void> {
+  const tx = opts.transaction ?? true;
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -153,11 +156,11 @@ export async function runStatements(pool: pg.Pool, connection: string, statement
   }
   let i = -1;
   try {
-    await client.query('BEGIN');
+    if (tx) await client.query('BEGIN');
     for (i = 0; i < statements.length; i++) await client.query(statements[i]!);
-    await client.query('COMMIT');
+    if (tx) await client.query('COMMIT');
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    if (tx) await client.query('ROLLBACK').catch(() => {});
     const f = describeFailure(err);
     if (f.kind === 'unreachable' || i < 0) throw new UnavailableError(`database connection ${connection} is ${f.text}`);
     throw new StatementError(i, f.text);

@@ -16,6 +16,11 @@ import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { issueToken, revokeToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
+import type { DbCreds } from '../../nexus/dbcreds/index.js';
+import type { LeaseCaller } from '../../nexus/dbcreds/leases.js';
+import { LeaseRenewInput, LeaseRevokeInput } from '../../nexus/dbcreds/schema.js';
+import { credsPath, ttlQuery } from '../../nexus/http/dbcreds-routes.js';
+import type { RequestState } from '../../nexus/http/errors.js';
 import { oidcPortDocument } from './openapi.js';
 import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
@@ -42,6 +47,8 @@ export interface OidcAppDeps {
   metrics: Metrics;
   /** The Vault-compatible CI routes (NEXUS_OIDC_VAULT_COMPAT). */
   vaultCompat: boolean;
+  /** Database credentials: db/creds and leases of the caller's own token. */
+  dbcreds?: DbCreds;
   /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
   fresh?: () => Promise<void>;
 }
@@ -203,7 +210,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const allowed =
       (ctx.method === 'POST' && ctx.path === '/v1/auth/token') ||
       (deps.vaultCompat && ctx.path === VAULT_LOGIN && (ctx.method === 'POST' || ctx.method === 'PUT')) ||
-      (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
+      (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/')) ||
+      (ctx.method === 'PUT' && (ctx.path === '/v1/leases/renew' || ctx.path === '/v1/leases/revoke'));
     if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
       ctx.set('Connection', 'close');
       throw new TooLargeError('this route takes no request body');
@@ -212,7 +220,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const open = healthRoutes(deps.readiness, { detail: false });
-  const doc = oidcPortDocument(deps.vaultCompat);
+  const doc = oidcPortDocument(deps.vaultCompat, deps.dbcreds !== undefined);
   open.get('/openapi.json', (ctx) => {
     ctx.body = doc;
   });
@@ -246,7 +254,11 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
     if (p.via !== 'exchanged_token') throw new BadRequestError('token', 'only an exchanged token can be revoked: a JWT ends at its exp');
     // Gone between authentication and here (a concurrent revocation): revoked all the same.
-    await changeAudited(ctx, () => revokeToken(deps.store, selfToken(ctx)));
+    await changeAudited(ctx, async () => {
+      // The token first, so it mints nothing more; then every lease minted with it, before the 204.
+      await revokeToken(deps.store, selfToken(ctx));
+      if (deps.dbcreds && p.tokenHash) await deps.dbcreds.leases.revokeForTokens([p.tokenHash], 'token revoked by its holder');
+    });
     ctx.status = 204;
   }]);
 
@@ -277,6 +289,39 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     requirePermissions((action, target) => grantAllows(grants, action, target), write.needs, path);
     await writeVersion(ctx, deps.secrets, write.op, path, grantAllows(grants, 'read', path), WRITE_BODY_LIMIT);
   });
+
+  // Database credentials: read on db/creds/{role} through the roles' grants;
+  // leases only of an exchanged token (a lease ends with its token, and a JWT
+  // cannot be revoked), renewed or revoked only with that same token.
+  const leaseCaller = (ctx: Context): LeaseCaller => {
+    const p = principalOf(ctx);
+    if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
+    if (p.via !== 'exchanged_token' || !p.tokenHash) throw new BadRequestError('token', 'database credentials need an exchanged token (POST /v1/auth/token): a lease ends with its token');
+    return { principal: p, port: 'oidc', claims: p.claims, tokenHash: p.tokenHash, tokenExpiresAt: p.expiresAt ?? null, requestId: (ctx.state as RequestState).requestId, tokenId: p.tokenId };
+  };
+  if (deps.dbcreds) {
+    const db = deps.dbcreds;
+    api.get('/v1/db/creds/:role', async (ctx) => {
+      const role = parseName(ctx.params.role);
+      const path = credsPath(role);
+      noteAudit(ctx, { action: 'db.creds', path });
+      if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
+      const who = leaseCaller(ctx);
+      const ttl = ttlQuery(ctx);
+      ctx.body = await changeAudited(ctx, () => db.leases.issue(role, who, ttl));
+    });
+    api.put('/v1/leases/renew', async (ctx) => {
+      const input = await readBody(ctx, LeaseRenewInput, 4096);
+      noteAudit(ctx, { action: 'lease.renew', path: input.lease_id });
+      ctx.body = await changeAudited(ctx, () => db.leases.renew(input.lease_id, input.increment, leaseCaller(ctx)));
+    });
+    api.put('/v1/leases/revoke', async (ctx) => {
+      const input = await readBody(ctx, LeaseRevokeInput, 4096);
+      noteAudit(ctx, { action: 'lease.revoke', path: input.lease_id });
+      await changeAudited(ctx, () => db.leases.revoke(input.lease_id, leaseCaller(ctx)));
+      ctx.status = 204;
+    });
+  }
 
   // The client bundles: public, like health (plugins/oidc/tools.ts).
   const routers = [open, toolRoutes(loadTools(deps.log)), token, self, api];

@@ -2,6 +2,7 @@ import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameP
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
+import { credsPaths } from '../../nexus/http/dbcreds-openapi.js';
 import { Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
@@ -27,7 +28,7 @@ export function oidcAdminPaths(): Paths {
 }
 
 /** The OIDC port: nothing else exists there. */
-export function oidcPortDocument(vaultCompat: boolean) {
+export function oidcPortDocument(vaultCompat: boolean, dbcreds = false) {
   return document(
     'Nexus OIDC port',
     'CI pipelines: Authorization: Bearer <JWT from the CI platform, or a token from /v1/auth/token>. A 401 says only that the token was not accepted.',
@@ -45,6 +46,7 @@ export function oidcPortDocument(vaultCompat: boolean) {
         patch: { ...patchOp, summary: `${patchOp.summary}; only if roles grant both explicitly` },
       },
       '/v1/secrets/{path}:rollback': { post: { ...rollbackOp, summary: `${rollbackOp.summary}; only if a role grants both explicitly` } },
+      ...(dbcreds ? credsPaths(' (an exchanged token; only the token that minted it; never past its end)') : {}),
       '/v1/whoami': { get: { operationId: 'whoami', summary: 'issuer, subject, matched roles, effective grants', responses: { '200': json('who', Whoami), ...ERRORS } } },
       '/v1/auth/token/revoke-self': {
         post: {

@@ -121,6 +121,7 @@ export class OidcPlugin implements AuthPlugin {
       audit: core.audit,
       metrics: core.metrics,
       vaultCompat: core.config.oidcVaultCompat,
+      dbcreds: core.dbcreds,
     }));
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
