@@ -8,7 +8,7 @@ export const MAX_TTL_S = 3600;
 /** A lease may never be asked for longer than this, whatever a role says. */
 export const TTL_CEILING_S = 24 * 3600;
 
-const RoleNames = z.array(ObjectName).max(100).describe('a list of up to 100 role names ("*": any role)');
+const RoleNames = z.array(z.union([ObjectName, z.literal('*')])).max(100).describe('a list of up to 100 role names ("*": any role)');
 
 /** PUT /v1/db/connections/{name}. The password is write-only. */
 export const DbConnectionInput = z

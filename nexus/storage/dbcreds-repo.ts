@@ -88,7 +88,7 @@ export class SqliteLeasesRepo implements LeasesRepo {
          VALUES (@id, @role, @connection, @username, @token_hash, @caller, @created_at, @expires_at, @max_expires_at, @state, @attempts, @next_attempt_at, @last_error, @claim_owner, @claim_until)`,
       ),
       get: db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE id = ?'),
-      activate: db.prepare("UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'"),
+      activate: db.prepare("UPDATE leases SET state = 'active', claim_owner = NULL, claim_until = NULL WHERE id = ? AND state = 'pending'"),
       listAll: db.prepare<[string, number], LeaseRow>('SELECT * FROM leases WHERE id > ? ORDER BY id LIMIT ?'),
       listRole: db.prepare<[string, string, number], LeaseRow>('SELECT * FROM leases WHERE role = ? AND id > ? ORDER BY id LIMIT ?'),
       countActive: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM leases WHERE state <> 'failed'"),

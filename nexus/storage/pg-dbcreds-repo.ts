@@ -66,7 +66,7 @@ export class PgLeasesRepo implements LeasesRepo {
     return (await this.q.query<LeaseRow>('SELECT * FROM leases WHERE id = $1', [id])).rows[0];
   }
   async activate(id: string) {
-    return (await this.q.query("UPDATE leases SET state = 'active' WHERE id = $1 AND state = 'pending'", [id])).rowCount > 0;
+    return (await this.q.query("UPDATE leases SET state = 'active', claim_owner = NULL, claim_until = NULL WHERE id = $1 AND state = 'pending'", [id])).rowCount > 0;
   }
   async list(role: string | null, after: string, limit: number) {
     const r =
