@@ -95,6 +95,12 @@ export function dbCredsRoutes(db: DbCreds, deps: DbCredsRouteDeps): Router[] {
     noteAudit(ctx, { action: 'lease.list', path: prefix });
     ctx.body = { leases: await db.leases.list(prefix) };
   });
+  // Leases belong to callers that may read some db/creds path (or admins); nobody else gets past here to a body.
+  leases.use(['/v1/leases/renew', '/v1/leases/revoke'], async (ctx, next) => {
+    const p = deps.principal(ctx);
+    if (!deps.authz.allowsGlobal(p, 'admin') && !deps.authz.mayEver(p, 'read')) throw new ForbiddenError('permission denied: no lease can be yours');
+    await next();
+  });
   leases.put('/v1/leases/renew', async (ctx) => {
     const input = await readBody(ctx, LeaseRenewInput);
     noteAudit(ctx, { action: 'lease.renew', path: input.lease_id });

@@ -311,11 +311,13 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
       ctx.body = await changeAudited(ctx, () => db.leases.issue(role, who, ttl));
     });
     api.put('/v1/leases/renew', async (ctx) => {
+      leaseCaller(ctx);
       const input = await readBody(ctx, LeaseRenewInput, 4096);
       noteAudit(ctx, { action: 'lease.renew', path: input.lease_id });
       ctx.body = await changeAudited(ctx, () => db.leases.renew(input.lease_id, input.increment, leaseCaller(ctx)));
     });
     api.put('/v1/leases/revoke', async (ctx) => {
+      leaseCaller(ctx);
       const input = await readBody(ctx, LeaseRevokeInput, 4096);
       noteAudit(ctx, { action: 'lease.revoke', path: input.lease_id });
       await changeAudited(ctx, () => db.leases.revoke(input.lease_id, leaseCaller(ctx)));
