@@ -33,7 +33,7 @@ export interface LeaseOptions {
   owner: string;
   /** A claim's length: no other replica takes the lease meanwhile. */
   claimMs?: number;
-  /** Pending rows older than this are orphans of a crash between row and user. */
+  /** How long a creator holds its new row: after that, a pending row is an orphan of a crash between row and user. */
   pendingGraceMs?: number;
   /** Attempts before a revocation is given up (and alerted). */
   maxAttempts?: number;
@@ -42,6 +42,8 @@ export interface LeaseOptions {
   now?: () => number;
   /** For crash tests: runs after the lease row is written, before the user is created. */
   afterLeaseRow?: (id: string) => void | Promise<void>;
+  /** For crash tests: runs after the user is created, before its row is marked active. */
+  afterUserCreated?: (id: string) => void | Promise<void>;
 }
 
 export type RevocationOutcome = 'revoked' | 'retry' | 'failed';
@@ -97,7 +99,7 @@ export function leaseInfo(r: LeaseRow): LeaseInfo {
  */
 export class LeaseService {
   readonly targets = new TargetPools({ connectTimeoutMs: 5000, statementTimeoutMs: 10_000, poolSize: 8 });
-  private readonly o: Required<Omit<LeaseOptions, 'afterLeaseRow'>> & Pick<LeaseOptions, 'afterLeaseRow'>;
+  private readonly o: Required<Omit<LeaseOptions, 'afterLeaseRow' | 'afterUserCreated'>> & Pick<LeaseOptions, 'afterLeaseRow' | 'afterUserCreated'>;
 
   constructor(
     private readonly storage: Storage,
@@ -159,6 +161,7 @@ export class LeaseService {
       if (err instanceof StatementError) throw new BadRequestError('creation_statements', `database role ${role.name}: creation statement ${err.index + 1} failed on connection ${conn.name} (${err.detail}); no user was left behind${outcome === 'revoked' ? '' : ' (its cleanup is retried)'}`);
       throw err;
     }
+    await this.o.afterUserCreated?.(row.id);
     await this.storage.leases.activate(row.id);
     if (!(await this.record(who, 'lease.create', row, 'allow'))) {
       await this.revokeNow(row.id, 'audit trail unwritable', who.port);
@@ -239,7 +242,7 @@ export class LeaseService {
     let total = 0;
     for (;;) {
       const now = this.o.now();
-      const due = await this.storage.leases.claimDue({ owner: this.o.owner, now, pendingBefore: now - this.o.pendingGraceMs, claimUntil: now + this.o.claimMs, limit: 100 });
+      const due = await this.storage.leases.claimDue({ owner: this.o.owner, now, claimUntil: now + this.o.claimMs, limit: 100 });
       if (due.length === 0) return total;
       total += due.length;
       await eachLimited(due, this.o.concurrency, (row) => this.revokeClaimed(row, this.reasonOf(row, now), 'sweeper'));

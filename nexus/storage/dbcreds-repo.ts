@@ -66,13 +66,13 @@ export class SqliteDbCredsRepo implements DbCredsRepo {
 
 /**
  * Due for revocation: marked revoking (and its back-off over), active and
- * expired or its exchanged token gone or expired, or pending past the grace
- * (a crash between the row and the user). Never while another owner's claim lasts.
+ * expired or its exchanged token gone or expired, or pending with its
+ * creator's claim run out (a crash between the row and the user). Never while another owner's claim lasts.
  */
 const DUE = `(l.claim_until IS NULL OR l.claim_until < @now) AND (
   (l.state = 'revoking' AND l.next_attempt_at <= @now)
   OR (l.state = 'active' AND (l.expires_at <= @now OR (l.token_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.hash = l.token_hash AND t.expires_at > @now))))
-  OR (l.state = 'pending' AND l.created_at < @pendingBefore))`;
+  OR l.state = 'pending')`;
 
 /** Leases on SQLite (one process owns the file: a claim is plain bookkeeping here). */
 export class SqliteLeasesRepo implements LeasesRepo {
@@ -142,7 +142,7 @@ export class SqliteLeasesRepo implements LeasesRepo {
   }
   async claimDue(q: DueQuery) {
     await this.g.idle();
-    return this.s.claimDue.all({ owner: q.owner, now: q.now, pendingBefore: q.pendingBefore, claimUntil: q.claimUntil, limit: q.limit });
+    return this.s.claimDue.all({ owner: q.owner, now: q.now, claimUntil: q.claimUntil, limit: q.limit });
   }
   async claim(id: string, owner: string, now: number, claimUntil: number) {
     await this.g.idle();

@@ -65,8 +65,6 @@ export interface DbCredsRepo {
 export interface DueQuery {
   owner: string;
   now: number;
-  /** pending rows created before this are orphans of a crash between row and user. */
-  pendingBefore: number;
   /** The claim lasts until then: no other replica takes the lease meanwhile. */
   claimUntil: number;
   limit: number;
@@ -85,7 +83,7 @@ export interface LeasesRepo {
   extend(id: string, expiresAt: number): Promise<LeaseRow | undefined>;
   /**
    * Claims, for `q.owner`, the leases due now: active ones expired or whose
-   * exchanged token is gone, pending ones older than `pendingBefore`, and
+   * exchanged token is gone, pending ones whose creator's claim ran out, and
    * those marked revoking; never one claimed by another owner until its claim ends.
    */
   claimDue(q: DueQuery): Promise<LeaseRow[]>;

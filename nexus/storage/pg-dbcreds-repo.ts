@@ -41,11 +41,11 @@ export class PgDbCredsRepo implements DbCredsRepo {
   }
 }
 
-// As on SQLite (see dbcreds-repo.ts); $1 now, $2 pendingBefore.
+// As on SQLite (see dbcreds-repo.ts); $1 now.
 const DUE = `(l.claim_until IS NULL OR l.claim_until < $1) AND (
   (l.state = 'revoking' AND l.next_attempt_at <= $1)
   OR (l.state = 'active' AND (l.expires_at <= $1 OR (l.token_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.hash = l.token_hash AND t.expires_at > $1))))
-  OR (l.state = 'pending' AND l.created_at < $2))`;
+  OR l.state = 'pending')`;
 
 /**
  * Leases on PostgreSQL. Claims are single autocommit statements (not the
@@ -85,9 +85,9 @@ export class PgLeasesRepo implements LeasesRepo {
     return (await this.q.query<LeaseRow>("UPDATE leases SET expires_at = $1 WHERE id = $2 AND state = 'active' RETURNING *", [expiresAt, id])).rows[0];
   }
   async claimDue(q: DueQuery) {
-    const sql = `UPDATE leases SET claim_owner = $3, claim_until = $4, state = 'revoking'
-      WHERE id IN (SELECT id FROM leases l WHERE ${DUE} ORDER BY l.expires_at LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *`;
-    return (await this.q.query<LeaseRow>(sql, [q.now, q.pendingBefore, q.owner, q.claimUntil, q.limit])).rows;
+    const sql = `UPDATE leases SET claim_owner = $2, claim_until = $3, state = 'revoking'
+      WHERE id IN (SELECT id FROM leases l WHERE ${DUE} ORDER BY l.expires_at LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *`;
+    return (await this.q.query<LeaseRow>(sql, [q.now, q.owner, q.claimUntil, q.limit])).rows;
   }
   async claim(id: string, owner: string, now: number, claimUntil: number) {
     const sql = `UPDATE leases SET claim_owner = $2, claim_until = $4, state = 'revoking'
