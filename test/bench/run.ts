@@ -9,6 +9,7 @@ import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
 import { ciBench } from './ci.js';
 import { rssBench } from './rss.js';
+import { leasesBench } from './leases.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -25,4 +26,5 @@ if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
 if (want('ci')) rows.push(...(await ciBench(scale)));
 if (want('rss')) rows.push(...(await rssBench(scale)));
+if (want('leases')) rows.push(...(await leasesBench(scale)));
 printTable(rows);
