@@ -9,7 +9,7 @@ import type { Storage } from '../storage/storage.js';
 import { allows, type DbCredsConfig } from './config.js';
 import type { DbCreds, LeaseInfo } from './schema.js';
 import { render, revocationOf } from './statements.js';
-import { roleExists, runStatements, StatementError, TargetPools, describeFailure } from './target.js';
+import { describeFailure, roleExists, runRetrying, runStatements, StatementError, TargetPools } from './target.js';
 import { callerOf, DEFAULT_USERNAME_TEMPLATE, renderUsername } from './username.js';
 
 /** Who asks for, renews or revokes a lease. */
@@ -153,7 +153,7 @@ export class LeaseService {
     const password = randomBytes(24).toString('base64url');
     try {
       const statements = (JSON.parse(role.creation_statements) as string[]).map((s) => render(s, { name: username, password, expiration: new Date(expires) }));
-      await runStatements(await this.pool(conn), conn.name, statements);
+      await runRetrying(await this.pool(conn), conn.name, statements);
     } catch (err) {
       // Nothing half-made stays behind: the user (if any part of it exists) and the row go now.
       const outcome = await this.revokeClaimed(row, 'creation failed', who.port === 'mtls' ? 'mtls' : 'oidc');
@@ -292,8 +292,9 @@ export class LeaseService {
       const pool = await this.pool(conn);
       // A user that never got created (a crash, a failed creation) needs nothing but its row gone.
       if (await roleExists(pool, conn.name, row.username)) {
-        const statements = revocationOf(role?.revocation_statements ? (JSON.parse(role.revocation_statements) as string[]) : null).map((s) => render(s, { name: row.username }));
-        await runStatements(pool, conn.name, statements, { transaction: false });
+        for (const batch of revocationOf(role?.revocation_statements ? (JSON.parse(role.revocation_statements) as string[]) : null)) {
+          await runRetrying(pool, conn.name, batch.map((s) => render(s, { name: row.username })));
+        }
       }
       if (await this.storage.leases.done(row.id, this.o.owner)) {
         this.metrics.leaseRevocations.inc({ outcome: 'revoked' });

@@ -11,16 +11,24 @@ import { BadRequestError } from '../errors.js';
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const KNOWN = new Set(['name', 'password', 'expiration']);
 
-export const DEFAULT_REVOCATION = [
-  // No new login while its sessions are ended.
-  'ALTER ROLE {{name}} NOLOGIN',
-  // A CREATEROLE admin (not a superuser) needs the user's privileges to end its sessions and hand over what it owns.
-  'GRANT {{name}} TO CURRENT_USER',
-  // Open sessions end with the credential, not when the job disconnects.
-  'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {{name_literal}}',
-  'REASSIGN OWNED BY {{name}} TO CURRENT_USER',
-  'DROP OWNED BY {{name}}',
-  'DROP ROLE IF EXISTS {{name}}',
+/**
+ * The default revocation, in two transactions: the user can no longer log in
+ * once the first commits, so no session starts between ending its sessions
+ * and dropping it in the second.
+ */
+export const DEFAULT_REVOCATION: string[][] = [
+  [
+    'ALTER ROLE {{name}} NOLOGIN',
+    // A CREATEROLE admin (not a superuser) needs the user's privileges to end its sessions and take what it owns.
+    'GRANT {{name}} TO CURRENT_USER',
+  ],
+  [
+    // Open sessions end with the credential, not when the job disconnects.
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {{name_literal}}',
+    'REASSIGN OWNED BY {{name}} TO CURRENT_USER',
+    'DROP OWNED BY {{name}}',
+    'DROP ROLE IF EXISTS {{name}}',
+  ],
 ];
 
 /** Checks statements as written by an admin: known placeholders only, and creation ones name the user. */
@@ -66,7 +74,7 @@ export function render(statement: string, v: StatementValues): string {
   });
 }
 
-/** The revocation a role asks for, or the default one. */
-export function revocationOf(statements: string[] | null): string[] {
-  return statements ?? DEFAULT_REVOCATION;
+/** The revocation a role asks for (one transaction), or the default one: transactions of statements. */
+export function revocationOf(statements: string[] | null): string[][] {
+  return statements ? [statements] : DEFAULT_REVOCATION;
 }

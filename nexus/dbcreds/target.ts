@@ -140,14 +140,11 @@ export class TargetPools {
 }
 
 /**
- * Runs rendered statements on the target, in one transaction unless told
- * not to (revocation: each step committed before the next, so no login
- * slips in between ending the sessions and dropping the user). A failure is
+ * Runs rendered statements on the target in one transaction. A failure is
  * reported by the statement's position and SQLSTATE only: its text (and the
  * server's message, which may quote it) may hold the password.
  */
-export async function runStatements(pool: pg.Pool, connection: string, statements: string[], opts: { transaction?: boolean } = {}): Promise<void> {
-  const tx = opts.transaction ?? true;
+export async function runStatements(pool: pg.Pool, connection: string, statements: string[]): Promise<void> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -155,17 +152,41 @@ export async function runStatements(pool: pg.Pool, connection: string, statement
     throw new UnavailableError(`database connection ${connection} is ${describeFailure(err).text}`);
   }
   let i = -1;
+  let broken: Error | undefined;
   try {
-    if (tx) await client.query('BEGIN');
+    await client.query('BEGIN');
     for (i = 0; i < statements.length; i++) await client.query(statements[i]!);
-    if (tx) await client.query('COMMIT');
+    await client.query('COMMIT');
   } catch (err) {
-    if (tx) await client.query('ROLLBACK').catch(() => {});
+    await client.query('ROLLBACK').catch(() => {});
     const f = describeFailure(err);
+    // A connection that broke or timed out is not put back in the pool.
+    if (f.kind === 'unreachable') broken = err as Error;
     if (f.kind === 'unreachable' || i < 0) throw new UnavailableError(`database connection ${connection} is ${f.text}`);
-    throw new StatementError(i, f.text);
+    throw new StatementError(i, f.text, (err as { code?: string }).code ?? '');
   } finally {
-    client.release();
+    client.release(broken);
+  }
+}
+
+/**
+ * Catalog races between concurrent revocations (two DROP OWNED rewriting the
+ * same table's ACL: "tuple concurrently updated"), deadlocks, serialization
+ * failures: worth trying again at once.
+ */
+export function isTransient(err: unknown): boolean {
+  return err instanceof StatementError && ['XX000', '40001', '40P01'].includes(err.sqlstate);
+}
+
+/** runStatements, tried again (up to 5 times, with jitter) when the transaction lost a catalog race. */
+export async function runRetrying(pool: pg.Pool, connection: string, statements: string[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runStatements(pool, connection, statements);
+    } catch (err) {
+      if (!isTransient(err) || attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 20 * attempt * Math.random()));
+    }
   }
 }
 
@@ -183,6 +204,7 @@ export class StatementError extends Error {
   constructor(
     readonly index: number,
     readonly detail: string,
+    readonly sqlstate: string,
   ) {
     super(`statement ${index + 1} failed: ${detail}`);
   }
