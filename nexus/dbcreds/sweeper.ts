@@ -46,6 +46,15 @@ export class LeaseSweeper {
     return this.running;
   }
 
+  /**
+   * A pass that starts after the caller's change (tokens deleted): one in
+   * flight may have read the leases before it, so a new one follows it.
+   */
+  async sweepAfterChange(): Promise<void> {
+    await this.running;
+    await this.pass();
+  }
+
   /** Stops after the pass in flight. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -16,6 +16,7 @@ import type { Logger } from '../../nexus/log.js';
 import { probeIssuer } from './probe.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
+import type { DbCreds } from '../../nexus/dbcreds/index.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -56,6 +57,7 @@ export class OidcPlugin implements AuthPlugin {
   private unsubscribe: (() => void) | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private log: Logger | null = null;
+  private dbcreds: DbCreds | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
 
@@ -88,6 +90,7 @@ export class OidcPlugin implements AuthPlugin {
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
     this.log = core.log;
+    this.dbcreds = core.dbcreds;
     if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.jwts = new VerifiedJwtCache(this.registry);
@@ -162,7 +165,13 @@ export class OidcPlugin implements AuthPlugin {
 
   adminRoutes(deps: AdminRouteDeps) {
     return oidcAdminRoutes(
-      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs)),
+      new OidcAdmin(
+        this.storeOrThrow(),
+        () => this.refresh(),
+        this.log!,
+        (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs),
+        () => this.dbcreds?.sweeper.sweepAfterChange() ?? Promise.resolve(),
+      ),
       this.storeOrThrow(),
       deps,
     );
