@@ -71,8 +71,8 @@ export class PgLeasesRepo implements LeasesRepo {
   async list(role: string | null, after: string, limit: number) {
     const r =
       role === null
-        ? await this.q.query<LeaseRow>('SELECT * FROM leases WHERE id > $1 ORDER BY id COLLATE "C" LIMIT $2', [after, limit])
-        : await this.q.query<LeaseRow>('SELECT * FROM leases WHERE role = $1 AND id > $2 ORDER BY id COLLATE "C" LIMIT $3', [role, after, limit]);
+        ? await this.q.query<LeaseRow>('SELECT * FROM leases WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2', [after, limit])
+        : await this.q.query<LeaseRow>('SELECT * FROM leases WHERE role = $1 AND id COLLATE "C" > $2 ORDER BY id COLLATE "C" LIMIT $3', [role, after, limit]);
     return r.rows;
   }
   async countActive() {
