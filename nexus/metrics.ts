@@ -111,6 +111,8 @@ export class Metrics {
   readonly leaseRevocations: Counter<'outcome'>;
   /** Counts the leases not yet revoked (set by the lease service; none before it starts). */
   leasesActive: () => Promise<number> = () => Promise.resolve(0);
+  /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
+  readonly certExpiry: Gauge<'listener'>;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -130,6 +132,7 @@ export class Metrics {
         this.set(await leases());
       },
     });
+    this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

@@ -34,6 +34,8 @@ export interface AuditEntry {
   token_id?: string;
   /** A database credential lease created, renewed or revoked (never its password). */
   lease?: { id: string; role: string; connection: string; username: string; caller: string; expires_at?: string; attempts?: number };
+  /** How many credentials a revocation ended (a CI end-of-work event). */
+  revoked?: number;
 }
 
 // Principals are kept per connection (SVIDs) or per token: so are their descriptions.
@@ -79,6 +81,7 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
     reason: e.reason,
     token_id: e.token_id,
     lease: e.lease,
+    revoked: e.revoked,
     msg: e.action,
     time: now.toISOString(),
     v: 0,
