@@ -330,7 +330,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   }
 
   // The client bundles: public, like health (plugins/oidc/tools.ts).
-  const routers = [open, toolRoutes(loadTools(deps.log)), token, ciEventRoutes(deps.ciEvents, failed), self, api];
+  const routers = [open, toolRoutes(loadTools(deps.log)), token, ciEventRoutes(deps.ciEvents, failed, (hashes) => deps.dbcreds?.leases.revokeForTokens(hashes, 'CI run ended') ?? Promise.resolve()), self, api];
   app.use(measureRequests(deps.metrics, 'oidc'));
   if (deps.vaultCompat) {
     // Outside the error handler: it reshapes the rendered error, so status,

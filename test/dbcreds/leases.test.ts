@@ -4,6 +4,8 @@ import path from 'node:path';
 import type pg from 'pg';
 import { createTarget, refusingPostgres, relay, type Target } from '../helpers/dbcreds.js';
 import { github } from '../helpers/idp.js';
+import { githubHeaders, raw, workflowRun } from '../helpers/ci-events.js';
+import { GITHUB_TENANT_CLAIMS } from '../helpers/oidc.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { requirePg } from '../helpers/pg.js';
 import { call } from '../helpers/server.js';
@@ -163,6 +165,21 @@ describe('database credentials: leases on a real PostgreSQL', function () {
     const res = await e.admin('POST', '/v1/oidc/issuers/ci:revoke-tokens', { role: 'deployer' });
     expect(res.status, res.text).to.equal(200);
     expect(await alive(r.body.username)).to.equal(false);
+  });
+
+  it("a signed GitHub workflow_run completed event ends that run's leases before its answer; another run's stay", async () => {
+    const secret = 'leases-webhook-secret-0123';
+    const issuer = await e.admin('PUT', '/v1/oidc/issuers/ci', { issuer: e.idp.url, audiences: ['nexus'], algorithms: ['RS256', 'ES256'], tenant_claims: GITHUB_TENANT_CLAIMS, webhook_secret: secret });
+    expect(issuer.status, issuer.text).to.equal(200);
+    const ended = await creds(await exchange('org/repo', { run_id: '9001', run_attempt: '1' }));
+    const other = await creds(await exchange('org/repo', { run_id: '9002', run_attempt: '1' }));
+    expect(ended.status, ended.text).to.equal(200);
+    const body = raw(workflowRun('org/repo', 9001, 1));
+    const r = await e.oidc(undefined, 'POST', '/v1/ci/events/github?issuer=ci', body, githubHeaders(secret, body));
+    expect(r.status, r.text).to.equal(200);
+    expect(r.body.revoked).to.equal(1);
+    expect(await alive(ended.body.username)).to.equal(false);
+    expect(await alive(other.body.username)).to.equal(true);
   });
 
   it('bad input is refused with the problem named, and no user is created', async () => {
