@@ -25,7 +25,7 @@ import { oidcPortDocument } from './openapi.js';
 import { CI_EVENT_ROUTES, ciEventRoutes } from './ci-event-routes.js';
 import type { CiEvents } from './ci-events.js';
 import { loadTools, toolRoutes } from './tools.js';
-import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
+import { REVOKE_SELF, VAULT_LEASE_RENEW, VAULT_LEASE_REVOKE, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
 import { grantAllows, resolveRoles } from './roles.js';
@@ -215,7 +215,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
       (ctx.method === 'POST' && (ctx.path === '/v1/auth/token' || ctx.path === CI_EVENT_ROUTES.github || ctx.path === CI_EVENT_ROUTES.gitlab)) ||
       (deps.vaultCompat && ctx.path === VAULT_LOGIN && (ctx.method === 'POST' || ctx.method === 'PUT')) ||
       (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/')) ||
-      (ctx.method === 'PUT' && (ctx.path === '/v1/leases/renew' || ctx.path === '/v1/leases/revoke'));
+      (ctx.method === 'PUT' && (ctx.path === '/v1/leases/renew' || ctx.path === '/v1/leases/revoke')) ||
+      (deps.vaultCompat && (ctx.method === 'PUT' || ctx.method === 'POST') && (ctx.path === VAULT_LEASE_RENEW || ctx.path === VAULT_LEASE_REVOKE));
     if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
       ctx.set('Connection', 'close');
       throw new TooLargeError('this route takes no request body');
@@ -303,28 +304,42 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (p.via !== 'exchanged_token' || !p.tokenHash) throw new BadRequestError('token', 'database credentials need an exchanged token (POST /v1/auth/token): a lease ends with its token');
     return { principal: p, port: 'oidc', claims: p.claims, tokenHash: p.tokenHash, tokenExpiresAt: p.expiresAt ?? null, requestId: (ctx.state as RequestState).requestId, tokenId: p.tokenId };
   };
-  if (deps.dbcreds) {
-    const db = deps.dbcreds;
-    api.get('/v1/db/creds/:role', async (ctx) => {
-      const role = parseName(ctx.params.role);
+  // One implementation for the native routes and their Vault-compatible twins (which only reshape).
+  const db = deps.dbcreds;
+  const leaseOps = db && {
+    /** Before any body is read: a token with no role, or a JWT, gets no further. */
+    guard: (ctx: Context) => void leaseCaller(ctx),
+    creds: async (ctx: Context, rawRole: string | undefined) => {
+      const role = parseName(rawRole);
       const path = credsPath(role);
       noteAudit(ctx, { action: 'db.creds', path });
       if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
       const who = leaseCaller(ctx);
       const ttl = ttlQuery(ctx);
-      ctx.body = await changeAudited(ctx, () => db.leases.issue(role, who, ttl));
+      return changeAudited(ctx, () => db.leases.issue(role, who, ttl));
+    },
+    renew: (ctx: Context, leaseId: string, incrementS: number | undefined) => {
+      noteAudit(ctx, { action: 'lease.renew', path: leaseId });
+      return changeAudited(ctx, () => db.leases.renew(leaseId, incrementS, leaseCaller(ctx)));
+    },
+    revoke: (ctx: Context, leaseId: string) => {
+      noteAudit(ctx, { action: 'lease.revoke', path: leaseId });
+      return changeAudited(ctx, () => db.leases.revoke(leaseId, leaseCaller(ctx)));
+    },
+  };
+  if (leaseOps) {
+    api.get('/v1/db/creds/:role', async (ctx) => {
+      ctx.body = await leaseOps.creds(ctx, ctx.params.role);
     });
     api.put('/v1/leases/renew', async (ctx) => {
-      leaseCaller(ctx);
+      leaseOps.guard(ctx);
       const input = await readBody(ctx, LeaseRenewInput, 4096);
-      noteAudit(ctx, { action: 'lease.renew', path: input.lease_id });
-      ctx.body = await changeAudited(ctx, () => db.leases.renew(input.lease_id, input.increment, leaseCaller(ctx)));
+      ctx.body = await leaseOps.renew(ctx, input.lease_id, input.increment);
     });
     api.put('/v1/leases/revoke', async (ctx) => {
-      leaseCaller(ctx);
+      leaseOps.guard(ctx);
       const input = await readBody(ctx, LeaseRevokeInput, 4096);
-      noteAudit(ctx, { action: 'lease.revoke', path: input.lease_id });
-      await changeAudited(ctx, () => db.leases.revoke(input.lease_id, leaseCaller(ctx)));
+      await leaseOps.revoke(ctx, input.lease_id);
       ctx.status = 204;
     });
   }
@@ -336,7 +351,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     // Outside the error handler: it reshapes the rendered error, so status,
     // Retry-After and the redacted 401 message stay exactly the native ones.
     app.use(vaultErrors);
-    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT }));
+    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT, leases: leaseOps }));
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   app.use(auditRequests(deps.audit, 'oidc'));

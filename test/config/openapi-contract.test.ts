@@ -142,6 +142,9 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
       return e.oidc(exchanged, 'GET', `/v1/db/creds/${dbRole()}`).then(minted('oidc'));
     },
     'PUT /v1/leases/renew': () => e.oidc(exchanged, 'PUT', '/v1/leases/renew', { lease_id: leases.oidc }),
+    'GET /v1/database/creds/{role}': () => e.oidc(undefined, 'GET', `/v1/database/creds/${dbRole()}`, undefined, { 'X-Vault-Token': exchanged }).then(minted('oidc')),
+    'PUT /v1/sys/leases/renew': () => e.oidc(undefined, 'PUT', '/v1/sys/leases/renew', { lease_id: leases.oidc, increment: 30 }, { 'X-Vault-Token': exchanged }),
+    'POST /v1/sys/leases/renew': () => e.oidc(undefined, 'POST', '/v1/sys/leases/renew', { lease_id: leases.oidc }, { 'X-Vault-Token': exchanged }),
     'POST /v1/auth/token': () => e.oidc(undefined, 'POST', '/v1/auth/token', { jwt }),
     'GET /healthz': () => e.oidc(undefined, 'GET', '/healthz'),
     'GET /readyz': () => e.oidc(undefined, 'GET', '/readyz'),
