@@ -110,6 +110,10 @@ export class Metrics {
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
+  /** Database credential revocations by outcome: revoked, retry (a failed attempt), failed (gave up: alert). */
+  readonly leaseRevocations: Counter<'outcome'>;
+  /** Counts the leases not yet revoked (set by the lease service; none before it starts). */
+  leasesActive: () => Promise<number> = () => Promise.resolve(0);
   /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
   readonly certExpiry: Gauge<'listener'>;
   readonly auditForwardErrors: Counter<'reason'>;
@@ -147,6 +151,16 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
+    this.leaseRevocations = new Counter({ name: 'nexus_lease_revocations_total', help: 'Database credential lease revocations, by outcome (failed: given up after retries)', labelNames: ['outcome'], registers });
+    const leases = () => this.leasesActive();
+    new Gauge({
+      name: 'nexus_leases_active',
+      help: 'Database credential leases not yet revoked (all replicas: read from the database)',
+      registers,
+      async collect() {
+        this.set(await leases());
+      },
+    });
     this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
     this.auditForwardErrors = new Counter({ name: 'nexus_audit_forward_errors_total', help: 'Audit forwarding failures: connect, tls (receiver certificate refused) or io (connection lost)', labelNames: ['reason'], registers });
     // Zero from the start, so a rate() or an alert sees the first failure.

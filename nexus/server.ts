@@ -16,6 +16,7 @@ import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
 import { checkConfigFiles } from './config/files.js';
 import { auditForwarding } from './audit/forwarding.js';
+import { startDbCreds, type DbCreds } from './dbcreds/index.js';
 
 export interface RunningServer {
   core: Core;
@@ -45,6 +46,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   const lock = lockDataDir(config.dataDir, 'nexus-server');
   let core: Core | null = null;
   let svid: SvidFiles | null = null;
+  let dbcreds: DbCreds | null = null;
   try {
     core = await openCore(config, log);
     // gRPC is loaded only by a server that uses the Workload API.
@@ -64,6 +66,9 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     await core.storage.changesReady();
     await engine.load();
     const policies = new PolicyService(core.storage, engine, log);
+    // Before any listener: its first sweep revokes what expired while Nexus was down.
+    dbcreds = await startDbCreds(core, { owner: config.replicaId });
+    const creds = dbcreds;
     const plugins = opts.plugins ?? [];
     let listening = false;
     const { storage, audit } = core;
@@ -89,7 +94,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, keyring: core.keyring, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, keyring: core.keyring, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, dbcreds: creds });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');
@@ -112,6 +117,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       audit: core.audit,
       metrics: core.metrics,
       refusals,
+      dbcreds: creds,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
       extraOpenApi: Object.assign({}, ...plugins.map((p) => p.adminOpenApi?.() ?? {})),
     });
@@ -149,6 +155,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
           unsubscribe();
           svid?.stop();
           await forwarder?.stop();
+          await creds.stop();
           await opened.close();
           lock.release();
           log.info('stopped');
@@ -156,6 +163,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
   } catch (err) {
     svid?.stop();
+    await dbcreds?.stop();
     await core?.close();
     lock.release();
     throw err;

@@ -12,7 +12,8 @@ import type { AuditKeys } from './keys.js';
 /** One audit record: who did what to which path, and how it ended. Never a value, key or raw token. */
 export interface AuditEntry {
   request_id?: string;
-  port: 'mtls' | 'oidc' | 'script';
+  /** `sweeper`: the lease sweeper, acting on its own. */
+  port: 'mtls' | 'oidc' | 'script' | 'sweeper';
   principal?: Record<string, unknown>;
   action: string;
   /** HTTP method and route template (`/v1/secrets/{path}`) of a request. */
@@ -31,6 +32,8 @@ export interface AuditEntry {
   status?: number;
   reason?: string;
   token_id?: string;
+  /** A database credential lease created, renewed or revoked (never its password). */
+  lease?: { id: string; role: string; connection: string; username: string; caller: string; expires_at?: string; attempts?: number };
   /** How many credentials a revocation ended (a CI end-of-work event). */
   revoked?: number;
 }
@@ -77,6 +80,7 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
     status: e.status,
     reason: e.reason,
     token_id: e.token_id,
+    lease: e.lease,
     revoked: e.revoked,
     msg: e.action,
     time: now.toISOString(),

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { SecretsService } from '../secrets/service.js';
 import type { Storage } from '../storage/storage.js';
 import type { Authorizer, Principal } from './principal.js';
+import type { DbCreds } from '../dbcreds/index.js';
 
 /** What the core hands a plugin: services, never internals of other plugins. */
 export interface CoreServices {
@@ -26,6 +27,8 @@ export interface CoreServices {
   /** The audit trail (and its token-id HMAC). */
   audit: AuditTrail;
   metrics: Metrics;
+  /** Database credentials and their leases (the OIDC port serves db/creds and leases too). */
+  dbcreds: DbCreds;
 }
 
 /** For admin routers a plugin adds to the mTLS port. */

@@ -30,6 +30,10 @@ export interface OidcPrincipal {
   expiresAt?: number;
   /** The tenant claim and its value (`repository=acme/api`) whose rate limit the principal spends; absent, the subject's. */
   tenant?: string;
+  /** SHA-256 of the exchanged token (its leases are found by it); never the token. */
+  tokenHash?: Buffer;
+  /** The verified claims it was minted from (a lease's username carries repository and run). */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 export type Principal = SpiffePrincipal | OidcPrincipal;

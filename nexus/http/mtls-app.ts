@@ -17,6 +17,9 @@ import { errorHandling } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { policyRoutes } from './policy-routes.js';
 import { secretsRoutes } from './secrets-routes.js';
+import { dbCredsRoutes } from './dbcreds-routes.js';
+import { dbCredsPaths } from './dbcreds-openapi.js';
+import type { DbCreds } from '../dbcreds/index.js';
 
 export interface MtlsAppDeps {
   log: Logger;
@@ -33,6 +36,8 @@ export interface MtlsAppDeps {
   refusals?: LogBudget;
   /** OpenAPI paths of the plugins' admin routes. */
   extraOpenApi?: Paths;
+  /** Database credentials (absent: their routes are not served). */
+  dbcreds?: DbCreds;
   /** Admin routers contributed by auth plugins. */
   extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
@@ -47,7 +52,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(auditRequests(deps.audit, 'mtls'));
   app.use(spiffeAuth(deps.trustDomain, deps.trust, (remote, reason) => deps.refusals?.info({ remote, reason, stage: 'svid' })));
-  const doc = mtlsDocument(deps.extraOpenApi ?? {});
+  const doc = mtlsDocument({ ...(deps.dbcreds ? dbCredsPaths() : {}), ...(deps.extraOpenApi ?? {}) });
   const openapi = new Router();
   openapi.get('/openapi.json', (ctx) => {
     ctx.body = doc;
@@ -59,6 +64,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
     openapi,
     policyRoutes(deps.policies, access),
     metricsRoutes(deps.metrics, access),
+    ...(deps.dbcreds ? dbCredsRoutes(deps.dbcreds, access) : []),
     ...(deps.extraRoutes?.(access) ?? []),
   ];
   for (const router of routers) {

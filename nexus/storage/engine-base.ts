@@ -28,6 +28,14 @@ export abstract class EngineRepos implements Repos {
     return this.repos().configVersions;
   }
 
+  get dbcreds() {
+    return this.repos().dbcreds;
+  }
+
+  get leases() {
+    return this.repos().leases;
+  }
+
   get configSecrets() {
     return this.repos().configSecrets;
   }

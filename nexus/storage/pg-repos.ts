@@ -4,6 +4,7 @@ import { toPolicy, type PolicyRow } from './policies-repo.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { ConfigTopic } from './changes.js';
 import { versionsFrom } from './config-version-repo.js';
+import { PgDbCredsRepo, PgLeasesRepo } from './pg-dbcreds-repo.js';
 import type {
   AuditAnchorsStore,
   AuditKeysStore,
@@ -397,5 +398,7 @@ export function pgRepos(q: Queryable): Repos {
     configVersions: new PgConfigVersions(q),
     configSecrets: new PgConfigSecrets(q),
     auditKeys: new PgAuditKeys(q),
+    dbcreds: new PgDbCredsRepo(q),
+    leases: new PgLeasesRepo(q),
   };
 }

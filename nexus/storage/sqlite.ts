@@ -7,6 +7,7 @@ import { SqliteConfigVersionsRepo } from './config-version-repo.js';
 import { SqliteConfigSecretsRepo } from './config-secrets-repo.js';
 import { migrateUp, migrationStatus, type Migration, type MigrationStatus } from './migrator.js';
 import { SqliteOidcRepo } from './oidc-repo.js';
+import { SqliteDbCredsRepo, SqliteLeasesRepo } from './dbcreds-repo.js';
 import { SqlitePoliciesRepo } from './policies-repo.js';
 import { SqliteSecretsRepo } from './secrets-repo.js';
 import { SqliteGate } from './sqlite-gate.js';
@@ -56,6 +57,8 @@ export class SqliteStorage extends EngineRepos implements Storage {
       meta: new SqliteMetaRepo(this.db, this.gate),
       oidc: new SqliteOidcRepo(this.db, this.gate),
       configVersions: new SqliteConfigVersionsRepo(this.db, this.gate),
+      dbcreds: new SqliteDbCredsRepo(this.db, this.gate),
+      leases: new SqliteLeasesRepo(this.db, this.gate),
       configSecrets: new SqliteConfigSecretsRepo(this.db, this.gate),
       auditKeys: gated(this.gate, new AuditKeysRepo(this.db)),
     });

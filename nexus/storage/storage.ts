@@ -2,6 +2,7 @@ import type { SealedValue } from '../crypto/keyring.js';
 import type { Policy } from '../policy/types.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { ChangeListener, ChangeTopic, ConfigTopic } from './changes.js';
+import type { DbCredsRepo, LeasesRepo } from './dbcreds-rows.js';
 import type { Migration, MigrationStatus } from './migrator.js';
 
 // The one storage interface both engines implement (SQLite in the data dir,
@@ -249,6 +250,8 @@ export interface Repos {
   meta: MetaRepo;
   oidc: OidcRepo;
   configVersions: ConfigVersionsRepo;
+  dbcreds: DbCredsRepo;
+  leases: LeasesRepo;
   configSecrets: ConfigSecretsRepo;
 }
 

@@ -104,6 +104,8 @@ export class OidcAdmin {
     private readonly log: Logger,
     private readonly probe: (cfg: IssuerConfig) => Promise<void>,
     private readonly webhookSecrets: Pick<WebhookSecrets, 'seal'>,
+    /** After tokens were deleted: their leases are revoked before the answer (the sweeper would within a second). */
+    private readonly tokensEnded: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
   /** Checked, written and versioned in one transaction, then this replica's caches reloaded. */
@@ -165,17 +167,22 @@ export class OidcAdmin {
   async deleteRole(name: string): Promise<void> {
     const n = parseName(name);
     await this.change(['oidc', 'tokens'], (rules) => rules.deleteRole(n));
+    await this.tokensEnded();
   }
 
   async revokeTokens(name: string): Promise<number> {
     await this.getRole(name);
-    return this.store.revokeRole(name);
+    const n = await this.store.revokeRole(name);
+    await this.tokensEnded();
+    return n;
   }
 
   /** Every exchanged token of an issuer (or of one role of it): the answer to a leaked IdP key, without waiting for its rotation. */
   async revokeIssuerTokens(name: string, role: string | undefined): Promise<number> {
     await this.getIssuer(name);
-    return this.store.revokeIssuer(name, role ?? null);
+    const n = await this.store.revokeIssuer(name, role ?? null);
+    await this.tokensEnded();
+    return n;
   }
 }
 

@@ -15,7 +15,12 @@ export const CI_EVENT_ROUTES = { github: '/v1/ci/events/github', gitlab: '/v1/ci
  * the caller's failed-authentication budget as a bad JWT does. Every request
  * is audited; an accepted one with the run it ended and how many tokens went.
  */
-export function ciEventRoutes(events: CiEvents, refused: (ctx: Context, err: UnauthorizedError) => never): Router {
+export function ciEventRoutes(
+  events: CiEvents,
+  refused: (ctx: Context, err: UnauthorizedError) => never,
+  /** Ends what was minted with the revoked tokens (their database leases) before the answer. */
+  tokensEnded: (hashes: Buffer[]) => Promise<unknown> = () => Promise.resolve(),
+): Router {
   const router = new Router();
   for (const platform of ['github', 'gitlab'] as const satisfies readonly CiPlatform[]) {
     router.post(CI_EVENT_ROUTES[platform], async (ctx) => {
@@ -39,7 +44,11 @@ export function ciEventRoutes(events: CiEvents, refused: (ctx: Context, err: Una
       }
       noteAudit(ctx, { action, object: { kind: 'ci.run', name: `${end.issuer}/${end.run}` } });
       // The revocation is a change: its intent is on record before it commits.
-      const out = await changeAudited(ctx, () => events.end(end));
+      const out = await changeAudited(ctx, async () => {
+        const ended = await events.end(end);
+        await tokensEnded(ended.revokedHashes);
+        return ended;
+      });
       noteAudit(ctx, { action, revoked: out.revokedHashes.length });
       ctx.body = { outcome: out.outcome, revoked: out.revokedHashes.length, run: end.run };
     });

@@ -10,7 +10,8 @@ import { policyRefusal, type VerifiedToken } from './verify.js';
 
 export const TOKEN_PREFIX = 'nxo_';
 
-function hashOf(token: string): Buffer {
+/** The SHA-256 a token is stored (and its leases found) by. */
+export function hashOf(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
@@ -91,7 +92,7 @@ function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, keySe
   // A role whose token_ttl_s was shortened since shortens the token too.
   const expiresAt = Math.min(row.expires_at, row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000);
   const tenant = tenantOf(issuer, minted, roles, row.claims);
-  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt, ...(tenant ? { tenant } : {}) };
+  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt, claims: row.claims, ...(tenant ? { tenant } : {}) };
 }
 
 function expiring(p: OidcPrincipal, now: number): OidcPrincipal {
@@ -139,7 +140,7 @@ export class TokenPrincipals {
     if (hit && hit.row === row && hit.issuer === issuer && hit.keySet === keySet && hit.roles === roles) return expiring(hit.principal, now);
     this.memo.delete(key);
     // A refusal is not remembered: the next request resolves again.
-    const principal: OidcPrincipal = { ...resolveStored(row, issuer, keySet, roles), tokenId: this.tokenId(token) };
+    const principal: OidcPrincipal = { ...resolveStored(row, issuer, keySet, roles), tokenId: this.tokenId(token), tokenHash: hash };
     this.memo.set(key, { row, issuer, keySet, roles, principal });
     return expiring(principal, now);
   }

@@ -16,11 +16,16 @@ import { parseName } from '../../nexus/policy/schema.js';
 import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { issueToken, revokeToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
+import type { DbCreds } from '../../nexus/dbcreds/index.js';
+import type { LeaseCaller } from '../../nexus/dbcreds/leases.js';
+import { LeaseRenewInput, LeaseRevokeInput } from '../../nexus/dbcreds/schema.js';
+import { credsPath, ttlQuery } from '../../nexus/http/dbcreds-routes.js';
+import type { RequestState } from '../../nexus/http/errors.js';
 import { oidcPortDocument } from './openapi.js';
 import { CI_EVENT_ROUTES, ciEventRoutes } from './ci-event-routes.js';
 import type { CiEvents } from './ci-events.js';
 import { loadTools, toolRoutes } from './tools.js';
-import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
+import { REVOKE_SELF, VAULT_LEASE_RENEW, VAULT_LEASE_REVOKE, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, tenantOf, type TokenBuckets } from './limits.js';
 import { explainRoles, noRoleReason } from './explain.js';
@@ -48,6 +53,8 @@ export interface OidcAppDeps {
   metrics: Metrics;
   /** The Vault-compatible CI routes (NEXUS_OIDC_VAULT_COMPAT). */
   vaultCompat: boolean;
+  /** Database credentials: db/creds and leases of the caller's own token. */
+  dbcreds?: DbCreds;
   /** The CI platforms' end-of-work webhooks (POST /v1/ci/events/*). */
   ciEvents: CiEvents;
   /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
@@ -230,7 +237,9 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const allowed =
       (ctx.method === 'POST' && (ctx.path === '/v1/auth/token' || ctx.path === CI_EVENT_ROUTES.github || ctx.path === CI_EVENT_ROUTES.gitlab)) ||
       (deps.vaultCompat && ctx.path === VAULT_LOGIN && (ctx.method === 'POST' || ctx.method === 'PUT')) ||
-      (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
+      (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/')) ||
+      (ctx.method === 'PUT' && (ctx.path === '/v1/leases/renew' || ctx.path === '/v1/leases/revoke')) ||
+      (deps.vaultCompat && (ctx.method === 'PUT' || ctx.method === 'POST') && (ctx.path === VAULT_LEASE_RENEW || ctx.path === VAULT_LEASE_REVOKE));
     if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
       ctx.set('Connection', 'close');
       throw new TooLargeError('this route takes no request body');
@@ -239,7 +248,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   };
 
   const open = healthRoutes(deps.readiness, { detail: false });
-  const doc = oidcPortDocument(deps.vaultCompat);
+  const doc = oidcPortDocument(deps.vaultCompat, deps.dbcreds !== undefined);
   open.get('/openapi.json', (ctx) => {
     ctx.body = doc;
   });
@@ -273,7 +282,11 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
     if (p.via !== 'exchanged_token') throw new BadRequestError('token', 'only an exchanged token can be revoked: a JWT ends at its exp');
     // Gone between authentication and here (a concurrent revocation): revoked all the same.
-    await changeAudited(ctx, () => revokeToken(deps.store, selfToken(ctx)));
+    await changeAudited(ctx, async () => {
+      // The token first, so it mints nothing more; then every lease minted with it, before the 204.
+      await revokeToken(deps.store, selfToken(ctx));
+      if (deps.dbcreds && p.tokenHash) await deps.dbcreds.leases.revokeForTokens([p.tokenHash], 'token revoked by its holder');
+    });
     ctx.status = 204;
   }]);
 
@@ -311,14 +324,63 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     await writeVersion(ctx, deps.secrets, write.op, path, grantAllows(grants, 'read', path), WRITE_BODY_LIMIT);
   });
 
+  // Database credentials: read on db/creds/{role} through the roles' grants;
+  // leases only of an exchanged token (a lease ends with its token, and a JWT
+  // cannot be revoked), renewed or revoked only with that same token.
+  const leaseCaller = (ctx: Context): LeaseCaller => {
+    const p = principalOf(ctx);
+    if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
+    if (p.via !== 'exchanged_token' || !p.tokenHash) throw new BadRequestError('token', 'database credentials need an exchanged token (POST /v1/auth/token): a lease ends with its token');
+    return { principal: p, port: 'oidc', claims: p.claims, tokenHash: p.tokenHash, tokenExpiresAt: p.expiresAt ?? null, requestId: (ctx.state as RequestState).requestId, tokenId: p.tokenId };
+  };
+  // One implementation for the native routes and their Vault-compatible twins (which only reshape).
+  const db = deps.dbcreds;
+  const leaseOps = db && {
+    /** Before any body is read: a token with no role, or a JWT, gets no further. */
+    guard: (ctx: Context) => void leaseCaller(ctx),
+    creds: async (ctx: Context, rawRole: string | undefined) => {
+      const role = parseName(rawRole);
+      const path = credsPath(role);
+      noteAudit(ctx, { action: 'db.creds', path });
+      if (!grantAllows(principalOf(ctx).grants, 'read', path)) throw new ForbiddenError(`permission denied: read on ${path}`);
+      const who = leaseCaller(ctx);
+      const ttl = ttlQuery(ctx);
+      return changeAudited(ctx, () => db.leases.issue(role, who, ttl));
+    },
+    renew: (ctx: Context, leaseId: string, incrementS: number | undefined) => {
+      noteAudit(ctx, { action: 'lease.renew', path: leaseId });
+      return changeAudited(ctx, () => db.leases.renew(leaseId, incrementS, leaseCaller(ctx)));
+    },
+    revoke: (ctx: Context, leaseId: string) => {
+      noteAudit(ctx, { action: 'lease.revoke', path: leaseId });
+      return changeAudited(ctx, () => db.leases.revoke(leaseId, leaseCaller(ctx)));
+    },
+  };
+  if (leaseOps) {
+    api.get('/v1/db/creds/:role', async (ctx) => {
+      ctx.body = await leaseOps.creds(ctx, ctx.params.role);
+    });
+    api.put('/v1/leases/renew', async (ctx) => {
+      leaseOps.guard(ctx);
+      const input = await readBody(ctx, LeaseRenewInput, 4096);
+      ctx.body = await leaseOps.renew(ctx, input.lease_id, input.increment);
+    });
+    api.put('/v1/leases/revoke', async (ctx) => {
+      leaseOps.guard(ctx);
+      const input = await readBody(ctx, LeaseRevokeInput, 4096);
+      await leaseOps.revoke(ctx, input.lease_id);
+      ctx.status = 204;
+    });
+  }
+
   // The client bundles: public, like health (plugins/oidc/tools.ts).
-  const routers = [open, toolRoutes(loadTools(deps.log)), token, ciEventRoutes(deps.ciEvents, failed), self, api];
+  const routers = [open, toolRoutes(loadTools(deps.log)), token, ciEventRoutes(deps.ciEvents, failed, (hashes) => deps.dbcreds?.leases.revokeForTokens(hashes, 'CI run ended') ?? Promise.resolve()), self, api];
   app.use(measureRequests(deps.metrics, 'oidc'));
   if (deps.vaultCompat) {
     // Outside the error handler: it reshapes the rendered error, so status,
     // Retry-After and the redacted 401 message stay exactly the native ones.
     app.use(vaultErrors);
-    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT }));
+    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT, leases: leaseOps }));
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   app.use(auditRequests(deps.audit, 'oidc'));

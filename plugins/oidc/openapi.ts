@@ -1,8 +1,10 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
 import { ListPage, MAX_DATA_PAGE, PutResult, PutSecretInput, SecretDataPage, SecretVersion } from '../../nexus/secrets/schema.js';
-import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
+import { VaultDbCredsResponse, VaultLeaseRenewed, VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
 import { RoleTestInput, RoleTestResult } from './role-test-schema.js';
+import { credsPaths } from '../../nexus/http/dbcreds-openapi.js';
+import { LeaseRenewInput, LeaseRevokeInput } from '../../nexus/dbcreds/schema.js';
 import { ObjectName } from '../../nexus/policy/schema.js';
 import { CiEventBody, CiEventResult, Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, RoleInput, RoleList, RoleWritten, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
@@ -37,7 +39,7 @@ export function oidcAdminPaths(): Paths {
 }
 
 /** The OIDC port: nothing else exists there. */
-export function oidcPortDocument(vaultCompat: boolean) {
+export function oidcPortDocument(vaultCompat: boolean, dbcreds = false) {
   return document(
     'Nexus OIDC port',
     'CI pipelines: Authorization: Bearer <JWT from the CI platform, or a token from /v1/auth/token>. A 401 says only that the token was not accepted.',
@@ -62,6 +64,7 @@ export function oidcPortDocument(vaultCompat: boolean) {
         patch: { ...patchOp, summary: `${patchOp.summary}; only if roles grant both explicitly` },
       },
       '/v1/secrets/{path}:rollback': { post: { ...rollbackOp, summary: `${rollbackOp.summary}; only if a role grants both explicitly` } },
+      ...(dbcreds ? credsPaths(' (an exchanged token; only the token that minted it; never past its end)') : {}),
       '/v1/whoami': { get: { operationId: 'whoami', summary: 'issuer, subject, matched roles, effective grants', responses: { '200': json('who', Whoami), ...ERRORS } } },
       '/v1/auth/token/revoke-self': {
         post: {
@@ -87,6 +90,7 @@ export function oidcPortDocument(vaultCompat: boolean) {
       ...ciEventPaths(),
       ...toolPaths(),
       ...(vaultCompat ? vaultPaths() : {}),
+      ...(vaultCompat && dbcreds ? vaultDbPaths() : {}),
       ...healthPaths(),
     },
     { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or exchanged token' } },
@@ -252,5 +256,36 @@ export function toolPaths(): Paths {
   return {
     ...Object.fromEntries(Object.entries(TOOLS).map(([name, t]) => [`${TOOLS_PREFIX}${name}`, op(name, t.type, what[name]!)])),
     [`${TOOLS_PREFIX}${SUMS}`]: op(SUMS, 'text/plain', 'every tool\'s SHA-256, as `sha256sum -c` reads it'),
+  };
+}
+
+/** Vault's database secrets engine and lease routes, as vault-action and node-vault call them (with the database credential routes). */
+export function vaultDbPaths(): Paths {
+  const renew = {
+    summary: "Vault lease renewal: PUT /v1/leases/renew in Vault's shape (the token that minted the lease); any Content-Type",
+    security: [],
+    parameters: [vaultToken],
+    requestBody: body(LeaseRenewInput),
+    responses: { '200': json('renewed', VaultLeaseRenewed), ...VAULT_ERRORS },
+  };
+  const revoke = {
+    summary: 'Vault lease revocation: the user dropped and its sessions ended before the 204 (the token that minted the lease); any Content-Type',
+    security: [],
+    parameters: [vaultToken],
+    requestBody: body(LeaseRevokeInput),
+    responses: { '204': { description: 'revoked' }, ...VAULT_ERRORS },
+  };
+  return {
+    '/v1/database/creds/{role}': {
+      get: {
+        operationId: 'vaultDbCreds',
+        summary: 'Vault database credentials: GET /v1/db/creds/{role} in Vault\'s shape (hashicorp/vault-action: database/creds/ROLE username | password)',
+        security: [],
+        parameters: [{ name: 'role', in: 'path', required: true, schema: ObjectName }, { name: 'ttl', in: 'query', required: false, schema: { type: 'integer', minimum: 1 } }, vaultToken],
+        responses: { '200': json('the user, its password and its lease', VaultDbCredsResponse), ...VAULT_ERRORS },
+      },
+    },
+    '/v1/sys/leases/renew': { put: { operationId: 'vaultLeaseRenew', ...renew }, post: { operationId: 'vaultLeaseRenewPost', ...renew, summary: `${renew.summary} (POST: node-vault's write)` } },
+    '/v1/sys/leases/revoke': { put: { operationId: 'vaultLeaseRevoke', ...revoke }, post: { operationId: 'vaultLeaseRevokePost', ...revoke, summary: `${revoke.summary} (POST: node-vault's write)` } },
   };
 }

@@ -20,6 +20,7 @@ import { probeIssuer } from './probe.js';
 import { RoleTester } from './role-test.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
+import type { DbCreds } from '../../nexus/dbcreds/index.js';
 import { WebhookSecrets } from './webhook-secrets.js';
 import { PURGE_BATCH, TokenPurge } from './token-purge.js';
 
@@ -65,6 +66,7 @@ export class OidcPlugin implements AuthPlugin {
   private unsubscribe: (() => void) | null = null;
   private purge: TokenPurge | null = null;
   private log: Logger | null = null;
+  private dbcreds: DbCreds | null = null;
   private webhookSecrets: WebhookSecrets | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
@@ -98,6 +100,7 @@ export class OidcPlugin implements AuthPlugin {
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
     this.log = core.log;
+    this.dbcreds = core.dbcreds;
     this.webhookSecrets = new WebhookSecrets(core.storage, core.keyring);
     if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets);
     // The lint of role writes, for the roles the file writes (the API answers them in the response).
@@ -142,6 +145,7 @@ export class OidcPlugin implements AuthPlugin {
       audit: core.audit,
       metrics: core.metrics,
       vaultCompat: core.config.oidcVaultCompat,
+      dbcreds: core.dbcreds,
       ciEvents: new CiEvents(this.store, this.webhookSecrets),
     }));
     // Its own certificate when configured (CI runners on another network trust
@@ -182,7 +186,14 @@ export class OidcPlugin implements AuthPlugin {
 
   adminRoutes(deps: AdminRouteDeps) {
     return oidcAdminRoutes(
-      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs), this.webhookSecrets!),
+      new OidcAdmin(
+        this.storeOrThrow(),
+        () => this.refresh(),
+        this.log!,
+        (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs),
+        this.webhookSecrets!,
+        () => this.dbcreds?.sweeper.sweepAfterChange() ?? Promise.resolve(),
+      ),
       this.storeOrThrow(),
       new RoleTester(this.registry!, this.storeOrThrow()),
       deps,

@@ -13,7 +13,9 @@ import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { TOKEN_PREFIX } from './exchange.js';
 import { TokenRequest } from './schema.js';
 import { vaultKvRoutes } from './vault-kv.js';
-import type { VaultHealth, VaultLoginResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
+import type { VaultDbCredsResponse, VaultHealth, VaultLeaseRenewed, VaultLoginResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
+import type { DbCreds } from '../../nexus/dbcreds/schema.js';
+import { LeaseRenewInput, LeaseRevokeInput } from '../../nexus/dbcreds/schema.js';
 
 /**
  * The Vault-compatible CI subset of the OIDC port: just enough of Vault's
@@ -50,10 +52,21 @@ export interface VaultDeps {
   /** Listings and metadata, decided here on the principal's grants. */
   secrets: Pick<SecretsService, 'list' | 'metadata'>;
   bodyLimit: number;
+  /** Database credentials and leases (absent: those routes are not served). */
+  leases?: {
+    guard(ctx: Context): void;
+    creds(ctx: Context, role: string | undefined): Promise<DbCreds>;
+    renew(ctx: Context, leaseId: string, incrementS: number | undefined): Promise<{ lease_id: string; lease_duration: number; renewable: boolean }>;
+    revoke(ctx: Context, leaseId: string): Promise<void>;
+  };
 }
 
+export const VAULT_DB_CREDS = '/v1/database/creds/';
+export const VAULT_LEASE_RENEW = '/v1/sys/leases/renew';
+export const VAULT_LEASE_REVOKE = '/v1/sys/leases/revoke';
+
 /** Vault's own prefixes: every answer under them, unknown paths included, is Vault-shaped. */
-const VAULT_PREFIXES = ['/v1/secret/', '/v1/sys/', '/v1/auth/'];
+const VAULT_PREFIXES = ['/v1/secret/', '/v1/sys/', '/v1/auth/', '/v1/database/'];
 /** The native exchange lives under /v1/auth/ too, and keeps the native shape. */
 const NATIVE_EXCHANGE = '/v1/auth/token';
 
@@ -168,6 +181,35 @@ export function vaultRoutes(deps: VaultDeps): Router {
     } satisfies VaultSecretResponse;
   });
   vaultKvRoutes(router, { secrets: deps.secrets, authenticate: deps.authenticate, principal: deps.principal, envelope });
+  if (deps.leases) {
+    // Vault's database secrets engine, as hashicorp/vault-action reads it: database/creds/ROLE username | password.
+    const leases = deps.leases;
+    router.get(`${VAULT_DB_CREDS}:role`, deps.authenticate, async (ctx) => {
+      const c = await leases.creds(ctx, ctx.params.role);
+      ctx.body = {
+        ...envelope(ctx),
+        lease_id: c.lease_id,
+        renewable: c.renewable,
+        lease_duration: c.lease_duration,
+        auth: null,
+        data: { username: c.username, password: c.password },
+      } satisfies VaultDbCredsResponse;
+    });
+    // Vault takes any Content-Type (the vault CLI and curl --data send form-encoded JSON).
+    // PUT (vault lease renew) or POST (node-vault's write): Vault treats both as a write.
+    router.register(VAULT_LEASE_RENEW, ['PUT', 'POST'], [deps.authenticate, async (ctx: Context) => {
+      leases.guard(ctx);
+      const input = await readBody(ctx, LeaseRenewInput, 4096, { anyContentType: true });
+      const r = await leases.renew(ctx, input.lease_id, input.increment);
+      ctx.body = { ...envelope(ctx), ...r, auth: null, data: null } satisfies VaultLeaseRenewed;
+    }]);
+    router.register(VAULT_LEASE_REVOKE, ['PUT', 'POST'], [deps.authenticate, async (ctx: Context) => {
+      leases.guard(ctx);
+      const input = await readBody(ctx, LeaseRevokeInput, 4096, { anyContentType: true });
+      await leases.revoke(ctx, input.lease_id);
+      ctx.status = 204;
+    }]);
+  }
   return router;
 }
 

@@ -12,6 +12,7 @@ import { ciBench } from './ci.js';
 import { rssBench } from './rss.js';
 import { stormBench } from './storm.js';
 import { loginsBench } from './logins.js';
+import { leasesBench } from './leases.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -32,4 +33,5 @@ if (want('rss')) rows.push(...(await rssBench(scale)));
 // Opt-in rows (minutes at full size): BENCH_ONLY=storm (npm run bench:storm), BENCH_ONLY=logins.
 if (only?.has('storm')) rows.push(...(await stormBench(scale)));
 if (only?.has('logins')) rows.push(...(await loginsBench()));
+if (want('leases')) rows.push(...(await leasesBench(scale)));
 printTable(rows);

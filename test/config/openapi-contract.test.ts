@@ -6,6 +6,8 @@ import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/schema.js';
 import type { Res } from '../helpers/server.js';
+import { createTarget, type Target } from '../helpers/dbcreds.js';
+import { pgServerUrl } from '../helpers/pg.js';
 
 interface Doc {
   servers?: unknown[];
@@ -50,11 +52,30 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     jwt = await e.idp.token(github('org/repo'));
     const ci = { issuer: e.idp.url, audiences: ['nexus'], algorithms: ['RS256', 'ES256'], tenant_claims: [...GITHUB_TENANT_CLAIMS, ...TENANT_CLAIM_PRESETS.gitlab], webhook_secret: WEBHOOK_SECRET };
     expect((await e.admin('PUT', '/v1/oidc/issuers/ci', ci)).status).to.equal(200);
+    // Database credentials need a real target: the machine's PostgreSQL.
+    const server = await pgServerUrl();
+    if (!server) throw new Error('the database credential routes need PostgreSQL: set NEXUS_TEST_DATABASE_URL');
+    target = await createTarget(server);
+    await e.admin('PUT', '/v1/db/connections/doc', connection());
+    await e.admin('PUT', `/v1/db/roles/${dbRole()}`, { connection: 'doc', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}'] });
+    await e.admin('PUT', '/v1/oidc/roles/ci-db', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: [`db/creds/${dbRole()}`], permissions: ['read'] });
   });
+  after(async () => {
+    await e.stop();
+    await target?.drop();
+  });
+  let target: Target | undefined;
+  const dbRole = () => `d${target!.tag}`;
+  const connection = () => ({ url: target!.url, username: target!.admin, password: target!.adminPassword, allowed_roles: [dbRole()] });
+  const leases: Record<'mtls' | 'oidc', string> = { mtls: '', oidc: '' };
+  let exchanged = '';
+  const minted = (port: 'mtls' | 'oidc') => (res: Res) => {
+    leases[port] = (res.body as { lease_id: string }).lease_id;
+    return res;
+  };
   const WEBHOOK_SECRET = 'contract-webhook-secret-0123';
   const runEnded = raw(workflowRun('org/repo', 1, 1));
   const jobEnded = raw(jobHook('group/proj', 1, 'success'));
-  after(() => e.stop());
 
   for (const port of ['mtls', 'oidc'] as const) {
     it(`${port} port: the document passes swagger-parser's validation`, async () => {
@@ -96,6 +117,16 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'POST /v1/oidc/roles/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/roles/doc:revoke-tokens'),
     'POST /v1/oidc/issuers/{name}:revoke-tokens': () => e.admin('POST', '/v1/oidc/issuers/ci:revoke-tokens', { role: 'doc' }),
     'POST /v1/oidc/roles:test': () => e.admin('POST', '/v1/oidc/roles:test', { jwt }),
+    'PUT /v1/db/connections/{name}': () => e.admin('PUT', '/v1/db/connections/doc', connection()),
+    'GET /v1/db/connections': () => e.admin('GET', '/v1/db/connections'),
+    'GET /v1/db/connections/{name}': () => e.admin('GET', '/v1/db/connections/doc'),
+    'PUT /v1/db/roles/{name}': () => e.admin('PUT', `/v1/db/roles/${dbRole()}`, { connection: 'doc', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}'], max_ttl_s: 1200, username_template: 'doc_{{role}}' }),
+    'GET /v1/db/roles': () => e.admin('GET', '/v1/db/roles'),
+    'GET /v1/db/roles/{name}': () => e.admin('GET', `/v1/db/roles/${dbRole()}`),
+    'GET /v1/db/creds/{role}': () => e.admin('GET', `/v1/db/creds/${dbRole()}?ttl=60`).then(minted('mtls')),
+    'PUT /v1/leases/renew': () => e.admin('PUT', '/v1/leases/renew', { lease_id: leases.mtls, increment: 120 }),
+    'GET /v1/leases': () => e.admin('GET', `/v1/leases?prefix=db/creds/${dbRole()}`),
+    'PUT /v1/leases/revoke-prefix': () => e.admin('PUT', '/v1/leases/revoke-prefix', { prefix: `db/creds/${dbRole()}` }),
     'GET /healthz': () => e.admin('GET', '/healthz'),
     'GET /readyz': () => e.admin('GET', '/readyz'),
     'GET /openapi.json': () => e.admin('GET', '/openapi.json'),
@@ -108,6 +139,14 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'PATCH /v1/secrets/{path}': () => e.oidc(jwt, 'PATCH', '/v1/secrets/ci/org/repo/new', { data: { c: 'd' } }),
     'POST /v1/secrets/{path}:rollback': () => e.oidc(jwt, 'POST', '/v1/secrets/ci/org/repo/new:rollback', { version: 1 }),
     'GET /v1/whoami': () => e.oidc(jwt, 'GET', '/v1/whoami'),
+    'GET /v1/db/creds/{role}': async () => {
+      exchanged = ((await e.oidc(undefined, 'POST', '/v1/auth/token', { jwt })).body as { token: string }).token;
+      return e.oidc(exchanged, 'GET', `/v1/db/creds/${dbRole()}`).then(minted('oidc'));
+    },
+    'PUT /v1/leases/renew': () => e.oidc(exchanged, 'PUT', '/v1/leases/renew', { lease_id: leases.oidc }),
+    'GET /v1/database/creds/{role}': () => e.oidc(undefined, 'GET', `/v1/database/creds/${dbRole()}`, undefined, { 'X-Vault-Token': exchanged }).then(minted('oidc')),
+    'PUT /v1/sys/leases/renew': () => e.oidc(undefined, 'PUT', '/v1/sys/leases/renew', { lease_id: leases.oidc, increment: 30 }, { 'X-Vault-Token': exchanged }),
+    'POST /v1/sys/leases/renew': () => e.oidc(undefined, 'POST', '/v1/sys/leases/renew', { lease_id: leases.oidc }, { 'X-Vault-Token': exchanged }),
     'POST /v1/auth/token': () => e.oidc(undefined, 'POST', '/v1/auth/token', { jwt }),
     'GET /healthz': () => e.oidc(undefined, 'GET', '/healthz'),
     'GET /readyz': () => e.oidc(undefined, 'GET', '/readyz'),
