@@ -50,7 +50,8 @@ describe('every route refuses a principal nothing grants, except the declared pu
   const docs: Record<'mtls' | 'oidc', Doc> = {} as never;
 
   before(async () => {
-    e = await startOidcEnv();
+    // Every operation is tried unauthenticated: more failures than the default per-IP budget (a 429 would hide a 2xx).
+    e = await startOidcEnv({ NEXUS_OIDC_FAILED_AUTH_RPS: '1000' });
     docs.mtls = (await e.admin('GET', '/openapi.json')).body;
     docs.oidc = (await e.oidc(undefined, 'GET', '/openapi.json')).body;
     // Objects every {name} and {path} resolves to, and a role and a policy that
