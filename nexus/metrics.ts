@@ -107,6 +107,9 @@ export class Metrics {
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
+  readonly unsealFailures: Counter;
+  /** Set by the seal; a scrape while sealed is refused (503), so 1 shows only through a seal after start. */
+  sealed: () => boolean = () => false;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -116,6 +119,16 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
+    this.unsealFailures = new Counter({ name: 'nexus_unseal_failures_total', help: 'Unseal shares refused (malformed, another split, another attempt) and quorums that did not open the seal', registers });
+    const sealed = () => this.sealed();
+    new Gauge({
+      name: 'nexus_sealed',
+      help: '1 while the root key is not in memory',
+      registers,
+      collect() {
+        this.set(sealed() ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

@@ -17,6 +17,9 @@ import { errorHandling } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { policyRoutes } from './policy-routes.js';
 import { secretsRoutes } from './secrets-routes.js';
+import type { SealController } from '../seal/seal.js';
+import { sealedGate } from './sealed-gate.js';
+import { sealPaths, sealRoutes } from './seal-routes.js';
 
 export interface MtlsAppDeps {
   log: Logger;
@@ -27,6 +30,7 @@ export interface MtlsAppDeps {
   engine: PolicyEngine;
   policies: PolicyService;
   readiness: Readiness;
+  seal: SealController;
   audit: AuditTrail;
   metrics: Metrics;
   /** Where SVIDs refused after the handshake are logged (rate-limited). */
@@ -37,7 +41,7 @@ export interface MtlsAppDeps {
   extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
 
-/** The mTLS port's app: errors and ids, then SPIFFE identity, then routes. */
+/** The mTLS port's app: errors and ids, the seal, then SPIFFE identity, then routes. */
 export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
@@ -45,9 +49,10 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const access = { authz: deps.engine, principal: principalOf };
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
+  app.use(sealedGate(deps.seal));
   app.use(auditRequests(deps.audit, 'mtls'));
   app.use(spiffeAuth(deps.trustDomain, deps.trust, (remote, reason) => deps.refusals?.info({ remote, reason, stage: 'svid' })));
-  const doc = mtlsDocument(deps.extraOpenApi ?? {});
+  const doc = mtlsDocument({ ...sealPaths(), ...deps.extraOpenApi });
   const openapi = new Router();
   openapi.get('/openapi.json', (ctx) => {
     ctx.body = doc;
@@ -59,6 +64,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
     openapi,
     policyRoutes(deps.policies, access),
     metricsRoutes(deps.metrics, access),
+    sealRoutes(deps.seal, access),
     ...(deps.extraRoutes?.(access) ?? []),
   ];
   for (const router of routers) {

@@ -1,4 +1,4 @@
-import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
+import type { AdminRouteDeps, AuthPlugin, CoreServices, SealedListen } from '../../nexus/auth/plugin.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
@@ -10,7 +10,7 @@ import { oidcAdminPaths } from './openapi.js';
 import type Koa from 'koa';
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { Config } from '../../nexus/config/index.js';
+import type { Config, TlsFiles } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
 import { probeIssuer } from './probe.js';
@@ -121,33 +121,52 @@ export class OidcPlugin implements AuthPlugin {
       audit: core.audit,
       metrics: core.metrics,
       vaultCompat: core.config.oidcVaultCompat,
+      sealGate: core.sealGate,
     }));
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
     // this port asks no client certificate.
-    const files = core.config.oidcTls ? { ca: core.tls.ca, ...core.config.oidcTls } : core.tls;
+    if (this.listener) this.handler = app.callback();
+    else await this.bind(core.config, core.log, core.tls, app.callback());
+    const store = this.store;
+    this.purgeTimer = setInterval(() => {
+      store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
+    }, 60_000);
+    this.purgeTimer.unref();
+  }
+
+  /** Sealed start: the port answers the core's sealed app until start() swaps this plugin's app in. */
+  async listenSealed(ctx: SealedListen): Promise<void> {
+    if (!ctx.config.oidcAddr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
+    checkOidcTls(ctx.config);
+    await this.bind(ctx.config, ctx.log, ctx.tls, ctx.handler);
+  }
+
+  private handler: SealedListen['handler'] = () => undefined;
+
+  // Its own certificate when configured (CI runners on another network trust
+  // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
+  // this port asks no client certificate.
+  private async bind(config: Config, log: Logger, tls: TlsFiles, handler: SealedListen['handler']): Promise<void> {
+    this.handler = handler;
+    const files = config.oidcTls ? { ca: tls.ca, ...config.oidcTls } : tls;
     this.listener = await startMtlsListener({
       files,
-      addr,
-      handler: app.callback(),
-      log: core.log,
+      addr: config.oidcAddr!,
+      handler: (req, res) => this.handler(req, res),
+      log,
       requireClientCert: false,
       limits: {
         headersTimeoutMs: 5_000,
         requestTimeoutMs: 10_000,
         keepAliveTimeoutMs: 5_000,
         maxHeaderSize: 20 * 1024,
-        handshakeTimeoutMs: core.config.handshakeTimeoutMs,
-        minVersion: core.config.tlsMinVersion,
-        maxConnections: core.config.oidcMaxConnections,
-        maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        minVersion: config.tlsMinVersion,
+        maxConnections: config.oidcMaxConnections,
+        maxConnectionsPerIp: config.oidcMaxConnectionsPerIp,
       },
     });
-    const store = this.store;
-    this.purgeTimer = setInterval(() => {
-      store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
-    }, 60_000);
-    this.purgeTimer.unref();
   }
 
   adminOpenApi() {
