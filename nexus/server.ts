@@ -18,7 +18,7 @@ import { SealedError } from './errors.js';
 import { buildSealedApp } from './http/sealed-app.js';
 import { sealedGate } from './http/sealed-gate.js';
 import { SealAtStart } from './seal/at-start.js';
-import { readSeal, type SealController } from './seal/seal.js';
+import type { SealController } from './seal/seal.js';
 import { checkConfigFiles } from './config/files.js';
 
 export interface RunningServer {
@@ -130,7 +130,6 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
   let svid: SvidFiles | null = bound?.svid ?? null;
   try {
     core = await openCore(config, log, unsealedKey ?? seal.rootKey ?? undefined);
-    if (config.seal === 'file') await readSeal(config, core.storage.meta);
     seal.hold(core);
     // gRPC is loaded only by a server that uses the Workload API.
     if (config.spiffeSocket && !bound) svid = await (await import('./spiffe/server-svid.js')).startSvidFiles(config, log);

@@ -65,21 +65,35 @@ export class SealAtStart {
       if (!config.rootKeyInline && !isLoopback(config.mtlsAddr.host)) {
         log.warn({ seal: 'file', file: config.rootKeyFile }, 'the root key is a file on this host (NEXUS_SEAL=file): whoever copies the data dir has every secret; use NEXUS_SEAL=shamir or pkcs11 outside development');
       }
+      // A sealed database refuses a file start before a key file could be made or missed.
+      if (config.databaseUrl || fs.existsSync(config.dbFile)) await SealAtStart.readRecord(config, true);
       return new SealAtStart(config, null, null);
     }
     // A sealed replica reads the seal and writes nothing (no migration, no file).
     if (!config.databaseUrl && !fs.existsSync(config.dbFile)) {
       throw new StartupError(`NEXUS_SEAL=${config.seal} but ${config.dbFile} does not exist: run nexus-operator init --shares N --threshold T first`);
     }
+    const record = await SealAtStart.readRecord(config, false);
+    const rootKey = record!.type === 'pkcs11' ? await unwrapWithToken(config, record!) : null;
+    return new SealAtStart(config, record, rootKey);
+  }
+
+  /** `fileMode`: a database without a meta table yet (a first start) holds no seal. */
+  private static async readRecord(config: Config, fileMode: boolean): Promise<SealRecord | null> {
     const storage = connectStorage(config);
-    let record: SealRecord | null;
     try {
-      record = await readSeal(config, storage.meta);
+      const meta = storage.meta;
+      if (fileMode) {
+        try {
+          await meta.get('seal');
+        } catch {
+          return null;
+        }
+      }
+      return await readSeal(config, meta);
     } finally {
       await storage.close();
     }
-    const rootKey = record!.type === 'pkcs11' ? await unwrapWithToken(config, record!) : null;
-    return new SealAtStart(config, record, rootKey);
   }
 
   /** The running core, once there is one. */
