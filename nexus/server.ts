@@ -155,8 +155,8 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
       checks: async () => ({
         ...Object.assign({}, ...plugins.map((p) => p.readiness?.() ?? {})),
         db: await storage.ping(),
-        root_key: true, // verified before start-up got this far
-        unsealed: !seal.sealed,
+        // Verified before start-up got this far; false while sealed (the key is out of memory).
+        root_key: !seal.sealed,
         audit: audit.writable(),
         listeners: listening,
       }),

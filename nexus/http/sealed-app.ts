@@ -21,7 +21,7 @@ export function buildSealedApp(deps: { log: Logger; port: 'mtls' | 'oidc'; seal:
   app.use(errorHandling(deps.log, deps.port === 'oidc' ? { port: 'oidc', redact401: true } : { port: 'mtls' }));
   app.use(sealedGate(deps.seal));
   if (deps.spiffe) app.use(spiffeAuth(deps.spiffe.trustDomain, deps.spiffe.trust));
-  const routers: Router[] = [healthRoutes({ checks: () => ({ unsealed: false }) }, { detail: deps.port === 'mtls' })];
+  const routers: Router[] = [healthRoutes({ checks: () => ({ root_key: false }) }, { detail: deps.port === 'mtls' })];
   if (deps.port === 'mtls') routers.push(sealRoutes(deps.seal, null));
   for (const r of routers) {
     app.use(r.routes());

@@ -61,7 +61,7 @@ describe('Shamir seal: sealed start, unseal by quorum, seal again', function () 
     expect((await oidc('GET', '/healthz')).status).to.equal(200);
     const ready = await admin('GET', '/readyz');
     expect(ready.status).to.equal(503);
-    expect(ready.body.checks.unsealed).to.equal(false);
+    expect(ready.body.checks.root_key).to.equal(false);
     expect((await oidc('GET', '/readyz')).status).to.equal(503);
   });
 
