@@ -5,7 +5,7 @@ import { StartupError } from '../errors.js';
 import { META } from '../storage/meta-repo.js';
 import type { Storage } from '../storage/storage.js';
 import { pkcs11Options } from './pin.js';
-import { describeSeal, readSealRecord, writeSealRecord, type SealRecord } from './record.js';
+import { describeSeal, readSealRecord, writeSealRecord, type SealMode, type SealRecord } from './record.js';
 import { splitRootKey } from './split.js';
 
 export interface InitResult {
@@ -21,20 +21,25 @@ export interface InitResult {
  * it; pkcs11 wraps it with the token's key (made there if absent) and also
  * splits a recovery key. Nothing here writes the root key or a share anywhere.
  */
-export async function sealRootKey(config: Config, root: Buffer, shares: number, threshold: number): Promise<{ record: SealRecord; result: InitResult }> {
+export async function sealRootKey(config: Config, mode: SealMode, root: Buffer, shares: number, threshold: number): Promise<{ record: SealRecord; result: InitResult }> {
   const created_at = new Date().toISOString();
   const kcv = keyCheckValue(root);
   const split = await splitRootKey(root, shares, threshold);
-  if (config.seal === 'shamir') {
+  if (mode === 'shamir') {
     return { record: { type: 'shamir', created_at, unseal: split.record }, result: { shares: split.shares, threshold, kind: 'unseal', kcv } };
   }
-  if (config.seal !== 'pkcs11') throw new StartupError('NEXUS_SEAL=file keeps the root key in a file: set NEXUS_SEAL=shamir or pkcs11 first');
-  const { withToken } = await import('./pkcs11.js');
-  const w = await withToken(pkcs11Options(config), (t) => t.wrap(t.key(true), root));
+  if (mode !== 'pkcs11') throw new StartupError('NEXUS_SEAL=file keeps the root key in a file: set NEXUS_SEAL=shamir or pkcs11 first');
+  const w = await wrapWithToken(config, root);
   return {
     record: { type: 'pkcs11', created_at, pkcs11: { key_label: config.pkcs11KeyLabel, iv: w.iv.toString('base64'), wrapped: w.wrapped.toString('base64') }, recovery: split.record },
     result: { shares: split.shares, threshold, kind: 'recovery', kcv },
   };
+}
+
+/** The root key wrapped by the token's key (made on the token when absent). */
+export async function wrapWithToken(config: Config, root: Buffer): Promise<{ iv: Buffer; wrapped: Buffer }> {
+  const { withToken } = await import('./pkcs11.js');
+  return withToken(pkcs11Options(config), (t) => t.wrap(t.key(true), root));
 }
 
 /** `nexus-operator init`: a new root key and its seal, in one transaction; refused if either exists. */
@@ -46,7 +51,7 @@ export async function initSeal(config: Config, storage: Storage, shares: number,
   }
   const root = randomKey();
   try {
-    const { record, result } = await sealRootKey(config, root, shares, threshold);
+    const { record, result } = await sealRootKey(config, config.seal, root, shares, threshold);
     await storage.tx(async (r) => {
       if ((await readSealRecord(r.meta)) || (await r.meta.get(META.rootKcv)) !== null) throw new StartupError('refused: another init got there first');
       await writeSealRecord(r.meta, record);
