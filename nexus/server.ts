@@ -90,7 +90,10 @@ async function startSealed(config: Config, log: Logger, opts: ServerOptions, loc
   try {
     if (config.spiffeSocket) svid = await (await import('./spiffe/server-svid.js')).startSvidFiles(config, log);
     tlsFiles = svid?.files ?? (await ensureTlsFiles(config, log));
-    for (const p of plugins) await p.listenSealed?.({ config, log: log.child({ plugin: p.name }), tls: tlsFiles, handler: buildSealedApp({ log, port: 'oidc', seal: seal.controller }).callback() });
+    for (const p of plugins) {
+      await p.listenSealed?.({ config, log: log.child({ plugin: p.name }), tls: tlsFiles, handler: buildSealedApp({ log, port: 'oidc', seal: seal.controller }).callback() });
+      for (const [port, a] of Object.entries(p.addresses?.() ?? {})) log.info({ port, addr: hostPort(a), sealed: true }, 'listening');
+    }
     mtls = await startMtlsListener({ files: tlsFiles, addr: config.mtlsAddr, handler: (req, res) => current(req, res), log, reloadIntervalMs: opts.tlsReloadIntervalMs, trust, limits: listenerLimits(config) });
   } catch (err) {
     for (const p of plugins) await p.stop(1000);

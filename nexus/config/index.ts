@@ -87,6 +87,8 @@ function perIpWithinGlobal(s: Settings): void {
 
 /** pkcs11 needs its module, a token and a PIN; other modes take none of them. */
 function checkSeal(s: Settings): void {
+  // A sealed root key is never in a file or the environment: a stray one would be a second, unsealed copy.
+  if (s.seal !== 'file' && s.rootKeyInline !== null) throw new ConfigError(SETTINGS.rootKeyInline.env, `only with NEXUS_SEAL=file; NEXUS_SEAL=${s.seal} keeps the root key out of files and the environment`);
   if (s.seal !== 'pkcs11') return;
   if (s.pkcs11Module === null) throw new ConfigError(SETTINGS.pkcs11Module.env, 'required when NEXUS_SEAL=pkcs11');
   if ((s.pkcs11TokenLabel === null) === (s.pkcs11Slot === null)) throw new ConfigError(SETTINGS.pkcs11TokenLabel.env, 'set it or NEXUS_PKCS11_SLOT (one of the two) when NEXUS_SEAL=pkcs11');
