@@ -1,15 +1,15 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { openStorage } from '../nexus/core.js';
 import { StartupError } from '../nexus/errors.js';
-import { initSeal, type InitResult } from '../nexus/seal/init.js';
-import { migrateSeal, recoverOntoToken, type ShareReader } from '../nexus/seal/migrate.js';
+import { initSeal } from '../nexus/seal/init.js';
+import { migrateSeal, recoverOntoToken } from '../nexus/seal/migrate.js';
 import { SEAL_MODES, type SealMode } from '../nexus/seal/record.js';
 import { recordScriptRun } from '../nexus/audit/script-trail.js';
 import type { Config } from '../nexus/config/index.js';
 import type { Logger } from '../nexus/log.js';
 import type { Storage } from '../nexus/storage/storage.js';
 import os from 'node:os';
-import { readShare } from './lib/pilot-operator.js';
+import { printShares, readShares } from './lib/seal-cli.js';
 import { lockDataDir } from '../nexus/storage/lock.js';
 import { runCli, scriptContext } from './lib/cli.js';
 
@@ -17,23 +17,6 @@ function count(raw: string): number {
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || n < 2 || n > 255) throw new InvalidArgumentError('expected an integer from 2 to 255');
   return n;
-}
-
-/** Shares go to stdout once; nothing else keeps them. */
-function printShares(r: InitResult, json: boolean): void {
-  if (json) {
-    console.log(JSON.stringify({ shares: r.shares, threshold: r.threshold, ...(r.kind === 'recovery' ? { recovery: true } : {}), root_kcv: r.kcv }));
-    return;
-  }
-  const what = r.kind === 'recovery' ? 'Recovery share' : 'Unseal share';
-  r.shares.forEach((s, i) => console.log(`${what} ${i + 1}: ${s}`));
-  console.log('');
-  if (r.kind === 'recovery') {
-    console.log(`The token unseals Nexus at start. These ${r.shares.length} recovery shares (any ${r.threshold}) never unseal; they only rebuild the root key onto a new token (nexus-operator recover).`);
-  } else {
-    console.log(`Nexus starts sealed. Any ${r.threshold} of these ${r.shares.length} shares unseal it (pilot operator unseal).`);
-  }
-  console.log('They are printed once and stored nowhere: give each to a different person now.');
 }
 
 const program = new Command('nexus-operator').description('Create and change the seal of the root key (Nexus stopped; same environment as the server).');
@@ -52,28 +35,6 @@ program
       printShares(await withStoppedNexus(config, log, (storage) => initSeal(config, storage, o.shares, o.threshold)), o.json);
     }),
   );
-
-/** Shares from a prompt without echo (one per share), or one per line on stdin. */
-const readShares: ShareReader = async (what, threshold) => {
-  if (process.stdin.isTTY) {
-    const out: string[] = [];
-    for (let i = 1; i <= threshold; i++) {
-      process.stderr.write(`${what} share ${i} of ${threshold}: `);
-      out.push(await readShare());
-    }
-    return out;
-  }
-  const text = await new Promise<string>((resolve, reject) => {
-    let t = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d: string) => (t += d));
-    process.stdin.on('error', reject);
-    process.stdin.on('end', () => resolve(t));
-  });
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  if (lines.length < threshold) throw new StartupError(`${threshold} ${what} shares are needed (one per line on stdin), got ${lines.length}`);
-  return lines;
-};
 
 /** Nexus stopped: the data dir's lock, and the storage with its schema. */
 async function withStoppedNexus<T>(config: Config, log: Logger, fn: (storage: Storage) => Promise<T>): Promise<T> {
