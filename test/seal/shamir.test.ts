@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
 import { OidcPlugin } from '../../plugins/oidc/plugin.js';
 import { runBin, tempDir, testEnv } from '../helpers/env.js';
 import { call, startTestServer, type TestServer } from '../helpers/server.js';
@@ -138,5 +140,15 @@ describe('Shamir seal: sealed start, unseal by quorum, seal again', function () 
   it('a non-admin cannot seal it', async () => {
     const other = await t.svid('spiffe://nexus.local/not-admin');
     expect((await call(t.port, other, 'PUT', '/v1/sys/seal')).status).to.equal(403);
+  });
+
+  it('the trail records seal, unseal progress, refused shares and unseals (queued before the first unseal), never a share', async () => {
+    await t.stop();
+    const trail = fs.readFileSync(path.join(dir, 'audit.jsonl'), 'utf8');
+    const actions = trail.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { action: string }).action);
+    for (const a of ['seal.unseal.progress', 'seal.unseal.failed', 'seal.unseal', 'seal.seal', 'seal.unseal.reset']) expect(actions, a).to.include(a);
+    // The first records of the trail are the ones queued while sealed, before it existed.
+    expect(actions.indexOf('seal.unseal.failed')).to.be.lessThan(actions.indexOf('seal.unseal'));
+    for (const share of shares) expect(trail).to.not.include(share.slice(22));
   });
 });
