@@ -110,6 +110,8 @@ export class Metrics {
   readonly unsealFailures: Counter;
   /** Set by the seal; a scrape while sealed is refused (503), so 1 shows only through a seal after start. */
   sealed: () => boolean = () => false;
+  /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
+  readonly certExpiry: Gauge<'listener'>;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -129,6 +131,7 @@ export class Metrics {
         this.set(sealed() ? 1 : 0);
       },
     });
+    this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

@@ -4,6 +4,7 @@ import { TrustBundle } from './auth/trust-bundle.js';
 import type { Config, TlsFiles } from './config/index.js';
 import { openCore, type Core } from './core.js';
 import { buildMtlsApp } from './http/mtls-app.js';
+import { recordCertExpiry } from './listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from './listeners/mtls.js';
 import { checkPortsFree } from './listeners/port-check.js';
 import type { Logger } from './log.js';
@@ -175,7 +176,7 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, sealGate: sealedGate(seal.controller) });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, keyring: core.keyring, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, sealGate: sealedGate(seal.controller) });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');
@@ -215,6 +216,7 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
         reloadIntervalMs: opts.tlsReloadIntervalMs,
         trust,
         refusals,
+        onLoad: recordCertExpiry(core.metrics, 'mtls', { bundle: true }),
         limits: listenerLimits(config),
       });
     } catch (err) {

@@ -31,6 +31,8 @@ export interface AuditEntry {
   status?: number;
   reason?: string;
   token_id?: string;
+  /** How many credentials a revocation ended (a CI end-of-work event). */
+  revoked?: number;
 }
 
 // Principals are kept per connection (SVIDs) or per token: so are their descriptions.
@@ -75,6 +77,7 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
     status: e.status,
     reason: e.reason,
     token_id: e.token_id,
+    revoked: e.revoked,
     msg: e.action,
     time: now.toISOString(),
     v: 0,

@@ -3,6 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
+import type { Keyring } from '../crypto/keyring.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
 import type { SecretsService } from '../secrets/service.js';
@@ -16,6 +17,8 @@ export interface CoreServices {
   storage: Storage;
   secrets: SecretsService;
   rootKey: RootKey;
+  /** Seals and opens write-only values inside a plugin's configuration (config_secrets). */
+  keyring: Pick<Keyring, 'sealConfig' | 'openConfig'>;
   /** The mTLS port's ACL engine (SPIFFE policies), for admin checks. */
   policy: Authorizer;
   /** The server SVID files (and bundle), for a plugin that opens its own HTTPS listener. */

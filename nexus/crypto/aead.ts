@@ -43,3 +43,8 @@ export function secretAd(path: string, version: number, keyId: string): Buffer {
 export function dataKeyAd(keyId: string): Buffer {
   return Buffer.from(`nexus/dek/v1\0${keyId}`, 'utf8');
 }
+
+/** Additional data binding a write-only configuration value to its owner and data key. */
+export function configAd(owner: string, keyId: string): Buffer {
+  return Buffer.from(`nexus/config-secret/v1\0${owner}\0${keyId}`, 'utf8');
+}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DataIntegrityError, StartupError } from '../errors.js';
 import { META } from '../storage/meta-repo.js';
 import type { DataKeyRow, DataKeysRepo, MetaRepo, Storage } from '../storage/storage.js';
-import { dataKeyAd, open, randomKey, seal, secretAd, type Sealed } from './aead.js';
+import { configAd, dataKeyAd, open, randomKey, seal, secretAd, type Sealed } from './aead.js';
 import type { RootKey } from './root-key.js';
 
 export interface SealedValue extends Sealed {
@@ -111,5 +111,16 @@ export class Keyring {
 
   async openValue(path: string, version: number, v: SealedValue): Promise<Buffer> {
     return open(await this.dataKey(v.keyId), v, secretAd(path, version, v.keyId), `secret ${path} version ${version}`);
+  }
+
+  /** Seals a write-only configuration value for `owner` ('kind/name'): call before the transaction that stores it. */
+  async sealConfig(owner: string, plaintext: Buffer): Promise<SealedValue> {
+    const id = await this.activeKeyId();
+    return { keyId: id, ...seal(await this.dataKey(id), plaintext, configAd(owner, id)) };
+  }
+
+  /** Opens what sealConfig sealed for the same owner; a row moved to another owner fails. */
+  async openConfig(owner: string, v: SealedValue): Promise<Buffer> {
+    return open(await this.dataKey(v.keyId), v, configAd(owner, v.keyId), `configuration secret ${owner}`);
   }
 }

@@ -61,7 +61,11 @@ export class SqliteDataKeysRepo implements DataKeysRepo {
   async deleteUnused(): Promise<number> {
     await this.g.idle();
     return this.db
-      .prepare('DELETE FROM data_keys WHERE active = 0 AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.key_id = data_keys.id)')
+      .prepare(
+        `DELETE FROM data_keys WHERE active = 0
+           AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.key_id = data_keys.id)
+           AND NOT EXISTS (SELECT 1 FROM config_secrets c WHERE c.key_id = data_keys.id)`,
+      )
       .run().changes;
   }
 }

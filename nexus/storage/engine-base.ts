@@ -28,6 +28,10 @@ export abstract class EngineRepos implements Repos {
     return this.repos().configVersions;
   }
 
+  get configSecrets() {
+    return this.repos().configSecrets;
+  }
+
   get auditKeys() {
     return this.repos().auditKeys;
   }

@@ -1,3 +1,4 @@
+import type { SealedValue } from '../crypto/keyring.js';
 import type { Policy } from '../policy/types.js';
 import { toPolicy, type PolicyRow } from './policies-repo.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
@@ -6,6 +7,8 @@ import { versionsFrom } from './config-version-repo.js';
 import type {
   AuditAnchorsStore,
   AuditKeysStore,
+  ConfigSecretRow,
+  ConfigSecretsRepo,
   ConfigVersionsRepo,
   DataKeyRow,
   DataKeysRepo,
@@ -124,6 +127,10 @@ class PgSecretsRepo implements SecretsRepo {
   }
 }
 
+// Kept in step with the SQLite repository's: a key any sealed value names stays.
+const UNUSED_KEY =
+  'NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.key_id = data_keys.id) AND NOT EXISTS (SELECT 1 FROM config_secrets c WHERE c.key_id = data_keys.id)';
+
 class PgDataKeysRepo implements DataKeysRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -165,7 +172,7 @@ class PgDataKeysRepo implements DataKeysRepo {
   }
 
   async deleteUnused(): Promise<number> {
-    const sql = 'DELETE FROM data_keys WHERE active = 0 AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.key_id = data_keys.id)';
+    const sql = `DELETE FROM data_keys WHERE active = 0 AND ${UNUSED_KEY}`;
     return (await this.q.query(sql)).rowCount;
   }
 }
@@ -266,14 +273,14 @@ class PgOidcRepo implements OidcRepo {
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.q.query(
-      `INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, now],
+      `INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, t.ci_run, now],
     );
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {
-    const sql = 'SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = $1';
+    const sql = 'SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at FROM oidc_tokens WHERE hash = $1';
     return (await this.q.query<TokenRow>(sql, [hash])).rows[0];
   }
 
@@ -290,7 +297,21 @@ class PgOidcRepo implements OidcRepo {
     return r.rowCount;
   }
 
+  async revokeCiRun(issuer: string, ciRun: string): Promise<Buffer[]> {
+    return (await this.q.query<{ hash: Buffer }>('DELETE FROM oidc_tokens WHERE issuer = $1 AND ci_run = $2 RETURNING hash', [issuer, ciRun])).rows.map((r) => r.hash);
+  }
+
+  async claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean> {
+    const seen = await this.q.query('SELECT 1 FROM ci_event_deliveries WHERE key = ANY($1::text[]) AND expires_at > $2', [keys, now]);
+    if (seen.rowCount > 0) return false;
+    // Two deliveries of one event at once: the second's insert conflicts, its transaction is retried and sees the first.
+    for (const k of keys) await this.q.query('INSERT INTO ci_event_deliveries (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at', [k, expiresAt]);
+    return true;
+  }
+
+  /** Expired tokens, and deliveries remembered past their expiry. */
   async purgeExpired(now: number): Promise<number> {
+    await this.q.query('DELETE FROM ci_event_deliveries WHERE expires_at <= $1', [now]);
     return (await this.q.query('DELETE FROM oidc_tokens WHERE expires_at <= $1', [now])).rowCount;
   }
 }
@@ -304,6 +325,26 @@ class PgConfigVersions implements ConfigVersionsRepo {
 
   async all(): Promise<Map<ConfigTopic, number>> {
     return versionsFrom((await this.q.query<{ topic: string; version: number }>('SELECT topic, version FROM config_version')).rows);
+  }
+}
+
+class PgConfigSecrets implements ConfigSecretsRepo {
+  constructor(private readonly q: Queryable) {}
+
+  async get(owner: string): Promise<ConfigSecretRow | undefined> {
+    return (await this.q.query<ConfigSecretRow>('SELECT * FROM config_secrets WHERE owner = $1', [owner])).rows[0];
+  }
+
+  async put(owner: string, sealed: SealedValue, now: string): Promise<void> {
+    await this.q.query(
+      `INSERT INTO config_secrets (owner, key_id, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (owner) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+      [owner, sealed.keyId, sealed.nonce, sealed.ciphertext, now],
+    );
+  }
+
+  async delete(owner: string): Promise<boolean> {
+    return (await this.q.query('DELETE FROM config_secrets WHERE owner = $1', [owner])).rowCount > 0;
   }
 }
 
@@ -349,6 +390,7 @@ export function pgRepos(q: Queryable): Repos {
     meta: new PgMetaRepo(q),
     oidc: new PgOidcRepo(q),
     configVersions: new PgConfigVersions(q),
+    configSecrets: new PgConfigSecrets(q),
     auditKeys: new PgAuditKeys(q),
   };
 }

@@ -1,3 +1,4 @@
+import type { SealedValue } from '../crypto/keyring.js';
 import type { Policy } from '../policy/types.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { ChangeListener, ChangeTopic, ConfigTopic } from './changes.js';
@@ -157,6 +158,11 @@ export interface TokenRow {
   key_thumbprint: string | null;
   /** ms since epoch */
   expires_at: number;
+  /**
+   * The CI run or job the JWT was minted for ('github:<repository>:<run_id>:<run_attempt>',
+   * 'gitlab:<project_path>:<job_id>'), for the platform's end-of-work event; null: none.
+   */
+  ci_run: string | null;
   /** ISO time; set by insertToken. */
   created_at?: string;
 }
@@ -180,7 +186,36 @@ export interface OidcRepo {
   revokeToken(hash: Buffer): Promise<boolean>;
   /** Deletes every exchanged token of `issuer` (the issuer's name), or only those that carry `role`; returns how many. */
   revokeIssuer(issuer: string, role: string | null): Promise<number>;
+  /** Deletes every exchanged token of `issuer` minted for CI run `ciRun`; returns their hashes. */
+  revokeCiRun(issuer: string, ciRun: string): Promise<Buffer[]>;
+  /**
+   * Remembers a CI event delivery under each of `keys` until `expiresAt` (ms);
+   * false, remembering nothing new, when any key is already remembered (a replay).
+   * Call inside a transaction.
+   */
+  claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean>;
   purgeExpired(now: number): Promise<number>;
+}
+
+/** A write-only value inside configuration, sealed under data key `key_id`; `owner` is 'kind/name'. */
+export interface ConfigSecretRow {
+  owner: string;
+  key_id: string;
+  nonce: Buffer;
+  ciphertext: Buffer;
+  updated_at: string;
+}
+
+/**
+ * config_secrets: write-only values inside configuration (a connection's
+ * admin password, an issuer's webhook secret). Rows, never plaintext.
+ */
+export interface ConfigSecretsRepo {
+  get(owner: string): Promise<ConfigSecretRow | undefined>;
+  /** Inserts or replaces `owner`'s value, sealed by Keyring.sealConfig for that owner. */
+  put(owner: string, sealed: SealedValue, now: string): Promise<void>;
+  /** False when there was none. */
+  delete(owner: string): Promise<boolean>;
 }
 
 /** audit_keys: earlier root keys' audit MAC keys, wrapped by the current root key. */
@@ -204,6 +239,7 @@ export interface Repos {
   meta: MetaRepo;
   oidc: OidcRepo;
   configVersions: ConfigVersionsRepo;
+  configSecrets: ConfigSecretsRepo;
 }
 
 export type EngineName = 'sqlite' | 'postgres';

@@ -1,10 +1,12 @@
 import type { AdminRouteDeps, AuthPlugin, CoreServices, SealedListen } from '../../nexus/auth/plugin.js';
+import { recordCertExpiry } from '../../nexus/listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { VerifiedJwtCache } from './jwt-cache.js';
 import { TokenBuckets } from './limits.js';
 import { buildOidcApp } from './listener.js';
+import { CiEvents } from './ci-events.js';
 import { OidcStore } from './store.js';
 import { oidcAdminPaths } from './openapi.js';
 import type Koa from 'koa';
@@ -13,9 +15,11 @@ import tls from 'node:tls';
 import type { Config, TlsFiles } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
+import type { Metrics } from '../../nexus/metrics.js';
 import { probeIssuer } from './probe.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
+import { WebhookSecrets } from './webhook-secrets.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -56,6 +60,7 @@ export class OidcPlugin implements AuthPlugin {
   private unsubscribe: (() => void) | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private log: Logger | null = null;
+  private webhookSecrets: WebhookSecrets | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
 
@@ -88,7 +93,8 @@ export class OidcPlugin implements AuthPlugin {
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
     this.log = core.log;
-    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log);
+    this.webhookSecrets = new WebhookSecrets(core.storage, core.keyring);
+    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;
@@ -121,13 +127,14 @@ export class OidcPlugin implements AuthPlugin {
       audit: core.audit,
       metrics: core.metrics,
       vaultCompat: core.config.oidcVaultCompat,
+      ciEvents: new CiEvents(this.store, this.webhookSecrets),
       sealGate: core.sealGate,
     }));
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
     // this port asks no client certificate.
     if (this.listener) this.handler = app.callback();
-    else await this.bind(core.config, core.log, core.tls, app.callback());
+    else await this.bind(core.config, core.log, core.tls, app.callback(), core.metrics);
     const store = this.store;
     this.purgeTimer = setInterval(() => {
       store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
@@ -147,7 +154,7 @@ export class OidcPlugin implements AuthPlugin {
   // Its own certificate when configured (CI runners on another network trust
   // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
   // this port asks no client certificate.
-  private async bind(config: Config, log: Logger, tls: TlsFiles, handler: SealedListen['handler']): Promise<void> {
+  private async bind(config: Config, log: Logger, tls: TlsFiles, handler: SealedListen['handler'], metrics?: Metrics): Promise<void> {
     this.handler = handler;
     const files = config.oidcTls ? { ca: tls.ca, ...config.oidcTls } : tls;
     this.listener = await startMtlsListener({
@@ -156,6 +163,9 @@ export class OidcPlugin implements AuthPlugin {
       handler: (req, res) => this.handler(req, res),
       log,
       requireClientCert: false,
+      // Its own certificate only: the bundle it watches verifies no one here, the mTLS port reports it.
+      // (A sealed start binds before there are metrics: no gauge for this port then.)
+      ...(metrics ? { onLoad: recordCertExpiry(metrics, 'oidc', { bundle: false }) } : {}),
       limits: {
         headersTimeoutMs: 5_000,
         requestTimeoutMs: 10_000,
@@ -180,7 +190,7 @@ export class OidcPlugin implements AuthPlugin {
 
   adminRoutes(deps: AdminRouteDeps) {
     return oidcAdminRoutes(
-      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs)),
+      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs), this.webhookSecrets!),
       this.storeOrThrow(),
       deps,
     );
