@@ -4,7 +4,7 @@ import { TrustBundle } from './auth/trust-bundle.js';
 import type { Config, TlsFiles } from './config/index.js';
 import { openCore, type Core } from './core.js';
 import { buildMtlsApp } from './http/mtls-app.js';
-import { recordCertExpiry } from './listeners/cert-expiry.js';
+import { recordCertExpiry, type LoadedTls } from './listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from './listeners/mtls.js';
 import { checkPortsFree } from './listeners/port-check.js';
 import type { Logger } from './log.js';
@@ -68,6 +68,8 @@ interface Bound {
   mtls: Listener;
   trust: TrustBundle;
   swap(handler: Handler): void;
+  /** The certificate gauge, fed from now on and with what the listener loaded at start. */
+  recordCerts(onLoad: (tls: LoadedTls) => void): void;
 }
 
 function listenerLimits(config: Config) {
@@ -84,6 +86,8 @@ async function startSealed(config: Config, log: Logger, opts: ServerOptions, loc
   const trust = new TrustBundle();
   const sealedMtls = buildSealedApp({ log, port: 'mtls', seal: seal.controller, spiffe: { trustDomain: config.trustDomain, trust } });
   let current: Handler = sealedMtls.callback();
+  // No metrics before the first unseal: what the listener loads is kept for the gauge until then.
+  const certs = { last: null as LoadedTls | null, record: null as ((tls: LoadedTls) => void) | null, load(tls: LoadedTls) { this.last = tls; this.record?.(tls); } };
   let svid: SvidFiles | null = null;
   let full: RunningServer | null = null;
   let mtls: Listener;
@@ -95,13 +99,23 @@ async function startSealed(config: Config, log: Logger, opts: ServerOptions, loc
       await p.listenSealed?.({ config, log: log.child({ plugin: p.name }), tls: tlsFiles, handler: buildSealedApp({ log, port: 'oidc', seal: seal.controller }).callback() });
       for (const [port, a] of Object.entries(p.addresses?.() ?? {})) log.info({ port, addr: hostPort(a), sealed: true }, 'listening');
     }
-    mtls = await startMtlsListener({ files: tlsFiles, addr: config.mtlsAddr, handler: (req, res) => current(req, res), log, reloadIntervalMs: opts.tlsReloadIntervalMs, trust, limits: listenerLimits(config) });
+    mtls = await startMtlsListener({ files: tlsFiles, addr: config.mtlsAddr, handler: (req, res) => current(req, res), log, reloadIntervalMs: opts.tlsReloadIntervalMs, trust, limits: listenerLimits(config), onLoad: (tls) => certs.load(tls) });
   } catch (err) {
     for (const p of plugins) await p.stop(1000);
     svid?.stop();
     throw err;
   }
-  const bound: Bound = { svid, tlsFiles, mtls, trust, swap: (h) => (current = h) };
+  const bound: Bound = {
+    svid,
+    tlsFiles,
+    mtls,
+    trust,
+    swap: (h) => (current = h),
+    recordCerts: (record) => {
+      certs.record = record;
+      if (certs.last) record(certs.last);
+    },
+  };
   seal.finish = async (root) => {
     full = await startUnsealed(config, log, opts, lock, seal, bound, root);
   };
@@ -206,6 +220,7 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
     let mtls: Listener;
     try {
       if (bound) {
+        bound.recordCerts(recordCertExpiry(core.metrics, 'mtls', { bundle: true }));
         bound.swap(app.callback());
         mtls = bound.mtls;
       } else mtls = await startMtlsListener({

@@ -1,5 +1,5 @@
 import type { AdminRouteDeps, AuthPlugin, CoreServices, SealedListen } from '../../nexus/auth/plugin.js';
-import { recordCertExpiry } from '../../nexus/listeners/cert-expiry.js';
+import { recordCertExpiry, type LoadedTls } from '../../nexus/listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
@@ -133,8 +133,10 @@ export class OidcPlugin implements AuthPlugin {
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
     // this port asks no client certificate.
-    if (this.listener) this.handler = app.callback();
-    else await this.bind(core.config, core.log, core.tls, app.callback(), core.metrics);
+    if (this.listener) {
+      this.recordCerts(recordCertExpiry(core.metrics, 'oidc', { bundle: false }));
+      this.handler = app.callback();
+    } else await this.bind(core.config, core.log, core.tls, app.callback(), core.metrics);
     const store = this.store;
     this.purgeTimer = setInterval(() => {
       store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
@@ -150,12 +152,21 @@ export class OidcPlugin implements AuthPlugin {
   }
 
   private handler: SealedListen['handler'] = () => undefined;
+  /** Bound while sealed (no metrics yet): what the listener loaded, for the gauge once there is one. */
+  private loadedTls: LoadedTls | null = null;
+  private onLoad: ((tls: LoadedTls) => void) | null = null;
+
+  private recordCerts(record: (tls: LoadedTls) => void): void {
+    this.onLoad = record;
+    if (this.loadedTls) record(this.loadedTls);
+  }
 
   // Its own certificate when configured (CI runners on another network trust
   // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
   // this port asks no client certificate.
   private async bind(config: Config, log: Logger, tls: TlsFiles, handler: SealedListen['handler'], metrics?: Metrics): Promise<void> {
     this.handler = handler;
+    if (metrics) this.onLoad = recordCertExpiry(metrics, 'oidc', { bundle: false });
     const files = config.oidcTls ? { ca: tls.ca, ...config.oidcTls } : tls;
     this.listener = await startMtlsListener({
       files,
@@ -164,8 +175,10 @@ export class OidcPlugin implements AuthPlugin {
       log,
       requireClientCert: false,
       // Its own certificate only: the bundle it watches verifies no one here, the mTLS port reports it.
-      // (A sealed start binds before there are metrics: no gauge for this port then.)
-      ...(metrics ? { onLoad: recordCertExpiry(metrics, 'oidc', { bundle: false }) } : {}),
+      onLoad: (tls) => {
+        this.loadedTls = tls;
+        this.onLoad?.(tls);
+      },
       limits: {
         headersTimeoutMs: 5_000,
         requestTimeoutMs: 10_000,
