@@ -90,10 +90,15 @@ describe('migrate-seal file -> shamir -> pkcs11 -> file, killed at random points
     expect(shamirShares).to.have.length(3);
     expect(fs.existsSync(keyFile)).to.equal(false);
     await serveOnce({ NEXUS_SEAL: 'shamir' }, 'shamir', shamirShares!.slice(1));
+    // Sealed, nexus-audit opens the seal as the server does: shares on stdin.
+    const sealedVerify = await runBin('nexus-audit', ['verify'], testEnv(dir, { NEXUS_SEAL: 'shamir' }), { input: `${shamirShares![0]}\n${shamirShares![1]}\n` });
+    expect(sealedVerify.code, sealedVerify.stdout + sealedVerify.stderr).to.equal(0);
 
     const recovery = await migrateKilled({ ...token.env, NEXUS_SEAL: 'shamir' }, 'pkcs11', `${shamirShares![0]}\n${shamirShares![2]}\n`);
     expect(recovery).to.have.length(3);
     await serveOnce(token.env, 'pkcs11');
+    const tokenVerify = await runBin('nexus-audit', ['verify'], testEnv(dir, token.env));
+    expect(tokenVerify.code, tokenVerify.stdout + tokenVerify.stderr).to.equal(0);
 
     expect(await migrateKilled({ ...token.env }, 'file')).to.equal(null);
     expect(fs.existsSync(keyFile)).to.equal(true);
