@@ -108,7 +108,7 @@ export class Metrics {
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
   readonly unsealFailures: Counter;
-  /** Set by the seal; a scrape while sealed is refused (503), so 1 shows only through a seal after start. */
+  /** Set by the seal. /metrics answers 503 while sealed (the contract's gate), so a scrape reads 0; an in-process reader sees 1. */
   sealed: () => boolean = () => false;
   /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
   readonly certExpiry: Gauge<'listener'>;
