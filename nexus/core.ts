@@ -107,17 +107,21 @@ export function sqliteDb(storage: Storage): Db {
   return storage.db;
 }
 
-/** Opens the storage and schema, then proves the root key fits, before anything can be served. */
-export async function openCore(config: Config, log: Logger): Promise<Core> {
+/**
+ * Opens the storage and schema, then proves the root key fits, before
+ * anything can be served. `sealedKey`: the key a shamir or pkcs11 seal gave
+ * (no key file is read or made).
+ */
+export async function openCore(config: Config, log: Logger, sealedKey?: RootKey): Promise<Core> {
   await initSodium();
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const keyMissing = !config.rootKeyInline && !fs.existsSync(config.rootKeyFile);
+  const keyMissing = !sealedKey && !config.rootKeyInline && !fs.existsSync(config.rootKeyFile);
   if (keyMissing && !config.databaseUrl && fs.existsSync(config.dbFile)) {
     // A fresh key would only fail the key check: say what is really wrong.
     throw new StartupError(`the root key file ${config.rootKeyFile} is missing but the database ${config.dbFile} exists; restore the key or set NEXUS_ROOT_KEY`);
   }
   // SQLite: the key first (a first start makes it, even if the schema then refuses).
-  const localKey = config.databaseUrl ? null : loadRootKey(config, log);
+  const localKey = sealedKey ?? (config.databaseUrl ? null : loadRootKey(config, log));
   const opened = await openStorage(config, log);
   // Secret writes send no change notice to other replicas: on a shared database every read goes to it.
   const rowCache = opened.shared ? null : new CiphertextRowCache();

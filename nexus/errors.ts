@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'too_large'
   | 'rate_limited'
   | 'unavailable'
+  | 'sealed'
   | 'data_integrity'
   | 'config'
   | 'startup'
@@ -99,6 +100,13 @@ export class RateLimitedError extends NexusError {
 export class UnavailableError extends NexusError {
   constructor(message: string) {
     super('unavailable', message);
+  }
+}
+
+/** The root key is not in memory: only health and the seal routes answer (503). */
+export class SealedError extends NexusError {
+  constructor() {
+    super('sealed', 'Nexus is sealed: unseal it (pilot operator unseal) or wait for an operator');
   }
 }
 

@@ -10,7 +10,7 @@ export type Logger = bunyan;
  * Field names whose values are never written, whatever a caller passes.
  * A defence in depth: code should not hand these to the logger at all.
  */
-const REDACTED_FIELDS = ['data', 'value', 'plaintext', 'token', 'jwt', 'authorization', 'rootKey', 'key'];
+const REDACTED_FIELDS = ['data', 'value', 'plaintext', 'token', 'jwt', 'authorization', 'rootKey', 'key', 'share', 'shares', 'pin'];
 
 function redact(): bunyan.Serializers {
   const s: bunyan.Serializers = { err: bunyan.stdSerializers.err };

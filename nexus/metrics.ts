@@ -114,6 +114,9 @@ export class Metrics {
   readonly leaseRevocations: Counter<'outcome'>;
   /** Counts the leases not yet revoked (set by the lease service; none before it starts). */
   leasesActive: () => Promise<number> = () => Promise.resolve(0);
+  readonly unsealFailures: Counter;
+  /** Set by the seal. /metrics answers 503 while sealed (the contract's gate), so a scrape reads 0; an in-process reader sees 1. */
+  sealed: () => boolean = () => false;
   /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
   readonly certExpiry: Gauge<'listener'>;
   readonly auditForwardErrors: Counter<'reason'>;
@@ -159,6 +162,16 @@ export class Metrics {
       registers,
       async collect() {
         this.set(await leases());
+      },
+    });
+    this.unsealFailures = new Counter({ name: 'nexus_unseal_failures_total', help: 'Unseal shares refused (malformed, another split, another attempt) and quorums that did not open the seal', registers });
+    const sealed = () => this.sealed();
+    new Gauge({
+      name: 'nexus_sealed',
+      help: '1 while the root key is not in memory',
+      registers,
+      collect() {
+        this.set(sealed() ? 1 : 0);
       },
     });
     this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });

@@ -6,7 +6,10 @@ import { verifyChain, verifyLines } from '../nexus/audit/verify.js';
 import { readForwardedCopy } from '../nexus/audit/forwarded-copy.js';
 import { compareWithWitness } from '../nexus/audit/witness.js';
 import { loadConfig, type Config } from '../nexus/config/index.js';
-import { readRootKey } from '../nexus/crypto/root-key.js';
+import { readRootKey, type RootKey } from '../nexus/crypto/root-key.js';
+import { connectStorage } from '../nexus/core.js';
+import { openCurrentSeal } from '../nexus/seal/migrate.js';
+import { readShares } from './lib/seal-cli.js';
 import { initSodium } from '../nexus/crypto/sodium.js';
 import { StartupError } from '../nexus/errors.js';
 import { AuditAnchorRepo, AuditKeysRepo, type AuditKeyRow, type ChainHead } from '../nexus/storage/audit-repo.js';
@@ -59,6 +62,15 @@ function checkWitness(witnessFile: string, chain: string, trail: string): boolea
   return false;
 }
 
+async function sealedRootKey(config: Config): Promise<RootKey> {
+  const storage = connectStorage(config);
+  try {
+    return (await openCurrentSeal(config, storage, readShares)).root;
+  } finally {
+    await storage.close();
+  }
+}
+
 const program = new Command('nexus-audit').description('The audit trail ($NEXUS_DATA_DIR/audit.jsonl, its rotated files, and audit-scripts.jsonl)');
 
 program
@@ -70,7 +82,8 @@ program
     try {
       await initSodium();
       const config = loadConfig();
-      const root = readRootKey(config);
+      // A shamir or pkcs11 seal: opened as the server opens it (shares on stdin, or the token).
+      const root = config.seal === 'file' ? readRootKey(config) : await sealedRootKey(config);
       if (!root) throw new StartupError(`no root key (${config.rootKeyFile} or NEXUS_ROOT_KEY): the trail's MACs cannot be checked without it`);
       const { keyRows, anchors, server, scripts, close } = await openAnchors(config);
       let failed = false;

@@ -5,6 +5,38 @@ import { rotateRootKey, type RotationPhase } from '../nexus/crypto/rotation.js';
 import { StartupError } from '../nexus/errors.js';
 import { lockDataDir } from '../nexus/storage/lock.js';
 import { runCli, scriptContext } from './lib/cli.js';
+import { printShares, readShares } from './lib/seal-cli.js';
+import { rotateSealedRootKey } from '../nexus/seal/rotate.js';
+import type { Config } from '../nexus/config/index.js';
+import type { Logger } from '../nexus/log.js';
+
+/** A shamir or pkcs11 seal: the current seal opens the old key (shares on stdin for shamir); new shares are printed. */
+async function rotateUnderSeal(config: Config, log: Logger): Promise<void> {
+  const lock = lockDataDir(config.dataDir, 'nexus-rotate-key');
+  try {
+    const storage = await openStorage(config, log);
+    try {
+      const r = await rotateSealedRootKey(config, storage, {
+        reencrypt: opts.reencrypt,
+        batchSize: opts.batchSize,
+        onProgress: (phase, done, total) => console.error(`${phase} ${done}/${total}`),
+        readShares,
+        printShares: (res) => printShares(res, opts.json),
+      });
+      await storage.publish('keys');
+      console.error(
+        `rotated the root key under the ${config.seal} seal: ${r.rewrapped} data key(s) re-wrapped` +
+          (r.reencrypted ? `, ${r.reencrypted} secret version(s) re-encrypted` : '') +
+          ` (check value ${r.oldKcv} -> ${r.newKcv})` +
+          (config.seal === 'shamir' ? '; the previous unseal shares no longer open it: use the new ones printed above' : '; new recovery shares printed above'),
+      );
+    } finally {
+      await storage.close();
+    }
+  } finally {
+    lock.release();
+  }
+}
 
 function positiveInt(raw: string): number {
   const n = Number(raw);
@@ -16,12 +48,14 @@ const program = new Command('nexus-rotate-key')
   .description('Rotate the root key (Nexus must be stopped). Safe to kill and re-run.')
   .option('--reencrypt', 'also re-encrypt every secret under a new data key', false)
   .option('--batch-size <n>', 'rows per transaction', positiveInt, 500)
+  .option('--json', 'shamir or pkcs11 seal: print the new shares as {"shares":[...],"threshold":T}', false)
   .parse();
 
-const opts = program.opts<{ reencrypt: boolean; batchSize: number }>();
+const opts = program.opts<{ reencrypt: boolean; batchSize: number; json: boolean }>();
 
 runCli('nexus-rotate-key', async () => {
   const { config, log } = await scriptContext();
+  if (config.seal !== 'file') return rotateUnderSeal(config, log);
   if (config.rootKeyInline) {
     throw new StartupError('the root key comes from NEXUS_ROOT_KEY; rotation replaces NEXUS_ROOT_KEY_FILE, so unset NEXUS_ROOT_KEY and use the file');
   }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
-import { readRootKey } from '../crypto/root-key.js';
+import { readRootKey, type RootKey } from '../crypto/root-key.js';
 import { AuditAnchorRepo, AuditKeysRepo, type AnchorStore } from '../storage/audit-repo.js';
 import { PgStorage } from '../storage/postgres.js';
 import { WriteBehindAnchor } from './anchor-behind.js';
@@ -25,10 +25,11 @@ function hasAuditTables(db: Db): boolean {
  * one writer. Scripts take turns on a lock file. Returns false when there is
  * nothing to anchor to yet (no database, no root key, schema before 005).
  */
-export async function recordScriptRun(config: Config, entry: AuditEntry): Promise<boolean> {
-  if (config.databaseUrl) return recordOnPostgres(config, config.databaseUrl, entry);
+export async function recordScriptRun(config: Config, entry: AuditEntry, sealedRoot?: RootKey): Promise<boolean> {
+  if (config.databaseUrl) return recordOnPostgres(config, config.databaseUrl, entry, sealedRoot);
   if (!fs.existsSync(config.dbFile)) return false;
-  const root = readRootKey(config);
+  // A shamir or pkcs11 seal: the script that opened it passes the key (no file holds it).
+  const root = sealedRoot ?? readRootKey(config);
   if (!root) return false;
   const db = openDatabase(config.dbFile);
   try {
@@ -59,8 +60,8 @@ function appendLocked(file: string, chain: string, keys: AuditKeys, anchor: Anch
 }
 
 /** On PostgreSQL: the same chain in this data dir, anchored in the shared database under this replica's name. */
-async function recordOnPostgres(config: Config, url: string, entry: AuditEntry): Promise<boolean> {
-  const root = readRootKey(config);
+async function recordOnPostgres(config: Config, url: string, entry: AuditEntry, sealedRoot?: RootKey): Promise<boolean> {
+  const root = sealedRoot ?? readRootKey(config);
   if (!root) return false;
   const pg = new PgStorage(url, { max: 1 });
   try {

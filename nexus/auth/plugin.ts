@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
@@ -29,6 +29,15 @@ export interface CoreServices {
   metrics: Metrics;
   /** Database credentials and their leases (the OIDC port serves db/creds and leases too). */
   dbcreds: DbCreds;
+  /** The sealed gate (nexus/http/sealed-gate.ts): a plugin's port puts it right after its error handler. */
+  sealGate?: Middleware;
+}
+
+export interface SealedListen {
+  config: Config;
+  log: Logger;
+  tls: TlsFiles;
+  handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
 }
 
 /** For admin routers a plugin adds to the mTLS port. */
@@ -47,6 +56,11 @@ export interface AuthPlugin {
   /** Validates the plugin's part of the config without starting (nexus --check-config). */
   checkConfig?(config: Config): void;
   start(core: CoreServices): Promise<void>;
+  /**
+   * Sealed start: bind the plugin's port now, answering with `handler` (the
+   * core's sealed app) until start() swaps the plugin's own app in.
+   */
+  listenSealed?(ctx: SealedListen): Promise<void>;
   adminRoutes?(deps: AdminRouteDeps): Router;
   /** OpenAPI path items for the admin routes it adds to the mTLS port. */
   adminOpenApi?(): Record<string, Record<string, unknown>>;

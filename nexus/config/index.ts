@@ -85,9 +85,20 @@ function perIpWithinGlobal(s: Settings): void {
   }
 }
 
+/** pkcs11 needs its module, a token and a PIN; other modes take none of them. */
+function checkSeal(s: Settings): void {
+  // A sealed root key is never in a file or the environment: a stray one would be a second, unsealed copy.
+  if (s.seal !== 'file' && s.rootKeyInline !== null) throw new ConfigError(SETTINGS.rootKeyInline.env, `only with NEXUS_SEAL=file; NEXUS_SEAL=${s.seal} keeps the root key out of files and the environment`);
+  if (s.seal !== 'pkcs11') return;
+  if (s.pkcs11Module === null) throw new ConfigError(SETTINGS.pkcs11Module.env, 'required when NEXUS_SEAL=pkcs11');
+  if ((s.pkcs11TokenLabel === null) === (s.pkcs11Slot === null)) throw new ConfigError(SETTINGS.pkcs11TokenLabel.env, 'set it or NEXUS_PKCS11_SLOT (one of the two) when NEXUS_SEAL=pkcs11');
+  if ((s.pkcs11Pin === null) === (s.pkcs11PinFile === null)) throw new ConfigError(SETTINGS.pkcs11Pin.env, 'set it or NEXUS_PKCS11_PIN_FILE (one of the two) when NEXUS_SEAL=pkcs11');
+}
+
 /** The settings plus what follows from them (defaults derived from other settings, file pairs). */
 function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
   perIpWithinGlobal(s);
+  checkSeal(s);
   const abs = (p: string | null) => path.resolve(cwd, p!);
   const dataDir = abs(s.dataDir);
   const tls: TlsFiles | null = together(s, ['tlsCa', 'tlsCert', 'tlsKey']) ? { ca: abs(s.tlsCa), cert: abs(s.tlsCert), key: abs(s.tlsKey) } : null;
@@ -101,6 +112,8 @@ function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
     // Stable across restarts of the same data dir, distinct between replicas on one host.
     replicaId: s.replicaId ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 48)}-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`,
     rootKeyFile: abs(s.rootKeyFile ?? path.join(dataDir, 'root.key')),
+    pkcs11Module: s.pkcs11Module === null ? null : abs(s.pkcs11Module),
+    pkcs11PinFile: s.pkcs11PinFile === null ? null : abs(s.pkcs11PinFile),
     adminSpiffeId: s.adminSpiffeId ?? `spiffe://${s.trustDomain}/pilot`,
     /** null: use (and create on first start) the dev PKI under dataDir/pki. */
     tls,

@@ -47,7 +47,7 @@ export async function verifyRootKey(root: RootKey, meta: MetaRepo, keys: DataKey
   }
   if (stored !== root.kcv) {
     throw new StartupError(
-      `the root key (from ${root.source === 'env' ? 'NEXUS_ROOT_KEY' : 'NEXUS_ROOT_KEY_FILE'}) does not match this database: key check failed; refusing to start`,
+      `the root key (from ${{ env: 'NEXUS_ROOT_KEY', file: 'NEXUS_ROOT_KEY_FILE', shamir: 'the unseal shares', pkcs11: 'the PKCS#11 seal' }[root.source]}) does not match this database: key check failed; refusing to start`,
     );
   }
   for (const row of rows) unwrapDataKey(root, row);
@@ -79,6 +79,12 @@ export class Keyring {
    */
   /** Drops every unwrapped data key (a key change here or on another replica); they are read again on use. */
   forget(): void {
+    this.cache.clear();
+  }
+
+  /** Sealing: every unwrapped data key zeroed, not left to the GC (in-flight requests fail, as they should). */
+  wipe(): void {
+    for (const k of this.cache.values()) k.fill(0);
     this.cache.clear();
   }
 

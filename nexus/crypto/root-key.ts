@@ -11,7 +11,7 @@ export interface RootKey {
   readonly bytes: Buffer;
   /** Key check value: a keyed hash of a constant, safe to store and show. */
   readonly kcv: string;
-  readonly source: 'env' | 'file';
+  readonly source: 'env' | 'file' | 'shamir' | 'pkcs11';
 }
 
 export function keyCheckValue(key: Uint8Array): string {

@@ -117,7 +117,7 @@ function swapKeyFile(newFile: string, rootKeyFile: string, old: RootKey): string
   return kept;
 }
 
-async function rewrapDataKeys(
+export async function rewrapDataKeys(
   storage: Storage,
   old: RootKey,
   target: RootKey,
@@ -142,7 +142,7 @@ async function rewrapDataKeys(
   }
 }
 
-async function reencryptSecrets(
+export async function reencryptSecrets(
   storage: Storage,
   keyring: Keyring,
   newKeyId: string,

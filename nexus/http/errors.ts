@@ -15,6 +15,7 @@ const STATUS: Record<ErrorCode, number> = {
   too_large: 413,
   rate_limited: 429,
   unavailable: 503,
+  sealed: 503,
   data_integrity: 500,
   config: 500,
   startup: 500,

@@ -20,6 +20,9 @@ import { secretsRoutes } from './secrets-routes.js';
 import { dbCredsRoutes } from './dbcreds-routes.js';
 import { dbCredsPaths } from './dbcreds-openapi.js';
 import type { DbCreds } from '../dbcreds/index.js';
+import type { SealController } from '../seal/seal.js';
+import { sealedGate } from './sealed-gate.js';
+import { sealPaths, sealRoutes } from './seal-routes.js';
 
 export interface MtlsAppDeps {
   log: Logger;
@@ -30,6 +33,7 @@ export interface MtlsAppDeps {
   engine: PolicyEngine;
   policies: PolicyService;
   readiness: Readiness;
+  seal: SealController;
   audit: AuditTrail;
   metrics: Metrics;
   /** Where SVIDs refused after the handshake are logged (rate-limited). */
@@ -42,7 +46,7 @@ export interface MtlsAppDeps {
   extraRoutes?: (deps: AdminRouteDeps) => Router[];
 }
 
-/** The mTLS port's app: errors and ids, then SPIFFE identity, then routes. */
+/** The mTLS port's app: errors and ids, the seal, then SPIFFE identity, then routes. */
 export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
@@ -50,9 +54,10 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const access = { authz: deps.engine, principal: principalOf };
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
+  app.use(sealedGate(deps.seal));
   app.use(auditRequests(deps.audit, 'mtls'));
   app.use(spiffeAuth(deps.trustDomain, deps.trust, (remote, reason) => deps.refusals?.info({ remote, reason, stage: 'svid' })));
-  const doc = mtlsDocument({ ...(deps.dbcreds ? dbCredsPaths() : {}), ...(deps.extraOpenApi ?? {}) });
+  const doc = mtlsDocument({ ...sealPaths(), ...(deps.dbcreds ? dbCredsPaths() : {}), ...(deps.extraOpenApi ?? {}) });
   const openapi = new Router();
   openapi.get('/openapi.json', (ctx) => {
     ctx.body = doc;
@@ -65,6 +70,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
     policyRoutes(deps.policies, access),
     metricsRoutes(deps.metrics, access),
     ...(deps.dbcreds ? dbCredsRoutes(deps.dbcreds, access) : []),
+    sealRoutes(deps.seal, access),
     ...(deps.extraRoutes?.(access) ?? []),
   ];
   for (const router of routers) {

@@ -27,7 +27,7 @@ export const ERRORS = {
   '409': err('check-and-set conflict'),
   '413': err('too large'),
   '429': err('rate limited (Retry-After)'),
-  '503': err('not ready, or the audit trail is unwritable'),
+  '503': err('not ready, sealed (code sealed), or the audit trail is unwritable'),
 };
 
 /** A JSON response: a schema, or (for what has no schema of its own) a JSON Schema literal. */

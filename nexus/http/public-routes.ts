@@ -7,7 +7,9 @@
  */
 export const PUBLIC_OPERATIONS = {
   /** Any valid SVID of the trust domain (the TLS handshake still requires one). */
-  mtls: ['GET /healthz', 'GET /readyz', 'GET /openapi.json'],
+  mtls: ['GET /healthz', 'GET /readyz', 'GET /openapi.json',
+    // The seal (nexus/http/seal-routes.ts): answered while sealed, when no policy is loaded.
+    'GET /v1/sys/seal-status', 'PUT /v1/sys/unseal'],
   /** No credentials at all; the exchanges authenticate the JWT in their body. */
   oidc: ['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'POST /v1/auth/token', 'POST /v1/auth/jwt/login', 'PUT /v1/auth/jwt/login', 'GET /v1/sys/health',
     // The CI platforms' end-of-work webhooks: authenticated by the issuer's webhook secret (signature or token), not by a grant.

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import Koa, { type Context, type Next } from 'koa';
+import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type { Authorizer, OidcPrincipal, Permission, Principal } from '../../nexus/auth/principal.js';
 import { BadRequestError, ForbiddenError, RateLimitedError, TooLargeError, UnauthorizedError } from '../../nexus/errors.js';
 import type { AuditTrail } from '../../nexus/audit/trail.js';
@@ -59,6 +59,8 @@ export interface OidcAppDeps {
   ciEvents: CiEvents;
   /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
   fresh?: () => Promise<void>;
+  /** The core's sealed gate: 503 `sealed` while the root key is not in memory. */
+  sealGate?: Middleware;
 }
 
 interface OidcState {
@@ -383,6 +385,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT, leases: leaseOps }));
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
+  if (deps.sealGate) app.use(deps.sealGate);
   app.use(auditRequests(deps.audit, 'oidc'));
   app.use(noBody);
   for (const r of routers) {

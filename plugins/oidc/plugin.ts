@@ -1,5 +1,5 @@
-import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
-import { recordCertExpiry } from '../../nexus/listeners/cert-expiry.js';
+import type { AdminRouteDeps, AuthPlugin, CoreServices, SealedListen } from '../../nexus/auth/plugin.js';
+import { recordCertExpiry, type LoadedTls } from '../../nexus/listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
@@ -12,10 +12,11 @@ import { oidcAdminPaths } from './openapi.js';
 import type Koa from 'koa';
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { Config } from '../../nexus/config/index.js';
+import type { Config, TlsFiles } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
 import { roleLint } from './presets.js';
+import type { Metrics } from '../../nexus/metrics.js';
 import { probeIssuer } from './probe.js';
 import { RoleTester } from './role-test.js';
 import { applySeed, parseSeed } from './seed.js';
@@ -147,32 +148,65 @@ export class OidcPlugin implements AuthPlugin {
       vaultCompat: core.config.oidcVaultCompat,
       dbcreds: core.dbcreds,
       ciEvents: new CiEvents(this.store, this.webhookSecrets),
+      sealGate: core.sealGate,
     }));
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
     // this port asks no client certificate.
-    const files = core.config.oidcTls ? { ca: core.tls.ca, ...core.config.oidcTls } : core.tls;
+    if (this.listener) {
+      this.recordCerts(recordCertExpiry(core.metrics, 'oidc', { bundle: false }));
+      this.handler = app.callback();
+    } else await this.bind(core.config, core.log, core.tls, app.callback(), core.metrics);
+    this.purge = new TokenPurge(this.store, { intervalMs: core.config.oidcTokenPurgeIntervalMs, batch: this.opts.purgeBatch ?? PURGE_BATCH, onBatch: this.opts.onPurgeBatch }, core.log);
+    this.purge.start();
+  }
+
+  /** Sealed start: the port answers the core's sealed app until start() swaps this plugin's app in. */
+  async listenSealed(ctx: SealedListen): Promise<void> {
+    if (!ctx.config.oidcAddr) throw new Error('the OIDC plugin needs NEXUS_OIDC_ADDR');
+    checkOidcTls(ctx.config);
+    await this.bind(ctx.config, ctx.log, ctx.tls, ctx.handler);
+  }
+
+  private handler: SealedListen['handler'] = () => undefined;
+  /** Bound while sealed (no metrics yet): what the listener loaded, for the gauge once there is one. */
+  private loadedTls: LoadedTls | null = null;
+  private onLoad: ((tls: LoadedTls) => void) | null = null;
+
+  private recordCerts(record: (tls: LoadedTls) => void): void {
+    this.onLoad = record;
+    if (this.loadedTls) record(this.loadedTls);
+  }
+
+  // Its own certificate when configured (CI runners on another network trust
+  // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
+  // this port asks no client certificate.
+  private async bind(config: Config, log: Logger, tls: TlsFiles, handler: SealedListen['handler'], metrics?: Metrics): Promise<void> {
+    this.handler = handler;
+    if (metrics) this.onLoad = recordCertExpiry(metrics, 'oidc', { bundle: false });
+    const files = config.oidcTls ? { ca: tls.ca, ...config.oidcTls } : tls;
     this.listener = await startMtlsListener({
       files,
-      addr,
-      handler: app.callback(),
-      log: core.log,
+      addr: config.oidcAddr!,
+      handler: (req, res) => this.handler(req, res),
+      log,
       requireClientCert: false,
       // Its own certificate only: the bundle it watches verifies no one here, the mTLS port reports it.
-      onLoad: recordCertExpiry(core.metrics, 'oidc', { bundle: false }),
+      onLoad: (tls) => {
+        this.loadedTls = tls;
+        this.onLoad?.(tls);
+      },
       limits: {
         headersTimeoutMs: 5_000,
         requestTimeoutMs: 10_000,
         keepAliveTimeoutMs: 5_000,
         maxHeaderSize: 20 * 1024,
-        handshakeTimeoutMs: core.config.handshakeTimeoutMs,
-        minVersion: core.config.tlsMinVersion,
-        maxConnections: core.config.oidcMaxConnections,
-        maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        minVersion: config.tlsMinVersion,
+        maxConnections: config.oidcMaxConnections,
+        maxConnectionsPerIp: config.oidcMaxConnectionsPerIp,
       },
     });
-    this.purge = new TokenPurge(this.store, { intervalMs: core.config.oidcTokenPurgeIntervalMs, batch: this.opts.purgeBatch ?? PURGE_BATCH, onBatch: this.opts.onPurgeBatch }, core.log);
-    this.purge.start();
   }
 
   adminOpenApi() {

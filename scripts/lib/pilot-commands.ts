@@ -10,6 +10,7 @@ import { githubRoleBindings, TENANT_CLAIM_PRESETS } from '../../plugins/oidc/pre
 import type { RoleTestResult } from '../../plugins/oidc/role-test-schema.js';
 import type { IssuerConfig, RoleConfig } from '../../plugins/oidc/types.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
+import { operatorCommands } from './pilot-operator.js';
 import { connect, PilotError, request, UsageError, env, type Conn } from './pilot-conn.js';
 
 const LABEL: Record<number, string> = { 400: 'bad request', 401: 'not authenticated', 403: 'permission denied', 404: 'not found', 409: 'conflict', 413: 'too large', 429: 'rate limited', 503: 'unavailable' };
@@ -296,7 +297,7 @@ function oneLine(text: string): string {
   return text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
 }
 
-const GROUPS = ['secret', 'policy', 'oidc'];
+const GROUPS = ['secret', 'policy', 'oidc', 'operator'];
 
 /**
  * The command group `args` invoke (the first word that is not an option), if
@@ -623,6 +624,8 @@ export function buildProgram(version: string, args: string[] = []): Command {
         out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of issuer ${opts.issuer}${opts.role ? `, role ${opts.role}` : ''}`);
       });
   }
+
+  operatorCommands(program, { get, out }, builds('operator'));
 
   program
     .command('completion')

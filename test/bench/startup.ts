@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ROOT } from '../helpers/env.js';
 import { ensureBuilt, spawnNexus } from './nexus-process.js';
 import type { BenchRow } from './report.js';
+import { sealStartupRows } from './seal-startup.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -73,6 +74,7 @@ export async function startupBench(scale: number): Promise<BenchRow[]> {
         aim: { minRatio: 0.667 },
       },
       { scenario: 'start-up: pilot secret get, NODE_OPTIONS=--use-openssl-ca', unit: 'ops/s', rate: 1000 / l, p50: l, baseline: { name: 'node -e 0', rate: 1000 / b } },
+      ...(await sealStartupRows(scale)),
     ];
   } finally {
     srv.child.kill('SIGTERM');

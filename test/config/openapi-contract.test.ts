@@ -5,9 +5,10 @@ import { githubHeaders, gitlabHeaders, jobHook, raw, workflowRun } from '../help
 import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/schema.js';
-import type { Res } from '../helpers/server.js';
+import { call, type Res } from '../helpers/server.js';
 import { createTarget, type Target } from '../helpers/dbcreds.js';
 import { pgServerUrl } from '../helpers/pg.js';
+import { startShamirServer } from '../helpers/seal.js';
 
 interface Doc {
   servers?: unknown[];
@@ -106,6 +107,18 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'POST /v1/secrets/{path}:destroy': () => e.admin('POST', '/v1/secrets/doc/new:destroy', { versions: [1, 9] }),
     'GET /v1/secrets/{path}:metadata': () => e.admin('GET', '/v1/secrets/ci/org/repo/db:metadata'),
     'GET /v1/policies': () => e.admin('GET', '/v1/policies'),
+    'GET /v1/sys/seal-status': () => e.admin('GET', '/v1/sys/seal-status'),
+    // A file seal is unsealed already (the status); sealing needs another seal: a shamir server of its own.
+    'PUT /v1/sys/unseal': () => e.admin('PUT', '/v1/sys/unseal', { reset: true }),
+    'PUT /v1/sys/seal': async () => {
+      const s = await startShamirServer();
+      try {
+        await s.unseal();
+        return await call(s.t.port, s.t.admin, 'PUT', '/v1/sys/seal');
+      } finally {
+        await s.t.stop();
+      }
+    },
     'PUT /v1/policies/{name}': () => e.admin('PUT', '/v1/policies/doc', { spiffe_id: 'spiffe://nexus.local/doc/*', paths: ['doc/**'], permissions: ['read'] }),
     'GET /v1/policies/{name}': () => e.admin('GET', '/v1/policies/builtin-admin'),
     'GET /v1/oidc/issuers': () => e.admin('GET', '/v1/oidc/issuers'),

@@ -29,8 +29,8 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(extra: Env = {}, opts: { log?: Logger; tlsReloadIntervalMs?: number; plugins?: AuthPlugin[] } = {}): Promise<TestServer> {
-  const dir = tempDir('nexus-srv');
+export async function startTestServer(extra: Env = {}, opts: { log?: Logger; tlsReloadIntervalMs?: number; plugins?: AuthPlugin[]; dir?: string } = {}): Promise<TestServer> {
+  const dir = opts.dir ?? tempDir('nexus-srv');
   const config = testConfig(dir, { NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: 'off', ...extra });
   const server = await startServer(config, opts.log ?? silentLogger(), { tlsReloadIntervalMs: opts.tlsReloadIntervalMs ?? 100, plugins: opts.plugins ?? [] });
   const pki = path.join(dir, 'pki');
