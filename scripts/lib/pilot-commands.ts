@@ -9,6 +9,7 @@ import { isValidSegment } from '../../nexus/secrets/rules.js';
 import { githubRoleBindings, TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
 import type { RoleTestResult } from '../../plugins/oidc/role-test-schema.js';
 import type { IssuerConfig, RoleConfig } from '../../plugins/oidc/types.js';
+import type { DbConnection, DbCreds, DbRole, LeaseInfo } from '../../nexus/dbcreds/schema.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { operatorCommands } from './pilot-operator.js';
 import { connect, PilotError, request, UsageError, env, type Conn } from './pilot-conn.js';
@@ -181,6 +182,30 @@ function positive(name: string, v: string | undefined): number | undefined {
   return count(name, v, 1);
 }
 
+function showConnection(c: DbConnection): string {
+  return `${c.name}  ${c.url} as ${c.username}  roles: ${c.allowed_roles.join(', ') || '(none)'}`;
+}
+
+function showDbRole(r: DbRole): string {
+  return `${r.name}  on ${r.connection}  ttl ${r.default_ttl_s}s (max ${r.max_ttl_s}s)  user ${r.username_template}`;
+}
+
+function showLease(l: LeaseInfo): string {
+  return `${l.lease_id}  ${l.username}  ${l.state}  until ${l.expires_at}  for ${l.caller}`;
+}
+
+/** A write-only value from a file or stdin ("-"), never from the command line (shell history, ps). */
+function readSecretArg(flag: string, file: string): string {
+  try {
+    const text = fs.readFileSync(file === '-' ? 0 : file, 'utf8').replace(/\r?\n$/, '');
+    if (!text) throw new UsageError(`${flag}: ${file === '-' ? 'stdin' : file} is empty`);
+    return text;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new PilotError(`${flag}: cannot read ${file === '-' ? 'stdin' : file}`);
+  }
+}
+
 function showIssuer(i: IssuerConfig): string {
   return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}\n  lifetime    ≤ ${i.max_token_lifetime_s} s\n  tenants     ${i.tenant_claims.join(', ')}`;
 }
@@ -297,7 +322,7 @@ function oneLine(text: string): string {
   return text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
 }
 
-const GROUPS = ['secret', 'policy', 'oidc', 'operator'];
+const GROUPS = ['secret', 'policy', 'oidc', 'operator', 'db', 'lease'];
 
 /**
  * The command group `args` invoke (the first word that is not an option), if
@@ -622,6 +647,109 @@ export function buildProgram(version: string, args: string[] = []): Command {
       .action(async (opts: { issuer: string; role?: string }, cmd: Command) => {
         const res = (await get(cmd, 'POST', `/v1/oidc/issuers/${encodeURIComponent(opts.issuer)}:revoke-tokens`, opts.role ? { role: opts.role } : {})) as { revoked: number };
         out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of issuer ${opts.issuer}${opts.role ? `, role ${opts.role}` : ''}`);
+      });
+  }
+
+  const db = program.command('db').description('database credentials: connections and credential roles (admin), credentials for a role');
+
+  if (builds('db')) {
+    const connection = db.command('connection').description('PostgreSQL servers Nexus creates users on');
+    connection
+      .command('put <name>')
+      .description('save a connection (Nexus connects once to check it)')
+      .requiredOption('--url <url>', 'postgres://host:port/database (no credentials in it)')
+      .requiredOption('--username <role>', 'the admin role Nexus connects as (needs CREATEROLE)')
+      .requiredOption('--password-file <file>', 'its password, read from this file ("-": stdin); write-only, never shown again')
+      .option('--allowed-role <name>', 'a credential role that may use it ("*": any); repeat for more', repeat, [] as string[])
+      .action(async (name: string, o: { url: string; username: string; passwordFile: string; allowedRole: string[] }, cmd: Command) => {
+        const body = { url: o.url, username: o.username, password: readSecretArg('--password-file', o.passwordFile), allowed_roles: o.allowedRole };
+        const res = await get<DbConnection>(cmd, 'PUT', `/v1/db/connections/${encodeURIComponent(name)}`, body);
+        out(cmd, res, () => `saved connection ${showConnection(res)}`);
+      });
+    adminObjectCommands<DbConnection>(connection, {
+      noun: 'connection',
+      route: '/v1/db/connections',
+      listKey: 'connections',
+      show: showConnection,
+      listHelp: 'list the connections (never their passwords)',
+      deleteHelp: 'delete a connection (refused while leases on it are live)',
+      none: '(no connections)',
+    });
+
+    const role = db.command('role').description('how a user is created and dropped, and for how long');
+    role
+      .command('put <name>')
+      .description('save a credential role: placeholders {{name}}, {{password}}, {{expiration}} are quoted by Nexus')
+      .requiredOption('--connection <name>', 'a saved connection that allows this role')
+      .requiredOption('--creation-statement <sql>', 'e.g. "CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}"; repeat for more', repeat, [] as string[])
+      .option('--revocation-statement <sql>', 'default: end its sessions, REASSIGN OWNED, DROP OWNED, DROP ROLE; repeat for more', repeat, [] as string[])
+      .option('--default-ttl <s>', 'lease length when none is asked for (default 900)')
+      .option('--max-ttl <s>', 'longest lease, renewals included (default 3600)')
+      .option('--username-template <t>', 'A-Z a-z 0-9 _ - and {{role}}, {{caller}}, {{run}}, {{random}}, {{unix_time}}')
+      .action(async (name: string, o: { connection: string; creationStatement: string[]; revocationStatement: string[]; defaultTtl?: string; maxTtl?: string; usernameTemplate?: string }, cmd: Command) => {
+        const body = {
+          connection: o.connection,
+          creation_statements: o.creationStatement,
+          ...(o.revocationStatement.length ? { revocation_statements: o.revocationStatement } : {}),
+          default_ttl_s: positive('--default-ttl', o.defaultTtl),
+          max_ttl_s: positive('--max-ttl', o.maxTtl),
+          username_template: o.usernameTemplate,
+        };
+        const res = await get<DbRole>(cmd, 'PUT', `/v1/db/roles/${encodeURIComponent(name)}`, body);
+        out(cmd, res, () => `saved role ${showDbRole(res)}`);
+      });
+    adminObjectCommands<DbRole>(role, {
+      noun: 'role',
+      route: '/v1/db/roles',
+      listKey: 'roles',
+      show: showDbRole,
+      listHelp: 'list the credential roles',
+      deleteHelp: 'delete a credential role (its live leases still end at their time)',
+      none: '(no roles)',
+    });
+
+    db.command('creds <role>')
+      .description('a new database user for a role (permission read on db/creds/ROLE), as vault read database/creds/ROLE')
+      .option('--ttl <s>', 'lease length (at most the role\'s max_ttl_s)')
+      .action(async (name: string, o: { ttl?: string }, cmd: Command) => {
+        const ttl = positive('--ttl', o.ttl);
+        const res = await get<DbCreds>(cmd, 'GET', `/v1/db/creds/${encodeURIComponent(name)}${ttl ? `?ttl=${ttl}` : ''}`);
+        out(cmd, res, () => `username  ${res.username}\npassword  ${res.password}\nlease_id  ${res.lease_id}\nduration  ${res.lease_duration}s`);
+      });
+  }
+
+  const lease = program.command('lease').description('leases of database credentials');
+
+  if (builds('lease')) {
+    lease
+      .command('list')
+      .description('live leases under a prefix (admin; never passwords)')
+      .option('--prefix <p>', 'db/creds/ or db/creds/ROLE', 'db/creds/')
+      .action(async (o: { prefix: string }, cmd: Command) => {
+        const res = await get<{ leases: LeaseInfo[] }>(cmd, 'GET', `/v1/leases?prefix=${encodeURIComponent(o.prefix)}`);
+        out(cmd, res, () => (res.leases.length ? res.leases.map(showLease).join('\n') : '(no leases)'));
+      });
+    lease
+      .command('renew <lease_id>')
+      .description('extend a lease (never past its role\'s max_ttl_s)')
+      .option('--increment <s>', 'seconds from now')
+      .action(async (id: string, o: { increment?: string }, cmd: Command) => {
+        const res = await get<{ lease_id: string; lease_duration: number }>(cmd, 'PUT', '/v1/leases/renew', { lease_id: id, increment: positive('--increment', o.increment) });
+        out(cmd, res, () => `renewed ${res.lease_id}: ${res.lease_duration}s left`);
+      });
+    lease
+      .command('revoke <lease_id>')
+      .description('revoke one lease now: its user is dropped and its sessions ended')
+      .action(async (id: string, _o: unknown, cmd: Command) => {
+        await call(cmd, 'PUT', '/v1/leases/revoke', { lease_id: id });
+        out(cmd, { lease_id: id, revoked: true }, () => `revoked ${id}`);
+      });
+    lease
+      .command('revoke-prefix <prefix>')
+      .description('revoke every lease under db/creds/ or db/creds/ROLE (admin)')
+      .action(async (prefix: string, _o: unknown, cmd: Command) => {
+        const res = await get<{ revoked: number; failed: number }>(cmd, 'PUT', '/v1/leases/revoke-prefix', { prefix });
+        out(cmd, res, () => `revoked ${res.revoked} lease(s) under ${prefix}${res.failed ? `; ${res.failed} failed and will be retried` : ''}`);
       });
   }
 
