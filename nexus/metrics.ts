@@ -107,6 +107,7 @@ export class Metrics {
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
+  readonly securitySignals: Counter<'signal' | 'port'>;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -116,6 +117,7 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
+    this.securitySignals = new Counter({ name: 'nexus_security_signals_total', help: 'Access signals raised (new_path, denied_burst, read_spike, token_replay, config_change, audit_integrity), by port', labelNames: ['signal', 'port'], registers });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

@@ -85,7 +85,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, signals: core.signals });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');
@@ -107,6 +107,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       readiness,
       audit: core.audit,
       metrics: core.metrics,
+      signals: core.signals,
       refusals,
       extraRoutes: (deps) => plugins.flatMap((p) => (p.adminRoutes ? [p.adminRoutes(deps)] : [])),
       extraOpenApi: Object.assign({}, ...plugins.map((p) => p.adminOpenApi?.() ?? {})),

@@ -12,7 +12,7 @@ import type { AuditKeys } from './keys.js';
 /** One audit record: who did what to which path, and how it ended. Never a value, key or raw token. */
 export interface AuditEntry {
   request_id?: string;
-  port: 'mtls' | 'oidc' | 'script';
+  port: 'mtls' | 'oidc' | 'script' | 'server';
   principal?: Record<string, unknown>;
   action: string;
   /** HTTP method and route template (`/v1/secrets/{path}`) of a request. */
@@ -31,6 +31,11 @@ export interface AuditEntry {
   status?: number;
   reason?: string;
   token_id?: string;
+  /** `signal`: an access signal (nexus/signals/), which names its signal, the client address and why. */
+  kind?: 'signal';
+  signal?: string;
+  address?: string;
+  why?: string;
 }
 
 // Principals are kept per connection (SVIDs) or per token: so are their descriptions.
@@ -75,6 +80,10 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
     status: e.status,
     reason: e.reason,
     token_id: e.token_id,
+    kind: e.kind,
+    signal: e.signal,
+    address: e.address,
+    why: e.why,
     msg: e.action,
     time: now.toISOString(),
     v: 0,
@@ -89,6 +98,8 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
  */
 class BatchingStream {
   lastError: Error | null = null;
+  /** Told once per outage: when a write fails after one that succeeded. */
+  onFailure: ((err: Error) => void) | null = null;
   private queue: string[] = [];
   private flushed: Promise<boolean> | null = null;
 
@@ -117,7 +128,9 @@ class BatchingStream {
       this.lastError = null;
       return true;
     } catch (err) {
+      const first = this.lastError === null;
       this.lastError = err as Error;
+      if (first) this.onFailure?.(err as Error);
       return false;
     }
   }
@@ -174,6 +187,11 @@ export class AuditTrail {
   record(entry: AuditEntry): Promise<boolean> {
     this.stream.write(serializeEntry(entry, new Date(), this.replica));
     return this.stream.settled();
+  }
+
+  /** `fn` hears of each outage once, as it begins (the access signal audit_integrity). */
+  onUnwritable(fn: (err: Error) => void): void {
+    this.stream.onFailure = fn;
   }
 
   writable(): boolean {

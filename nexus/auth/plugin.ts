@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
+import type { RequestSignals } from '../signals/engine.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
 import type { SecretsService } from '../secrets/service.js';
@@ -23,6 +24,8 @@ export interface CoreServices {
   /** The audit trail (and its token-id HMAC). */
   audit: AuditTrail;
   metrics: Metrics;
+  /** Access signals, for the plugin's listener to hand its auditRequests. */
+  signals?: RequestSignals;
 }
 
 /** For admin routers a plugin adds to the mTLS port. */

@@ -26,6 +26,8 @@ export interface OidcPrincipal {
   via: 'jwt' | 'exchanged_token';
   /** HMAC of the token's jti or of the exchanged token, for the audit trail (never the token). */
   tokenId?: string;
+  /** The values of the issuer's tenant claims (`repository=org/repo`): with issuer and role, the access signals' principal. */
+  tenant?: string;
   /** When an exchanged token expires (ms since the epoch). */
   expiresAt?: number;
 }

@@ -17,6 +17,8 @@ import { errorHandling } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { policyRoutes } from './policy-routes.js';
 import { secretsRoutes } from './secrets-routes.js';
+import { signalsRoutes } from './signals-routes.js';
+import type { SignalService } from '../signals/service.js';
 
 export interface MtlsAppDeps {
   log: Logger;
@@ -29,6 +31,8 @@ export interface MtlsAppDeps {
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Access signals: fed by the audit layer, listed at GET /v1/signals. */
+  signals?: Pick<SignalService, 'engine' | 'requests' | 'list'>;
   /** Where SVIDs refused after the handshake are logged (rate-limited). */
   refusals?: LogBudget;
   /** OpenAPI paths of the plugins' admin routes. */
@@ -45,7 +49,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   const access = { authz: deps.engine, principal: principalOf };
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
-  app.use(auditRequests(deps.audit, 'mtls'));
+  app.use(auditRequests(deps.audit, 'mtls', deps.signals));
   app.use(spiffeAuth(deps.trustDomain, deps.trust, (remote, reason) => deps.refusals?.info({ remote, reason, stage: 'svid' })));
   const doc = mtlsDocument(deps.extraOpenApi ?? {});
   const openapi = new Router();
@@ -59,6 +63,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
     openapi,
     policyRoutes(deps.policies, access),
     metricsRoutes(deps.metrics, access),
+    ...(deps.signals ? [signalsRoutes((since) => deps.signals!.list(since), access)] : []),
     ...(deps.extraRoutes?.(access) ?? []),
   ];
   for (const router of routers) {

@@ -4,6 +4,7 @@ import { toPolicy, type PolicyRow } from './policies-repo.js';
 import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { ConfigTopic } from './changes.js';
 import { versionsFrom } from './config-version-repo.js';
+import { PgSignalsRepo } from './pg-signals-repo.js';
 import type {
   AuditAnchorsStore,
   AuditKeysStore,
@@ -377,6 +378,7 @@ export function pgRepos(q: Queryable): Repos {
     oidc: new PgOidcRepo(q),
     configVersions: new PgConfigVersions(q),
     configSecrets: new PgConfigSecrets(q),
+    signals: new PgSignalsRepo(q),
     auditKeys: new PgAuditKeys(q),
   };
 }

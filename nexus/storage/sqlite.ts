@@ -5,6 +5,7 @@ import { openDatabase, type Db } from './db.js';
 import { SqliteMetaRepo } from './meta-repo.js';
 import { SqliteConfigVersionsRepo } from './config-version-repo.js';
 import { SqliteConfigSecretsRepo } from './config-secrets-repo.js';
+import { SqliteSignalsRepo } from './signals-repo.js';
 import { migrateUp, migrationStatus, type Migration, type MigrationStatus } from './migrator.js';
 import { SqliteOidcRepo } from './oidc-repo.js';
 import { SqlitePoliciesRepo } from './policies-repo.js';
@@ -57,6 +58,7 @@ export class SqliteStorage extends EngineRepos implements Storage {
       oidc: new SqliteOidcRepo(this.db, this.gate),
       configVersions: new SqliteConfigVersionsRepo(this.db, this.gate),
       configSecrets: new SqliteConfigSecretsRepo(this.db, this.gate),
+      signals: new SqliteSignalsRepo(this.db, this.gate),
       auditKeys: gated(this.gate, new AuditKeysRepo(this.db)),
     });
   }

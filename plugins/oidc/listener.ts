@@ -6,6 +6,7 @@ import type { AuditTrail } from '../../nexus/audit/trail.js';
 import { auditRequests, changeAudited, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
+import type { RequestSignals } from '../../nexus/signals/engine.js';
 import { readBody } from '../../nexus/http/body.js';
 import { JsonObject } from '../../nexus/schema.js';
 import { errorHandling } from '../../nexus/http/errors.js';
@@ -21,7 +22,7 @@ import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, type TokenBuckets } from './limits.js';
-import { grantAllows, resolveRoles } from './roles.js';
+import { grantAllows, resolveRoles, tenantOf } from './roles.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
 import type { RoleConfig } from './types.js';
@@ -40,6 +41,8 @@ export interface OidcAppDeps {
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Access signals, fed by this port's audit layer. */
+  signals?: RequestSignals;
   /** The Vault-compatible CI routes (NEXUS_OIDC_VAULT_COMPAT). */
   vaultCompat: boolean;
   /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
@@ -119,7 +122,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
     const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
-    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId };
+    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId, tenant: tenantOf(issuer.config.tenant_claims, claims as Record<string, unknown>) };
     jwtPrincipals.set(verified, { roles: configured, only, principal });
     return { principal, verified };
   };
@@ -288,7 +291,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT }));
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
-  app.use(auditRequests(deps.audit, 'oidc'));
+  app.use(auditRequests(deps.audit, 'oidc', deps.signals));
   app.use(noBody);
   for (const r of routers) {
     app.use(r.routes());

@@ -120,6 +120,7 @@ export class OidcPlugin implements AuthPlugin {
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
       metrics: core.metrics,
+      signals: core.signals,
       vaultCompat: core.config.oidcVaultCompat,
     }));
     // Its own certificate when configured (CI runners on another network trust
