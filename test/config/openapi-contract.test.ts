@@ -78,6 +78,7 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'POST /v1/secrets/{path}:destroy': () => e.admin('POST', '/v1/secrets/doc/new:destroy', { versions: [1, 9] }),
     'GET /v1/secrets/{path}:metadata': () => e.admin('GET', '/v1/secrets/ci/org/repo/db:metadata'),
     'GET /v1/policies': () => e.admin('GET', '/v1/policies'),
+    'GET /v1/signals': () => e.admin('GET', '/v1/signals?since=3600'),
     'PUT /v1/policies/{name}': () => e.admin('PUT', '/v1/policies/doc', { spiffe_id: 'spiffe://nexus.local/doc/*', paths: ['doc/**'], permissions: ['read'] }),
     'GET /v1/policies/{name}': () => e.admin('GET', '/v1/policies/builtin-admin'),
     'GET /v1/oidc/issuers': () => e.admin('GET', '/v1/oidc/issuers'),
