@@ -9,6 +9,7 @@ import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
 import type { IssuerConfig, RoleConfig } from '../../plugins/oidc/types.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { connect, PilotError, request, UsageError, env, type Conn } from './pilot-conn.js';
+import { addSignalsCommand } from './pilot-signals.js';
 
 const LABEL: Record<number, string> = { 400: 'bad request', 401: 'not authenticated', 403: 'permission denied', 404: 'not found', 409: 'conflict', 413: 'too large', 429: 'rate limited', 503: 'unavailable' };
 
@@ -517,6 +518,8 @@ export function buildProgram(version: string, args: string[] = []): Command {
         out(cmd, res, () => `revoked ${res.revoked} exchanged token(s) of issuer ${opts.issuer}${opts.role ? `, role ${opts.role}` : ''}`);
       });
   }
+
+  addSignalsCommand(program, { get, out });
 
   program
     .command('completion')

@@ -6,7 +6,7 @@ import { IDENTITY_CHECK_MS } from '../../nexus/audit/chain.js';
 import { silentLogger } from '../../nexus/log.js';
 import { loadIssuer, issueCert } from '../../nexus/pki/x509.js';
 import { startServer, type RunningServer } from '../../nexus/server.js';
-import { tempDir, testConfig } from '../helpers/env.js';
+import { runBin, tempDir, testConfig } from '../helpers/env.js';
 import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
@@ -201,6 +201,20 @@ describe('access signals: each raised by its scenario, none by normal traffic', 
     const got = await signalsSince(mark);
     expect(brief(got)).to.deep.equal([['audit_integrity', 'server', null]]);
     expect(got[0]!.why).to.include('cannot be written');
+  });
+
+  it('pilot signals [--since 1h] [--json] prints them', async () => {
+    const pilot = (args: string[]) => runBin('pilot', args, { NEXUS_DATA_DIR: e.t.dir, NEXUS_ADDR: `https://127.0.0.1:${e.t.port}` });
+    const json = await pilot(['signals', '--since', '1h', '--json']);
+    expect(json.code, json.stderr).to.equal(0);
+    const listed = JSON.parse(json.stdout).signals as Sig[];
+    expect(listed.map((s) => s.signal)).to.include.members(['new_path', 'denied_burst', 'read_spike', 'token_replay', 'config_change', 'audit_integrity']);
+    const text = await pilot(['signals']);
+    expect(text.code, text.stderr).to.equal(0);
+    expect(text.stdout).to.match(/^\S+Z {2}new_path {2}mtls {2}spiffe:\/\/nexus\.local\/svc-new {2}127\.0\.0\.1 {2}app\/b {2}first read/m);
+    const bad = await pilot(['signals', '--since', 'yesterday']);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('--since');
   });
 
   it('GET /v1/signals: since as seconds; a bad since is a 400; the metrics permission suffices, others are refused', async () => {
