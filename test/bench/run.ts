@@ -9,6 +9,7 @@ import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
 import { ciBench } from './ci.js';
 import { rssBench } from './rss.js';
+import { signalsBench } from './signals.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -21,6 +22,7 @@ if (want('storage')) rows.push(...(await storageBench(scale)));
 if (want('audit')) rows.push(...(await auditBench(scale)));
 if (want('mtls')) rows.push(...(await mtlsBench(scale)));
 if (want('oidc')) rows.push(...(await oidcBench(scale)));
+if (want('signals')) rows.push(...(await signalsBench(scale)));
 if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
 if (want('ci')) rows.push(...(await ciBench(scale)));
