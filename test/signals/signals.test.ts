@@ -6,7 +6,7 @@ import { IDENTITY_CHECK_MS } from '../../nexus/audit/chain.js';
 import { silentLogger } from '../../nexus/log.js';
 import { loadIssuer, issueCert } from '../../nexus/pki/x509.js';
 import { startServer, type RunningServer } from '../../nexus/server.js';
-import { runBin, tempDir, testConfig } from '../helpers/env.js';
+import { runBin, tempDir, testConfig, testEnv } from '../helpers/env.js';
 import { github } from '../helpers/idp.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
@@ -201,6 +201,18 @@ describe('access signals: each raised by its scenario, none by normal traffic', 
     const got = await signalsSince(mark);
     expect(brief(got)).to.deep.equal([['audit_integrity', 'server', null]]);
     expect(got[0]!.why).to.include('cannot be written');
+  });
+
+  it('audit_integrity: a break found by nexus-audit verify', async () => {
+    const mark = iso();
+    const lines = fs.readFileSync(path.join(e.t.dir, 'audit.jsonl'), 'utf8').trim().split('\n');
+    const copy = path.join(e.t.dir, 'copy.jsonl');
+    fs.writeFileSync(copy, `${[...lines.slice(0, 2), ...lines.slice(3)].join('\n')}\n`);
+    const r = await runBin('nexus-audit', ['verify', '--file', copy], testEnv(e.t.dir));
+    expect(r.code, r.stderr).to.equal(1);
+    const got = await signalsSince(mark);
+    expect(brief(got)).to.deep.equal([['audit_integrity', 'script', null]]);
+    expect(got[0]!.why).to.include('nexus-audit verify').and.include('copy.jsonl:3');
   });
 
   it('pilot signals [--since 1h] [--json] prints them', async () => {
