@@ -88,7 +88,7 @@ export class OidcPlugin implements AuthPlugin {
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
     this.log = core.log;
-    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log);
+    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, core.signals);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;

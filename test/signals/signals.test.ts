@@ -7,7 +7,9 @@ import { silentLogger } from '../../nexus/log.js';
 import { loadIssuer, issueCert } from '../../nexus/pki/x509.js';
 import { startServer, type RunningServer } from '../../nexus/server.js';
 import { runBin, tempDir, testConfig, testEnv } from '../helpers/env.js';
-import { github } from '../helpers/idp.js';
+import { github, startIdp } from '../helpers/idp.js';
+import { loadConfig } from '../../nexus/config/index.js';
+import { OidcPlugin } from '../../plugins/oidc/plugin.js';
 import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
 import { call, type ClientCreds } from '../helpers/server.js';
@@ -285,5 +287,50 @@ describe('access signals across a restart', function () {
       ['new_path', 'mtls', 'app/b'],
     ]);
     expect(got[0]!.at >= mark).to.equal(true);
+  });
+});
+
+describe('access signals: config_change from the config file', function () {
+  this.timeout(60_000);
+  it('each issuer and role the file changes at start is a config_change; an unchanged file at the next start is none', async () => {
+    const idp = await startIdp();
+    const dir = tempDir('nexus-signals-seed');
+    const file = path.join(dir, 'nexus.yaml');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        oidc: {
+          issuers: { local: { issuer: idp.url, audiences: ['nexus'], algorithms: ['RS256'], tenant_claims: ['repository'] } },
+          roles: { deploy: { issuer: 'local', bound_claims: { repository: 'org/a' }, paths: ['ci/*'], permissions: ['read'] } },
+        },
+      }),
+    );
+    const config = () => loadConfig(testEnv(path.join(dir, 'data'), { NEXUS_CONFIG: file, NEXUS_MTLS_ADDR: '127.0.0.1:0', NEXUS_OIDC_ADDR: '127.0.0.1:0' }));
+    const list = async (s: RunningServer) => {
+      const pki = path.join(dir, 'data', 'pki');
+      const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
+      const r = await call(s.mtls.address().port, { ca: read('ca.crt'), cert: read('pilot.crt'), key: read('pilot.key') }, 'GET', '/v1/signals?since=3600');
+      return (r.body.signals as Sig[]).map((x) => [x.signal, x.port, x.principal, x.why]);
+    };
+    try {
+      let s = await startServer(config(), silentLogger(), { plugins: [new OidcPlugin()] });
+      const want = [
+        ['config_change', 'script', `config file ${file}`, 'oidc.issuer.put local'],
+        ['config_change', 'script', `config file ${file}`, 'oidc.role.put deploy'],
+      ];
+      try {
+        expect(await list(s)).to.deep.equal(want);
+      } finally {
+        await s.stop(1000);
+      }
+      s = await startServer(config(), silentLogger(), { plugins: [new OidcPlugin()] });
+      try {
+        expect(await list(s)).to.deep.equal(want);
+      } finally {
+        await s.stop(1000);
+      }
+    } finally {
+      await idp.stop();
+    }
   });
 });
