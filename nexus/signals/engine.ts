@@ -96,9 +96,11 @@ export class AccessSignals {
     const now = this.now();
     const denied = o.status === 403 || (o.status === 401 && o.port === 'oidc');
     const state = o.principal === undefined ? undefined : this.stateOf(o.principal, now);
+    // A token is in use once it authenticated, whatever the request's answer.
+    if (o.tokenId !== undefined && state !== undefined) this.tokenUse(o, o.tokenId);
     if (denied) return this.denied(o, state, now);
+    // Only what was served is learned: a 404 names no path the principal touched.
     if (o.status >= 400 || state === undefined) return;
-    if (o.tokenId !== undefined) this.tokenUse(o, o.tokenId);
     if (o.path !== undefined && READS.has(o.action)) this.read(o, state, o.principal!, o.path, now);
   }
 
@@ -160,11 +162,12 @@ export class AccessSignals {
       s.minutePaths.clear();
       s.spiked = false;
     }
-    if (s.minutePaths.size <= this.opts.maxPathsPerPrincipal) s.minutePaths.add(path);
+    // The minute's set stops where no threshold can reach (4x the largest peak counted).
+    if (s.minutePaths.size <= 4 * this.opts.maxPathsPerPrincipal) s.minutePaths.add(path);
     if (learning) {
       // While learning, the current minute counts at once: a test (or a first deploy) needs no wait for a minute to end.
       if (s.minutePaths.size > s.peak) this.peakTo(principal, s, s.minutePaths.size);
-    } else if (!s.spiked && s.minutePaths.size > 4 * Math.max(s.peak, 1)) {
+    } else if (!s.spiked && s.minutePaths.size > 4 * Math.min(Math.max(s.peak, 1), this.opts.maxPathsPerPrincipal)) {
       s.spiked = true;
       this.raise('read_spike', o.port, principal, o.address, path, `${s.minutePaths.size} distinct paths this minute; the highest minute before was ${s.peak}`);
     }

@@ -52,7 +52,7 @@ export class PgSignalsRepo implements SignalsRepo {
   }
 
   async events(since: string, limit: number): Promise<SignalEventRow[]> {
-    return (await this.q.query<SignalEventRow>('SELECT at, signal, port, principal, address, path, why FROM signal_events WHERE at >= $1 ORDER BY at, id LIMIT $2', [since, limit])).rows;
+    return (await this.q.query<SignalEventRow>('SELECT at, signal, port, principal, address, path, why FROM signal_events WHERE at >= $1 ORDER BY at DESC, id DESC LIMIT $2', [since, limit])).rows.reverse();
   }
 
   async pruneEvents(before: string): Promise<number> {

@@ -19,7 +19,7 @@ export class SqliteSignalsRepo implements SignalsRepo {
       ),
       addPath: db.prepare('INSERT OR IGNORE INTO signal_paths (principal, path) VALUES (?, ?)'),
       addEvent: db.prepare('INSERT INTO signal_events (at, signal, port, principal, address, path, why) VALUES (@at, @signal, @port, @principal, @address, @path, @why)'),
-      events: db.prepare<[string, number], SignalEventRow>('SELECT at, signal, port, principal, address, path, why FROM signal_events WHERE at >= ? ORDER BY at, id LIMIT ?'),
+      events: db.prepare<[string, number], SignalEventRow>('SELECT at, signal, port, principal, address, path, why FROM signal_events WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?'),
       prune: db.prepare('DELETE FROM signal_events WHERE at < ?'),
     };
   }
@@ -56,7 +56,7 @@ export class SqliteSignalsRepo implements SignalsRepo {
 
   async events(since: string, limit: number): Promise<SignalEventRow[]> {
     await this.g.idle();
-    return this.s.events.all(since, limit);
+    return this.s.events.all(since, limit).reverse();
   }
 
   async pruneEvents(before: string): Promise<number> {

@@ -234,7 +234,7 @@ export interface SignalsRepo {
   saveBaselines(rows: SignalBaselineRow[], nowMs: number): Promise<void>;
   addPaths(rows: Array<{ principal: string; path: string }>): Promise<void>;
   addEvents(rows: SignalEventRow[]): Promise<void>;
-  /** Signals at or after `since` (ISO), oldest first, at most `limit`. */
+  /** The newest `limit` signals at or after `since` (ISO), oldest first. */
   events(since: string, limit: number): Promise<SignalEventRow[]>;
   pruneEvents(before: string): Promise<number>;
 }
