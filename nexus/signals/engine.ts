@@ -39,6 +39,8 @@ export interface RequestSignals {
 
 /** Reads and lists: what new_path and read_spike watch. */
 const READS = new Set(['read', 'list']);
+/** Changes to a path: it is touched, hence learned (a job that writes then reads is no new_path), never judged. */
+const CHANGES = new Set(['write', 'patch', 'rollback', 'delete', 'undelete', 'destroy', 'purge', 'metadata']);
 const MINUTE_MS = 60_000;
 /** A token seen from this many addresses is not reported again: one stolen token is not a log flood. */
 const MAX_ADDRESSES_PER_TOKEN = 4;
@@ -101,7 +103,12 @@ export class AccessSignals {
     if (denied) return this.denied(o, state, now);
     // Only what was served is learned: a 404 names no path the principal touched.
     if (o.status >= 400 || state === undefined) return;
-    if (o.path !== undefined && READS.has(o.action)) this.read(o, state, o.principal!, o.path, now);
+    if (o.path === undefined) return;
+    if (READS.has(o.action)) this.read(o, state, o.principal!, o.path, now);
+    else if (CHANGES.has(o.action) && !state.paths.get(o.path)) {
+      state.paths.set(o.path, true);
+      this.sink.remember(o.principal!, state.firstSeen, state.peak, o.path);
+    }
   }
 
   /** One committed change to a configuration object: always a signal. The one call for every config writer. */

@@ -45,4 +45,16 @@ describe('access signals: bounded memory', () => {
     e.observe(read('spiffe://nexus.local/a', 'x/2'));
     expect(raised.map((s) => s.signal)).to.deep.equal(['new_path']);
   });
+
+  it('a path it wrote is a path it touched: reading it later is no new_path', () => {
+    const { e, raised, tick } = engine();
+    e.observe(read('spiffe://nexus.local/a', 'x/1'));
+    tick(1500);
+    e.observe({ ...read('spiffe://nexus.local/a', 'x/new'), action: 'write' });
+    e.observe(read('spiffe://nexus.local/a', 'x/new'));
+    expect(raised).to.deep.equal([]);
+    e.observe({ ...read('spiffe://nexus.local/a', 'x/gone'), action: 'write', status: 403 });
+    e.observe(read('spiffe://nexus.local/a', 'x/gone'));
+    expect(raised.map((s) => [s.signal, s.path])).to.deep.equal([['new_path', 'x/gone']]);
+  });
 });
