@@ -108,6 +108,8 @@ export class Metrics {
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
   readonly auditBreaks: Counter;
   readonly securitySignals: Counter<'signal' | 'port'>;
+  /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
+  readonly certExpiry: Gauge<'listener'>;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
@@ -118,6 +120,7 @@ export class Metrics {
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
     this.securitySignals = new Counter({ name: 'nexus_security_signals_total', help: 'Access signals raised (new_path, denied_burst, read_spike, token_replay, config_change, audit_integrity), by port', labelNames: ['signal', 'port'], registers });
+    this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

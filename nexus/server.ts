@@ -4,6 +4,7 @@ import { TrustBundle } from './auth/trust-bundle.js';
 import type { Config } from './config/index.js';
 import { openCore, type Core } from './core.js';
 import { buildMtlsApp } from './http/mtls-app.js';
+import { recordCertExpiry } from './listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from './listeners/mtls.js';
 import { checkPortsFree } from './listeners/port-check.js';
 import type { Logger } from './log.js';
@@ -85,7 +86,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, signals: core.signals });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, keyring: core.keyring, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, signals: core.signals });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');
@@ -122,6 +123,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
         reloadIntervalMs: opts.tlsReloadIntervalMs,
         trust,
         refusals,
+        onLoad: recordCertExpiry(core.metrics, 'mtls', { bundle: true }),
         limits: { minVersion: config.tlsMinVersion, handshakeTimeoutMs: config.handshakeTimeoutMs, maxConnections: config.mtlsMaxConnections, maxConnectionsPerIp: config.mtlsMaxConnectionsPerIp },
       });
     } catch (err) {

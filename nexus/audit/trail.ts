@@ -36,6 +36,8 @@ export interface AuditEntry {
   signal?: string;
   address?: string;
   why?: string;
+  /** How many credentials a revocation ended (a CI end-of-work event). */
+  revoked?: number;
 }
 
 // Principals are kept per connection (SVIDs) or per token: so are their descriptions.
@@ -84,6 +86,7 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
     signal: e.signal,
     address: e.address,
     why: e.why,
+    revoked: e.revoked,
     msg: e.action,
     time: now.toISOString(),
     v: 0,

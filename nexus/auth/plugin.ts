@@ -4,6 +4,7 @@ import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import type { RequestSignals } from '../signals/engine.js';
+import type { Keyring } from '../crypto/keyring.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
 import type { SecretsService } from '../secrets/service.js';
@@ -17,6 +18,8 @@ export interface CoreServices {
   storage: Storage;
   secrets: SecretsService;
   rootKey: RootKey;
+  /** Seals and opens write-only values inside a plugin's configuration (config_secrets). */
+  keyring: Pick<Keyring, 'sealConfig' | 'openConfig'>;
   /** The mTLS port's ACL engine (SPIFFE policies), for admin checks. */
   policy: Authorizer;
   /** The server SVID files (and bundle), for a plugin that opens its own HTTPS listener. */

@@ -17,6 +17,8 @@ export interface AuditNote {
   versions?: number[];
   /** The object an admin route changes or reads (policy, issuer or role name). */
   object?: { kind: string; name: string; digest?: string };
+  /** How many credentials the request revoked. */
+  revoked?: number;
 }
 
 interface AuditState extends RequestState {
@@ -132,6 +134,7 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc', signals?
         status,
         reason: error ? reasonOf(error) : undefined,
         token_id: p?.kind === 'oidc' ? p.tokenId || undefined : undefined,
+        revoked: note?.revoked,
       };
     };
     state.recordIntent = async () => {

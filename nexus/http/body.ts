@@ -16,13 +16,36 @@ export interface ReadOptions {
  * is refused before reading, a stream that runs over it is cut off.
  */
 export async function readJson(ctx: Context, limit = MAX_BODY_BYTES, opts: ReadOptions = {}): Promise<unknown> {
+  const type = ctx.get('Content-Type');
+  refuseOversize(ctx, limit);
+  if (type && !opts.anyContentType && !/^application\/json\b/i.test(type)) throw new BadRequestError('content_type', 'request body must be application/json');
+  const raw = await readRaw(ctx, limit);
+  if (raw.length === 0) {
+    if (opts.empty !== undefined) return opts.empty;
+    throw new BadRequestError('body', 'a JSON body is required');
+  }
+  try {
+    return JSON.parse(raw.toString('utf8')) as unknown;
+  } catch {
+    throw new BadRequestError('json', 'request body is not valid JSON');
+  }
+}
+
+function refuseOversize(ctx: Context, limit: number): void {
   const declared = Number(ctx.get('Content-Length') || NaN);
   if (declared > limit) {
     ctx.set('Connection', 'close');
     throw new TooLargeError(`request body is larger than ${limit} bytes`);
   }
-  const type = ctx.get('Content-Type');
-  if (type && !opts.anyContentType && !/^application\/json\b/i.test(type)) throw new BadRequestError('content_type', 'request body must be application/json');
+}
+
+/**
+ * The body's bytes as sent (what a webhook signature covers), at most
+ * `limit`: a Content-Length over it is refused before reading, a stream that
+ * runs over it is cut off.
+ */
+export async function readRaw(ctx: Context, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  refuseOversize(ctx, limit);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
@@ -34,15 +57,7 @@ export async function readJson(ctx: Context, limit = MAX_BODY_BYTES, opts: ReadO
     }
     chunks.push(chunk);
   }
-  if (size === 0) {
-    if (opts.empty !== undefined) return opts.empty;
-    throw new BadRequestError('body', 'a JSON body is required');
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new BadRequestError('json', 'request body is not valid JSON');
-  }
+  return Buffer.concat(chunks);
 }
 
 /** A JSON body validated by its schema (a violation is a 400 naming the rule). */

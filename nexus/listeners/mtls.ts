@@ -8,6 +8,7 @@ import type { ListenAddr, TlsFiles } from '../config/index.js';
 import { clientErrorResponse } from '../http/errors.js';
 import type { Logger } from '../log.js';
 import type { LogBudget } from '../log-budget.js';
+import type { LoadedTls } from './cert-expiry.js';
 import { capConnectionsPerClient } from './conn-limits.js';
 
 export interface Listener {
@@ -126,6 +127,8 @@ export async function startMtlsListener(opts: {
   trust?: TrustBundle;
   /** Where refused handshakes are logged (rate-limited); without it, at debug. */
   refusals?: LogBudget;
+  /** Told what was put into service, at start and after each successful reload (certificate expiry gauges). */
+  onLoad?: (tls: LoadedTls) => void;
 }): Promise<Listener> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const clientAuth = opts.requireClientCert ?? true;
@@ -150,6 +153,8 @@ export async function startMtlsListener(opts: {
     },
     opts.handler,
   );
+  // After createServer, which is what refuses a broken certificate or key (with its own words).
+  opts.onLoad?.(initial);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   // Requests the HTTP parser refuses (oversized headers, timeouts, garbage) still get the error JSON.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -177,6 +182,7 @@ export async function startMtlsListener(opts: {
         tls.createSecureContext(material); // throws on a key that does not match its cert
         server.setSecureContext({ ...material, ...contextOptions });
         opts.trust?.replace(material.ca);
+        opts.onLoad?.(material);
         opts.log.info({ files: opts.files }, 'reloaded TLS trust bundle and server certificate');
       } catch (err) {
         opts.log.error({ err: { message: (err as Error).message } }, 'TLS files changed but could not be loaded; keeping the previous ones');

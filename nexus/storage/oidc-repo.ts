@@ -33,14 +33,18 @@ export class SqliteOidcRepo implements OidcRepo {
       ),
       deleteRole: db.prepare('DELETE FROM oidc_roles WHERE name = ?'),
       insertToken: db.prepare(
-        'INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       revokeRole: db.prepare('DELETE FROM oidc_tokens WHERE EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
       revokeToken: db.prepare('DELETE FROM oidc_tokens WHERE hash = ?'),
       revokeIssuer: db.prepare('DELETE FROM oidc_tokens WHERE issuer = ?'),
       revokeIssuerRole: db.prepare('DELETE FROM oidc_tokens WHERE issuer = ? AND EXISTS (SELECT 1 FROM json_each(oidc_tokens.roles) WHERE value = ?)'),
+      revokeCiRun: db.prepare<[string, string], { hash: Buffer }>('DELETE FROM oidc_tokens WHERE issuer = ? AND ci_run = ? RETURNING hash'),
+      deliverySeen: db.prepare<[string, number], { n: number }>('SELECT 1 AS n FROM ci_event_deliveries WHERE key = ? AND expires_at > ?'),
+      remember: db.prepare('INSERT INTO ci_event_deliveries (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at'),
       purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
-      token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = ?'),
+      purgeDeliveries: db.prepare('DELETE FROM ci_event_deliveries WHERE expires_at <= ?'),
+      token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at FROM oidc_tokens WHERE hash = ?'),
     };
   }
 
@@ -91,7 +95,7 @@ export class SqliteOidcRepo implements OidcRepo {
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.g.idle();
-    this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, now);
+    this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, t.ci_run, now);
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {
@@ -114,8 +118,22 @@ export class SqliteOidcRepo implements OidcRepo {
     return (role === null ? this.s.revokeIssuer.run(issuer) : this.s.revokeIssuerRole.run(issuer, role)).changes;
   }
 
+  async revokeCiRun(issuer: string, ciRun: string): Promise<Buffer[]> {
+    await this.g.idle();
+    return this.s.revokeCiRun.all(issuer, ciRun).map((r) => r.hash);
+  }
+
+  async claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean> {
+    await this.g.idle();
+    if (keys.some((k) => this.s.deliverySeen.get(k, now))) return false;
+    for (const k of keys) this.s.remember.run(k, expiresAt);
+    return true;
+  }
+
+  /** Expired tokens, and deliveries remembered past their expiry. */
   async purgeExpired(now: number): Promise<number> {
     await this.g.idle();
+    this.s.purgeDeliveries.run(now);
     return this.s.purgeExpired.run(now).changes;
   }
 }

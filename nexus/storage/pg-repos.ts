@@ -274,14 +274,14 @@ class PgOidcRepo implements OidcRepo {
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.q.query(
-      `INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, now],
+      `INSERT INTO oidc_tokens (hash, issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, t.ci_run, now],
     );
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {
-    const sql = 'SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, created_at FROM oidc_tokens WHERE hash = $1';
+    const sql = 'SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at FROM oidc_tokens WHERE hash = $1';
     return (await this.q.query<TokenRow>(sql, [hash])).rows[0];
   }
 
@@ -298,7 +298,21 @@ class PgOidcRepo implements OidcRepo {
     return r.rowCount;
   }
 
+  async revokeCiRun(issuer: string, ciRun: string): Promise<Buffer[]> {
+    return (await this.q.query<{ hash: Buffer }>('DELETE FROM oidc_tokens WHERE issuer = $1 AND ci_run = $2 RETURNING hash', [issuer, ciRun])).rows.map((r) => r.hash);
+  }
+
+  async claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean> {
+    const seen = await this.q.query('SELECT 1 FROM ci_event_deliveries WHERE key = ANY($1::text[]) AND expires_at > $2', [keys, now]);
+    if (seen.rowCount > 0) return false;
+    // Two deliveries of one event at once: the second's insert conflicts, its transaction is retried and sees the first.
+    for (const k of keys) await this.q.query('INSERT INTO ci_event_deliveries (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at', [k, expiresAt]);
+    return true;
+  }
+
+  /** Expired tokens, and deliveries remembered past their expiry. */
   async purgeExpired(now: number): Promise<number> {
+    await this.q.query('DELETE FROM ci_event_deliveries WHERE expires_at <= $1', [now]);
     return (await this.q.query('DELETE FROM oidc_tokens WHERE expires_at <= $1', [now])).rowCount;
   }
 }

@@ -158,6 +158,11 @@ export interface TokenRow {
   key_thumbprint: string | null;
   /** ms since epoch */
   expires_at: number;
+  /**
+   * The CI run or job the JWT was minted for ('github:<repository>:<run_id>:<run_attempt>',
+   * 'gitlab:<project_path>:<job_id>'), for the platform's end-of-work event; null: none.
+   */
+  ci_run: string | null;
   /** ISO time; set by insertToken. */
   created_at?: string;
 }
@@ -181,6 +186,14 @@ export interface OidcRepo {
   revokeToken(hash: Buffer): Promise<boolean>;
   /** Deletes every exchanged token of `issuer` (the issuer's name), or only those that carry `role`; returns how many. */
   revokeIssuer(issuer: string, role: string | null): Promise<number>;
+  /** Deletes every exchanged token of `issuer` minted for CI run `ciRun`; returns their hashes. */
+  revokeCiRun(issuer: string, ciRun: string): Promise<Buffer[]>;
+  /**
+   * Remembers a CI event delivery under each of `keys` until `expiresAt` (ms);
+   * false, remembering nothing new, when any key is already remembered (a replay).
+   * Call inside a transaction.
+   */
+  claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean>;
   purgeExpired(now: number): Promise<number>;
 }
 

@@ -9,9 +9,10 @@ import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { ConfigTopic } from '../../nexus/storage/changes.js';
 import { tenantRefusal } from './roles.js';
-import { IssuerRevokeInput, parseIssuerRequest, parseRole } from './schema.js';
+import { IssuerRevokeInput, parseIssuerRequest, parseRole, withoutWebhookSecret } from './schema.js';
 import type { OidcStore, OidcTables } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
+import type { WebhookSecrets } from './webhook-secrets.js';
 
 /** One issuer URL, one issuer: the API and the config file apply the same rule. */
 export function assertUniqueIssuerUrl(existing: Array<{ name: string; issuer: string }>, cfg: { name: string; issuer: string }): void {
@@ -100,6 +101,7 @@ export class OidcAdmin {
     private readonly reload: () => Promise<void>,
     private readonly log: Logger,
     private readonly probe: (cfg: IssuerConfig) => Promise<void>,
+    private readonly webhookSecrets: Pick<WebhookSecrets, 'seal'>,
   ) {}
 
   /** Checked, written and versioned in one transaction, then this replica's caches reloaded. */
@@ -115,11 +117,13 @@ export class OidcAdmin {
   }
 
   async putIssuer(name: string, body: unknown): Promise<{ issuer: IssuerConfig; created: boolean }> {
-    const { issuer: cfg, verify } = parseIssuerRequest(name, body);
-    // Before the transaction: no row is locked while an IdP is asked.
+    const { issuer: cfg, webhookSecret, verify } = parseIssuerRequest(name, body);
+    // Before the transaction: no row is locked while an IdP is asked, or while a data key is read to seal.
     if (verify) await this.probe(cfg);
+    const sealed = await this.webhookSecrets.seal(cfg.name, webhookSecret);
     return this.change(['oidc'], async (rules) => {
       const created = await rules.putIssuer(cfg);
+      await rules.t.setWebhookSecret(cfg.name, sealed);
       await rules.assertUniqueUrl(cfg);
       await rules.assertNoStrandedRole(cfg);
       return { issuer: (await rules.t.issuer(cfg.name))!, created };
@@ -196,7 +200,8 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
   });
   router.put('/issuers/:name', async (ctx) => {
     const body = await readJson(ctx);
-    noteObject(ctx, 'oidc.issuer', 'put', ctx.params.name!, body);
+    // The digest covers whether a webhook secret was sent, never the secret.
+    noteObject(ctx, 'oidc.issuer', 'put', ctx.params.name!, withoutWebhookSecret(body));
     const r = await changeAudited(ctx, () => admin.putIssuer(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;
     ctx.body = r.issuer;

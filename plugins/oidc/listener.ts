@@ -18,6 +18,8 @@ import type { SecretsService } from '../../nexus/secrets/service.js';
 import type { SecretVersion } from '../../nexus/secrets/types.js';
 import { issueToken, revokeToken, TOKEN_PREFIX, TokenPrincipals, type CurrentConfig } from './exchange.js';
 import { oidcPortDocument } from './openapi.js';
+import { CI_EVENT_ROUTES, ciEventRoutes } from './ci-event-routes.js';
+import type { CiEvents } from './ci-events.js';
 import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
@@ -45,6 +47,8 @@ export interface OidcAppDeps {
   signals?: RequestSignals;
   /** The Vault-compatible CI routes (NEXUS_OIDC_VAULT_COMPAT). */
   vaultCompat: boolean;
+  /** The CI platforms' end-of-work webhooks (POST /v1/ci/events/*). */
+  ciEvents: CiEvents;
   /** Brings roles() up to date before a request is authorized (set when replicas share the database). */
   fresh?: () => Promise<void>;
 }
@@ -201,10 +205,10 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     return { ...issued, principal, accessor: deps.audit.tokenId(issued.token) };
   };
 
-  // Only token exchange and granted writes carry a body; anything else with one is refused unread.
+  // Only token exchange, the CI webhooks and granted writes carry a body; anything else with one is refused unread.
   const noBody = async (ctx: Context, next: Next) => {
     const allowed =
-      (ctx.method === 'POST' && ctx.path === '/v1/auth/token') ||
+      (ctx.method === 'POST' && (ctx.path === '/v1/auth/token' || ctx.path === CI_EVENT_ROUTES.github || ctx.path === CI_EVENT_ROUTES.gitlab)) ||
       (deps.vaultCompat && ctx.path === VAULT_LOGIN && (ctx.method === 'POST' || ctx.method === 'PUT')) ||
       (ctx.method in WRITES_BY_METHOD && ctx.path.startsWith('/v1/secrets/'));
     if (!allowed && (Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding'))) {
@@ -282,7 +286,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
 
   // The client bundles: public, like health (plugins/oidc/tools.ts).
-  const routers = [open, toolRoutes(loadTools(deps.log)), token, self, api];
+  const routers = [open, toolRoutes(loadTools(deps.log)), token, ciEventRoutes(deps.ciEvents, failed), self, api];
   app.use(measureRequests(deps.metrics, 'oidc'));
   if (deps.vaultCompat) {
     // Outside the error handler: it reshapes the rendered error, so status,

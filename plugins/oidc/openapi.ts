@@ -2,7 +2,8 @@ import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameP
 import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
-import { Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
+import { ObjectName } from '../../nexus/policy/schema.js';
+import { CiEventBody, CiEventResult, Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
 export function oidcAdminPaths(): Paths {
@@ -67,12 +68,55 @@ export function oidcPortDocument(vaultCompat: boolean) {
           responses: { '200': json('token', TokenResponse), ...ERRORS },
         },
       },
+      ...ciEventPaths(),
       ...toolPaths(),
       ...(vaultCompat ? vaultPaths() : {}),
       ...healthPaths(),
     },
     { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or exchanged token' } },
   );
+}
+
+/** The CI platforms' end-of-work webhooks: authenticated by the issuer's webhook secret, not by a bearer. */
+function ciEventPaths(): Paths {
+  const issuerParam = { name: 'issuer', in: 'query', required: true, description: 'the issuer whose webhook_secret authenticates the event', schema: ObjectName };
+  const header = (name: string, description: string, required = false) => ({ name, in: 'header', required, description, schema: { type: 'string' } });
+  const responses = { '200': json('accepted: what the event did', CiEventResult), ...ERRORS };
+  return {
+    '/v1/ci/events/github': {
+      post: {
+        operationId: 'githubWorkflowRunEvent',
+        summary:
+          'GitHub webhook (content type application/json): a workflow_run event with action completed revokes every exchanged token of the issuer minted from a JWT whose repository, run_id and run_attempt are the run\'s; other events are accepted and ignored. 401 for a bad or missing signature or an issuer without webhook_secret; a replayed delivery changes nothing',
+        security: [],
+        parameters: [
+          issuerParam,
+          header('X-Hub-Signature-256', 'sha256=<hex HMAC-SHA256 of the raw body under the webhook secret>', true),
+          header('X-GitHub-Event', 'only workflow_run ends anything', true),
+          header('X-GitHub-Delivery', 'the delivery id (required for workflow_run completed)'),
+        ],
+        requestBody: body(CiEventBody),
+        responses,
+      },
+    },
+    '/v1/ci/events/gitlab': {
+      post: {
+        operationId: 'gitlabJobEvent',
+        summary:
+          'GitLab webhook: a Job Hook for a finished job (build_status success, failed, canceled or skipped) revokes every exchanged token of the issuer minted from a JWT whose project_path and job_id are the job\'s; other events are accepted and ignored. 401 for a wrong or missing X-Gitlab-Token or an issuer without webhook_secret; a replayed delivery changes nothing',
+        security: [],
+        parameters: [
+          issuerParam,
+          header('X-Gitlab-Token', 'the webhook secret token, compared in constant time', true),
+          header('X-Gitlab-Event', 'only Job Hook ends anything', true),
+          header('Idempotency-Key', 'the delivery id kept across retries (GitLab 17.4+)'),
+          header('X-Gitlab-Event-UUID', 'the delivery id otherwise'),
+        ],
+        requestBody: body(CiEventBody),
+        responses,
+      },
+    },
+  };
 }
 
 const vaultError = (description: string) => json(description, VaultErrors);

@@ -1,10 +1,12 @@
 import type { AdminRouteDeps, AuthPlugin, CoreServices } from '../../nexus/auth/plugin.js';
+import { recordCertExpiry } from '../../nexus/listeners/cert-expiry.js';
 import { startMtlsListener, type Listener } from '../../nexus/listeners/mtls.js';
 import { OidcAdmin, oidcAdminRoutes } from './admin.js';
 import { DEFAULT_TIMINGS, IssuerRegistry, type KeyTimings } from './issuers.js';
 import { VerifiedJwtCache } from './jwt-cache.js';
 import { TokenBuckets } from './limits.js';
 import { buildOidcApp } from './listener.js';
+import { CiEvents } from './ci-events.js';
 import { OidcStore } from './store.js';
 import { oidcAdminPaths } from './openapi.js';
 import type Koa from 'koa';
@@ -16,6 +18,7 @@ import type { Logger } from '../../nexus/log.js';
 import { probeIssuer } from './probe.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
+import { WebhookSecrets } from './webhook-secrets.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -56,6 +59,7 @@ export class OidcPlugin implements AuthPlugin {
   private unsubscribe: (() => void) | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private log: Logger | null = null;
+  private webhookSecrets: WebhookSecrets | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
 
@@ -88,7 +92,8 @@ export class OidcPlugin implements AuthPlugin {
     checkOidcTls(core.config);
     this.store = new OidcStore(core.storage);
     this.log = core.log;
-    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, core.signals);
+    this.webhookSecrets = new WebhookSecrets(core.storage, core.keyring);
+    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets, core.signals);
     this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
     this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;
@@ -122,6 +127,7 @@ export class OidcPlugin implements AuthPlugin {
       metrics: core.metrics,
       signals: core.signals,
       vaultCompat: core.config.oidcVaultCompat,
+      ciEvents: new CiEvents(this.store, this.webhookSecrets),
     }));
     // Its own certificate when configured (CI runners on another network trust
     // a public CA, not our SPIFFE bundle); the bundle file is only watched, as
@@ -133,6 +139,8 @@ export class OidcPlugin implements AuthPlugin {
       handler: app.callback(),
       log: core.log,
       requireClientCert: false,
+      // Its own certificate only: the bundle it watches verifies no one here, the mTLS port reports it.
+      onLoad: recordCertExpiry(core.metrics, 'oidc', { bundle: false }),
       limits: {
         headersTimeoutMs: 5_000,
         requestTimeoutMs: 10_000,
@@ -162,7 +170,7 @@ export class OidcPlugin implements AuthPlugin {
 
   adminRoutes(deps: AdminRouteDeps) {
     return oidcAdminRoutes(
-      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs)),
+      new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs), this.webhookSecrets!),
       this.storeOrThrow(),
       deps,
     );

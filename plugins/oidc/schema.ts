@@ -59,6 +59,21 @@ export function bare<V>(m: Record<string, V>): Record<string, V> {
   return Object.assign(Object.create(null) as Record<string, V>, m);
 }
 
+/**
+ * The secret the CI platform's end-of-work webhooks carry (GitHub: the HMAC
+ * key of X-Hub-Signature-256; GitLab: the X-Gitlab-Token). Write-only: sealed
+ * in config_secrets, never returned, logged or audited. Absent: unchanged;
+ * null: removed (the issuer no longer accepts events).
+ */
+const WebhookSecret = z
+  .string()
+  .min(16)
+  .max(512)
+  .regex(/^[\x21-\x7e]+$/)
+  .nullable()
+  .optional()
+  .describe('write-only: 16 to 512 printable ASCII characters, the CI platform\'s webhook secret (opts the issuer in to /v1/ci/events/*); absent keeps the stored one, null removes it');
+
 /** PUT /v1/oidc/issuers/{name} (and NEXUS_CONFIG oidc.issuers.NAME). */
 export const IssuerInput = z
   .strictObject({
@@ -93,6 +108,7 @@ export const IssuerInput = z
       .overwrite((l) => [...new Set(l.map((t) => t.toLowerCase()))])
       .default([])
       .describe('a list of up to 10 JWT `typ` values accepted besides JWT (e.g. at+jwt)'),
+    webhook_secret: WebhookSecret,
   })
   .meta({ id: 'IssuerInput' });
 
@@ -106,7 +122,7 @@ export const IssuerRequest = IssuerInput.extend({
 }).meta({ id: 'IssuerRequest' });
 
 /** A trusted issuer, as configured (contract: OIDC issuers and roles). */
-export const Issuer = IssuerInput.omit({ name: true })
+export const Issuer = IssuerInput.omit({ name: true, webhook_secret: true })
   .extend({ name: ObjectName, ...Timestamps })
   .partial({ created_at: true, updated_at: true })
   .meta({ id: 'Issuer' });
@@ -159,15 +175,26 @@ export const Role = RoleFields.omit({ name: true })
   .meta({ id: 'Role' });
 export type RoleConfig = z.output<typeof Role>;
 
-export function parseIssuer(name: string, raw: unknown): IssuerConfig {
-  const { name: _ignored, ...cfg } = parseInput(IssuerInput, raw);
-  return { name: parseName(name), ...cfg };
+/** The webhook secret as sent: a value to store, null to remove, undefined to keep. */
+export type WebhookSecretChange = string | null | undefined;
+
+/** An issuer as declared, and its webhook secret apart (never part of the configuration that is passed around). */
+export function parseIssuer(name: string, raw: unknown): { issuer: IssuerConfig; webhookSecret: WebhookSecretChange } {
+  const { name: _ignored, webhook_secret, ...cfg } = parseInput(IssuerInput, raw);
+  return { issuer: { name: parseName(name), ...cfg }, webhookSecret: webhook_secret };
 }
 
-/** An admin PUT's body: the issuer, and whether to verify it first. */
-export function parseIssuerRequest(name: string, raw: unknown): { issuer: IssuerConfig; verify: boolean } {
-  const { name: _ignored, verify, ...cfg } = parseInput(IssuerRequest, raw);
-  return { issuer: { name: parseName(name), ...cfg }, verify };
+/** An admin PUT's body: the issuer, its webhook secret, and whether to verify it first. */
+export function parseIssuerRequest(name: string, raw: unknown): { issuer: IssuerConfig; webhookSecret: WebhookSecretChange; verify: boolean } {
+  const { name: _ignored, verify, webhook_secret, ...cfg } = parseInput(IssuerRequest, raw);
+  return { issuer: { name: parseName(name), ...cfg }, webhookSecret: webhook_secret, verify };
+}
+
+/** A definition as sent, its webhook secret replaced by whether one was given: what an audit digest may cover. */
+export function withoutWebhookSecret(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !('webhook_secret' in body)) return body;
+  const { webhook_secret: s, ...rest } = body as Record<string, unknown>;
+  return { ...rest, webhook_secret: s === null ? null : '(write-only)' };
 }
 
 /** zod's record passes over a `__proto__` key without a word, so the raw keys are checked first. */
@@ -210,3 +237,15 @@ export const Whoami = z
     via: z.enum(['jwt', 'exchanged_token']),
   })
   .meta({ id: 'Whoami' });
+
+/** POST /v1/ci/events/{github,gitlab}: what the CI platform's delivery log shows. */
+export const CiEventResult = z
+  .object({
+    outcome: z.enum(['revoked', 'ignored', 'replayed']).describe('revoked: the event ended a run (revoked may still be 0); ignored: it ends nothing; replayed: this delivery was acted on before'),
+    revoked: z.int().min(0).describe('how many exchanged tokens were revoked'),
+    run: z.string().optional().describe('the run or job ended: github:<repository>:<run_id>:<run_attempt> or gitlab:<project_path>:<job_id>'),
+  })
+  .meta({ id: 'CiEventResult' });
+
+/** A CI platform's webhook body: read as the platform sends it, only the fields named in the route's description. */
+export const CiEventBody = z.looseObject({}).meta({ id: 'CiEventBody' });

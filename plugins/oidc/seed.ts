@@ -8,12 +8,15 @@ import type { RequestSignals } from '../../nexus/signals/engine.js';
 import type { Storage } from '../../nexus/storage/storage.js';
 import { assertUniqueIssuerUrl, OidcRules } from './admin.js';
 import { tenantRefusal } from './roles.js';
-import { parseIssuer, parseRole } from './schema.js';
+import { parseIssuer, parseRole, withoutWebhookSecret } from './schema.js';
 import { OidcTables, type OidcStore } from './store.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
+import type { WebhookSecrets } from './webhook-secrets.js';
 
 export interface Seed {
   issuers: IssuerConfig[];
+  /** Each declared issuer's webhook secret; null: none (the file is the whole truth for its issuers). */
+  webhookSecrets: Map<string, string | null>;
   roles: RoleConfig[];
   /** Each object's definition as the file writes it (what its audit record digests, as the API digests a body). */
   bodies: { issuer: Record<string, unknown>; role: Record<string, unknown> };
@@ -50,10 +53,12 @@ export function parseSeed(config: Config): Seed {
     }
   };
   const issuers: IssuerConfig[] = [];
+  const webhookSecrets = new Map<string, string | null>();
   for (const [name, body] of Object.entries(config.oidcSeed.issuers)) {
-    const issuer = parsed(`oidc.issuers.${name}`, () => parseIssuer(name, body));
+    const { issuer, webhookSecret } = parsed(`oidc.issuers.${name}`, () => parseIssuer(name, body));
     keyed(`oidc.issuers.${name}.issuer`, () => assertUniqueIssuerUrl(issuers, issuer));
     issuers.push(issuer);
+    webhookSecrets.set(issuer.name, webhookSecret ?? null);
   }
   const byName = new Map(issuers.map((i) => [i.name, i]));
   const roles = Object.entries(config.oidcSeed.roles).map(([name, body]) => {
@@ -64,7 +69,7 @@ export function parseSeed(config: Config): Seed {
     if (why) throw new ConfigError(`oidc.roles.${name}.bound_claims`, why);
     return role;
   });
-  return { issuers, roles, bodies: { issuer: config.oidcSeed.issuers, role: config.oidcSeed.roles } };
+  return { issuers, webhookSecrets, roles, bodies: { issuer: config.oidcSeed.issuers, role: config.oidcSeed.roles } };
 }
 
 type SeedChange = { kind: 'issuer'; verb: 'put'; cfg: IssuerConfig } | { kind: 'role'; verb: 'put'; cfg: RoleConfig } | { kind: 'issuer' | 'role'; verb: 'delete'; name: string };
@@ -113,7 +118,32 @@ async function planSeed(t: OidcTables, seed: Seed, file: string): Promise<SeedCh
  * is recorded in the audit trail before it is committed (an unwritable trail
  * refuses the start), and its outcome after.
  */
-export async function applySeed(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger, signals?: RequestSignals): Promise<void> {
+export async function applySeed(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger, secrets: WebhookSecrets, signals?: RequestSignals): Promise<void> {
+  await applyDefinitions(storage, store, audit, seed, file, log, signals);
+  await applyWebhookSecrets(storage, secrets, seed);
+}
+
+/**
+ * The file's webhook secrets, after its issuers exist: each declared issuer's
+ * secret stored (sealed) or removed. Not a configuration change (events read
+ * the secret at use), and written only when it differs from the stored one.
+ */
+async function applyWebhookSecrets(storage: Storage, secrets: WebhookSecrets, seed: Seed): Promise<void> {
+  const changes = new Map<string, Awaited<ReturnType<WebhookSecrets['seal']>>>();
+  for (const [name, secret] of seed.webhookSecrets) {
+    const stored = await secrets.open(name);
+    const same = stored === null ? secret === null : secret !== null && stored.equals(Buffer.from(secret, 'utf8'));
+    stored?.fill(0);
+    if (!same) changes.set(name, await secrets.seal(name, secret));
+  }
+  if (changes.size === 0) return;
+  await storage.tx(async (r) => {
+    const t = new OidcTables(r);
+    for (const [name, sealed] of changes) await t.setWebhookSecret(name, sealed);
+  });
+}
+
+async function applyDefinitions(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger, signals?: RequestSignals): Promise<void> {
   const planned = await planSeed(new OidcTables(storage), seed, file);
   if (planned.length === 0) {
     log.info({ file, issuers: seed.issuers.length, roles: seed.roles.length }, 'the OIDC issuers and roles in the config file are in effect; nothing to change');
@@ -126,7 +156,7 @@ export async function applySeed(storage: Storage, store: OidcStore, audit: Audit
       port: 'script',
       principal: { config_file: file },
       action: `oidc.${c.kind}.${c.verb}`,
-      object: { kind: `oidc.${c.kind}`, name: nameOf(c), ...(c.verb === 'put' ? { digest: definitionDigest(seed.bodies[c.kind][c.cfg.name]) } : {}) },
+      object: { kind: `oidc.${c.kind}`, name: nameOf(c), ...(c.verb === 'put' ? { digest: definitionDigest(withoutWebhookSecret(seed.bodies[c.kind][c.cfg.name])) } : {}) },
       phase,
       ...outcome,
     });

@@ -1,9 +1,11 @@
 import type { ConfigTopic } from '../../nexus/storage/changes.js';
 import { commitConfigChange } from '../../nexus/storage/config-change.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
+import { ciRunOf } from './ci-run.js';
 import { bare, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 import type { SigningKey } from './verify.js';
+import { webhookOwner, type SealedWebhookSecret } from './webhook-secrets.js';
 
 function issuerFrom(r: IssuerRow): IssuerConfig {
   return {
@@ -61,7 +63,7 @@ export interface StoredToken {
  * (reads) or one transaction's (a change and the rules it is checked against).
  */
 export class OidcTables {
-  constructor(private readonly r: Pick<Repos, 'oidc'>) {}
+  constructor(private readonly r: Pick<Repos, 'oidc' | 'configSecrets'>) {}
 
   async issuers(): Promise<IssuerConfig[]> {
     return (await this.r.oidc.issuers()).map(issuerFrom);
@@ -112,8 +114,16 @@ export class OidcTables {
     return !existed;
   }
 
-  deleteIssuer(name: string): Promise<boolean> {
+  /** The issuer and its webhook secret. */
+  async deleteIssuer(name: string): Promise<boolean> {
+    await this.r.configSecrets.delete(webhookOwner(name));
     return this.r.oidc.deleteIssuer(name);
+  }
+
+  /** Stores (sealed), removes (null) or keeps (undefined) an issuer's webhook secret. */
+  async setWebhookSecret(name: string, sealed: SealedWebhookSecret): Promise<void> {
+    if (sealed === null) await this.r.configSecrets.delete(webhookOwner(name));
+    else if (sealed !== undefined) await this.r.configSecrets.put(webhookOwner(name), sealed, new Date().toISOString());
   }
 
   async putRole(r: RoleConfig, managedBy: string | null): Promise<boolean> {
@@ -214,6 +224,7 @@ export class OidcStore {
         key_kid: t.key?.kid ?? null,
         key_thumbprint: t.key?.thumbprint ?? null,
         expires_at: t.expires_at,
+        ci_run: ciRunOf(t.claims),
       },
       new Date(t.created_at).toISOString(),
     );
@@ -268,6 +279,24 @@ export class OidcStore {
   /** Deletes every exchanged token of an issuer, or of one of its roles; returns how many. */
   revokeIssuer(issuer: string, role: string | null): Promise<number> {
     return this.change(['tokens'], (t) => t.revokeIssuer(issuer, role));
+  }
+
+  /**
+   * A CI platform's end-of-work event: in one transaction, the delivery is
+   * remembered (under each of `deliveryKeys`, until `rememberUntil`) and every
+   * token of `issuer` minted for `ciRun` deleted; null when the delivery was
+   * already remembered (a replay, which changes nothing). Like revoke-self,
+   * not a configuration change (one arrives at the end of every job):
+   * replicas read tokens from the shared database at every use, and this
+   * process drops the deleted rows from its cache.
+   */
+  async endCiRun(issuer: string, ciRun: string, deliveryKeys: string[], now: number, rememberUntil: number): Promise<Buffer[] | null> {
+    const hashes = await this.storage.tx(async (r) => {
+      if (!(await r.oidc.claimDelivery(deliveryKeys, now, rememberUntil))) return null;
+      return r.oidc.revokeCiRun(issuer, ciRun);
+    });
+    for (const h of hashes ?? []) this.tokenCache.delete(h.toString('hex'));
+    return hashes;
   }
 
   purgeExpired(now: number): Promise<number> {

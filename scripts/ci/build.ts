@@ -16,11 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { workloadApiBeside } from '../lib/workload-api-beside.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const ENTRIES = { action: 'scripts/ci/action.ts', 'nexus-ci': 'scripts/ci/nexus-ci.ts' } as const;
+export const ENTRIES = { action: 'scripts/ci/action.ts', 'action-post': 'scripts/ci/action-post.ts', 'nexus-ci': 'scripts/ci/nexus-ci.ts' } as const;
 const WORKLOAD_API = 'nexus/spiffe/workload-api.ts';
 const WORKLOAD_PROTO = 'nexus/spiffe/workload.proto';
 
-/** Writes action.mjs, nexus-ci.mjs, workload-api.mjs and workload.proto under `outDir`; returns the files written. */
+/** Writes action.mjs, action-post.mjs, nexus-ci.mjs, workload-api.mjs and workload.proto under `outDir`; returns the files written. */
 export async function buildCi(outDir = path.join(ROOT, 'scripts/ci/dist')): Promise<string[]> {
   const common: BuildOptions = {
     absWorkingDir: ROOT,

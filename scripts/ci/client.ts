@@ -52,6 +52,14 @@ export function readCa(value: string | undefined): string | undefined {
   }
 }
 
+/** `GET /v1/db/creds/{role}`'s answer (ARCHITECTURE.md, "Job-scoped credentials"). */
+export interface DbCreds {
+  username: string;
+  password: string;
+  lease_id: string;
+  lease_duration: number;
+}
+
 export class HttpError extends Error {
   constructor(
     message: string,
@@ -65,7 +73,13 @@ export interface NexusClient {
   exchange(jwt: string, role?: string): Promise<{ token: string; expires_in: number }>;
   /** With `token` (OIDC port) as Bearer; without, the TLS client certificate (mTLS port) is the credential. */
   read(path: string, token?: string): Promise<Record<string, string>>;
-  /** Gives an exchanged token back (revoke-self); it is refused everywhere from then on. */
+  /**
+   * A fresh database user of credential role `role` (a lease), with `token`
+   * (OIDC port) or the TLS client certificate (mTLS port): the contract's
+   * `GET /v1/db/creds/{role}`.
+   */
+  dbCreds(role: string, token?: string): Promise<DbCreds>;
+  /** Gives an exchanged token back (revoke-self), and the server its leases; it is refused everywhere from then on. */
   revoke(token: string): Promise<void>;
   close(): void;
 }
@@ -115,6 +129,21 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
       const r = await call('GET', `/v1/secrets/${path}`, token === undefined ? {} : { authorization: `Bearer ${token}` });
       if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, token === undefined), r.status);
       return (JSON.parse(r.text) as { data: Record<string, string> }).data;
+    },
+    async dbCreds(role, token) {
+      const r = await call('GET', `/v1/db/creds/${encodeURIComponent(role)}`, token === undefined ? {} : { authorization: `Bearer ${token}` });
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, token === undefined), r.status);
+      let body: Partial<Record<keyof DbCreds, unknown>> = {};
+      try {
+        body = JSON.parse(r.text) as typeof body;
+      } catch {
+        /* said below */
+      }
+      const { username, password, lease_id, lease_duration } = body ?? {};
+      if (typeof username !== 'string' || typeof password !== 'string' || typeof lease_id !== 'string' || !username || !password || !lease_id) {
+        throw new HttpError('the answer has no username, password and lease_id (is this server older than the db/creds route?)', r.status);
+      }
+      return { username, password, lease_id, lease_duration: typeof lease_duration === 'number' ? lease_duration : 0 };
     },
     async revoke(token) {
       const r = await call('POST', '/v1/auth/token/revoke-self', { authorization: `Bearer ${token}` });

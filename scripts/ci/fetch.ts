@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { HttpError, nexusClient, type NexusClient, type TlsSetup } from './client.js';
-import { prefixedName, writerMayName, type SecretSpec } from './spec.js';
+import { dbCredNames, prefixedName, writerMayName, type DbCredSpec, type SecretSpec } from './spec.js';
 
 /** One value to hand to the job: the variable name and where it came from. */
 export interface Resolved {
@@ -9,7 +10,24 @@ export interface Resolved {
   key: string;
 }
 
+/** A database credential's lease: what a log or a step output may show of it (never the user or password). */
+export interface Lease {
+  role: string;
+  lease_id: string;
+  lease_duration: number;
+}
+
 export class FetchError extends Error {}
+
+/**
+ * Names a job's token in logs and step outputs without being it: the first
+ * 16 hex digits of its SHA-256, which is the key of its row in Nexus's store
+ * (the native exchange answers no id of its own; the audit trail's token_id
+ * is an HMAC only the server can compute).
+ */
+export function tokenId(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 16);
+}
 
 export interface FetchRequest {
   url: string;
@@ -18,20 +36,26 @@ export interface FetchRequest {
   jwt?: string;
   role?: string;
   specs: SecretSpec[];
+  /** Database credentials to mint (leases of the exchanged token: they end with it). */
+  dbCreds?: DbCredSpec[];
   /** Keep the exchanged token live after the read (exec gives it back when its child ends); by default it is revoked at once, and always after a failure. */
   keepToken?: boolean;
 }
 
-/** Gives a job's token back; a failure is only a warning, returned (the token still ends at its TTL). */
-function revokeWith(client: NexusClient, token: string): Promise<string | undefined> {
+/** What giving a token back came to: `gone` is a token already revoked or expired (401), which is no failure. */
+export type GiveBack = { outcome: 'revoked' } | { outcome: 'gone' } | { outcome: 'failed'; warning: string };
+
+/** Gives a job's token back (the server ends its leases with it); a failure is only a warning (the token still ends at its TTL). */
+function revokeWith(client: NexusClient, token: string): Promise<GiveBack> {
   return client.revoke(token).then(
-    () => undefined,
-    (err: Error) => `could not revoke the job's token (it ends at its TTL): ${err.message}`,
+    (): GiveBack => ({ outcome: 'revoked' }),
+    (err: Error): GiveBack =>
+      err instanceof HttpError && err.status === 401 ? { outcome: 'gone' } : { outcome: 'failed', warning: `could not revoke the job's token ${tokenId(token)} (it and its leases end at its TTL): ${err.message}` },
   );
 }
 
-/** revokeWith on a connection of its own (exec: the read's connection is closed by the time the command ends). */
-export async function revokeQuietly(url: string, tls: TlsSetup, token: string): Promise<string | undefined> {
+/** revokeWith on a connection of its own (exec, the post step, `nexus-ci revoke`: the read's connection is long closed). */
+export async function giveBack(url: string, tls: TlsSetup, token: string): Promise<GiveBack> {
   const client = nexusClient(url, tls);
   try {
     return await revokeWith(client, token);
@@ -40,13 +64,31 @@ export async function revokeQuietly(url: string, tls: TlsSetup, token: string): 
   }
 }
 
+/** giveBack, reduced to the warning to print, if any. */
+export async function revokeQuietly(url: string, tls: TlsSetup, token: string): Promise<string | undefined> {
+  const g = await giveBack(url, tls, token);
+  return g.outcome === 'failed' ? g.warning : undefined;
+}
+
 /**
  * What both front ends (the action, nexus-ci) do: exchange the job's JWT
  * once (with an SVID there is nothing to exchange), read each secret path
  * once, and resolve every spec line to values. A missing key is an error
  * naming the line, never an empty or "null" value.
  */
-export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolved[]; token: string | undefined; warning?: string }> {
+export interface Fetched {
+  values: Resolved[];
+  leases: Lease[];
+  /** The exchanged token, when kept (keepToken); undefined once given back, or with an SVID. */
+  token: string | undefined;
+  /** tokenId of the exchanged token, kept or not. */
+  tokenId?: string;
+  /** The token was given back after the read. */
+  revoked?: boolean;
+  warning?: string;
+}
+
+export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
   const client = nexusClient(req.url, req.tls);
   let token: string | undefined;
   let ok = false;
@@ -67,6 +109,7 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
       }
     }
     const values: Resolved[] = [];
+    const leases: Lease[] = [];
     for (const spec of req.specs) {
       const d = data.get(spec.path)!;
       if (spec.kind === 'key') {
@@ -82,6 +125,16 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
         values.push(...all);
       }
     }
+    // After the reads: a refused read then mints no database user at all.
+    for (const spec of req.dbCreds ?? []) {
+      const creds = await client.dbCreds(spec.role, token).catch((err: Error) => {
+        throw new FetchError(`db-creds "${spec.line}": ${err.message}`);
+      });
+      const names = dbCredNames(spec);
+      const path = `db/creds/${spec.role}`;
+      values.push({ name: names.username, value: creds.username, path, key: 'username' }, { name: names.password, value: creds.password, path, key: 'password' });
+      leases.push({ role: spec.role, lease_id: creds.lease_id, lease_duration: creds.lease_duration });
+    }
     const seen = new Map<string, string>();
     for (const v of values) {
       const before = seen.get(v.name);
@@ -89,11 +142,12 @@ export async function fetchSecrets(req: FetchRequest): Promise<{ values: Resolve
       seen.set(v.name, `${v.path} ${v.key}`);
     }
     ok = true;
-    if (!token || req.keepToken) return { values, token };
-    const warning = await revokeWith(client, token);
-    return { values, token: undefined, ...(warning ? { warning } : {}) };
+    const id = token === undefined ? {} : { tokenId: tokenId(token) };
+    if (!token || req.keepToken) return { values, leases, token, ...id };
+    const g = await revokeWith(client, token);
+    return { values, leases, token: undefined, ...id, revoked: g.outcome !== 'failed', ...(g.outcome === 'failed' ? { warning: g.warning } : {}) };
   } finally {
-    // A failed read gives the token back too: nothing will use it.
+    // A failed read gives the token back too (and with it any lease minted before): nothing will use them.
     if (!ok && token) await revokeWith(client, token);
     client.close();
   }

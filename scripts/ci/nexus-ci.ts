@@ -3,27 +3,34 @@
 // runner, with its X509-SVID on the mTLS port. Bundled with the action by
 // `npm run build:ci`, so a job needs no TypeScript tool chain.
 import * as core from '@actions/core';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { socketTarget } from '../../nexus/spiffe/endpoint.js';
 import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
 import { readCa, type TlsSetup } from './client.js';
-import { fetchSecrets, maskable, revokeQuietly, type Resolved } from './fetch.js';
+import { Relay } from './exec.js';
+import { fetchSecrets, maskable, revokeQuietly, type Fetched } from './fetch.js';
 import { FORMATS, render, type Format } from './formats.js';
 import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
-import { parseSpecs, SpecError } from './spec.js';
+import { parseDbCreds, parseSpecs, SpecError } from './spec.js';
+import { revokeTokenFile } from './token-file.js';
 
 const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
-                --secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' [--secret ...]
-                ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env ) [--no-revoke]
+                [--secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' ...] [--db-creds 'ROLE | PREFIX_' ...]
+                ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env )
+                [--no-revoke | --token-out FILE] [--print-ids]
+       nexus-ci revoke --token-file FILE --url URL [--ca FILE]
   --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate);
     a --ca that is a SPIFFE bundle (or a server certificate with a SPIFFE ID) means the server must
     present $NEXUS_SERVER_SPIFFE_ID (default spiffe://<trust domain>/nexus): its host name is not enough
-  the exchanged token is revoked after the read (exec: when CMD ends); --no-revoke keeps it to its TTL
+  the exchanged token is revoked after the read (exec: when CMD ends, however it ends; SIGINT, SIGTERM
+    and SIGHUP go to CMD, which is waited for); --no-revoke keeps it to its TTL; --token-out FILE
+    keeps it in FILE (mode 0600) for a later 'nexus-ci revoke --token-file FILE' (GitLab after_script)
+  --db-creds 'ROLE | PREFIX_': a fresh database user of the credential role, as PREFIX_USERNAME and
+    PREFIX_PASSWORD; a lease of the token, ending with it (so --format and --github-env need
+    --token-out or --no-revoke); --print-ids shows the token id and lease ids on stderr, never values
   'PATH | PREFIX_' (PREFIX_ may be empty) refuses keys that would become loader, shell or runner
     variables (BASH_ENV, LD_*, NODE_OPTIONS, PATH, GIT_*, ...): name those with 'PATH KEY | NAME'
   --spiffe-socket defaults to $SPIFFE_ENDPOINT_SOCKET (SPIFFE Workload API, unix:///path):
@@ -42,12 +49,24 @@ interface Plan {
   ca: string | undefined;
   role: string | undefined;
   secrets: string[];
+  dbCreds: string[];
   /** Give the exchanged token back: after the read, or (exec) when the child ends. */
   revoke: boolean;
+  /** Keep the token in this file for `nexus-ci revoke` rather than give it back now. */
+  tokenOut: string | undefined;
+  printIds: boolean;
   mode: { kind: 'exec'; command: string[] } | { kind: 'file'; format: Format; out: string } | { kind: 'github-env' };
 }
 
-function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
+/** `nexus-ci revoke --token-file FILE`: only the server's address and trust. */
+interface RevokePlan {
+  tokenFile: string;
+  url: string;
+  ca: string | undefined;
+  socket: string | undefined;
+}
+
+function plan(argv: string[], env: NodeJS.ProcessEnv): Plan | RevokePlan {
   let parsed;
   try {
     parsed = parseArgs({
@@ -62,6 +81,10 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
         ca: { type: 'string' },
         role: { type: 'string' },
         secret: { type: 'string', multiple: true },
+        'db-creds': { type: 'string', multiple: true },
+        'token-out': { type: 'string' },
+        'token-file': { type: 'string' },
+        'print-ids': { type: 'boolean' },
         format: { type: 'string' },
         out: { type: 'string' },
         'github-env': { type: 'boolean' },
@@ -77,6 +100,20 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
   const term = tokens.find((t) => t.kind === 'option-terminator')?.index ?? Infinity;
   const before = tokens.filter((t) => t.kind === 'positional' && t.index < term).map((t) => (t as { value: string }).value);
   const after = tokens.filter((t) => t.kind === 'positional' && t.index > term).map((t) => (t as { value: string }).value);
+  // An empty value counts as unset: `--spiffe-socket ''` ignores a $SPIFFE_ENDPOINT_SOCKET the runner sets.
+  const socket = (o['spiffe-socket'] ?? env.SPIFFE_ENDPOINT_SOCKET) || undefined;
+  const url = o.url ?? env.NEXUS_URL;
+  const ca = o.ca ?? env.NEXUS_CA;
+
+  if (before[0] === 'revoke') {
+    if (before.length !== 1 || after.length > 0) throw new UsageError('expected revoke --token-file FILE');
+    if (!o['token-file']) throw new UsageError('revoke needs --token-file FILE (the file --token-out wrote)');
+    if (!url) throw new UsageError('--url (or $NEXUS_URL) is required');
+    const unused = ['jwt-env', 'jwt-file', 'role', 'secret', 'db-creds', 'token-out', 'format', 'out', 'github-env', 'no-revoke', 'print-ids'].filter((k) => o[k as keyof typeof o] !== undefined);
+    if (unused.length) throw new UsageError(`revoke takes only --token-file, --url, --ca and --spiffe-socket (not --${unused.join(', --')})`);
+    return { tokenFile: o['token-file'], url, ca, socket: ca?.trim() ? undefined : socket };
+  }
+  if (o['token-file'] !== undefined) throw new UsageError('--token-file belongs to revoke: nexus-ci revoke --token-file FILE');
 
   let mode: Plan['mode'];
   const modes = [before.length > 0 || after.length > 0, o.format !== undefined || o.out !== undefined, o['github-env'] === true].filter(Boolean).length;
@@ -94,8 +131,6 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
     mode = { kind: 'file', format: o.format as Format, out: o.out };
   }
 
-  // An empty value counts as unset: `--spiffe-socket ''` ignores a $SPIFFE_ENDPOINT_SOCKET the runner sets.
-  const socket = (o['spiffe-socket'] ?? env.SPIFFE_ENDPOINT_SOCKET) || undefined;
   if (o['jwt-env'] !== undefined && o['jwt-file'] !== undefined) throw new UsageError('give exactly one of --jwt-env NAME and --jwt-file FILE');
   if (o['jwt-env'] === undefined && o['jwt-file'] === undefined && !socket) {
     throw new UsageError('give exactly one of --jwt-env NAME and --jwt-file FILE, or a SPIFFE Workload API socket (--spiffe-socket or $SPIFFE_ENDPOINT_SOCKET)');
@@ -114,26 +149,34 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan {
   } else if (o.role !== undefined) {
     throw new UsageError('--role restricts a JWT exchange; with an SVID (no --jwt-env or --jwt-file) SPIFFE policies decide');
   }
-  const url = o.url ?? env.NEXUS_URL;
   if (!url) throw new UsageError('--url (or $NEXUS_URL) is required');
-  if (!o.secret?.length) throw new UsageError('at least one --secret is required');
-  const ca = o.ca ?? env.NEXUS_CA;
+  if (!o.secret?.length && !o['db-creds']?.length) throw new UsageError('at least one --secret or --db-creds is required');
+  const tokenOut = o['token-out'];
+  if (tokenOut !== undefined) {
+    if (mode.kind === 'exec') throw new UsageError('--token-out is for a later `nexus-ci revoke`; exec gives the token back itself when CMD ends');
+    if (o['no-revoke']) throw new UsageError('give one of --no-revoke (the token ends at its TTL) and --token-out FILE (a later step revokes it)');
+    if (jwt === undefined) throw new UsageError('--token-out keeps an exchanged token: it needs --jwt-env or --jwt-file (an SVID is not exchanged)');
+  }
+  // Leases end with the token: given back right after the read, they would be dead before anyone used them.
+  if (o['db-creds']?.length && mode.kind !== 'exec' && jwt !== undefined && tokenOut === undefined && !o['no-revoke']) {
+    throw new UsageError('--db-creds with --format or --github-env needs --token-out FILE (and `nexus-ci revoke --token-file FILE` when the job ends), or --no-revoke (they end at the token\'s TTL): the credentials end with the token');
+  }
   // A JWT with a CA given never touches the socket: --ca wins.
   const used = socket !== undefined && (jwt === undefined || !ca?.trim()) ? socket : undefined;
   if (used !== undefined) {
     const target = socketTarget(used);
     if (typeof target !== 'string') throw new UsageError(`--spiffe-socket (or $SPIFFE_ENDPOINT_SOCKET) ${target.invalid}`);
   }
-  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret, revoke: !o['no-revoke'], mode };
+  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret ?? [], dbCreds: o['db-creds'] ?? [], revoke: !o['no-revoke'], tokenOut, printIds: o['print-ids'] === true, mode };
 }
 
-/** How the server is trusted and how the job is known: see the usage text. */
-function trust(p: Plan, env: NodeJS.ProcessEnv): Promise<TlsSetup> | TlsSetup {
+/** How the server is trusted and how the job is known (`presentSvid`: on the mTLS port): see the usage text. */
+function trust(p: { socket: string | undefined; ca: string | undefined; url: string }, presentSvid: boolean, env: NodeJS.ProcessEnv): Promise<TlsSetup> | TlsSetup {
   if (p.socket === undefined) {
     const ca = readCa(p.ca);
     return ca ? caTrust(ca, p.url, env.NEXUS_SERVER_SPIFFE_ID) : {};
   }
-  return spiffeTls(p.socket, p.url, env.NEXUS_SERVER_SPIFFE_ID, p.jwt === undefined);
+  return spiffeTls(p.socket, p.url, env.NEXUS_SERVER_SPIFFE_ID, presentSvid);
 }
 
 /** Written beside the target with mode 0600 and renamed into place: never readable by others, never half-written. */
@@ -149,29 +192,27 @@ function writePrivate(file: string, text: string): void {
   fs.renameSync(tmp, file);
 }
 
-function runChild(command: string[], values: Resolved[]): Promise<number> {
-  const env = { ...process.env, ...Object.fromEntries(values.map((v) => [v.name, v.value])) };
-  return new Promise((resolve) => {
-    const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
-    const forward = (sig: NodeJS.Signals) => child.kill(sig);
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
-    child.on('error', (err) => {
-      process.stderr.write(`nexus-ci: cannot run ${command[0]}: ${err.message}\n`);
-      resolve(127);
-    });
-    child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
-  });
+/** The ids a job may log (--print-ids): the token's, and each lease's; never a value. */
+function printIds(got: Fetched, dbCreds: ReturnType<typeof parseDbCreds>): void {
+  if (got.tokenId) process.stderr.write(`nexus-ci: token id ${got.tokenId}\n`);
+  got.leases.forEach((l, i) => process.stderr.write(`nexus-ci: lease ${l.lease_id} (db-creds "${dbCreds[i]!.line}", ${l.lease_duration} s)\n`));
 }
 
 async function main(argv: string[]): Promise<number> {
-  let p: Plan;
+  let p: Plan | RevokePlan;
   let specs;
+  let dbCreds;
   let tls: TlsSetup;
   try {
     p = plan(argv, process.env);
-    specs = parseSpecs(p.secrets);
+    if ('tokenFile' in p) {
+      const revoke = p;
+      return await revokeTokenFile(revoke.tokenFile, revoke.url, await trust(revoke, false, process.env), (line) => process.stderr.write(`nexus-ci: ${line}\n`));
+    }
+    dbCreds = parseDbCreds(p.dbCreds);
+    specs = parseSpecs(p.secrets, dbCreds.length > 0);
     // A socket that gives no SVID throws SpiffeError: exit 1 below, like any refusal.
-    tls = await trust(p, process.env);
+    tls = await trust(p, p.jwt === undefined, process.env);
   } catch (err) {
     if (err instanceof UsageError || err instanceof SpecError || err instanceof ServerIdConfigError) {
       process.stderr.write(err.message ? `nexus-ci: ${err.message}\n${USAGE}\n` : `${USAGE}\n`);
@@ -179,13 +220,21 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const exec = p.mode.kind === 'exec';
-  const { values, token, warning } = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, keepToken: exec || !p.revoke });
-  if (warning) process.stderr.write(`nexus-ci: ${warning}\n`);
+  const relay = p.mode.kind === 'exec' ? new Relay() : undefined;
+  const keepToken = relay !== undefined || !p.revoke || p.tokenOut !== undefined;
+  const got = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, dbCreds, keepToken });
+  const { values, token } = got;
+  if (got.warning) process.stderr.write(`nexus-ci: ${got.warning}\n`);
+  if (p.printIds) printIds(got, dbCreds);
+  if (token && p.tokenOut !== undefined) {
+    writePrivate(p.tokenOut, `${token}\n`);
+    process.stderr.write(`nexus-ci: kept the job's token ${got.tokenId} in ${p.tokenOut} (mode 0600): run nexus-ci revoke --token-file ${p.tokenOut} when the job ends\n`);
+  }
   switch (p.mode.kind) {
     case 'exec': {
-      const code = await runChild(p.mode.command, values);
-      // The job's credential ends with its command, not at its TTL.
+      // A signal during the read: the command never starts; the token is given back all the same.
+      const code = relay!.early() ?? (await relay!.run(p.mode.command, values));
+      // The job's credentials end with its command, not at their TTL.
       const failed = token && p.revoke ? await revokeQuietly(p.url, tls, token) : undefined;
       if (failed) process.stderr.write(`nexus-ci: ${failed}\n`);
       return code;

@@ -44,10 +44,10 @@ export function parseSpecLine(raw: string): SecretSpec | null {
   return { kind: 'all', path, prefix: name, line };
 }
 
-/** Every spec of a multi-line input or of repeated options; at least one. */
-export function parseSpecs(lines: string[]): SecretSpec[] {
+/** Every spec of a multi-line input or of repeated options; at least one, unless the request asks for database credentials (`dbCredsToo`). */
+export function parseSpecs(lines: string[], dbCredsToo = false): SecretSpec[] {
   const specs = lines.flatMap((l) => l.split(/\r?\n/)).map(parseSpecLine).filter((s): s is SecretSpec => s !== null);
-  if (specs.length === 0) throw new SpecError('no secrets requested');
+  if (specs.length === 0 && !dbCredsToo) throw new SpecError('no secrets requested');
   return specs;
 }
 
@@ -70,4 +70,56 @@ export function writerMayName(name: string): boolean {
 export function prefixedName(prefix: string, key: string): string {
   const name = `${prefix}${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
   return /^[0-9]/.test(name) ? `_${name}` : name;
+}
+
+/**
+ * The database credentials a job asks for (the action's `db-creds`, nexus-ci's
+ * `--db-creds`), one per line:
+ *
+ *   ROLE | PREFIX_          a fresh user of the credential role ROLE, as
+ *                           PREFIX_USERNAME and PREFIX_PASSWORD
+ *
+ * The job writes the prefix (no secret's content chooses a name here), so it
+ * must be given, in upper case: USERNAME alone would take the shell's own.
+ */
+export interface DbCredSpec {
+  role: string;
+  prefix: string;
+  line: string;
+}
+
+// The server's name rule for credential roles (nexus/policy/schema.ts ObjectName): checked here so a typo names its line.
+const ROLE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const UPPER_PREFIX = /^[A-Z_][A-Z0-9_]*$/;
+
+export function dbCredNames(spec: DbCredSpec): { username: string; password: string } {
+  return { username: `${spec.prefix}USERNAME`, password: `${spec.prefix}PASSWORD` };
+}
+
+function parseDbCredLine(raw: string): DbCredSpec | null {
+  const line = raw.trim();
+  if (!line || line.startsWith('#')) return null;
+  const shape = `db-creds "${line}": expected "ROLE | PREFIX_" (e.g. "deploy | DB_")`;
+  const bar = line.indexOf('|');
+  if (bar < 0) throw new SpecError(shape);
+  const left = line.slice(0, bar).trim().split(/\s+/).filter(Boolean);
+  const prefix = line.slice(bar + 1).trim();
+  if (left.length !== 1) throw new SpecError(shape);
+  const role = left[0]!;
+  if (!ROLE_NAME.test(role)) throw new SpecError(`db-creds "${line}": ${JSON.stringify(role)} is not a role name (1 to 128 of A-Z a-z 0-9 . _ -; the role, not its path db/creds/ROLE)`);
+  if (!prefix) throw new SpecError(`db-creds "${line}": needs a prefix, e.g. "${role} | DB_" (USERNAME and PASSWORD alone would clash with the shell's own)`);
+  if (!UPPER_PREFIX.test(prefix)) throw new SpecError(`db-creds "${line}": ${JSON.stringify(prefix)} is not a valid variable name prefix (upper case A-Z 0-9 _, not starting with a digit)`);
+  return { role, prefix, line };
+}
+
+/** Every db-creds line of multi-line inputs or repeated options; none is fine (they are optional). */
+export function parseDbCreds(lines: string[]): DbCredSpec[] {
+  const specs = lines.flatMap((l) => l.split(/\r?\n/)).map(parseDbCredLine).filter((s): s is DbCredSpec => s !== null);
+  const byPrefix = new Map<string, DbCredSpec>();
+  for (const s of specs) {
+    const before = byPrefix.get(s.prefix);
+    if (before) throw new SpecError(`db-creds "${s.line}": ${s.prefix}USERNAME and ${s.prefix}PASSWORD are already set by "${before.line}"`);
+    byPrefix.set(s.prefix, s);
+  }
+  return specs;
 }

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -6,10 +7,16 @@ import { github } from '../helpers/idp.js';
 import { ROOT } from '../helpers/env.js';
 import { node24 } from '../helpers/node24.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
-import { maskProblems, runAction, startRunner, type Runner } from '../helpers/runner.js';
+import { bash } from '../helpers/bash.js';
+import { startDbCredsStandIn, type DbCredsStandIn } from '../helpers/db-creds-standin.js';
+import { maskProblems, runAction, runActionPost, startRunner, type Runner } from '../helpers/runner.js';
 
 const PEM = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----';
 const TRICKY = 'p%40ss::word "quoted" $HOME `x`';
+/** The step's outputs without the ids it adds to every run (token-id; lease-ids with db-creds). */
+const withoutIds = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'token-id' && k !== 'lease-ids'));
+/** The token id the clients show: a prefix of the SHA-256 of the token (the key of its row in Nexus's store), never the token. */
+const tokenId = (token: string) => createHash('sha256').update(token).digest('hex').slice(0, 16);
 
 describe('GitHub Action (action.yml, committed bundle) in a simulated runner', function () {
   this.timeout(60_000);
@@ -42,9 +49,15 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
   it('action.yml: node24, the committed bundle, the documented inputs', () => {
     const a = YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8'));
     expect(a.runs.using).to.equal('node24');
-    expect(a.runs.post, 'a post step runs on the same Node').to.equal(undefined);
     expect(fs.existsSync(path.join(ROOT, a.runs.main))).to.equal(true);
-    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'export-env', 'revoke']);
+    // The job's end gives the token back, whatever the outcome of the steps before.
+    expect(a.runs.post).to.equal('scripts/ci/dist/action-post.mjs');
+    expect(fs.existsSync(path.join(ROOT, a.runs.post))).to.equal(true);
+    expect(a.runs['post-if']).to.equal('always()');
+    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'db-creds', 'export-env', 'revoke']);
+    expect(a.inputs.secrets.required, 'db-creds alone is a request too').to.equal(false);
+    expect(a.inputs['db-creds'].default).to.equal('');
+    expect(Object.keys(a.outputs)).to.have.members(['token-id', 'lease-ids']);
     expect(a.inputs['export-env'].default).to.equal('true');
     expect(a.inputs.revoke.default).to.equal('true');
     expect(a.inputs.ca.required).to.equal(false);
@@ -61,13 +74,103 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     expect(live()).to.equal(before + 1);
   });
 
+  it('without db-creds the token is given back right after the read: nothing is saved for the post step, which has nothing to do', async () => {
+    const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD' });
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(runner.githubState()).to.deep.equal({});
+    expect(runner.githubOutput()['token-id']).to.match(/^[0-9a-f]{16}$/);
+    expect(r.stdout).to.include(`nexus: revoked the job's token ${runner.githubOutput()['token-id']}`);
+    const post = await runActionPost(runner, base);
+    expect(post.code, post.stdout + post.stderr).to.equal(0);
+    expect(post.stdout).to.not.match(/::(warning|error)::/);
+  });
+
+  describe('db-creds: the token and its leases live until the post step, which gives them back whatever the job\'s outcome', () => {
+    let standIn: DbCredsStandIn;
+    let via: Record<string, string>;
+    before(async () => {
+      standIn = await startDbCredsStandIn(env);
+      via = { ...base, url: standIn.url };
+      const r = await env.admin('PUT', '/v1/oidc/roles/api-db', { issuer: 'ci', bound_claims: { repository: 'acme/api' }, paths: ['ci/acme/api/*', 'db/creds/*'], permissions: ['read'] });
+      expect(r.status, r.text).to.equal(201);
+    });
+    after(() => standIn?.stop());
+    const whoami = async (token: string) => (await env.oidc(token, 'GET', '/v1/whoami')).status;
+
+    it('main (db-creds masked, exported, lease ids and the token id as outputs), a failing step, then post: the token gets 401', async () => {
+      const main = await runAction(runner, { ...via, role: 'api-db', secrets: 'ci/acme/api/db password | DB_PASSWORD', 'db-creds': 'deploy | PG_\nreport | RO_' });
+      expect(main.code, main.stdout + main.stderr).to.equal(0);
+      const token = standIn.tokens.at(-1)!;
+      const [deploy, report] = standIn.leases.slice(-2);
+      expect(deploy!.token).to.equal(token);
+      expect(runner.githubEnv()).to.deep.equal({ DB_PASSWORD: 'gh-db-pw', PG_USERNAME: deploy!.username, PG_PASSWORD: deploy!.password, RO_USERNAME: report!.username, RO_PASSWORD: report!.password });
+      const out = runner.githubOutput();
+      expect(out['lease-ids']).to.equal(`${deploy!.lease_id}\n${report!.lease_id}`);
+      expect(out['token-id']).to.equal(tokenId(token));
+      expect(maskProblems(main.stdout + main.stderr, [deploy!.username, deploy!.password, report!.username, report!.password, 'gh-db-pw'])).to.deep.equal([]);
+      // The token: masked, never printed, never an output or a variable; kept only for the post step.
+      expect(maskProblems(main.stdout + main.stderr, [token])).to.deep.equal([]);
+      for (const text of [JSON.stringify(out), JSON.stringify(runner.githubEnv())]) expect(text).to.not.include(token);
+      expect(await whoami(token), 'alive for the later steps').to.equal(200);
+
+      const failing = await bash('exit 3', runner.dir, { ...runner.env, ...runner.githubEnv() });
+      expect(failing.code).to.equal(3);
+
+      const post = await runActionPost(runner, via);
+      expect(post.code, post.stdout + post.stderr).to.equal(0);
+      expect(post.stdout).to.include(`nexus: revoked the job's token ${tokenId(token)} and its leases`);
+      expect((post.stdout + post.stderr).split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).to.not.include(token);
+      expect(await whoami(token)).to.equal(401);
+      // Run again (a re-run of the post step): the token is already gone, which is no failure.
+      const again = await runActionPost(runner, via);
+      expect(again.code).to.equal(0);
+      expect(again.stdout).to.match(/already revoked or expired/);
+      expect(again.stdout).to.not.match(/::(warning|error)::/);
+    });
+
+    it('revoke: false keeps the token to its TTL: nothing saved, the post step leaves it alone', async () => {
+      const main = await runAction(runner, { ...via, role: 'api-db', secrets: '', 'db-creds': 'deploy | PG_', revoke: 'false' });
+      expect(main.code, main.stdout + main.stderr).to.equal(0);
+      const token = standIn.tokens.at(-1)!;
+      expect(runner.githubState()).to.deep.equal({});
+      expect((await runActionPost(runner, via)).code).to.equal(0);
+      expect(await whoami(token)).to.equal(200);
+      expect((await env.oidc(token, 'POST', '/v1/auth/token/revoke-self')).status).to.equal(204);
+    });
+
+    const refusals: Array<[string, string, RegExp]> = [
+      ['a role the server does not know', 'missing | PG_', /db-creds "missing \| PG_": not found \(404\)/],
+      ['a role the token may not read', 'denied | PG_', /db-creds "denied \| PG_": denied \(403\)/],
+      ['an answer outside the contract', 'garbled | PG_', /db-creds "garbled \| PG_": .*no username, password and lease_id/],
+    ];
+    for (const [name, line, message] of refusals) {
+      it(`${name}: the step fails naming the line, exports nothing, and the token (with any lease minted before) is given back at once`, async () => {
+        const r = await runAction(runner, { ...via, role: 'api-db', secrets: 'ci/acme/api/db password | DB_PASSWORD', 'db-creds': `deploy | OK_\n${line}` });
+        expect(r.code).to.equal(1);
+        expect(r.stdout).to.match(message);
+        expect(runner.githubEnv()).to.deep.equal({});
+        expect(runner.githubState()).to.deep.equal({});
+        expect(await whoami(standIn.tokens.at(-1)!)).to.equal(401);
+        expect(r.stdout + r.stderr).to.not.include(standIn.leases.at(-1)!.password);
+      });
+    }
+
+    it('a bad db-creds line fails before any token is asked for', async () => {
+      const asked = runner.audiences.length;
+      const r = await runAction(runner, { ...via, 'db-creds': 'db/creds/deploy | PG_' });
+      expect(r.code).to.equal(1);
+      expect(r.stdout).to.match(/::error::.*db-creds "db\/creds\/deploy \| PG_": "db\/creds\/deploy" is not a role name/);
+      expect(runner.audiences.length).to.equal(asked);
+    });
+  });
+
   it('exchanges once, masks every value first (multi-line line by line), exports multi-line-safe and sets outputs', async () => {
     const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD\nci/acme/api/db user | DB_USER\n\nci/acme/api/tls | TLS_\n', 'export-env': 'true' });
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(runner.audiences.at(-1)).to.equal('nexus');
     const expected = { DB_PASSWORD: 'gh-db-pw', DB_USER: 'svc', TLS_KEY_PEM: PEM, TLS_TRICKY: TRICKY };
     expect(runner.githubEnv()).to.deep.equal(expected);
-    expect(runner.githubOutput()).to.deep.equal(expected);
+    expect(withoutIds(runner.githubOutput())).to.deep.equal(expected);
     expect(maskProblems(r.stdout + r.stderr, Object.values(expected))).to.deep.equal([]);
     // Every mask comes before the step says anything of its own (a summary naming variables, not values).
     const lines = r.stdout.split('\n');
@@ -91,7 +194,7 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD', 'export-env': 'false' });
     expect(r.code, r.stdout).to.equal(0);
     expect(runner.githubEnv()).to.deep.equal({});
-    expect(runner.githubOutput()).to.deep.equal({ DB_PASSWORD: 'gh-db-pw' });
+    expect(withoutIds(runner.githubOutput())).to.deep.equal({ DB_PASSWORD: 'gh-db-pw' });
   });
 
   it('the CA may be given as a file path; role restricts the exchange', async () => {

@@ -15,7 +15,7 @@ describe('CI client bundles (scripts/ci/dist, committed)', function () {
 
   it('are exactly what `npm run build:ci` makes from the current sources (rebuild and commit when this fails)', async () => {
     const built = await build(tempDir('nexus-ci-build'));
-    expect(built.map((f) => path.basename(f))).to.deep.equal(['action.mjs', 'nexus-ci.mjs', 'workload-api.mjs', 'workload.proto']);
+    expect(built.map((f) => path.basename(f))).to.deep.equal(['action-post.mjs', 'action.mjs', 'nexus-ci.mjs', 'workload-api.mjs', 'workload.proto']);
     for (const f of built) {
       const committed = path.join(ROOT, 'scripts/ci/dist', path.basename(f));
       expect(fs.existsSync(committed), `${committed} is missing: run npm run build:ci`).to.equal(true);
@@ -26,10 +26,10 @@ describe('CI client bundles (scripts/ci/dist, committed)', function () {
   it('gRPC stays out of action.mjs and nexus-ci.mjs: nexus-ci imports workload-api.mjs from beside itself, only when a socket is used', () => {
     const dist = (f: string) => fs.readFileSync(path.join(ROOT, 'scripts/ci/dist', f), 'utf8');
     // The service name is in the gRPC client's code only (a property name survives minifying).
-    for (const f of ['action.mjs', 'nexus-ci.mjs']) expect(dist(f), f).to.not.include('SpiffeWorkloadAPI');
+    for (const f of ['action.mjs', 'action-post.mjs', 'nexus-ci.mjs']) expect(dist(f), f).to.not.include('SpiffeWorkloadAPI');
     expect(dist('workload-api.mjs')).to.include('SpiffeWorkloadAPI');
     expect(dist('nexus-ci.mjs')).to.include('import("./workload-api.mjs")');
-    expect(dist('action.mjs')).to.not.include('workload-api');
+    for (const f of ['action.mjs', 'action-post.mjs']) expect(dist(f), f).to.not.include('workload-api');
   });
 
   it('the build is deterministic: two builds in different directories are byte-identical', async () => {

