@@ -6,6 +6,7 @@
 export type ErrorCode =
   | 'bad_request'
   | 'unauthorized'
+  | 'token_not_yet_valid'
   | 'forbidden'
   | 'not_found'
   | 'conflict'
@@ -44,9 +45,28 @@ export class UnauthorizedError extends NexusError {
   }
 }
 
+/**
+ * A token refused only because its nbf or iat lies ahead of the server's
+ * clock (past the leeway): the clocks disagree, and presenting it again after
+ * `retryAfterS` will do. Its own code tells a client to wait rather than give
+ * up; that says nothing the token's holder cannot read in the token itself.
+ */
+export class TokenNotYetValidError extends UnauthorizedError {
+  override readonly code: ErrorCode = 'token_not_yet_valid';
+  constructor(
+    reason: string,
+    readonly retryAfterS: number,
+  ) {
+    super(reason);
+  }
+}
+
 export class ForbiddenError extends NexusError {
-  constructor(message = 'permission denied') {
+  /** Why, for the audit record only, when it says more than the message (never sent to the caller). */
+  readonly reason: string | undefined;
+  constructor(message = 'permission denied', reason?: string) {
     super('forbidden', message);
+    this.reason = reason;
   }
 }
 

@@ -103,6 +103,9 @@ export class Metrics {
   readonly http = new RequestStats();
   readonly jwtRejections: Counter<'reason'>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
+  readonly jwksFetchErrors: Counter<'issuer'>;
+  /** Each issuer's key set as it is now (set by the plugin that holds them; read at scrape time). */
+  keySets: () => Array<{ issuer: string; ageS: number | null; keys: number }> = () => [];
   readonly rateLimited: Counter<'port' | 'limit'>;
   /** Secrets service operations, by `op` (a lean histogram: observed on every read). */
   readonly storage = new LeanHistogram<{ op: string }>('nexus_storage_operation_duration_seconds', 'Secrets service operation latency (storage and crypto)', STORAGE_BUCKETS);
@@ -110,17 +113,58 @@ export class Metrics {
   readonly securitySignals: Counter<'signal' | 'port'>;
   /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
   readonly certExpiry: Gauge<'listener'>;
+  readonly auditForwardErrors: Counter<'reason'>;
+  /** The server chain's head and the forwarder's backlog, read at scrape (set where the trail and forwarder start). */
+  auditHead: () => { generation: number; count: number } | null = () => null;
+  auditForwardLag: () => number = () => 0;
 
   constructor(secretsCount: () => Promise<number>) {
     const registers = [this.registry];
     for (const m of this.http.series()) this.registry.registerMetric(m as never);
     this.jwtRejections = new Counter({ name: 'nexus_jwt_rejections_total', help: 'JWTs refused on the OIDC port, by reason', labelNames: ['reason'], registers });
     this.jwksFetches = new Counter({ name: 'nexus_jwks_fetches_total', help: 'JWKS fetches by issuer and result', labelNames: ['issuer', 'result'], registers });
+    this.jwksFetchErrors = new Counter({ name: 'nexus_oidc_jwks_fetch_errors_total', help: 'Failed loads of an issuer key set (IdP fetch or key-set file)', labelNames: ['issuer'], registers });
+    const keySets = () => this.keySets();
+    new Gauge({
+      name: 'nexus_oidc_jwks_age_seconds',
+      help: 'Seconds since the issuer key set serving now was fetched (or loaded, without an IdP to ask)',
+      labelNames: ['issuer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of keySets()) if (k.ageS !== null) this.set({ issuer: k.issuer }, k.ageS);
+      },
+    });
+    new Gauge({
+      name: 'nexus_oidc_jwks_keys',
+      help: 'Keys in the issuer key set serving now',
+      labelNames: ['issuer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of keySets()) this.set({ issuer: k.issuer }, k.keys);
+      },
+    });
     this.rateLimited = new Counter({ name: 'nexus_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['port', 'limit'], registers });
     this.registry.registerMetric(this.storage.series() as never);
     this.auditBreaks = new Counter({ name: 'nexus_audit_chain_breaks_total', help: 'Audit trails found at start not matching their anchor (a new segment records each)', registers });
     this.securitySignals = new Counter({ name: 'nexus_security_signals_total', help: 'Access signals raised (new_path, denied_burst, read_spike, token_replay, config_change, audit_integrity), by port', labelNames: ['signal', 'port'], registers });
     this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
+    this.auditForwardErrors = new Counter({ name: 'nexus_audit_forward_errors_total', help: 'Audit forwarding failures: connect, tls (receiver certificate refused) or io (connection lost)', labelNames: ['reason'], registers });
+    // Zero from the start, so a rate() or an alert sees the first failure.
+    for (const reason of ['connect', 'tls', 'io']) this.auditForwardErrors.inc({ reason }, 0);
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge('nexus_audit_forward_lag_records', 'Audit records written but not yet sent to the syslog receiver', () => this.auditForwardLag());
+    gauge('nexus_audit_chain_head_seq', "The server audit chain's last record (sequence number in its generation)", () => this.auditHead()?.count ?? 0);
+    gauge('nexus_audit_chain_head_generation', "The server audit chain's generation (a new one begins at each break)", () => this.auditHead()?.generation ?? 0);
     new Gauge({
       name: 'nexus_secrets',
       help: 'Secrets stored (paths)',

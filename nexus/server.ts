@@ -15,6 +15,7 @@ import { PolicyEngine } from './policy/engine.js';
 import { PolicyService } from './policy/service.js';
 import { lockDataDir } from './storage/lock.js';
 import { checkConfigFiles } from './config/files.js';
+import { auditForwarding } from './audit/forwarding.js';
 
 export interface RunningServer {
   core: Core;
@@ -66,6 +67,8 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     const plugins = opts.plugins ?? [];
     let listening = false;
     const { storage, audit } = core;
+    // Made (its CA read) before anything listens; started once the server is up.
+    const forwarder = auditForwarding(config, audit, core.metrics, log);
     const readiness = {
       checks: async () => ({
         ...Object.assign({}, ...plugins.map((p) => p.readiness?.() ?? {})),
@@ -130,6 +133,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       await stopPlugins(1000);
       throw err;
     }
+    forwarder?.start();
     listening = true;
     const a = mtls.address();
     log.info({ port: 'mtls', addr: hostPort(a), trust_domain: config.trustDomain }, 'listening');
@@ -145,6 +149,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
           await Promise.all([mtls.close(graceMs), stopPlugins(graceMs)]);
           unsubscribe();
           svid?.stop();
+          await forwarder?.stop();
           await opened.close();
           lock.release();
           log.info('stopped');

@@ -2,7 +2,9 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { AuditKeys } from '../nexus/audit/keys.js';
 import { SCRIPTS_TRAIL, SERVER_TRAIL, scriptsChain } from '../nexus/audit/script-trail.js';
-import { verifyChain } from '../nexus/audit/verify.js';
+import { verifyChain, verifyLines } from '../nexus/audit/verify.js';
+import { readForwardedCopy } from '../nexus/audit/forwarded-copy.js';
+import { compareWithWitness } from '../nexus/audit/witness.js';
 import { loadConfig, type Config } from '../nexus/config/index.js';
 import { readRootKey } from '../nexus/crypto/root-key.js';
 import { initSodium } from '../nexus/crypto/sodium.js';
@@ -46,13 +48,26 @@ async function openAnchors(config: Config): Promise<{ keyRows: AuditKeyRow[]; an
   };
 }
 
+/** The local trail against a receiver's copy; prints the outcome, true when the trail holds everything the witness does. */
+function checkWitness(witnessFile: string, chain: string, trail: string): boolean {
+  const copy = readForwardedCopy(witnessFile, chain);
+  const w = compareWithWitness(trail, copy.records);
+  if (w.ok) {
+    console.log(`witness agrees: the ${w.compared} record(s) of ${witnessFile} are in ${trail}${w.ahead > 0 ? ` (the trail has ${w.ahead} more, not yet forwarded)` : ''}`);
+    return true;
+  }
+  for (const p of w.problems) process.stderr.write(`nexus-audit: witness: ${p}\n`);
+  return false;
+}
+
 const program = new Command('nexus-audit').description('The audit trail ($NEXUS_DATA_DIR/audit.jsonl, its rotated files, and audit-scripts.jsonl)');
 
 program
   .command('verify')
   .description('check every record MAC and link, and each chain against its anchor in the database; exit 0 if intact, 1 naming every problem (first one first)')
-  .option('--file <file>', 'the server trail (default: $NEXUS_DATA_DIR/audit.jsonl)')
-  .action(async (opts: { file?: string }) => {
+  .option('--file <file>', "the server trail (default: $NEXUS_DATA_DIR/audit.jsonl), or a copy: a syslog receiver's file of forwarded records (repeats dropped)")
+  .option('--witness <file>', "also compare the local trail with a syslog receiver's copy: fail, naming the first record, when the trail lacks or differs from what the receiver holds")
+  .action(async (opts: { file?: string; witness?: string }) => {
     try {
       await initSodium();
       const config = loadConfig();
@@ -67,7 +82,9 @@ program
           [scripts, path.join(config.dataDir, SCRIPTS_TRAIL)],
         ];
         for (const [chain, file] of chains) {
-          const r = verifyChain(file, keys, anchors.get(chain) ?? null);
+          const copy = chain === server && opts.file ? readForwardedCopy(file, chain) : null;
+          if (copy?.syslog && copy.repeats > 0) console.log(`${file}: ${copy.repeats} repeated record(s) dropped (sent again after a lost connection)`);
+          const r = copy?.syslog ? verifyLines(path.basename(file), copy.records.map((c) => c.line), keys, anchors.get(chain) ?? null) : verifyChain(file, keys, anchors.get(chain) ?? null);
           if (r.ok) {
             console.log(`audit trail intact: ${r.records} record(s) in ${file}${chain === server ? ' and its rotated files' : ''}`);
             continue;
@@ -78,6 +95,7 @@ program
           for (const p of r.problems) process.stderr.write(`nexus-audit: broken at ${p}\n`);
           process.stderr.write(`nexus-audit: ${file}: ${r.problems.length} problem(s) in ${r.records} record(s)\n`);
         }
+        if (opts.witness) failed = !checkWitness(path.resolve(opts.witness), server, path.resolve(opts.file ?? path.join(config.dataDir, SERVER_TRAIL))) || failed;
       } finally {
         await close();
       }

@@ -308,6 +308,11 @@ export class ChainWriter {
     }
   }
 
+  /** The last record written and anchored (a failed batch never shows here). */
+  current(): ChainHead {
+    return this.head;
+  }
+
   /** Cuts the open file back to `size` bytes (where a failed batch began). */
   private cutBack(size: number): void {
     fs.ftruncateSync(this.fd!, size);

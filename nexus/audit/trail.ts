@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Principal } from '../auth/principal.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
-import type { AnchorStore } from '../storage/audit-repo.js';
+import type { AnchorStore, ChainHead } from '../storage/audit-repo.js';
 import { ChainWriter, type ChainBreak, type ChainWriterOptions } from './chain.js';
 import type { AuditKeys } from './keys.js';
 
@@ -155,6 +155,8 @@ export interface AuditTrailOptions {
 /** The audit trail: its own chained file, apart from the app log (bunyan stays there). */
 export class AuditTrail {
   readonly file: string;
+  /** Its name in audit_anchor. */
+  readonly chain: string;
   /** The break found at start, if the trail did not match its anchor. */
   readonly chainBreak: ChainBreak | null;
   private readonly writer: ChainWriter;
@@ -164,8 +166,9 @@ export class AuditTrail {
 
   constructor(opts: AuditTrailOptions) {
     this.file = opts.file;
+    this.chain = opts.chain ?? 'server';
     fs.mkdirSync(path.dirname(opts.file), { recursive: true, mode: 0o700 });
-    this.writer = new ChainWriter(opts.file, opts.chain ?? 'server', opts.keys, opts.anchor, { maxBytes: 64 * 1024 * 1024, fsync: false, maxFiles: null, ...opts.writer });
+    this.writer = new ChainWriter(opts.file, this.chain, opts.keys, opts.anchor, { maxBytes: 64 * 1024 * 1024, fsync: false, maxFiles: null, ...opts.writer });
     this.chainBreak = this.writer.resume();
     if (this.writer.tornBytesCut > 0) {
       opts.log.warn({ audit_file: opts.file, bytes: this.writer.tornBytesCut }, 'cut a torn last record off the audit trail: a write that never completed, after the anchored head');
@@ -195,6 +198,11 @@ export class AuditTrail {
   /** `fn` hears of each outage once, as it begins (the access signal audit_integrity). */
   onUnwritable(fn: (err: Error) => void): void {
     this.stream.onFailure = fn;
+  }
+
+  /** The chain's head: its last record on disk and anchored (the forwarder sends no further, the head gauges show it). */
+  head(): ChainHead {
+    return this.writer.current();
   }
 
   writable(): boolean {

@@ -21,6 +21,24 @@ const FORK_WINDOW = 100_000;
  * re-synchronises on the record and keeps checking.
  */
 export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | null): VerifyResult {
+  const sources = [...rotatedFiles(file), file]
+    .filter((f) => fs.existsSync(f))
+    .map((f) => {
+      const lines = fs.readFileSync(f, 'utf8').split('\n');
+      // Every record ends with a newline: text after the last one is a write that never completed.
+      const torn = f === file && lines[lines.length - 1] !== '';
+      if (lines[lines.length - 1] === '') lines.pop();
+      return { name: path.basename(f), lines, torn };
+    });
+  return verifySources(sources, path.basename(file), keys, anchor);
+}
+
+/** One chain given as lines (a copy rebuilt from a receiver's file, say), checked as verifyChain checks files. */
+export function verifyLines(name: string, lines: string[], keys: AuditKeys, anchor: ChainHead | null): VerifyResult {
+  return verifySources([{ name, lines, torn: false }], name, keys, anchor);
+}
+
+function verifySources(sources: Array<{ name: string; lines: string[]; torn: boolean }>, endName: string, keys: AuditKeys, anchor: ChainHead | null): VerifyResult {
   const problems: string[] = [];
   let head: ChainHead | null = null;
   let records = 0;
@@ -28,14 +46,9 @@ export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | n
   // Where the kept trail starts when retention deleted what came before, and what the deletions say they removed.
   let start: { where: string; problem: string; head: ChainHead } | null = null;
   const deleted: ChainHead[] = [];
-  for (const f of [...rotatedFiles(file), file]) {
-    if (!fs.existsSync(f)) continue;
-    const lines = fs.readFileSync(f, 'utf8').split('\n');
-    // Every record ends with a newline: text after the last one is a write that never completed.
-    const torn = f === file && lines[lines.length - 1] !== '';
-    if (lines[lines.length - 1] === '') lines.pop();
+  for (const { name, lines, torn } of sources) {
     for (let i = 0; i < lines.length; i++) {
-      const where = `${path.basename(f)}:${i + 1}`;
+      const where = `${name}:${i + 1}`;
       const parts = splitLine(lines[i]!);
       let rec: Chained | null = null;
       try {
@@ -66,7 +79,7 @@ export function verifyChain(file: string, keys: AuditKeys, anchor: ChainHead | n
   const s = start as { problem: string; head: ChainHead } | null;
   if (s && !deleted.some((d) => d.generation === s.head.generation && d.count === s.head.count && d.mac === s.head.mac)) problems.unshift(s.problem);
   const end = compareToAnchor(head, anchor, true);
-  if (end) problems.push(`${path.basename(file)}: ${end}`);
+  if (end) problems.push(`${endName}: ${end}`);
   return { ok: problems.length === 0, records, problems };
 }
 

@@ -47,6 +47,7 @@ export function checkConfigFiles(config: Config): void {
     const key = privateKey('NEXUS_TLS_KEY', config.tls.key);
     if (!leaf!.checkPrivateKey(key)) throw new ConfigError('NEXUS_TLS_KEY', `${config.tls.key} does not match the certificate in ${config.tls.cert}`);
   }
+  if (config.auditSyslogCa) certificates('NEXUS_AUDIT_SYSLOG_CA', config.auditSyslogCa);
   if (!config.rootKeyInline && fs.existsSync(config.rootKeyFile)) {
     readNamed('NEXUS_ROOT_KEY_FILE', config.rootKeyFile);
     try {

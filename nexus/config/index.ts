@@ -92,6 +92,7 @@ function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
   const dataDir = abs(s.dataDir);
   const tls: TlsFiles | null = together(s, ['tlsCa', 'tlsCert', 'tlsKey']) ? { ca: abs(s.tlsCa), cert: abs(s.tlsCert), key: abs(s.tlsKey) } : null;
   if (s.spiffeSocket && tls) throw new ConfigError(SETTINGS.spiffeSocket.env, 'takes the server SVID from the Workload API: do not set NEXUS_TLS_* with it');
+  if (s.auditSyslogCa !== null && s.auditSyslog?.protocol !== 'tls') throw new ConfigError(SETTINGS.auditSyslogCa.env, 'is for tls:// forwarding: set NEXUS_AUDIT_SYSLOG=tls://host:port with it');
   const oidcTls = together(s, ['oidcTlsCert', 'oidcTlsKey']) ? { cert: abs(s.oidcTlsCert), key: abs(s.oidcTlsKey) } : null;
   return {
     ...s,
@@ -109,6 +110,7 @@ function derive(s: Settings, cwd: string, seed: FileSettings['seed']) {
     oidcSeed: seed,
     /** The config file, if one was given. */
     configFile: s.configFile === null ? null : abs(s.configFile),
+    auditSyslogCa: s.auditSyslogCa === null ? null : abs(s.auditSyslogCa),
   };
 }
 

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { fail, violation, z } from '../schema.js';
 import { socketTarget } from '../spiffe/endpoint.js';
+import { parseSyslogTarget } from '../audit/syslog-target.js';
 
 /**
  * Every environment setting Nexus reads, once: its variable, its config file
@@ -119,7 +120,14 @@ export const SETTINGS = {
     schema: z.string().transform((raw, ctx) => (raw === 'off' ? null : parseAddr(raw, ctx))),
     doc: 'OIDC listener; `off` disables the plugin',
   }),
-  oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per token subject: requests/s refill, burst 5x' }),
+  oidcSubjectRps: setting({ env: 'NEXUS_OIDC_SUBJECT_RPS', file: 'oidc.subject_rps', default: '100', schema: positive(1e6), doc: 'per tenant (the repository or project a role binds): requests/s refill, burst 5x' }),
+  oidcTokenPurgeIntervalMs: setting({
+    env: 'NEXUS_OIDC_TOKEN_PURGE_INTERVAL_MS',
+    file: 'oidc.token_purge_interval_ms',
+    default: '60000',
+    schema: integer(100, 86_400_000),
+    doc: 'how often expired exchanged tokens are pruned, in batches (100 to 86400000)',
+  }),
   oidcFailedAuthRps: setting({ env: 'NEXUS_OIDC_FAILED_AUTH_RPS', file: 'oidc.failed_auth_rps', default: '10', schema: positive(1e6), doc: 'per client IP: failed authentications/s, burst 5x' }),
   oidcTlsCert: setting({
     env: 'NEXUS_OIDC_TLS_CERT',
@@ -196,7 +204,7 @@ export const SETTINGS = {
     file: 'mtls.max_connections_per_ip',
     default: '256',
     schema: integer(1, 1_000_000),
-    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+    doc: 'mTLS port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
   oidcMaxConnections: setting({ env: 'NEXUS_OIDC_MAX_CONNECTIONS', file: 'oidc.max_connections', default: '512', schema: integer(1, 1_000_000), doc: 'OIDC port: concurrent connections' }),
   oidcMaxConnectionsPerIp: setting({
@@ -204,7 +212,7 @@ export const SETTINGS = {
     file: 'oidc.max_connections_per_ip',
     default: '64',
     schema: integer(1, 1_000_000),
-    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64); at most the global cap',
+    doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
   signals: setting({
     env: 'NEXUS_SIGNALS',
@@ -241,6 +249,27 @@ export const SETTINGS = {
     file: 'audit.max_files',
     schema: integer(1, 1_000_000),
     doc: 'rotated audit files (64 MiB each) kept; the oldest beyond it are deleted, each deletion recorded in the trail; unset = keep all',
+  }),
+  auditSyslog: setting({
+    env: 'NEXUS_AUDIT_SYSLOG',
+    file: 'audit.syslog',
+    schema: z
+      .string()
+      .transform((raw, ctx) => {
+        const t = parseSyslogTarget(raw);
+        if (!('invalid' in t)) return t;
+        fail(ctx, t.invalid);
+        return z.NEVER;
+      })
+      .describe('tls://host:port, tcp://host:port or udp://host:port'),
+    doc: 'forward every audit record to this syslog receiver (`tls://host:6514`, `tcp://host:514`, `udp://host:514`): RFC 5424, octet counting on TCP and TLS, tailing the trail from a kept position; unset = no forwarding',
+  }),
+  auditSyslogCa: setting({
+    env: 'NEXUS_AUDIT_SYSLOG_CA',
+    file: 'audit.syslog_ca',
+    path: true,
+    schema: filePath,
+    doc: "`tls://` forwarding: the CA (PEM) the receiver's certificate must chain to; unset = the system's CAs",
   }),
   configFile: setting({ env: 'NEXUS_CONFIG', path: true, schema: filePath, doc: 'path of a YAML or JSON config file (env wins)' }),
 };

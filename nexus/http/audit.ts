@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Principal } from '../auth/principal.js';
 import { describePrincipal, type AuditEntry, type AuditTrail } from '../audit/trail.js';
-import { NexusError, UnauthorizedError, UnavailableError } from '../errors.js';
+import { ForbiddenError, NexusError, UnauthorizedError, UnavailableError } from '../errors.js';
 import type { RequestSignals } from '../signals/engine.js';
 import { principalKey } from '../signals/principal-key.js';
 import type { RequestState } from './errors.js';
@@ -27,6 +27,8 @@ interface AuditState extends RequestState {
   /** Set by auditRequests: writes this request's intent record. */
   recordIntent?: () => Promise<void>;
   intentRecorded?: boolean;
+  /** Set by auditRequests: writes one allowed-read record per note. */
+  recordReads?: (notes: AuditNote[]) => Promise<void>;
 }
 
 export function noteAudit(ctx: Context, note: AuditNote): void {
@@ -47,6 +49,17 @@ export async function changeAudited<T>(ctx: Context, commit: () => T | Promise<T
   return commit();
 }
 
+/**
+ * One record per secret a request hands out beside its own (a page of a
+ * subtree with data), written before the values leave: an unwritable trail
+ * refuses the request (503) rather than serve values unrecorded.
+ */
+export async function auditReads(ctx: Context, notes: AuditNote[]): Promise<void> {
+  const reads = (ctx.state as AuditState).recordReads;
+  if (!reads) throw new Error('auditReads used outside auditRequests');
+  if (notes.length) await reads(notes);
+}
+
 /** A digest of a definition as sent (keys in a fixed order), so a record says what a change set without holding it. */
 export function definitionDigest(body: unknown): string {
   const canonical = (v: unknown): unknown =>
@@ -61,6 +74,7 @@ export function noteObject(ctx: Context, kind: string, verb: string, name?: stri
 
 function reasonOf(err: unknown): string | undefined {
   if (err instanceof UnauthorizedError) return err.reason;
+  if (err instanceof ForbiddenError && err.reason) return err.reason;
   if (err instanceof NexusError) return `${err.code}: ${err.message}`;
   return err ? 'internal error' : undefined;
 }
@@ -91,7 +105,8 @@ const templates = new Map<string, string>();
 function templateOf(path: string): string {
   let t = templates.get(path);
   if (t === undefined) {
-    t = path.replace(/\{\*rest\}$/, '{path}').replace(/:([A-Za-z_]+)/g, '{$1}');
+    // An escaped colon (`/roles\\:test`) is a literal verb, not a parameter.
+    t = path.replace(/\{\*rest\}$/, '{path}').replace(/(?<!\\):([A-Za-z_]+)/g, '{$1}').replace(/\\:/g, ':');
     if (t.length > 1) t = t.replace(/\/$/, '');
     templates.set(path, t);
   }
@@ -113,8 +128,7 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc', signals?
   return async function audit(ctx: Context, next: Next): Promise<void> {
     const state = ctx.state as AuditState;
     // One flat literal per record (no spreads): this runs on every request.
-    const entry = (phase: AuditEntry['phase'], status?: number, error?: unknown): AuditEntry => {
-      const note = state.audit;
+    const entry = (phase: AuditEntry['phase'], status?: number, error?: unknown, note = state.audit): AuditEntry => {
       const route = routeTemplate(ctx);
       const p = state.principal;
       return {
@@ -142,6 +156,10 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc', signals?
         throw new UnavailableError('the audit trail cannot be written; refusing to make a change unrecorded');
       }
       state.intentRecorded = true;
+    };
+    state.recordReads = async (notes) => {
+      const written = await Promise.all(notes.map((n) => trail.record(entry(undefined, 200, undefined, n))));
+      if (written.includes(false)) throw new UnavailableError('the audit trail cannot be written; refusing to serve unrecorded');
     };
     let error: unknown = null;
     try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Context, Next } from 'koa';
-import { NexusError, RateLimitedError, UnauthorizedError, type ErrorCode } from '../errors.js';
+import { NexusError, RateLimitedError, TokenNotYetValidError, UnauthorizedError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { z } from '../schema.js';
 
@@ -8,6 +8,7 @@ import { z } from '../schema.js';
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
+  token_not_yet_valid: 401,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
@@ -82,7 +83,7 @@ export function errorHandling(log: Logger, opts: { port: string; redact401?: boo
         status = (err as { status?: number }).status ?? STATUS[code];
         message = err.message;
         if (code === 'data_integrity') message = 'stored data failed an integrity check';
-        if (err instanceof RateLimitedError) ctx.set('Retry-After', String(err.retryAfterS));
+        if (err instanceof RateLimitedError || err instanceof TokenNotYetValidError) ctx.set('Retry-After', String(err.retryAfterS));
         if (err instanceof UnauthorizedError) {
           if (opts.redact401) message = 'the token was not accepted';
           log.info({ request_id: requestId, port: opts.port, reason: err.reason }, 'authentication refused');

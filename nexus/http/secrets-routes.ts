@@ -136,13 +136,13 @@ export async function writeVersion(ctx: Context, secrets: SecretsService, op: 'w
 }
 
 /**
- * `GET /v1/secrets` on either port: 403 unless the caller may list something
+ * `GET /v1/secrets` on either port: 403 unless the caller may list (`needs`) something
  * (decided before the query is even read), then prefix, limit and cursor, and
  * the scope of the caller's list globs.
  */
-export function listRequest(ctx: Context, mayList: boolean, globs: string[]): ListOptions {
+export function listRequest(ctx: Context, mayList: boolean, globs: string[], needs: Permission = 'list'): ListOptions {
   noteAudit(ctx, { action: 'list', path: typeof ctx.query.prefix === 'string' ? ctx.query.prefix : '' });
-  if (!mayList) throw new ForbiddenError('permission denied: list');
+  if (!mayList) throw new ForbiddenError(`permission denied: ${needs}`);
   const limit = queryOne(ctx, 'limit');
   return {
     prefix: parsePrefix(queryOne(ctx, 'prefix')),

@@ -69,3 +69,14 @@ export const ListPage = z
   .object({ paths: z.array(z.string()), next_cursor: z.string().nullable().describe('opaque; null on the last page') })
   .meta({ id: 'ListPage' });
 export type ListPage = z.output<typeof ListPage>;
+
+/** A page of a subtree with each secret's latest data (`GET /v1/secrets?include=data` on the OIDC port). */
+export const SecretDataPage = z
+  .object({
+    secrets: z.array(z.object({ path: z.string(), version: z.int().min(1), data: SecretData })).describe('the readable secrets of this page, in path order; a deleted or destroyed latest version is left out'),
+    next_cursor: z.string().nullable().describe('opaque; null on the last page'),
+  })
+  .meta({ id: 'SecretDataPage' });
+export type SecretDataPage = z.output<typeof SecretDataPage>;
+/** How many secrets one data page holds at most (values are up to 64 KiB each). */
+export const MAX_DATA_PAGE = 100;

@@ -5,7 +5,7 @@ import type { Repos, Storage, VersionRow } from '../storage/storage.js';
 import { parseInput } from '../schema.js';
 import { parsePatchData, parsePrefix, parseSecretData, parseSecretPath, parseVersion } from './rules.js';
 import { Cas, ListLimit, Version, VersionList } from './schema.js';
-import type { ListOptions, ListPage, ListScope, PurgeResult, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion, SkipReason, VersionsOutcome } from './types.js';
+import type { ListOptions, ListPage, SecretDataPage, ListScope, PurgeResult, PutOptions, PutResult, SecretData, SecretMetadata, SecretVersion, SkipReason, VersionsOutcome } from './types.js';
 import type { ListCursors } from './cursor.js';
 
 export interface SecretsServiceOptions {
@@ -226,6 +226,26 @@ export class SecretsService {
 
   list(options: ListOptions = {}): Promise<ListPage> {
     return this.timed('list', () => this.doList(options));
+  }
+
+  /**
+   * A page of `list` with each path's latest data: one round trip per page for
+   * a job that wants a whole subtree. A path whose latest version is deleted
+   * or destroyed is passed over (it has no data to read), not an error; the
+   * cursor still moves past it.
+   */
+  listData(options: ListOptions = {}): Promise<SecretDataPage> {
+    return this.timed('list_data', async () => {
+      const page = await this.doList(options);
+      const secrets: SecretDataPage['secrets'] = [];
+      for (const path of page.paths) {
+        const found = await this.storage.secrets.lookup(path, null);
+        const row = found?.row;
+        if (!row || row.deleted_at || row.destroyed_at) continue;
+        secrets.push({ path, version: found.current, data: await this.decrypt(row) });
+      }
+      return { secrets, next_cursor: page.next_cursor };
+    });
   }
 
   /**

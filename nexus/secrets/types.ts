@@ -1,4 +1,4 @@
-export type { ListPage, SecretData, SecretMetadata, SecretVersion, VersionInfo } from './schema.js';
+export type { ListPage, SecretData, SecretDataPage, SecretMetadata, SecretVersion, VersionInfo } from './schema.js';
 
 /** A validated secret path (see parseSecretPath). */
 export type SecretPath = string & { readonly __brand: 'SecretPath' };

@@ -13,7 +13,7 @@ export function principalKey(p: Principal | undefined): string | undefined {
   if (!p) return undefined;
   let k = keys.get(p);
   if (k === undefined) {
-    k = p.kind === 'spiffe' ? p.spiffeId : `${p.issuer} ${p.roles.join('+')} ${p.tenant ?? `sub=${p.subject}`}`;
+    k = p.kind === 'spiffe' ? p.spiffeId : `${p.issuer} ${p.roles.join('+')} ${p.tenants ?? `sub=${p.subject}`}`;
     keys.set(p, k);
   }
   return k;

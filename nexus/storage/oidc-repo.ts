@@ -15,11 +15,11 @@ export class SqliteOidcRepo implements OidcRepo {
       issuers: db.prepare<[], IssuerRow>('SELECT * FROM oidc_issuers ORDER BY name'),
       issuer: db.prepare<[string], IssuerRow>('SELECT * FROM oidc_issuers WHERE name = ?'),
       upsertIssuer: db.prepare(
-        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, managed_by, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
+        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, jwks, jwks_file, jwks_stale_s, managed_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
          algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s,
          max_token_lifetime_s = excluded.max_token_lifetime_s, tenant_claims = excluded.tenant_claims, allowed_types = excluded.allowed_types,
-         managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
+         jwks = excluded.jwks, jwks_file = excluded.jwks_file, jwks_stale_s = excluded.jwks_stale_s, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
       ),
       deleteIssuer: db.prepare('DELETE FROM oidc_issuers WHERE name = ?'),
       rolesOfIssuer: db.prepare<[string], { name: string }>('SELECT name FROM oidc_roles WHERE issuer = ? ORDER BY name'),
@@ -42,7 +42,8 @@ export class SqliteOidcRepo implements OidcRepo {
       revokeCiRun: db.prepare<[string, string], { hash: Buffer }>('DELETE FROM oidc_tokens WHERE issuer = ? AND ci_run = ? RETURNING hash'),
       deliverySeen: db.prepare<[string, number], { n: number }>('SELECT 1 AS n FROM ci_event_deliveries WHERE key = ? AND expires_at > ?'),
       remember: db.prepare('INSERT INTO ci_event_deliveries (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at'),
-      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE expires_at <= ?'),
+      // By key through the expiry index, LIMIT inside: one batch holds the write lock briefly.
+      purgeExpired: db.prepare('DELETE FROM oidc_tokens WHERE hash IN (SELECT hash FROM oidc_tokens WHERE expires_at <= ? LIMIT ?)'),
       purgeDeliveries: db.prepare('DELETE FROM ci_event_deliveries WHERE expires_at <= ?'),
       token: db.prepare<[Buffer], TokenRow>('SELECT issuer, issuer_url, jwks_uri, header, subject, roles, claims, key_kid, key_thumbprint, expires_at, ci_run, created_at FROM oidc_tokens WHERE hash = ?'),
     };
@@ -60,7 +61,7 @@ export class SqliteOidcRepo implements OidcRepo {
 
   async upsertIssuer(i: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
     await this.g.idle();
-    this.s.upsertIssuer.run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.managed_by, now, now);
+    this.s.upsertIssuer.run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.jwks, i.jwks_file, i.jwks_stale_s, i.managed_by, now, now);
   }
 
   async deleteIssuer(name: string): Promise<boolean> {
@@ -130,10 +131,10 @@ export class SqliteOidcRepo implements OidcRepo {
     return true;
   }
 
-  /** Expired tokens, and deliveries remembered past their expiry. */
-  async purgeExpired(now: number): Promise<number> {
+  /** At most `limit` expired tokens, and deliveries remembered past their expiry. */
+  async purgeExpired(now: number, limit: number): Promise<number> {
     await this.g.idle();
     this.s.purgeDeliveries.run(now);
-    return this.s.purgeExpired.run(now).changes;
+    return this.s.purgeExpired.run(now, limit).changes;
   }
 }

@@ -233,12 +233,12 @@ class PgOidcRepo implements OidcRepo {
 
   async upsertIssuer(i: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
     await this.q.query(
-      `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, managed_by, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
+      `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, jwks, jwks_file, jwks_stale_s, managed_by, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
        algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s,
        max_token_lifetime_s = excluded.max_token_lifetime_s, tenant_claims = excluded.tenant_claims, allowed_types = excluded.allowed_types,
-       managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
-      [i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.managed_by, now],
+       jwks = excluded.jwks, jwks_file = excluded.jwks_file, jwks_stale_s = excluded.jwks_stale_s, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
+      [i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.jwks, i.jwks_file, i.jwks_stale_s, i.managed_by, now],
     );
   }
 
@@ -310,10 +310,15 @@ class PgOidcRepo implements OidcRepo {
     return true;
   }
 
-  /** Expired tokens, and deliveries remembered past their expiry. */
-  async purgeExpired(now: number): Promise<number> {
+  /** At most `limit` expired tokens, and deliveries remembered past their expiry. */
+  async purgeExpired(now: number, limit: number): Promise<number> {
     await this.q.query('DELETE FROM ci_event_deliveries WHERE expires_at <= $1', [now]);
-    return (await this.q.query('DELETE FROM oidc_tokens WHERE expires_at <= $1', [now])).rowCount;
+    // Batched by primary key, not one giant DELETE: short transactions whose
+    // dead tuples autovacuum reclaims as it goes. SKIP LOCKED lets replicas
+    // purge at once without waiting on each other's batches (or on a revoke).
+    const sql = `DELETE FROM oidc_tokens WHERE hash IN
+      (SELECT hash FROM oidc_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+    return (await this.q.query(sql, [now, limit])).rowCount;
   }
 }
 

@@ -116,6 +116,12 @@ export interface IssuerRow {
   tenant_claims: string | null;
   /** JSON array; null: none. */
   allowed_types: string | null;
+  /** JSON JWK Set held inline; null: none (migration 013). */
+  jwks: string | null;
+  /** A file holding a JWK Set, reloaded on change; null: none. */
+  jwks_file: string | null;
+  /** How long fetched keys verify while the IdP does not answer; null: the default. */
+  jwks_stale_s: number | null;
   /** The config file that declares it (removed from the file, removed at the next start); null: created through the API. */
   managed_by: string | null;
   created_at: string;
@@ -194,7 +200,11 @@ export interface OidcRepo {
    * Call inside a transaction.
    */
   claimDelivery(keys: string[], now: number, expiresAt: number): Promise<boolean>;
-  purgeExpired(now: number): Promise<number>;
+  /**
+   * Deletes at most `limit` exchanged tokens that expired at or before `now`
+   * (ms), and CI deliveries remembered past it; returns how many tokens. One short statement: callers loop in batches.
+   */
+  purgeExpired(now: number, limit: number): Promise<number>;
 }
 
 /** A write-only value inside configuration, sealed under data key `key_id`; `owner` is 'kind/name'. */

@@ -8,6 +8,8 @@ import { requireAdmin } from '../../nexus/http/policy-routes.js';
 import type { Logger } from '../../nexus/log.js';
 import { parseName } from '../../nexus/policy/schema.js';
 import type { ConfigTopic } from '../../nexus/storage/changes.js';
+import { roleLint } from './presets.js';
+import type { RoleTester } from './role-test.js';
 import { tenantRefusal } from './roles.js';
 import { IssuerRevokeInput, parseIssuerRequest, parseRole, withoutWebhookSecret } from './schema.js';
 import type { OidcStore, OidcTables } from './store.js';
@@ -141,7 +143,8 @@ export class OidcAdmin {
     await this.change(['oidc'], (rules) => rules.deleteIssuer(n));
   }
 
-  async putRole(name: string, body: unknown): Promise<{ role: RoleConfig; created: boolean }> {
+  /** `warnings`: the lint of role writes (never a refusal), e.g. a tenant bound only by a mutable name. */
+  async putRole(name: string, body: unknown): Promise<{ role: RoleConfig; created: boolean; warnings: string[] }> {
     const cfg = parseRole(name, body);
     return this.change(['oidc'], async (rules) => {
       // Before the write: the role's issuer must exist for its row to refer to it.
@@ -149,7 +152,7 @@ export class OidcAdmin {
       await rules.assertRoleIssuer(cfg);
       const created = await rules.putRole(cfg);
       await rules.assertRoleBindsTenant(cfg);
-      return { role: (await rules.t.role(cfg.name))!, created };
+      return { role: (await rules.t.role(cfg.name))!, created, warnings: roleLint(cfg, (await rules.t.issuer(cfg.issuer))!) };
     });
   }
 
@@ -187,7 +190,7 @@ function revokeTarget(param: string): string {
 }
 
 /** Issuer and role admin on the mTLS port (admin permission). */
-export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminRouteDeps): Router {
+export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, tester: RoleTester, deps: AdminRouteDeps): Router {
   const router = new Router({ prefix: '/v1/oidc' });
   router.use(requireAdmin(deps));
   router.get('/issuers', async (ctx) => {
@@ -218,6 +221,11 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     await changeAudited(ctx, () => admin.deleteIssuer(ctx.params.name!));
     ctx.status = 204;
   });
+  // A dry run: reads only, and the sample token is never recorded (only that a test ran).
+  router.post('/roles\\:test', async (ctx) => {
+    noteObject(ctx, 'oidc.role', 'test');
+    ctx.body = await tester.test(await readJson(ctx));
+  });
   router.get('/roles', async (ctx) => {
     noteObject(ctx, 'oidc.role', 'list');
     ctx.body = { roles: await store.roles() };
@@ -236,7 +244,7 @@ export function oidcAdminRoutes(admin: OidcAdmin, store: OidcStore, deps: AdminR
     noteObject(ctx, 'oidc.role', 'put', ctx.params.name!, body);
     const r = await changeAudited(ctx, () => admin.putRole(ctx.params.name!, body));
     ctx.status = r.created ? 201 : 200;
-    ctx.body = r.role;
+    ctx.body = r.warnings.length ? { ...r.role, warnings: r.warnings } : r.role;
   });
   router.delete('/roles/:name', async (ctx) => {
     noteObject(ctx, 'oidc.role', 'delete', ctx.params.name!);

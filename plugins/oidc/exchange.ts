@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Lru } from '../../nexus/lru.js';
 import type { OidcPrincipal } from '../../nexus/auth/principal.js';
 import { UnauthorizedError } from '../../nexus/errors.js';
-import { resolveRoles, tenantOf } from './roles.js';
+import { tenantOf } from './limits.js';
+import { resolveRoles, tenantClaimValues } from './roles.js';
 import type { OidcStore, StoredToken } from './store.js';
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S, type IssuerConfig, type RoleConfig } from './types.js';
 import { policyRefusal, type VerifiedToken } from './verify.js';
@@ -89,7 +90,8 @@ function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, keySe
   if (roles.length === 0) throw new UnauthorizedError('exchanged_token_roles_no_longer_match');
   // A role whose token_ttl_s was shortened since shortens the token too.
   const expiresAt = Math.min(row.expires_at, row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000);
-  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt, tenant: tenantOf(issuer.tenant_claims, row.claims) };
+  const tenant = tenantOf(issuer, minted, roles, row.claims);
+  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt, ...(tenant ? { tenant } : {}), tenants: tenantClaimValues(issuer.tenant_claims, row.claims) };
 }
 
 function expiring(p: OidcPrincipal, now: number): OidcPrincipal {

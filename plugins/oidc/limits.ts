@@ -1,5 +1,8 @@
+import { claimAt } from './roles.js';
+import type { IssuerConfig, RoleConfig } from './types.js';
+
 /**
- * Token buckets, one per key (client IP, token subject). Written by hand
+ * Token buckets, one per key (client IP, tenant). Written by hand
  * rather than with rate-limiter-flexible: its memory limiter counts fixed
  * windows, while the contract asks for a refill rate with a 5x burst and a
  * Retry-After derived from it. Idle buckets are dropped to bound memory.
@@ -45,6 +48,23 @@ export class TokenBuckets {
     }
     return (1 - b.tokens) / this.ratePerS;
   }
+}
+
+/**
+ * Whose budget a request spends: its tenant, the value of the first of the
+ * issuer's tenant claims (repository, project_path, ...) that the first
+ * matching role binds. Every job of one repository shares it whatever its
+ * ref or workflow (the subject differs per ref), and two repositories behind
+ * one NAT'd runner address never share one. Without a matching role (a
+ * refused request), the subject stands in.
+ */
+export function tenantOf(issuer: Pick<IssuerConfig, 'tenant_claims'>, roles: readonly RoleConfig[], matched: readonly string[], claims: Record<string, unknown>): string | undefined {
+  const role = roles.find((r) => matched.includes(r.name));
+  if (!role) return undefined;
+  const bound = issuer.tenant_claims.find((c) => Object.hasOwn(role.bound_claims, c) || Object.hasOwn(role.bound_claims_glob, c));
+  if (bound === undefined) return undefined;
+  const value = claimAt(claims, bound);
+  return value === undefined || value === null || typeof value === 'object' ? undefined : `${bound}=${String(value)}`;
 }
 
 /** Retry-After in whole seconds: at least 1, at most 30. */

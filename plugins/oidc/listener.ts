@@ -23,8 +23,11 @@ import type { CiEvents } from './ci-events.js';
 import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
-import { retryAfter, type TokenBuckets } from './limits.js';
-import { grantAllows, resolveRoles, tenantOf } from './roles.js';
+import { retryAfter, tenantOf, type TokenBuckets } from './limits.js';
+import { explainRoles, noRoleReason } from './explain.js';
+import { clockSkewRefusal } from './skew.js';
+import { grantAllows, resolveRoles, tenantClaimValues } from './roles.js';
+import { subtreeWithData } from './subtree.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
 import type { RoleConfig } from './types.js';
@@ -39,7 +42,8 @@ export interface OidcAppDeps {
   jwts: VerifiedJwtCache;
   roles(): RoleConfig[];
   failedAuth: TokenBuckets;
-  perSubject: TokenBuckets;
+  /** Requests per tenant (limits.ts, tenantOf). */
+  perTenant: TokenBuckets;
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
@@ -89,7 +93,7 @@ function principalOf(ctx: Context): OidcPrincipal {
  * The OIDC port's app: only the contract's routes. Bearer JWTs (or exchanged
  * tokens) become principals whose grants come from matching roles. Failed
  * authentications are rate limited per client IP (valid traffic never spends
- * that budget), requests per token subject.
+ * that budget), requests per tenant.
  */
 export function buildOidcApp(deps: OidcAppDeps): Koa {
   const app = new Koa();
@@ -99,7 +103,8 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   // Only failures spend the per-IP budget, and the check comes after
   // verification: a busy runner's valid tokens are never throttled by its
   // neighbours' bad ones. Over budget, a failure is answered 429, not 401.
-  const failed = (ctx: Context, err: UnauthorizedError): never => {
+  const failed = (ctx: Context, refusal: UnauthorizedError, jwt?: string): never => {
+    const err = clockSkewRefusal(refusal, jwt);
     deps.metrics.jwtRejections.inc({ reason: err.reason.split(':')[0]! });
     const wait = deps.failedAuth.take(clientIp(ctx));
     if (wait > 0) {
@@ -114,6 +119,13 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   // principal is kept with it, for the roles array (replaced on every role
   // change) and the X-Nexus-Role it was resolved under.
   const jwtPrincipals = new WeakMap<VerifiedToken, { roles: RoleConfig[]; only: string | undefined; principal: OidcPrincipal }>();
+  /** A JWT principal no role matched, and the short reason why. */
+  const unmatched = new WeakMap<OidcPrincipal, string>();
+  /** A refusal of a principal no role matched carries the reason to the audit record. */
+  const explained = (err: unknown, p: OidcPrincipal | undefined): unknown => {
+    const why = p && unmatched.get(p);
+    return why && err instanceof ForbiddenError && !err.reason ? new ForbiddenError(err.message, why) : err;
+  };
 
   const fromJwt = async (ctx: Context, jwt: string, onlyRole?: string): Promise<{ principal: OidcPrincipal; verified: VerifiedToken }> => {
     const verified = await deps.jwts.verify(jwt);
@@ -123,11 +135,15 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const known = jwtPrincipals.get(verified);
     if (known && known.roles === configured && known.only === only) return { principal: known.principal, verified };
     const { roles, grants } = resolveRoles(configured, issuer.config.name, claims as Record<string, unknown>, only);
-    if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`);
+    // Why no role matched, for the audit record (the response stays "no role matches").
+    const why = roles.length === 0 ? noRoleReason(explainRoles(configured, issuer.config, claims as Record<string, unknown>, only), issuer.config.name) : undefined;
+    if (only && roles.length === 0) throw new ForbiddenError(`role ${only} does not match this token`, why);
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
     const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
-    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId, tenant: tenantOf(issuer.config.tenant_claims, claims as Record<string, unknown>) };
+    const tenant = tenantOf(issuer.config, configured, roles, claims as Record<string, unknown>);
+    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId, ...(tenant ? { tenant } : {}), tenants: tenantClaimValues(issuer.config.tenant_claims, claims as Record<string, unknown>) };
     jwtPrincipals.set(verified, { roles: configured, only, principal });
+    if (why) unmatched.set(principal, why);
     return { principal, verified };
   };
 
@@ -146,10 +162,11 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     return { ...p, roles: [only], grants: p.grants.filter((g) => g.role === only) };
   };
 
-  const limitSubject = (p: OidcPrincipal) => {
-    const wait = deps.perSubject.take(`${p.issuerUrl}\0${p.subject}`);
+  // Per tenant (limits.ts, tenantOf), not per client address: CI runners share addresses.
+  const limitTenant = (p: OidcPrincipal) => {
+    const wait = deps.perTenant.take(`${p.issuerUrl}\0${p.tenant ?? `sub=${p.subject}`}`);
     if (wait > 0) {
-      deps.metrics.rateLimited.inc({ port: 'oidc', limit: 'subject' });
+      deps.metrics.rateLimited.inc({ port: 'oidc', limit: 'tenant' });
       throw new RateLimitedError(retryAfter(wait));
     }
   };
@@ -160,17 +177,23 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     async (ctx: Context, next: Next): Promise<void> => {
       await deps.fresh?.();
       let principal: OidcPrincipal;
+      let token: string | undefined;
       try {
-        const token = credential(ctx);
+        token = credential(ctx);
         principal = token.startsWith(TOKEN_PREFIX) ? await exchanged.principal(token) : (await fromJwt(ctx, token)).principal;
       } catch (err) {
-        if (err instanceof UnauthorizedError) failed(ctx, err);
+        if (err instanceof UnauthorizedError) failed(ctx, err, token);
         throw err;
       }
+      const unnarrowed = principal;
       principal = narrow(ctx, principal);
-      limitSubject(principal);
+      limitTenant(principal);
       (ctx.state as OidcState).principal = principal;
-      await next();
+      try {
+        await next();
+      } catch (err) {
+        throw explained(err, unnarrowed);
+      }
     };
 
   const bearer = (ctx: Context): string => {
@@ -193,13 +216,13 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
       if (jwt === undefined) throw new UnauthorizedError('exchange_without_jwt');
       exchanged = await fromJwt(ctx, jwt, onlyRole);
     } catch (err) {
-      if (err instanceof UnauthorizedError) failed(ctx, err);
+      if (err instanceof UnauthorizedError) failed(ctx, err, jwt);
       throw err;
     }
     const { principal, verified } = exchanged;
     (ctx.state as OidcState).principal = principal;
-    if (principal.roles.length === 0) throw new ForbiddenError('no role matches this token');
-    limitSubject(principal);
+    if (principal.roles.length === 0) throw explained(new ForbiddenError('no role matches this token'), principal);
+    limitTenant(principal);
     const roles = deps.roles().filter((r) => principal.roles.includes(r.name));
     const issued = await issueToken(deps.store, verified, roles);
     return { ...issued, principal, accessor: deps.audit.tokenId(issued.token) };
@@ -269,7 +292,13 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   });
   api.get('/v1/secrets', async (ctx) => {
     const p = principalOf(ctx);
-    ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), grantsAuthorizer.globs(p, 'list')));
+    const include = queryOne(ctx, 'include');
+    if (include === undefined) {
+      ctx.body = await deps.secrets.list(listRequest(ctx, grantsAuthorizer.mayEver(p, 'list'), grantsAuthorizer.globs(p, 'list')));
+      return;
+    }
+    if (include !== 'data') throw new BadRequestError('include', 'include takes only data');
+    ctx.body = await subtreeWithData(ctx, deps.secrets, grantsAuthorizer.mayEver(p, 'read'), grantsAuthorizer.globs(p, 'read'));
   });
   api.get('/v1/secrets/{*rest}', async (ctx) => {
     ctx.body = await readSecret(ctx, SECRETS_PREFIX);

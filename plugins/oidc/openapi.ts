@@ -1,9 +1,10 @@
 import { body, ERRORS, adminCrud, document, healthPaths, json, listParams, nameParam, pathParam, patchOp, rollbackOp, versionParam, type Paths } from '../../nexus/http/openapi.js';
-import { ListPage, PutResult, PutSecretInput, SecretVersion } from '../../nexus/secrets/schema.js';
+import { ListPage, MAX_DATA_PAGE, PutResult, PutSecretInput, SecretDataPage, SecretVersion } from '../../nexus/secrets/schema.js';
 import { VaultErrors, VaultHealth, VaultKeyList, VaultKvMetadata, VaultLoginRequest, VaultLoginResponse, VaultMountResponse, VaultSecretResponse, VaultTokenLookup } from './vault-schema.js';
 import { SUMS, TOOLS, TOOLS_PREFIX } from './tools.js';
+import { RoleTestInput, RoleTestResult } from './role-test-schema.js';
 import { ObjectName } from '../../nexus/policy/schema.js';
-import { CiEventBody, CiEventResult, Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, Role, RoleInput, RoleList, TokenRequest, TokenResponse, Whoami } from './schema.js';
+import { CiEventBody, CiEventResult, Issuer, IssuerList, IssuerRequest, IssuerRevokeInput, IssuerRevokeResult, RevokeResult, RoleInput, RoleList, RoleWritten, TokenRequest, TokenResponse, Whoami } from './schema.js';
 
 /** Issuer and role admin, on the mTLS port. */
 export function oidcAdminPaths(): Paths {
@@ -11,7 +12,15 @@ export function oidcAdminPaths(): Paths {
     '/v1/oidc/issuers': { get: { operationId: 'listIssuers', summary: 'list trusted issuers (admin)', responses: { '200': json('issuers', IssuerList), ...ERRORS } } },
     '/v1/oidc/issuers/{name}': adminCrud('issuer', IssuerRequest, Issuer),
     '/v1/oidc/roles': { get: { operationId: 'listRoles', summary: 'list roles (admin)', responses: { '200': json('roles', RoleList), ...ERRORS } } },
-    '/v1/oidc/roles/{name}': adminCrud('role', RoleInput, Role),
+    '/v1/oidc/roles/{name}': adminCrud('role', RoleInput, RoleWritten),
+    '/v1/oidc/roles:test': {
+      post: {
+        operationId: 'testRoles',
+        summary: 'dry run (admin): what the OIDC port decides for a sample JWT (every token check) or for claims under an issuer, role by role, and why',
+        requestBody: body(RoleTestInput),
+        responses: { '200': json('the explanation', RoleTestResult), ...ERRORS },
+      },
+    },
     '/v1/oidc/issuers/{name}:revoke-tokens': {
       post: {
         operationId: 'revokeIssuerTokens',
@@ -33,7 +42,14 @@ export function oidcPortDocument(vaultCompat: boolean) {
     'Nexus OIDC port',
     'CI pipelines: Authorization: Bearer <JWT from the CI platform, or a token from /v1/auth/token>. A 401 says only that the token was not accepted.',
     {
-      '/v1/secrets': { get: { operationId: 'listSecrets', summary: 'list paths a matching role grants `list` on', parameters: listParams, responses: { '200': json('a page', ListPage), ...ERRORS } } },
+      '/v1/secrets': {
+        get: {
+          operationId: 'listSecrets',
+          summary: `list paths a matching role grants \`list\` on; with include=data, the latest data of each secret under the prefix a role grants \`read\` on (at most ${MAX_DATA_PAGE} a page, one audit record each)`,
+          parameters: [...listParams, { name: 'include', in: 'query', schema: { type: 'string', enum: ['data'] } }],
+          responses: { '200': json('a page of paths, or with include=data of secrets', { oneOf: [ListPage, SecretDataPage] }), ...ERRORS },
+        },
+      },
       '/v1/secrets/{path}': {
         get: { operationId: 'readSecret', summary: 'read, if a matching role grants read', parameters: [pathParam, versionParam], responses: { '200': json('the secret', SecretVersion), ...ERRORS } },
         put: {

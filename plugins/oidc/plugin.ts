@@ -15,10 +15,13 @@ import tls from 'node:tls';
 import type { Config } from '../../nexus/config/index.js';
 import { ConfigError } from '../../nexus/errors.js';
 import type { Logger } from '../../nexus/log.js';
+import { roleLint } from './presets.js';
 import { probeIssuer } from './probe.js';
+import { RoleTester } from './role-test.js';
 import { applySeed, parseSeed } from './seed.js';
 import type { RoleConfig } from './types.js';
 import { WebhookSecrets } from './webhook-secrets.js';
+import { PURGE_BATCH, TokenPurge } from './token-purge.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -42,6 +45,9 @@ function checkOidcTls(config: Config): void {
 
 export interface OidcPluginOptions {
   timings?: KeyTimings;
+  /** Rows per purge batch (tests make it small to see the batches). */
+  purgeBatch?: number;
+  onPurgeBatch?: (deleted: number) => void;
 }
 
 /**
@@ -57,7 +63,7 @@ export class OidcPlugin implements AuthPlugin {
   private rolesCache: RoleConfig[] = [];
   private rolesReads = 0;
   private unsubscribe: (() => void) | null = null;
-  private purgeTimer: NodeJS.Timeout | null = null;
+  private purge: TokenPurge | null = null;
   private log: Logger | null = null;
   private webhookSecrets: WebhookSecrets | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
@@ -94,7 +100,17 @@ export class OidcPlugin implements AuthPlugin {
     this.log = core.log;
     this.webhookSecrets = new WebhookSecrets(core.storage, core.keyring);
     if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets, core.signals);
-    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }));
+    // The lint of role writes, for the roles the file writes (the API answers them in the response).
+    for (const role of seed.roles) {
+      const issuer = seed.issuers.find((i) => i.name === role.issuer);
+      for (const warning of issuer ? roleLint(role, issuer) : []) core.log.warn({ file: core.config.configFile, role: role.name }, warning);
+    }
+    this.registry = new IssuerRegistry(core.log, this.opts.timings ?? DEFAULT_TIMINGS, (issuer, ok) => {
+      core.metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' });
+      if (!ok) core.metrics.jwksFetchErrors.inc({ issuer });
+    });
+    const keySets = this.registry;
+    core.metrics.keySets = () => keySets.all().map((k) => ({ issuer: k.config.name, ageS: k.ageS(), keys: k.state().keys }));
     this.jwts = new VerifiedJwtCache(this.registry);
     const log = core.log;
     const jwts = this.jwts;
@@ -121,7 +137,7 @@ export class OidcPlugin implements AuthPlugin {
       roles: () => this.rolesCache,
       fresh: core.storage.shared ? () => this.freshRoles() : undefined,
       failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),
-      perSubject: new TokenBuckets(core.config.oidcSubjectRps),
+      perTenant: new TokenBuckets(core.config.oidcSubjectRps),
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
       metrics: core.metrics,
@@ -152,11 +168,8 @@ export class OidcPlugin implements AuthPlugin {
         maxConnectionsPerIp: core.config.oidcMaxConnectionsPerIp,
       },
     });
-    const store = this.store;
-    this.purgeTimer = setInterval(() => {
-      store.purgeExpired(Date.now()).catch((err: unknown) => core.log.warn({ err }, 'could not purge expired exchanged tokens'));
-    }, 60_000);
-    this.purgeTimer.unref();
+    this.purge = new TokenPurge(this.store, { intervalMs: core.config.oidcTokenPurgeIntervalMs, batch: this.opts.purgeBatch ?? PURGE_BATCH, onBatch: this.opts.onPurgeBatch }, core.log);
+    this.purge.start();
   }
 
   adminOpenApi() {
@@ -172,6 +185,7 @@ export class OidcPlugin implements AuthPlugin {
     return oidcAdminRoutes(
       new OidcAdmin(this.storeOrThrow(), () => this.refresh(), this.log!, (cfg) => probeIssuer(cfg, (this.opts.timings ?? DEFAULT_TIMINGS).timeoutMs), this.webhookSecrets!),
       this.storeOrThrow(),
+      new RoleTester(this.registry!, this.storeOrThrow()),
       deps,
     );
   }
@@ -196,8 +210,9 @@ export class OidcPlugin implements AuthPlugin {
   }
 
   async stop(graceMs: number): Promise<void> {
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.purge?.stop();
     this.unsubscribe?.();
+    for (const k of this.registry?.all() ?? []) k.close();
     await this.listener?.close(graceMs);
     this.listener = null;
   }

@@ -1,6 +1,6 @@
 import { importJWK, type JWK } from 'jose';
 import { BadRequestError } from '../../nexus/errors.js';
-import { discoverJwksUri, fetchJwks } from './issuers.js';
+import { discoverJwksUri, fetchJwks, loadKeySetFile } from './issuers.js';
 import type { IssuerConfig } from './types.js';
 
 const ANYWAY = ' (to save it anyway: "verify": false; Pilot: --no-verify)';
@@ -34,10 +34,12 @@ export async function usableKeyCount(keys: unknown[], algorithms: readonly strin
 }
 
 /**
- * What an issuer PUT checks before saving: discovery (unless jwks_uri is
- * given) finds the same issuer, its JWKS can be fetched, and it holds a key
- * for one of the issuer's algorithms. A failure is a 400 naming the step.
- * Only the admin API asks this: a start from the config file never waits on an IdP.
+ * What an issuer PUT checks before saving: a key-set file can be read and
+ * holds a JWK Set; discovery (unless jwks_uri is given, or a static set
+ * stands instead of it) finds the same issuer; its JWKS can be fetched; and
+ * the keys together hold one for the issuer's algorithms. A failure is a 400
+ * naming the step. Only the admin API asks this: a start from the config
+ * file never waits on an IdP.
  */
 export async function probeIssuer(cfg: IssuerConfig, timeoutMs: number): Promise<void> {
   const step = async <T>(rule: string, fn: () => Promise<T>): Promise<T> => {
@@ -47,9 +49,20 @@ export async function probeIssuer(cfg: IssuerConfig, timeoutMs: number): Promise
       throw new BadRequestError(rule, `${(err as Error).message}${ANYWAY}`);
     }
   };
-  const uri = cfg.jwks_uri ?? (await step('issuer.discovery', () => discoverJwksUri(cfg.issuer, timeoutMs)));
-  const { jwks } = await step('jwks', () => fetchJwks(uri, timeoutMs));
-  if ((await usableKeyCount(jwks.keys, cfg.algorithms)) === 0) {
-    throw new BadRequestError('jwks.keys', `the JWKS at ${uri} has no key for ${cfg.algorithms.join(', ')} (of its ${jwks.keys.length} key(s), none signs with these algorithms)${ANYWAY}`);
+  const keys: unknown[] = [...(cfg.jwks?.keys ?? [])];
+  const sources: string[] = cfg.jwks ? ['the inline jwks'] : [];
+  if (cfg.jwks_file) {
+    const file = cfg.jwks_file;
+    keys.push(...(await step('jwks_file', () => loadKeySetFile(file))));
+    sources.push(`the key-set file ${file}`);
+  }
+  if (cfg.jwks_uri !== null || sources.length === 0) {
+    const uri = cfg.jwks_uri ?? (await step('issuer.discovery', () => discoverJwksUri(cfg.issuer, timeoutMs)));
+    const { jwks } = await step('jwks', () => fetchJwks(uri, timeoutMs));
+    keys.push(...jwks.keys);
+    sources.push(`the JWKS at ${uri}`);
+  }
+  if ((await usableKeyCount(keys, cfg.algorithms)) === 0) {
+    throw new BadRequestError('jwks.keys', `${sources.join(' and ')} ha${sources.length > 1 ? 've' : 's'} no key for ${cfg.algorithms.join(', ')} (of ${keys.length} key(s), none signs with these algorithms)${ANYWAY}`);
   }
 }

@@ -15,7 +15,7 @@ export function claimAt(claims: Record<string, unknown>, name: string): unknown 
 }
 
 /** Comparison by JSON type: the string "true" never equals the boolean true. */
-function sameJson(a: unknown, b: ClaimValue): boolean {
+export function sameJson(a: unknown, b: ClaimValue): boolean {
   return typeof a === typeof b && a === b;
 }
 
@@ -111,7 +111,7 @@ function compiled(glob: string): RegExp {
  * only when nothing else is there: on GitHub it names the branch too, and a
  * new branch must not be a new principal with a learning window of its own.
  */
-export function tenantOf(tenantClaims: readonly string[], claims: Record<string, unknown>): string {
+export function tenantClaimValues(tenantClaims: readonly string[], claims: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const c of tenantClaims) {
     if (c === 'sub') continue;

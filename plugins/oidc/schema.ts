@@ -59,6 +59,38 @@ export function bare<V>(m: Record<string, V>): Record<string, V> {
   return Object.assign(Object.create(null) as Record<string, V>, m);
 }
 
+// A private member in a JWK Set handed to us is a mistake worth refusing: it would be stored and shown.
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const PublicJwk = z
+  .looseObject({ kty: z.string().min(1).max(16) })
+  .refine((k) => !PRIVATE_JWK_MEMBERS.some((m) => Object.hasOwn(k, m)), { error: 'a key set holds public keys only (no d, p, q, dp, dq, qi, oth or k member)' });
+export const JwkSet = z
+  .strictObject({ keys: z.array(PublicJwk).min(1).max(100) })
+  .describe('a JWK Set (RFC 7517) of 1 to 100 public keys')
+  .meta({ id: 'JwkSet' });
+export const DEFAULT_JWKS_STALE_S = 86400;
+
+/**
+ * Key sets for IdPs Nexus cannot reach (GHES, self-managed GitLab behind a
+ * firewall): keys held inline or in a file, beside or instead of discovery.
+ */
+const KeySetFields = {
+  jwks: JwkSet.nullable().default(null),
+  jwks_file: z
+    .string()
+    .max(4096)
+    .regex(/^\/[^\0]*$/)
+    .nullable()
+    .default(null)
+    .describe('an absolute path on the server to a JWK Set file, re-read when it changes (within 60 s), or null'),
+  jwks_stale_s: z
+    .int()
+    .min(1)
+    .max(30 * 86400)
+    .default(DEFAULT_JWKS_STALE_S)
+    .describe('an integer from 1 to 2592000: how long keys fetched from the IdP keep verifying while it does not answer'),
+};
+
 /**
  * The secret the CI platform's end-of-work webhooks carry (GitHub: the HMAC
  * key of X-Hub-Signature-256; GitLab: the X-Gitlab-Token). Write-only: sealed
@@ -108,6 +140,7 @@ export const IssuerInput = z
       .overwrite((l) => [...new Set(l.map((t) => t.toLowerCase()))])
       .default([])
       .describe('a list of up to 10 JWT `typ` values accepted besides JWT (e.g. at+jwt)'),
+    ...KeySetFields,
     webhook_secret: WebhookSecret,
   })
   .meta({ id: 'IssuerInput' });
@@ -174,6 +207,8 @@ export const Role = RoleFields.omit({ name: true })
   .partial({ created_at: true, updated_at: true })
   .meta({ id: 'Role' });
 export type RoleConfig = z.output<typeof Role>;
+/** A role as read, or as a PUT answers it: with the lint's warnings when there are some. */
+export const RoleWritten = Role.extend({ warnings: z.array(z.string()).optional().describe('only in a PUT answer: what the lint found (the role was saved)') }).meta({ id: 'RoleWritten' });
 
 /** The webhook secret as sent: a value to store, null to remove, undefined to keep. */
 export type WebhookSecretChange = string | null | undefined;

@@ -2,7 +2,7 @@ import type { ConfigTopic } from '../../nexus/storage/changes.js';
 import { commitConfigChange } from '../../nexus/storage/config-change.js';
 import type { IssuerRow, Repos, RoleRow, Storage } from '../../nexus/storage/storage.js';
 import { ciRunOf } from './ci-run.js';
-import { bare, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
+import { bare, DEFAULT_JWKS_STALE_S, DEFAULT_MAX_TOKEN_LIFETIME_S } from './schema.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 import type { SigningKey } from './verify.js';
 import { webhookOwner, type SealedWebhookSecret } from './webhook-secrets.js';
@@ -18,6 +18,9 @@ function issuerFrom(r: IssuerRow): IssuerConfig {
     max_token_lifetime_s: r.max_token_lifetime_s ?? DEFAULT_MAX_TOKEN_LIFETIME_S,
     tenant_claims: r.tenant_claims ? (JSON.parse(r.tenant_claims) as string[]) : ['sub'],
     allowed_types: r.allowed_types ? (JSON.parse(r.allowed_types) as string[]) : [],
+    jwks: r.jwks ? (JSON.parse(r.jwks) as IssuerConfig['jwks']) : null,
+    jwks_file: r.jwks_file ?? null,
+    jwks_stale_s: r.jwks_stale_s ?? DEFAULT_JWKS_STALE_S,
     created_at: r.created_at,
     updated_at: r.updated_at,
   };
@@ -107,6 +110,9 @@ export class OidcTables {
         max_token_lifetime_s: i.max_token_lifetime_s,
         tenant_claims: JSON.stringify(i.tenant_claims),
         allowed_types: JSON.stringify(i.allowed_types),
+        jwks: i.jwks && JSON.stringify(i.jwks),
+        jwks_file: i.jwks_file,
+        jwks_stale_s: i.jwks_stale_s,
         managed_by: managedBy,
       },
       new Date().toISOString(),
@@ -299,8 +305,11 @@ export class OidcStore {
     return hashes;
   }
 
-  purgeExpired(now: number): Promise<number> {
-    this.tokenCache.clear();
-    return this.storage.oidc.purgeExpired(now);
+  /**
+   * One batch of expired tokens out of the database (see TokenPurge). The
+   * cache is left alone: a cached token is checked against its expiry at every use.
+   */
+  purgeExpired(now: number, limit: number): Promise<number> {
+    return this.storage.oidc.purgeExpired(now, limit);
   }
 }

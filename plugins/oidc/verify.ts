@@ -11,7 +11,7 @@ export const LEEWAY_S = 60;
  * Thumbprints (x5t, x5t#S256) are not among them: they carry no key, keys come
  * only from the issuer's JWKS, and GitHub Actions puts x5t on every token.
  */
-const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'];
+export const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit'];
 
 /** The protected header fields policy looks at (the rest was refused or only served key lookup). */
 export interface TokenHeader {
@@ -36,7 +36,7 @@ export interface VerifiedToken {
   key: SigningKey;
 }
 
-function audiences(claims: JWTPayload): string[] {
+export function audiences(claims: JWTPayload): string[] {
   return typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : [];
 }
 
@@ -138,7 +138,8 @@ export async function verifyJwt(token: string, registry: IssuerRegistry, nowS = 
   return { issuer, header: verifiedHeader, claims: payload, key };
 }
 
-function reasonFor(err: unknown): string {
+/** The refusal reason of a jose error, as the audit record writes it. */
+export function reasonFor(err: unknown): string {
   // jose reports a max-age failure as expired with claim iat.
   if (err instanceof errors.JWTExpired) return err.claim === 'iat' ? 'too_old' : 'expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
@@ -151,6 +152,7 @@ function reasonFor(err: unknown): string {
   if (err instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'malformed';
   if ((err as { code?: string }).code === 'ERR_JWKS_UNAVAILABLE') return 'issuer_keys_unavailable';
+  if ((err as { code?: string }).code === 'ERR_JWKS_STALE') return 'issuer_keys_stale';
   if (err instanceof errors.JOSEError) return `invalid: ${err.code}`;
   return 'verification_error';
 }

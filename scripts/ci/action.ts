@@ -5,6 +5,7 @@
 import * as core from '@actions/core';
 import { actionServer, TOKEN_STATE } from './action-trust.js';
 import { fetchSecrets, maskable } from './fetch.js';
+import { retryInputs } from './action-retry.js';
 import { parseDbCreds, parseSpecs } from './spec.js';
 
 async function run(): Promise<void> {
@@ -16,13 +17,15 @@ async function run(): Promise<void> {
   const dbCreds = parseDbCreds([core.getInput('db-creds')]);
   const specs = parseSpecs([core.getInput('secrets')], dbCreds.length > 0);
   const { url, tls } = actionServer();
+  // One log line per retry (never the token): see retry.ts.
+  const retry = { ...retryInputs(), log: (line: string) => core.info(`nexus: ${line}`) };
   // getIDToken masks the JWT itself.
   const jwt = await core.getIDToken(audience);
   // Static values need the token no longer than the read: it is given back at
   // once. Database credentials are leases of the token and end with it, so a
   // job that asks for them keeps it until the post step, at the job's end.
   const keep = !revoke || dbCreds.length > 0;
-  const got = await fetchSecrets({ url, tls, jwt, role, specs, dbCreds, keepToken: keep });
+  const got = await fetchSecrets({ url, tls, jwt, role, specs, dbCreds, keepToken: keep, retry });
   if (got.token) {
     core.setSecret(got.token);
     if (revoke) core.saveState(TOKEN_STATE, got.token);

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { httpsText } from '../lib/https-text.js';
+import { httpsText, type TextReply } from '../lib/https-text.js';
+import { DEFAULT_RETRY, isConnectionFailure, retryAfterS, withRetries, type RetryPolicy } from './retry.js';
 
 /**
  * A small HTTPS client for Nexus: on the OIDC port, token exchange and secret
@@ -81,6 +82,10 @@ export interface NexusClient {
   dbCreds(role: string, token?: string): Promise<DbCreds>;
   /** Gives an exchanged token back (revoke-self), and the server its leases; it is refused everywhere from then on. */
   revoke(token: string): Promise<void>;
+  /** A page of the secrets the token may read under `prefix`, with their data (OIDC port: `GET /v1/secrets?include=data`). */
+  listData(prefix: string, token: string, cursor: string | null): Promise<{ secrets: Array<{ path: string; version: number; data: Record<string, string> }>; next_cursor: string | null }>;
+  /** A page of the paths the client certificate may list under `prefix` (mTLS port, which has no list with data). */
+  list(prefix: string, cursor: string | null): Promise<{ paths: string[]; next_cursor: string | null }>;
   close(): void;
 }
 
@@ -99,24 +104,53 @@ function reasonOf(status: number, body: string, headers: Record<string, unknown>
   return `HTTP ${status}${message ? `: ${message}` : ''}`;
 }
 
-export function nexusClient(url: string, tls: TlsSetup): NexusClient {
+/** What the server says went wrong, for the retry decision: its error code, if the body is ours. */
+function errorCode(body: string): string | undefined {
+  try {
+    return (JSON.parse(body) as { error?: { code?: string } }).error?.code;
+  } catch {
+    return undefined;
+  }
+}
+
+export function nexusClient(url: string, tls: TlsSetup, retry: RetryPolicy = { ...DEFAULT_RETRY, log: () => {} }): NexusClient {
   const base = new URL(url.endsWith('/') ? url : `${url}/`);
   if (base.protocol !== 'https:') throw new HttpError(`the Nexus URL must be https:// (got ${base.protocol})`, 0);
   // One keep-alive connection for the exchange and every read.
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions(tls) });
-  const call = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+  const unreachable = (err: NodeJS.ErrnoException): HttpError => {
+    if (err instanceof HttpError) return err;
+    // Only the mTLS port asks for a client certificate: say so rather than pass on OpenSSL's alert.
+    if (!tls.svid && err.code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
+      return new HttpError(`${base.origin} is Nexus's mTLS port (it asks for a client certificate); a CI token needs the OIDC port: set NEXUS_URL (--url, the action's url) to it, by default port 8554`, 0);
+    }
+    return new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0);
+  };
+  const once = (method: string, path: string, headers: Record<string, string>, body?: string) =>
     httpsText(
       new URL(path.replace(/^\//, ''), base),
       { method, agent, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } },
       body,
       { ms: 30_000, error: () => new Error('no answer within 30 s') },
-    ).catch((err: NodeJS.ErrnoException) => {
-      if (err instanceof HttpError) throw err;
-      // Only the mTLS port asks for a client certificate: say so rather than pass on OpenSSL's alert.
-      if (!tls.svid && err.code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
-        throw new HttpError(`${base.origin} is Nexus's mTLS port (it asks for a client certificate); a CI token needs the OIDC port: set NEXUS_URL (--url, the action's url) to it, by default port 8554`, 0);
+    );
+  // Every request: a 429 or 503, a connection that failed before an answer, or (once) a token not yet valid by the server's clock is tried again.
+  const call = (method: string, path: string, headers: Record<string, string>, body?: string): Promise<TextReply> =>
+    withRetries<TextReply>(`${method} ${path.split('?')[0]}`, retry, async () => {
+      let r: TextReply;
+      try {
+        r = await once(method, path, headers, body);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (!isConnectionFailure(e)) throw unreachable(e);
+        return { retry: 'later', why: `cannot reach ${base.origin} (${e.code})`, last: () => { throw unreachable(e); } };
       }
-      throw new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0);
+      const afterS = retryAfterS(r.headers['retry-after']);
+      const last = (): never => {
+        throw new HttpError(reasonOf(r.status, r.text, r.headers, tls.svid !== undefined && !headers.authorization), r.status);
+      };
+      if (r.status === 429 || r.status === 503) return { retry: 'later', why: r.status === 429 ? 'rate limited (429)' : 'unavailable (503)', ...(afterS !== undefined ? { afterS } : {}), last };
+      if (r.status === 401 && afterS !== undefined && errorCode(r.text) === 'token_not_yet_valid') return { retry: 'skew', why: "the job's token is not yet valid by the server's clock (401 token_not_yet_valid)", afterS, last };
+      return { done: r };
     });
   return {
     async exchange(jwt, role) {
@@ -148,6 +182,18 @@ export function nexusClient(url: string, tls: TlsSetup): NexusClient {
     async revoke(token) {
       const r = await call('POST', '/v1/auth/token/revoke-self', { authorization: `Bearer ${token}` });
       if (r.status !== 204) throw new HttpError(reasonOf(r.status, r.text, r.headers, false), r.status);
+    },
+    async listData(prefix, token, cursor) {
+      const r = await call('GET', `/v1/secrets?prefix=${encodeURIComponent(prefix)}&include=data&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { authorization: `Bearer ${token}` });
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, false), r.status);
+      const page = JSON.parse(r.text) as { secrets?: unknown; next_cursor?: string | null };
+      if (!Array.isArray(page.secrets)) throw new HttpError('the answer has no secrets (is this server older than the subtree fetch, GET /v1/secrets?include=data?)', r.status);
+      return { secrets: page.secrets as Array<{ path: string; version: number; data: Record<string, string> }>, next_cursor: page.next_cursor ?? null };
+    },
+    async list(prefix, cursor) {
+      const r = await call('GET', `/v1/secrets?prefix=${encodeURIComponent(prefix)}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {});
+      if (r.status !== 200) throw new HttpError(reasonOf(r.status, r.text, r.headers, true), r.status);
+      return JSON.parse(r.text) as { paths: string[]; next_cursor: string | null };
     },
     close: () => agent.destroy(),
   };

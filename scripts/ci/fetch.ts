@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HttpError, nexusClient, type NexusClient, type TlsSetup } from './client.js';
-import { dbCredNames, prefixedName, writerMayName, type DbCredSpec, type SecretSpec } from './spec.js';
+import type { RetryPolicy } from './retry.js';
+import { dbCredNames, MAX_TREE, prefixedName, writerMayName, type DbCredSpec, type SecretSpec } from './spec.js';
 
 /** One value to hand to the job: the variable name and where it came from. */
 export interface Resolved {
@@ -40,6 +41,8 @@ export interface FetchRequest {
   dbCreds?: DbCredSpec[];
   /** Keep the exchanged token live after the read (exec gives it back when its child ends); by default it is revoked at once, and always after a failure. */
   keepToken?: boolean;
+  /** How requests are retried (429, 503, connection failures, clock skew); default 3 tries, 30 s. */
+  retry?: RetryPolicy;
 }
 
 /** What giving a token back came to: `gone` is a token already revoked or expired (401), which is no failure. */
@@ -55,8 +58,8 @@ function revokeWith(client: NexusClient, token: string): Promise<GiveBack> {
 }
 
 /** revokeWith on a connection of its own (exec, the post step, `nexus-ci revoke`: the read's connection is long closed). */
-export async function giveBack(url: string, tls: TlsSetup, token: string): Promise<GiveBack> {
-  const client = nexusClient(url, tls);
+export async function giveBack(url: string, tls: TlsSetup, token: string, retry?: RetryPolicy): Promise<GiveBack> {
+  const client = nexusClient(url, tls, retry);
   try {
     return await revokeWith(client, token);
   } finally {
@@ -65,8 +68,8 @@ export async function giveBack(url: string, tls: TlsSetup, token: string): Promi
 }
 
 /** giveBack, reduced to the warning to print, if any. */
-export async function revokeQuietly(url: string, tls: TlsSetup, token: string): Promise<string | undefined> {
-  const g = await giveBack(url, tls, token);
+export async function revokeQuietly(url: string, tls: TlsSetup, token: string, retry?: RetryPolicy): Promise<string | undefined> {
+  const g = await giveBack(url, tls, token, retry);
   return g.outcome === 'failed' ? g.warning : undefined;
 }
 
@@ -89,7 +92,7 @@ export interface Fetched {
 }
 
 export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
-  const client = nexusClient(req.url, req.tls);
+  const client = nexusClient(req.url, req.tls, req.retry);
   let token: string | undefined;
   let ok = false;
   try {
@@ -98,7 +101,7 @@ export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
       throw new FetchError(err instanceof HttpError && err.status > 0 ? `Nexus refused the job's token: ${err.message}` : `token exchange failed: ${err.message}`);
     });
     token = exchanged?.token;
-    const paths = [...new Set(req.specs.map((s) => s.path))];
+    const paths = [...new Set(req.specs.filter((s) => s.kind !== 'tree').map((s) => s.path))];
     const data = new Map<string, Record<string, string>>();
     for (const path of paths) {
       try {
@@ -111,16 +114,20 @@ export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
     const values: Resolved[] = [];
     const leases: Lease[] = [];
     for (const spec of req.specs) {
-      const d = data.get(spec.path)!;
+      const d = data.get(spec.path) ?? {};
       if (spec.kind === 'key') {
         if (!Object.hasOwn(d, spec.key)) throw new FetchError(`secret ${spec.path} ("${spec.line}"): it has no key ${JSON.stringify(spec.key)}`);
         values.push({ name: spec.name, value: d[spec.key]!, path: spec.path, key: spec.key });
       } else {
-        const all = Object.keys(d).sort().map((key) => ({ name: prefixedName(spec.prefix, key), value: d[key]!, path: spec.path, key }));
+        const all = spec.kind === 'tree' ? await treeValues(client, spec, token) : Object.keys(d).sort().map((key) => ({ name: prefixedName(spec.prefix, key), value: d[key]!, path: spec.path, key }));
         // Refused before anything is exported, in every output: see writerMayName.
-        const hooks = all.map((v) => v.name).filter((n) => !writerMayName(n));
+        const hooks = all.filter((v) => !writerMayName(v.name));
         if (hooks.length) {
-          throw new FetchError(`secret ${spec.path} ("${spec.line}"): its keys would set ${hooks.join(', ')}, which a secret's content may not choose (loader, shell and runner variables); name them in the job with "${spec.path} KEY | NAME" lines, or use a prefix such as APP_`);
+          const names = hooks.map((v) => v.name).join(', ');
+          if (spec.kind === 'tree') {
+            throw new FetchError(`"${spec.line}": secrets under ${spec.path}/ (${[...new Set(hooks.map((v) => v.path))].join(', ')}) would set ${names}, which a secret's content may not choose (loader, shell and runner variables); use a prefix such as APP_`);
+          }
+          throw new FetchError(`secret ${spec.path} ("${spec.line}"): its keys would set ${names}, which a secret's content may not choose (loader, shell and runner variables); name them in the job with "${spec.path} KEY | NAME" lines, or use a prefix such as APP_`);
         }
         values.push(...all);
       }
@@ -151,6 +158,57 @@ export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
     if (!ok && token) await revokeWith(client, token);
     client.close();
   }
+}
+
+type TreeSpec = Extract<SecretSpec, { kind: 'tree' }>;
+
+/**
+ * The values of a `PATH/** | PREFIX_` (or `PATH/*`) line: every secret the
+ * job may read under PATH/, each key named PREFIX_<RELATIVE_PATH>_<KEY>. With
+ * a token, one request per page of up to 100 secrets with their data; with an
+ * SVID (the mTLS port has no list with data), the paths listed, then each
+ * read, a path it may list but not read passed over. More than MAX_TREE
+ * secrets, or none, is refused naming the line.
+ */
+async function treeValues(client: NexusClient, spec: TreeSpec, token: string | undefined): Promise<Resolved[]> {
+  const prefix = `${spec.path}/`;
+  const wanted = (path: string) => spec.depth === 'all' || !path.slice(prefix.length).includes('/');
+  const tooMany = () => new FetchError(`"${spec.line}": more than ${MAX_TREE} secrets under ${prefix} (the most one line may fetch): name narrower subtrees, one line each`);
+  const found: Array<{ path: string; data: Record<string, string> }> = [];
+  let cursor: string | null = null;
+  try {
+    if (token !== undefined) {
+      do {
+        const page = await client.listData(prefix, token, cursor);
+        found.push(...page.secrets.filter((s) => wanted(s.path)));
+        if (found.length > MAX_TREE) throw tooMany();
+        cursor = page.next_cursor;
+      } while (cursor);
+    } else {
+      const paths: string[] = [];
+      do {
+        const page = await client.list(prefix, cursor);
+        paths.push(...page.paths.filter(wanted));
+        if (paths.length > MAX_TREE) throw tooMany();
+        cursor = page.next_cursor;
+      } while (cursor);
+      for (const path of paths) {
+        const data = await client.read(path).catch((err: Error) => {
+          if (err instanceof HttpError && (err.status === 403 || err.status === 404)) return undefined;
+          throw err;
+        });
+        if (data) found.push({ path, data });
+      }
+    }
+  } catch (err) {
+    if (err instanceof FetchError) throw err;
+    throw new FetchError(`"${spec.line}": ${(err as Error).message}`);
+  }
+  if (found.length === 0) throw new FetchError(`"${spec.line}": no secret the job may read under ${prefix}`);
+  return found.flatMap(({ path, data }) => {
+    const rel = path.slice(prefix.length);
+    return Object.keys(data).sort().map((key) => ({ name: prefixedName(spec.prefix, `${rel}_${key}`), value: data[key]!, path, key }));
+  });
 }
 
 /** Every string a log must never show: each value, and each line of a multi-line one. */

@@ -11,6 +11,7 @@ import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
 import { readCa, type TlsSetup } from './client.js';
 import { Relay } from './exec.js';
 import { fetchSecrets, maskable, revokeQuietly, type Fetched } from './fetch.js';
+import { DEFAULT_RETRY } from './retry.js';
 import { FORMATS, render, type Format } from './formats.js';
 import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
@@ -20,7 +21,7 @@ import { revokeTokenFile } from './token-file.js';
 const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
                 [--secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' ...] [--db-creds 'ROLE | PREFIX_' ...]
                 ( exec -- CMD [ARGS...] | --format dotenv|json|shell --out FILE | --github-env )
-                [--no-revoke | --token-out FILE] [--print-ids]
+                [--no-revoke | --token-out FILE] [--print-ids] [--max-tries N] [--max-retry-s S]
        nexus-ci revoke --token-file FILE --url URL [--ca FILE]
   --url defaults to $NEXUS_URL, --ca to $NEXUS_CA (PEM file; omit for a publicly trusted certificate);
     a --ca that is a SPIFFE bundle (or a server certificate with a SPIFFE ID) means the server must
@@ -33,6 +34,12 @@ const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-sock
     --token-out or --no-revoke); --print-ids shows the token id and lease ids on stderr, never values
   'PATH | PREFIX_' (PREFIX_ may be empty) refuses keys that would become loader, shell or runner
     variables (BASH_ENV, LD_*, NODE_OPTIONS, PATH, GIT_*, ...): name those with 'PATH KEY | NAME'
+  'PATH/** | PREFIX_' (or 'PATH/*', one level): every secret the job may read under PATH/, each key
+    as PREFIX_<RELATIVE_PATH>_<KEY> (upper case, other characters as _); at most 500 secrets a line,
+    two that make one name are refused naming both paths
+  a 429, a 503 or a failed connection is tried again (capped exponential back-off with jitter, the
+    server's Retry-After honoured), at most --max-tries (default 3) tries and --max-retry-s (default
+    30) seconds of waiting per request; a token the server's clock says is not yet valid, once
   --spiffe-socket defaults to $SPIFFE_ENDPOINT_SOCKET (SPIFFE Workload API, unix:///path):
     without a JWT, the job's X509-SVID is the credential, --url is Nexus's mTLS port and
     SPIFFE policies decide (no --role); with a JWT and no --ca, the socket's bundle is the CA.
@@ -55,6 +62,7 @@ interface Plan {
   /** Keep the token in this file for `nexus-ci revoke` rather than give it back now. */
   tokenOut: string | undefined;
   printIds: boolean;
+  retry: { maxTries: number; maxWaitS: number };
   mode: { kind: 'exec'; command: string[] } | { kind: 'file'; format: Format; out: string } | { kind: 'github-env' };
 }
 
@@ -89,6 +97,8 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan | RevokePlan {
         out: { type: 'string' },
         'github-env': { type: 'boolean' },
         'no-revoke': { type: 'boolean' },
+        'max-tries': { type: 'string' },
+        'max-retry-s': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -109,7 +119,7 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan | RevokePlan {
     if (before.length !== 1 || after.length > 0) throw new UsageError('expected revoke --token-file FILE');
     if (!o['token-file']) throw new UsageError('revoke needs --token-file FILE (the file --token-out wrote)');
     if (!url) throw new UsageError('--url (or $NEXUS_URL) is required');
-    const unused = ['jwt-env', 'jwt-file', 'role', 'secret', 'db-creds', 'token-out', 'format', 'out', 'github-env', 'no-revoke', 'print-ids'].filter((k) => o[k as keyof typeof o] !== undefined);
+    const unused = ['jwt-env', 'jwt-file', 'role', 'secret', 'db-creds', 'token-out', 'format', 'out', 'github-env', 'no-revoke', 'print-ids', 'max-tries', 'max-retry-s'].filter((k) => o[k as keyof typeof o] !== undefined);
     if (unused.length) throw new UsageError(`revoke takes only --token-file, --url, --ca and --spiffe-socket (not --${unused.join(', --')})`);
     return { tokenFile: o['token-file'], url, ca, socket: ca?.trim() ? undefined : socket };
   }
@@ -167,7 +177,16 @@ function plan(argv: string[], env: NodeJS.ProcessEnv): Plan | RevokePlan {
     const target = socketTarget(used);
     if (typeof target !== 'string') throw new UsageError(`--spiffe-socket (or $SPIFFE_ENDPOINT_SOCKET) ${target.invalid}`);
   }
-  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret ?? [], dbCreds: o['db-creds'] ?? [], revoke: !o['no-revoke'], tokenOut, printIds: o['print-ids'] === true, mode };
+  const retry = { maxTries: count(o['max-tries'], '--max-tries', 1, 10, DEFAULT_RETRY.maxTries), maxWaitS: count(o['max-retry-s'], '--max-retry-s', 0, 600, DEFAULT_RETRY.maxWaitS) };
+  return { jwt, socket: used, url, ca, role: o.role, secrets: o.secret ?? [], dbCreds: o['db-creds'] ?? [], revoke: !o['no-revoke'], tokenOut, printIds: o['print-ids'] === true, retry, mode };
+}
+
+/** An integer option from `min` to `max`, or its default. */
+function count(raw: string | undefined, option: string, min: number, max: number, dflt: number): number {
+  if (raw === undefined) return dflt;
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${option} must be an integer from ${min} to ${max}`);
+  return n;
 }
 
 /** How the server is trusted and how the job is known (`presentSvid`: on the mTLS port): see the usage text. */
@@ -222,7 +241,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const relay = p.mode.kind === 'exec' ? new Relay() : undefined;
   const keepToken = relay !== undefined || !p.revoke || p.tokenOut !== undefined;
-  const got = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, dbCreds, keepToken });
+  // One line per retry, on stderr like every other word of nexus-ci: what and why, never a token.
+  const retry = { ...p.retry, log: (line: string) => process.stderr.write(`nexus-ci: ${line}\n`) };
+  const got = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, dbCreds, keepToken, retry });
   const { values, token } = got;
   if (got.warning) process.stderr.write(`nexus-ci: ${got.warning}\n`);
   if (p.printIds) printIds(got, dbCreds);
@@ -235,7 +256,7 @@ async function main(argv: string[]): Promise<number> {
       // A signal during the read: the command never starts; the token is given back all the same.
       const code = relay!.early() ?? (await relay!.run(p.mode.command, values));
       // The job's credentials end with its command, not at their TTL.
-      const failed = token && p.revoke ? await revokeQuietly(p.url, tls, token) : undefined;
+      const failed = token && p.revoke ? await revokeQuietly(p.url, tls, token, retry) : undefined;
       if (failed) process.stderr.write(`nexus-ci: ${failed}\n`);
       return code;
     }

@@ -6,12 +6,19 @@
  *   PATH | PREFIX_          every key of it, as PREFIX_<KEY> (the prefix may be
  *                           empty), except that no key may become a name outside
  *                           writerMayName: the whole request is refused
+ *   PATH/** | PREFIX_       every secret the job may read under PATH/ (PATH/*:
+ *                           one level only), each key as
+ *                           PREFIX_<RELATIVE_PATH>_<KEY>; at most MAX_TREE of them
  *
  * Blank lines and lines starting with `#` are skipped.
  */
 export type SecretSpec =
   | { kind: 'key'; path: string; key: string; name: string; line: string }
-  | { kind: 'all'; path: string; prefix: string; line: string };
+  | { kind: 'all'; path: string; prefix: string; line: string }
+  | { kind: 'tree'; path: string; depth: 'all' | 'one'; prefix: string; line: string };
+
+/** The most secrets one subtree line may bring: a job with more names a narrower path (or more lines). */
+export const MAX_TREE = 500;
 
 export class SpecError extends Error {}
 
@@ -30,10 +37,16 @@ export function parseSpecLine(raw: string): SecretSpec | null {
   const line = raw.trim();
   if (!line || line.startsWith('#')) return null;
   const bar = line.lastIndexOf('|');
-  if (bar < 0) throw new SpecError(`secret spec "${line}": expected "PATH KEY | ENV_NAME" or "PATH | PREFIX_"`);
+  if (bar < 0) throw new SpecError(`secret spec "${line}": expected "PATH KEY | ENV_NAME", "PATH | PREFIX_" or "PATH/** | PREFIX_"`);
   const left = line.slice(0, bar).trim().split(/\s+/).filter(Boolean);
   const name = line.slice(bar + 1).trim();
-  if (left.length === 0 || left.length > 2) throw new SpecError(`secret spec "${line}": expected "PATH KEY | ENV_NAME" or "PATH | PREFIX_"`);
+  if (left.length === 0 || left.length > 2) throw new SpecError(`secret spec "${line}": expected "PATH KEY | ENV_NAME", "PATH | PREFIX_" or "PATH/** | PREFIX_"`);
+  const tree = /^(.+)\/(\*\*?)$/.exec(left[0]!);
+  if (tree) {
+    if (left.length !== 1) throw new SpecError(`secret spec "${line}": a subtree (${left[0]}) takes no key: "PATH/** | PREFIX_"`);
+    if (name !== '' && !ENV_NAME.test(name)) throw new SpecError(`secret spec "${line}": ${JSON.stringify(name)} is not a valid variable name prefix`);
+    return { kind: 'tree', path: checkPath(tree[1]!, line), depth: tree[2] === '**' ? 'all' : 'one', prefix: name, line };
+  }
   const path = checkPath(left[0]!, line);
   if (left.length === 2) {
     if (!KEY.test(left[1]!)) throw new SpecError(`secret spec "${line}": bad key ${JSON.stringify(left[1])}`);
@@ -66,7 +79,7 @@ export function writerMayName(name: string): boolean {
   return !HOOKS.has(name) && !HOOK_PREFIXES.some((p) => name.startsWith(p));
 }
 
-/** The variable a key becomes under `PATH | PREFIX_`: upper case, anything outside [A-Z0-9_] as `_`. */
+/** The variable a key becomes under `PATH | PREFIX_` (under `PATH/** | PREFIX_`, the key is `<RELATIVE_PATH>_<KEY>`): upper case, anything outside [A-Z0-9_] as `_`. */
 export function prefixedName(prefix: string, key: string): string {
   const name = `${prefix}${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
   return /^[0-9]/.test(name) ? `_${name}` : name;

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { TlsSetup } from './client.js';
 import { giveBack, tokenId } from './fetch.js';
+import { DEFAULT_RETRY } from './retry.js';
 
 // What can be a Bearer credential (RFC 7235 token68), within reason: a file that holds anything else was not written here.
 const TOKEN68 = /^[A-Za-z0-9._~+/-]{16,4096}=*$/;
@@ -43,7 +44,7 @@ export async function revokeTokenFile(file: string, url: string, tls: TlsSetup, 
     return 1;
   }
   const id = tokenId(token);
-  const g = await giveBack(url, tls, token);
+  const g = await giveBack(url, tls, token, { ...DEFAULT_RETRY, log: say });
   if (g.outcome === 'failed') {
     say(`${g.warning} (${file} is kept: run revoke again)`);
     return 1;

@@ -2,10 +2,12 @@
 // the completion generator can walk it without running anything.
 import { Argument, Command, Option } from 'commander';
 import fs from 'node:fs';
+import path from 'node:path';
 // The wire shapes are the server's own types: one definition of each.
 import type { Policy } from '../../nexus/policy/types.js';
 import { isValidSegment } from '../../nexus/secrets/rules.js';
-import { TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
+import { githubRoleBindings, TENANT_CLAIM_PRESETS } from '../../plugins/oidc/presets.js';
+import type { RoleTestResult } from '../../plugins/oidc/role-test-schema.js';
 import type { IssuerConfig, RoleConfig } from '../../plugins/oidc/types.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { connect, PilotError, request, UsageError, env, type Conn } from './pilot-conn.js';
@@ -187,6 +189,90 @@ function showRole(r: RoleConfig): string {
   const claims = Object.entries(r.bound_claims).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   const globs = Object.entries(r.bound_claims_glob).map(([k, v]) => `${k}~${v}`);
   return `${r.name} (issuer ${r.issuer})\n  claims       ${[...claims, ...globs].join(', ')}\n  paths        ${r.paths.join(', ')}\n  permissions  ${r.permissions.join(', ')}${r.token_ttl_s ? `\n  token ttl    ${r.token_ttl_s} s` : ''}`;
+}
+
+/** `--preset github --repo O/R [--repo-id N --owner-id M]`: id bindings when given ids, else the name and a warning. */
+function presetBindings(o: { preset?: string; repo?: string; repoId?: string; ownerId?: string }): Record<string, string | string[]> {
+  if (o.preset === undefined) {
+    if (o.repo !== undefined || o.repoId !== undefined || o.ownerId !== undefined) throw new UsageError('--repo, --repo-id and --owner-id need --preset github');
+    return {};
+  }
+  if (o.preset !== 'github') throw new UsageError('--preset must be github');
+  if (o.repo === undefined) throw new UsageError('--preset github needs --repo OWNER/REPO');
+  let r: ReturnType<typeof githubRoleBindings>;
+  try {
+    r = githubRoleBindings({ repo: o.repo, repoId: o.repoId, ownerId: o.ownerId });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+  return { ...r.bound_claims };
+}
+
+/** An issuer's key-set flags: a server-side file, or a local file stored inline. */
+function keySetOptions(o: { jwksFile?: string; jwks?: string; jwksStale?: string }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (o.jwksFile !== undefined) {
+    if (!path.isAbsolute(o.jwksFile)) throw new UsageError('--jwks-file must be an absolute path (on the server)');
+    out.jwks_file = o.jwksFile;
+  }
+  if (o.jwks !== undefined) {
+    try {
+      out.jwks = JSON.parse(fs.readFileSync(o.jwks, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--jwks ${o.jwks}: ${(err as NodeJS.ErrnoException).code ?? 'not JSON'}`);
+    }
+  }
+  const stale = positive('--jwks-stale', o.jwksStale);
+  if (stale !== undefined) out.jwks_stale_s = stale;
+  return out;
+}
+
+async function roleTestInput(o: { jwtFile?: string; claims?: string; issuer?: string }): Promise<Record<string, unknown>> {
+  if ((o.jwtFile === undefined) === (o.claims === undefined)) throw new UsageError('give --jwt-file FILE, or --claims JSON with --issuer NAME');
+  if (o.jwtFile !== undefined) {
+    if (o.issuer !== undefined) throw new UsageError('--issuer goes with --claims (a JWT names its issuer)');
+    let jwt: string;
+    try {
+      jwt = o.jwtFile === '-' ? await readStdin() : fs.readFileSync(o.jwtFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--jwt-file ${o.jwtFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return { jwt: jwt.trim() };
+  }
+  if (o.issuer === undefined) throw new UsageError('--claims needs --issuer NAME');
+  let claims: unknown;
+  try {
+    claims = JSON.parse(o.claims!);
+  } catch {
+    throw new UsageError('--claims must be a JSON object');
+  }
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new UsageError('--claims must be a JSON object');
+  return { issuer: o.issuer, claims };
+}
+
+/** Rows padded to columns (the last one free). */
+function table(rows: string[][], indent = '  '): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+function showRoleTest(r: RoleTestResult): string {
+  const out: string[] = [`issuer ${r.issuer ?? '(none: iss names no configured issuer)'}`];
+  if (r.token) {
+    out.push(`token: ${r.token.accepted ? 'accepted' : `refused (${r.token.reason})`}`);
+    out.push(table([['check', 'verdict', 'detail'], ...r.token.checks.map((c) => [c.check, c.ok ? 'ok' : 'FAIL', c.detail])]));
+  }
+  if (r.roles.length === 0) out.push('no role of this issuer to test');
+  for (const v of r.roles) {
+    out.push(`role ${v.role}: ${v.matched ? 'match' : 'no match'}${v.why ? ` (${v.why})` : ''}`);
+    const shown = (x: unknown) => (typeof x === 'string' ? x : JSON.stringify(x));
+    const rows = v.bindings.map((b) => [b.claim, `${b.match === 'glob' ? '~' : ''}${shown(b.expected)}`, b.actual === undefined ? '(absent)' : JSON.stringify(b.actual), b.ok ? 'ok' : 'FAIL']);
+    out.push(table([['claim', 'expected', 'actual', 'verdict'], ...rows]));
+    for (const g of v.grants) out.push(`  grants  ${g.path}  ${g.permissions.join(',')}`);
+    for (const w of v.warnings) out.push(`  warning: ${w}`);
+  }
+  return out.join('\n');
 }
 
 function claimPairs(pairs: string[], flag: string): Array<[string, string]> {
@@ -437,8 +523,11 @@ export function buildProgram(version: string, args: string[] = []): Command {
       .option('--max-token-lifetime <s>', 'refuse tokens whose exp - iat is longer (default 3600)')
       .option('--preset <platform>', 'tenant claims of a CI platform: github or gitlab')
       .option('--tenant-claim <name>', 'a claim naming the tenant, one of which every role must bind; repeat for more (default sub)', repeat, [] as string[])
+      .option('--jwks-file <path>', 'a JWK Set file on the server, re-read when it changes (an IdP Nexus cannot reach: GHES, self-managed GitLab)')
+      .option('--jwks <file>', 'a local JWK Set file whose keys are stored with the issuer (inline)')
+      .option('--jwks-stale <s>', 'how long keys fetched from the IdP keep verifying while it does not answer (default 86400)')
       .option('--no-verify', 'save without fetching discovery and the JWKS first (an IdP reachable only later)')
-      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[]; verify: boolean }, cmd: Command) => {
+      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; jwksFile?: string; jwks?: string; jwksStale?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[]; verify: boolean }, cmd: Command) => {
         if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new UsageError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
         const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
         const body = {
@@ -449,6 +538,7 @@ export function buildProgram(version: string, args: string[] = []): Command {
           max_token_age_s: positive('--max-token-age', o.maxTokenAge),
           max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
           ...(tenants.length ? { tenant_claims: tenants } : {}),
+          ...keySetOptions(o),
           ...(o.verify ? {} : { verify: false }),
         };
         const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;
@@ -475,8 +565,12 @@ export function buildProgram(version: string, args: string[] = []): Command {
       .requiredOption('--path <template>', 'path glob, may use {{claims.NAME}}; repeat for more', repeat, [] as string[])
       .requiredOption('--perm <list>', 'read,list[,write]', splitList)
       .option('--ttl <s>', 'exchanged token lifetime (default 900, at most 3600)')
-      .action(async (name: string, o: { issuer: string; claim: string[]; claimGlob: string[]; path: string[]; perm: string[]; ttl?: string }, cmd: Command) => {
-        const bound: Record<string, string | string[]> = {};
+      .option('--preset <platform>', 'bindings of a CI platform for --repo: github')
+      .option('--repo <owner/repo>', 'with --preset github: the repository')
+      .option('--repo-id <n>', 'with --repo: its immutable id (gh api repos/OWNER/REPO --jq .id); binds the id, not the name')
+      .option('--owner-id <n>', 'with --repo-id: the owner\'s immutable id (--jq .owner.id)')
+      .action(async (name: string, o: { issuer: string; claim: string[]; claimGlob: string[]; path: string[]; perm: string[]; ttl?: string; preset?: string; repo?: string; repoId?: string; ownerId?: string }, cmd: Command) => {
+        const bound: Record<string, string | string[]> = presetBindings(o);
         for (const [k, v] of claimPairs(o.claim, '--claim')) {
           const prev = bound[k];
           bound[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
@@ -489,8 +583,20 @@ export function buildProgram(version: string, args: string[] = []): Command {
           permissions: o.perm,
           token_ttl_s: positive('--ttl', o.ttl),
         };
-        const res = (await get(cmd, 'PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig;
+        const res = (await get(cmd, 'PUT', `/v1/oidc/roles/${encodeURIComponent(name)}`, body)) as RoleConfig & { warnings?: string[] };
+        for (const w of res.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
         out(cmd, res, () => `saved role ${showRole(res)}`);
+      });
+    role
+      .command('test [role]')
+      .description('dry run: what the OIDC port decides for a sample token (every check) or for claims, role by role, and why')
+      .option('--jwt-file <file>', 'a sample JWT from the CI platform (- reads stdin)')
+      .option('--claims <json>', 'a token\'s claims as JSON, tested without a signature (needs --issuer)')
+      .option('--issuer <name>', 'with --claims: the issuer whose roles to test')
+      .action(async (only: string | undefined, o: { jwtFile?: string; claims?: string; issuer?: string }, cmd: Command) => {
+        const body = { ...(await roleTestInput(o)), ...(only === undefined ? {} : { role: only }) };
+        const res = await get<RoleTestResult>(cmd, 'POST', '/v1/oidc/roles:test', body);
+        out(cmd, res, () => showRoleTest(res));
       });
     adminObjectCommands<RoleConfig>(role, {
       noun: 'role',

@@ -19,6 +19,14 @@ async function timed(fn: () => Promise<{ code: number | null; stderr: string; st
   return performance.now() - t;
 }
 
+/** The subtree run against the 25 single reads: whole process, and what is left after process start (node -e 0). */
+function subtreeRow(r: BenchRow, tree: number[], single: number[], node: number[]): BenchRow {
+  const mean = (t: number[]) => t.reduce((a, b) => a + b, 0) / t.length;
+  const whole = mean(single) / mean(tree);
+  const beyondStart = (mean(single) - mean(node)) / Math.max(1e-3, mean(tree) - mean(node));
+  return { ...r, aim: { text: `${whole.toFixed(2)}x faster than 25 one-key lines, whole process (${beyondStart.toFixed(2)}x beyond node start); aim >= 3x`, met: whole >= 3 } };
+}
+
 /**
  * The CI clients, each a whole process run: the GitHub Action (ID-token
  * request, exchange, three secrets, export) and `nexus-ci exec -- true`,
@@ -34,14 +42,20 @@ export async function ciBench(scale: number): Promise<BenchRow[]> {
   const runner = await startRunner(idp, { ...github('org/repo'), aud: undefined });
   try {
     await call(srv.port, admin, 'PUT', '/v1/oidc/issuers/ci', { issuer: idp.url, audiences: ['nexus'], algorithms: ['RS256'], tenant_claims: ['repository'] });
-    await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*'], permissions: ['read'] });
+    await call(srv.port, admin, 'PUT', '/v1/oidc/roles/bench', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/{{claims.repository}}/*', 'ci/{{claims.repository}}/many/*'], permissions: ['read'] });
     for (const s of ['db', 'api', 'tls']) await call(srv.port, admin, 'PUT', `/v1/secrets/ci/org/repo/${s}`, { data: { value: `${s}-${'x'.repeat(40)}` } });
+    // A job reading 25 secrets: one subtree line (a round trip per page of 100) against 25 one-key lines (a read each).
+    const many = Array.from({ length: 25 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    for (const s of many) await call(srv.port, admin, 'PUT', `/v1/secrets/ci/org/repo/many/${s}`, { data: { value: `${s}-${'x'.repeat(40)}` } });
     const url = `https://127.0.0.1:${srv.oidcPort}`;
     const specs = ['ci/org/repo/db value | DB', 'ci/org/repo/api value | API', 'ci/org/repo/tls value | TLS'];
     const caFile = path.join(runner.dir, 'ca.crt');
     fs.writeFileSync(caFile, ca);
     const jwt = await idp.token({ ...github('org/repo'), aud: 'nexus', exp: Math.floor(Date.now() / 1000) + 3600 }, { expiresIn: 3600 });
-    const nexusCi = [path.join(ROOT, 'scripts/ci/dist/nexus-ci.mjs'), '--jwt-env', 'JWT', '--url', url, '--ca', caFile, ...specs.flatMap((s) => ['--secret', s]), 'exec', '--', 'true'];
+    const nexusCiWith = (lines: string[]) => [path.join(ROOT, 'scripts/ci/dist/nexus-ci.mjs'), '--jwt-env', 'JWT', '--url', url, '--ca', caFile, ...lines.flatMap((s) => ['--secret', s]), 'exec', '--', 'true'];
+    const nexusCi = nexusCiWith(specs);
+    const single25 = nexusCiWith(many.map((s) => `ci/org/repo/many/${s} value | M_${s.toUpperCase()}`));
+    const subtree25 = nexusCiWith(['ci/org/repo/many/* | M_']);
     const runs = {
       node: () => runNode(['-e', '0'], {}),
       action: () => {
@@ -50,10 +64,12 @@ export async function ciBench(scale: number): Promise<BenchRow[]> {
         return runAction(runner, { url, ca, audience: 'nexus', secrets: specs.join('\n') });
       },
       nexusCi: () => runNode(nexusCi, { JWT: jwt }),
+      single25: () => runNode(single25, { JWT: jwt }),
+      subtree25: () => runNode(subtree25, { JWT: jwt }),
     };
     for (const f of Object.values(runs)) await timed(f); // warm the file cache
     const rounds = Math.max(10, Math.round(30 * scale));
-    const times: Record<keyof typeof runs, number[]> = { node: [], action: [], nexusCi: [] };
+    const times: Record<keyof typeof runs, number[]> = { node: [], action: [], nexusCi: [], single25: [], subtree25: [] };
     for (let i = 0; i < rounds; i++) for (const k of Object.keys(runs) as Array<keyof typeof runs>) times[k].push(await timed(runs[k]));
     for (const t of Object.values(times)) t.sort((a, b) => a - b);
     const row = (scenario: string, t: number[], base?: number[]): BenchRow => ({
@@ -68,6 +84,8 @@ export async function ciBench(scale: number): Promise<BenchRow[]> {
       row('CI: node -e 0 (process start baseline)', times.node),
       row('CI: GitHub Action whole run (ID token, exchange, 3 secrets, export)', times.action, times.node),
       row('CI: nexus-ci exec -- true (exchange, 3 secrets)', times.nexusCi, times.node),
+      row('CI: nexus-ci exec -- true, 25 secrets as 25 one-key lines (a read each)', times.single25),
+      subtreeRow(row('CI: nexus-ci exec -- true, 25 secrets as one subtree line (PATH/* | M_, one page)', times.subtree25), times.subtree25, times.single25, times.node),
     ];
   } finally {
     await runner.stop();

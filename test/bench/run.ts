@@ -7,9 +7,12 @@ import { pgBench } from './postgres.js';
 import { startupBench } from './startup.js';
 import { storageBench } from './storage.js';
 import { auditBench } from './audit.js';
+import { forwardBench } from './forward.js';
 import { ciBench } from './ci.js';
 import { rssBench } from './rss.js';
 import { signalsBench } from './signals.js';
+import { stormBench } from './storm.js';
+import { loginsBench } from './logins.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -21,10 +24,14 @@ const want = (name: string) => !only || only.has(name);
 if (want('storage')) rows.push(...(await storageBench(scale)));
 if (want('audit')) rows.push(...(await auditBench(scale)));
 if (want('mtls')) rows.push(...(await mtlsBench(scale)));
+if (want('forward')) rows.push(...(await forwardBench(scale)));
 if (want('oidc')) rows.push(...(await oidcBench(scale)));
 if (want('signals')) rows.push(...(await signalsBench(scale)));
 if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
 if (want('ci')) rows.push(...(await ciBench(scale)));
 if (want('rss')) rows.push(...(await rssBench(scale)));
+// Opt-in rows (minutes at full size): BENCH_ONLY=storm (npm run bench:storm), BENCH_ONLY=logins.
+if (only?.has('storm')) rows.push(...(await stormBench(scale)));
+if (only?.has('logins')) rows.push(...(await loginsBench()));
 printTable(rows);

@@ -54,7 +54,7 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     expect(a.runs.post).to.equal('scripts/ci/dist/action-post.mjs');
     expect(fs.existsSync(path.join(ROOT, a.runs.post))).to.equal(true);
     expect(a.runs['post-if']).to.equal('always()');
-    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'db-creds', 'export-env', 'revoke']);
+    expect(Object.keys(a.inputs)).to.have.members(['url', 'ca', 'server-spiffe-id', 'audience', 'role', 'secrets', 'db-creds', 'export-env', 'revoke', 'max-tries', 'max-retry-s']);
     expect(a.inputs.secrets.required, 'db-creds alone is a request too').to.equal(false);
     expect(a.inputs['db-creds'].default).to.equal('');
     expect(Object.keys(a.outputs)).to.have.members(['token-id', 'lease-ids']);
@@ -83,6 +83,26 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     const post = await runActionPost(runner, base);
     expect(post.code, post.stdout + post.stderr).to.equal(0);
     expect(post.stdout).to.not.match(/::(warning|error)::/);
+  });
+
+  it('a subtree line (PATH/** | PREFIX_): every secret the job may read under PATH/, named PREFIX_<RELATIVE_PATH>_<KEY>, masked; others left out', async () => {
+    const r = await runAction(runner, { ...base, secrets: 'ci/acme/** | T_' });
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    const want = { T_API_DB_PASSWORD: 'gh-db-pw', T_API_DB_USER: 'svc', T_API_TLS_KEY_PEM: PEM, T_API_TLS_TRICKY: TRICKY, T_API_HOOKS_BASH_ENV: '$(touch pwned)', T_API_HOOKS_LD_PRELOAD: '/tmp/evil.so', T_API_HOOKS_OK: 'fine' };
+    expect(runner.githubEnv()).to.deep.equal(want);
+    expect(withoutIds(runner.githubOutput())).to.deep.equal(want);
+    expect(JSON.stringify(runner.githubEnv())).to.not.include('not-yours');
+    expect(maskProblems(r.stdout + r.stderr, Object.values(want))).to.deep.equal([]);
+    expect(r.stdout).to.include('nexus: 7 value(s) from 3 secret(s)');
+  });
+
+  it('max-tries and max-retry-s: integers in range, or the step fails naming the input', async () => {
+    const r = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD', 'max-tries': '0' });
+    expect(r.code).to.not.equal(0);
+    expect(r.stdout).to.include('::error::nexus: input max-tries must be an integer from 1 to 10');
+    expect(runner.githubEnv()).to.deep.equal({});
+    const ok = await runAction(runner, { ...base, secrets: 'ci/acme/api/db password | DB_PASSWORD', 'max-tries': '1', 'max-retry-s': '0' });
+    expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
   });
 
   describe('db-creds: the token and its leases live until the post step, which gives them back whatever the job\'s outcome', () => {

@@ -70,6 +70,16 @@ describe('nexus-ci with the SPIFFE Workload API (SPIFFE_ENDPOINT_SOCKET, --spiff
   });
 
   describe('SVID mode: no JWT, a socket: the mTLS port with the SVID as client certificate', () => {
+    it('a subtree line (PATH/** | PREFIX_): the paths listed, then each read; one the SVID may list but not read is passed over', async () => {
+      for (const [p, v] of [['app/a', 'svid-a'], ['app/b', 'svid-b'], ['ops/x', 'svid-hidden']]) await env.admin('PUT', `/v1/secrets/ci/acme/svid/${p}`, { data: { v } });
+      expect((await env.admin('PUT', '/v1/policies/ci-runner-tree-list', { spiffe_id: RUNNER_ID, paths: ['ci/acme/svid/**'], permissions: ['list'] })).status).to.be.oneOf([200, 201]);
+      expect((await env.admin('PUT', '/v1/policies/ci-runner-tree-read', { spiffe_id: RUNNER_ID, paths: ['ci/acme/svid/app/*'], permissions: ['read'] })).status).to.be.oneOf([200, 201]);
+      const out = path.join(dir, 'tree.json');
+      const r = await nexusCi(['--url', mtlsUrl, ...secret('ci/acme/svid/** | T_'), '--format', 'json', '--out', out], { SPIFFE_ENDPOINT_SOCKET: agent.endpoint });
+      expect(r.code, r.stderr).to.equal(0);
+      expect(JSON.parse(fs.readFileSync(out, 'utf8'))).to.deep.equal({ T_APP_A_V: 'svid-a', T_APP_B_V: 'svid-b' });
+    });
+
     it('reads secrets granted to the SVID by a SPIFFE policy; values reach only the child; nothing is printed', async () => {
       const seen = path.join(dir, 'seen.json');
       const child = `require('fs').writeFileSync(${JSON.stringify(seen)}, JSON.stringify({p: process.env.DB_PASSWORD, t: process.env.M_TEXT, u: process.env.M_USER})); process.exit(3)`;

@@ -50,6 +50,8 @@ const SPIRE_SOCKET = 'unix:///run/spire/agent.sock';
 const sha256 = (f: string) => createHash('sha256').update(fs.readFileSync(path.join(ROOT, f))).digest('hex');
 /** NEXUS_TOOLS_SHA256SUMS as the README tells the operator to set it: the release's own hashes, not the server's word. */
 const TOOLS_SHA256SUMS = ['scripts/ci/dist/nexus-ci.mjs', 'scripts/ci/dist/workload-api.mjs', 'scripts/ci/dist/workload.proto', 'scripts/pilot-dist/pilot.cjs'].map((f) => `${sha256(f)}  ${path.basename(f)}\n`).join('');
+/** acme/api's ids, as the README's id-bound deploy-prod role names them (GitHub's claims carry them as strings). */
+const README_REPO_IDS = { repository_id: '812345678', repository_owner_id: '4567890' };
 /** The sections whose commands run inside this repository (after `npm start` there), where `npx pilot` is the developer's. */
 const REPO_LOCAL = ['## Five minutes with Pilot', '### Try it locally in two minutes', '## Running several replicas'];
 const VALUES = { 'ci/acme/api/prod/db': { password: 'prod-db-pw-README', user: 'prod-user' }, 'ci/acme/api/db': { password: 'gitlab-db-pw-README' } };
@@ -189,7 +191,7 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
       const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, asksDbCreds(b.text) ? standIn.url : nexusUrl));
       if (!isWorkflow(doc)) continue;
       for (const job of Object.values(doc.jobs) as any[]) {
-        const runner = await startRunner(env.idp, { ...github('acme/api', 'refs/heads/main', { environment: job.environment }), aud: undefined });
+        const runner = await startRunner(env.idp, { ...github('acme/api', 'refs/heads/main', { environment: job.environment, ...README_REPO_IDS }), aud: undefined });
         try {
           const seen = stubDeploy(runner.dir);
           const secrets: string[] = [];
@@ -216,7 +218,7 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
               ran.action++;
             } else if (/^hashicorp\/vault-action@/.test(step.uses ?? '')) {
               // vault-action's own calls (see its src/auth.js and src/secrets.js), made by a Vault client.
-              const jwt = await env.idp.token({ ...github('acme/api', 'refs/heads/main', { environment: job.environment }), aud: inputs.jwtGithubAudience });
+              const jwt = await env.idp.token({ ...github('acme/api', 'refs/heads/main', { environment: job.environment, ...README_REPO_IDS }), aud: inputs.jwtGithubAudience });
               const vault = nodeVault({ endpoint: inputs.url, requestOptions: { ca: Buffer.from(inputs.caCertificate!, 'base64').toString() } });
               expect(inputs.method).to.equal('jwt');
               const login = await vault.write(`auth/${inputs.path}/login`, { jwt, role: inputs.role });

@@ -10,7 +10,18 @@ describe('CI secrets spec (shared by the action and nexus-ci)', () => {
     ]);
   });
 
+  it('reads subtree lines: `PATH/** | PREFIX_` (every level) and `PATH/* | PREFIX_` (one)', () => {
+    expect(parseSpecs(['ci/a/** | APP_\nci/b/* |'])).to.deep.equal([
+      { kind: 'tree', path: 'ci/a', depth: 'all', prefix: 'APP_', line: 'ci/a/** | APP_' },
+      { kind: 'tree', path: 'ci/b', depth: 'one', prefix: '', line: 'ci/b/* |' },
+    ]);
+  });
+
   const bad: Array<[string, RegExp]> = [
+    ['ci/a/** password | X', /a subtree \(ci\/a\/\*\*\) takes no key/],
+    ['ci/a/*** | X', /not a secret path/],
+    ['ci/*/db | X', /not a secret path/],
+    ['ci/a/** | PRE-', /not a valid variable name prefix/],
     ['ci/a/db password DB_PASSWORD', /expected "PATH KEY \| ENV_NAME"/],
     ['ci/a/db password extra | X', /expected/],
     ['ci/../db password | X', /not a secret path/],

@@ -15,7 +15,8 @@ function served(app: Koa): Set<string> {
       for (const m of layer.methods) {
         // LIST (Vault's verb, beside GET ?list=true on the same paths) is no OpenAPI method: the GET documents it.
         if (m === 'HEAD' || m === 'LIST') continue;
-        const p = layer.path.replace(/\/$/, '').replace(/:([A-Za-z]+)/g, '{$1}');
+        // An escaped colon (`/roles\\:test`) is a literal verb, not a parameter.
+        const p = layer.path.replace(/\/$/, '').replace(/(?<!\\):([A-Za-z]+)/g, '{$1}').replace(/\\:/g, ':');
         out.add(`${m} ${p || '/'}`);
       }
     }

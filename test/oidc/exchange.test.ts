@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { dbBytes } from '../helpers/env.js';
 import { github } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import { LEEWAY_S } from '../../plugins/oidc/verify.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -87,15 +88,45 @@ describe('OIDC port: rate limits', function () {
     expect((await e.oidc('bad.token.here', 'GET', '/v1/whoami')).status).to.equal(401);
   });
 
-  it('requests per token subject: 429 past the burst, then recovery', async () => {
+  it('requests per tenant (the repository the role binds): 429 past the burst, shared by every ref of the repository, not by another repository behind the same address; then recovery', async () => {
+    await e.admin('PUT', '/v1/oidc/roles/other', { issuer: 'ci', bound_claims: { repository: 'org/other' }, paths: ['ci/**'], permissions: ['read'] });
     const jwt = await e.idp.token(github('org/repo', 'refs/heads/busy'));
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) statuses.push((await e.oidc(jwt, 'GET', '/v1/whoami')).status);
     expect(statuses.filter((s) => s === 200).length).to.be.within(10, 11); // burst = 5 x 2/s (+ refill while we send)
     expect(statuses.at(-1)).to.equal(429);
-    // Another subject is unaffected.
-    expect((await e.oidc(await e.idp.token(github('org/repo', 'refs/heads/quiet')), 'GET', '/v1/whoami')).status).to.equal(200);
+    // Another repository from the same client address keeps its own budget ...
+    expect((await e.oidc(await e.idp.token(github('org/other', 'refs/heads/busy')), 'GET', '/v1/whoami')).status).to.equal(200);
+    // ... while another ref (another subject) of the same repository spends the same one.
+    const sameRepo = await e.oidc(await e.idp.token(github('org/repo', 'refs/heads/quiet')), 'GET', '/v1/whoami');
+    expect(sameRepo.status).to.equal(429);
+    expect(Number(sameRepo.headers['retry-after'])).to.be.within(1, 30);
     await sleep(1100);
     expect((await e.oidc(jwt, 'GET', '/v1/whoami')).status).to.equal(200);
+  });
+});
+
+describe('OIDC port: clock skew', function () {
+  this.timeout(30_000);
+  let e: OidcEnv;
+  before(async () => {
+    e = await startOidcEnv();
+    await e.admin('PUT', '/v1/oidc/roles/main', { issuer: 'ci', bound_claims: { repository: 'org/repo' }, paths: ['ci/**'], permissions: ['read'] });
+  });
+  after(() => e.stop());
+
+  it('a token whose iat is a little ahead of the server clock: 401 token_not_yet_valid with Retry-After (the clocks disagree); far ahead: a plain 401', async () => {
+    const ahead = (s: number) => e.idp.token({ ...github('org/repo', 'refs/heads/skew'), iat: Math.floor(Date.now() / 1000) + LEEWAY_S + s });
+    const early = await e.oidc(undefined, 'POST', '/v1/auth/token', { jwt: await ahead(2) });
+    expect(early.status).to.equal(401);
+    expect(early.body.error.code).to.equal('token_not_yet_valid');
+    // Redacted like every 401 here: the code is all it says.
+    expect(early.body.error.message).to.equal('the token was not accepted');
+    const wait = Number(early.headers['retry-after']);
+    expect(wait).to.be.within(1, 3);
+    const far = await e.oidc(undefined, 'POST', '/v1/auth/token', { jwt: await ahead(3600) });
+    expect(far.status).to.equal(401);
+    expect(far.body.error.code).to.equal('unauthorized');
+    expect(far.headers['retry-after']).to.equal(undefined);
   });
 });

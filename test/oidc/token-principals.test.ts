@@ -50,6 +50,9 @@ describe('exchanged tokens: principal resolved once per token and configuration'
       max_token_lifetime_s: 3600,
       tenant_claims: ['repository'],
       allowed_types: [],
+      jwks: null,
+      jwks_file: null,
+      jwks_stale_s: 86400,
       created_at: '',
       updated_at: '',
     };

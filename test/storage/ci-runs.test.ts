@@ -56,7 +56,7 @@ function engineCases(open: () => Promise<Core>): void {
     expect(await core.storage.tx((r) => r.oidc.claimDelivery(['gh:id:2'], t0 + 2, t0 + 102))).to.equal(true);
     // Expired: claimable again, whether or not it was purged yet.
     expect(await core.storage.tx((r) => r.oidc.claimDelivery(['gh:body:a'], t0 + 100, t0 + 200))).to.equal(true);
-    await core.storage.oidc.purgeExpired(t0 + 10_000);
+    await core.storage.oidc.purgeExpired(t0 + 10_000, 500);
     expect(await core.storage.tx((r) => r.oidc.claimDelivery(['gh:body:a', 'gh:id:1', 'gh:id:2'], t0 + 10_001, t0 + 20_000))).to.equal(true);
   });
 }
