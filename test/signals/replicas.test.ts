@@ -30,8 +30,9 @@ describe('access signals on PostgreSQL: replicas share one baseline', function (
     expect((await a.call('PUT', '/v1/policies/svc', { spiffe_id: 'spiffe://nexus.local/svc-*', paths: ['app/**'], permissions: ['read'] })).status).to.equal(201);
     const mark = new Date().toISOString();
     expect((await a.call('GET', '/v1/secrets/app/a', undefined, svc)).status).to.equal(200);
-    // The baseline reaches the database in the next batch (about a second).
-    await sleep(1500);
+    // Listing signals writes a's queued batch first: the baseline is in the database, not left to a's timer.
+    expect((await a.call('GET', '/v1/signals?since=60')).status).to.equal(200);
+    await sleep(1100);
     expect((await b.call('GET', '/v1/secrets/app/a', undefined, svc)).status).to.equal(200);
     expect((await b.call('GET', '/v1/secrets/app/b', undefined, svc)).status).to.equal(200);
     const listed = async (r: typeof a) => {
