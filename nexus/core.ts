@@ -13,6 +13,7 @@ import { AuditKeys } from './audit/keys.js';
 import { AuditAnchorRepo } from './storage/audit-repo.js';
 import { WriteBehindAnchor } from './audit/anchor-behind.js';
 import { Metrics } from './metrics.js';
+import { SignalService } from './signals/service.js';
 import path from 'node:path';
 import { assertKnownSchema } from './storage/migrator.js';
 import { META } from './storage/meta-repo.js';
@@ -33,6 +34,8 @@ export interface Core {
   secrets: SecretsService;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Access signals (nexus/signals/): fed by the audit layer, listed by GET /v1/signals. */
+  signals: SignalService;
   /** Ciphertext rows of secret reads (null on a shared database, where other replicas write unannounced). */
   rowCache: CiphertextRowCache | null;
   close(): Promise<void>;
@@ -154,6 +157,14 @@ export async function openCore(config: Config, log: Logger, sealedKey?: RootKey)
     log.info({ engine: storage.engine, db: storage.location, root_key_source: rootKey.source, root_kcv: rootKey.kcv }, 'storage ready');
     const audit = await openAuditTrail(config, storage, rootKey, log);
     if (audit.trail.chainBreak) metrics.auditBreaks.inc();
+    let signals: SignalService;
+    try {
+      signals = await SignalService.open({ storage, trail: audit.trail, metrics, log }, config);
+    } catch (err) {
+      await audit.close();
+      throw err;
+    }
+    if (audit.trail.chainBreak) signals.engine.auditIntegrity(`the audit trail did not match its anchor at start: ${audit.trail.chainBreak.detail}`);
     return {
       config,
       log,
@@ -166,8 +177,10 @@ export async function openCore(config: Config, log: Logger, sealedKey?: RootKey)
       secrets,
       audit: audit.trail,
       metrics,
+      signals,
       rowCache,
       close: async () => {
+        await signals.close();
         await audit.close();
         await storage.close();
       },

@@ -19,6 +19,14 @@ export class LogBudget {
   ) {}
 
   info(fields: Record<string, unknown>): void {
+    this.emit('info', fields);
+  }
+
+  warn(fields: Record<string, unknown>, msg = this.msg): void {
+    this.emit('warn', fields, msg);
+  }
+
+  private emit(level: 'info' | 'warn', fields: Record<string, unknown>, msg = this.msg): void {
     const now = Date.now();
     if (now - this.windowStart >= this.windowMs) {
       this.windowStart = now;
@@ -31,6 +39,6 @@ export class LogBudget {
     this.used++;
     const dropped = this.suppressed;
     this.suppressed = 0;
-    this.log.info(dropped ? { ...fields, suppressed: dropped } : fields, dropped ? `${this.msg} (${dropped} more since the last line, not logged)` : this.msg);
+    this.log[level](dropped ? { ...fields, suppressed: dropped } : fields, dropped ? `${msg} (${dropped} more since the last line, not logged)` : msg);
   }
 }

@@ -30,6 +30,11 @@ export class Lru<K, V> {
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K);
   }
 
+  /** Every value, least recently used first (without touching their order). */
+  values(): IterableIterator<V> {
+    return this.map.values();
+  }
+
   delete(key: K): void {
     this.map.delete(key);
   }

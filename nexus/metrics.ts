@@ -117,6 +117,7 @@ export class Metrics {
   readonly unsealFailures: Counter;
   /** Set by the seal. /metrics answers 503 while sealed (the contract's gate), so a scrape reads 0; an in-process reader sees 1. */
   sealed: () => boolean = () => false;
+  readonly securitySignals: Counter<'signal' | 'port'>;
   /** Set by the listeners as they (re)load their files (nexus/listeners/cert-expiry.ts). */
   readonly certExpiry: Gauge<'listener'>;
   readonly auditForwardErrors: Counter<'reason'>;
@@ -174,6 +175,7 @@ export class Metrics {
         this.set(sealed() ? 1 : 0);
       },
     });
+    this.securitySignals = new Counter({ name: 'nexus_security_signals_total', help: 'Access signals raised (new_path, denied_burst, read_spike, token_replay, config_change, audit_integrity), by port', labelNames: ['signal', 'port'], registers });
     this.certExpiry = new Gauge({ name: 'nexus_tls_cert_expiry_timestamp_seconds', help: "notAfter of each port's certificate and of the trust bundle's earliest CA (listener=trust_bundle)", labelNames: ['listener'], registers });
     this.auditForwardErrors = new Counter({ name: 'nexus_audit_forward_errors_total', help: 'Audit forwarding failures: connect, tls (receiver certificate refused) or io (connection lost)', labelNames: ['reason'], registers });
     // Zero from the start, so a rate() or an alert sees the first failure.

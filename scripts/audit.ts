@@ -14,6 +14,7 @@ import { initSodium } from '../nexus/crypto/sodium.js';
 import { StartupError } from '../nexus/errors.js';
 import { AuditAnchorRepo, AuditKeysRepo, type AuditKeyRow, type ChainHead } from '../nexus/storage/audit-repo.js';
 import { PgStorage } from '../nexus/storage/postgres.js';
+import { recordScriptSignal } from '../nexus/signals/script-signal.js';
 import { openDatabase } from '../nexus/storage/db.js';
 
 /**
@@ -102,6 +103,8 @@ program
             continue;
           }
           failed = true;
+          // The one write verify makes: a break it finds is an access signal (audit_integrity), listed by GET /v1/signals.
+          await recordScriptSignal(config, `nexus-audit verify: ${file}: ${r.problems.length} problem(s), first: ${r.problems[0]}`);
           for (const p of r.problems) process.stderr.write(`nexus-audit: broken at ${p}\n`);
           process.stderr.write(`nexus-audit: ${file}: ${r.problems.length} problem(s) in ${r.records} record(s)\n`);
         }

@@ -12,8 +12,8 @@ import type { AuditKeys } from './keys.js';
 /** One audit record: who did what to which path, and how it ended. Never a value, key or raw token. */
 export interface AuditEntry {
   request_id?: string;
-  /** `sweeper`: the lease sweeper, acting on its own. */
-  port: 'mtls' | 'oidc' | 'script' | 'sweeper';
+  /** `sweeper`: the lease sweeper, acting on its own; `server`: the trail itself (audit_integrity). */
+  port: 'mtls' | 'oidc' | 'script' | 'sweeper' | 'server';
   principal?: Record<string, unknown>;
   action: string;
   /** HTTP method and route template (`/v1/secrets/{path}`) of a request. */
@@ -34,6 +34,11 @@ export interface AuditEntry {
   token_id?: string;
   /** A database credential lease created, renewed or revoked (never its password). */
   lease?: { id: string; role: string; connection: string; username: string; caller: string; expires_at?: string; attempts?: number };
+  /** `signal`: an access signal (nexus/signals/), which names its signal, the client address and why. */
+  kind?: 'signal';
+  signal?: string;
+  address?: string;
+  why?: string;
   /** How many credentials a revocation ended (a CI end-of-work event). */
   revoked?: number;
 }
@@ -81,6 +86,10 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
     reason: e.reason,
     token_id: e.token_id,
     lease: e.lease,
+    kind: e.kind,
+    signal: e.signal,
+    address: e.address,
+    why: e.why,
     revoked: e.revoked,
     msg: e.action,
     time: now.toISOString(),
@@ -96,6 +105,8 @@ export function serializeEntry(e: AuditEntry, now = new Date(), replica?: string
  */
 class BatchingStream {
   lastError: Error | null = null;
+  /** Told once per outage: when a write fails after one that succeeded. */
+  onFailure: ((err: Error) => void) | null = null;
   private queue: string[] = [];
   private flushed: Promise<boolean> | null = null;
 
@@ -124,7 +135,9 @@ class BatchingStream {
       this.lastError = null;
       return true;
     } catch (err) {
+      const first = this.lastError === null;
       this.lastError = err as Error;
+      if (first) this.onFailure?.(err as Error);
       return false;
     }
   }
@@ -184,6 +197,11 @@ export class AuditTrail {
   record(entry: AuditEntry): Promise<boolean> {
     this.stream.write(serializeEntry(entry, new Date(), this.replica));
     return this.stream.settled();
+  }
+
+  /** `fn` hears of each outage once, as it begins (the access signal audit_integrity). */
+  onUnwritable(fn: (err: Error) => void): void {
+    this.stream.onFailure = fn;
   }
 
   /** The chain's head: its last record on disk and anchored (the forwarder sends no further, the head gauges show it). */

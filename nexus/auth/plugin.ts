@@ -3,6 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Config, TlsFiles } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
+import type { RequestSignals } from '../signals/engine.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { RootKey } from '../crypto/root-key.js';
 import type { Logger } from '../log.js';
@@ -31,6 +32,8 @@ export interface CoreServices {
   dbcreds: DbCreds;
   /** The sealed gate (nexus/http/sealed-gate.ts): a plugin's port puts it right after its error handler. */
   sealGate?: Middleware;
+  /** Access signals, for the plugin's listener to hand its auditRequests. */
+  signals?: RequestSignals;
 }
 
 export interface SealedListen {

@@ -26,6 +26,8 @@ export interface OidcPrincipal {
   via: 'jwt' | 'exchanged_token';
   /** HMAC of the token's jti or of the exchanged token, for the audit trail (never the token). */
   tokenId?: string;
+  /** The values of all the issuer's tenant claims the token carries (`repository=org/repo,repository_owner=org`): with issuer and roles, the access signals' principal. */
+  tenants?: string;
   /** When an exchanged token expires (ms since the epoch). */
   expiresAt?: number;
   /** The tenant claim and its value (`repository=acme/api`) whose rate limit the principal spends; absent, the subject's. */

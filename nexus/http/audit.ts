@@ -3,6 +3,8 @@ import type { Context, Next } from 'koa';
 import type { Principal } from '../auth/principal.js';
 import { describePrincipal, type AuditEntry, type AuditTrail } from '../audit/trail.js';
 import { ForbiddenError, NexusError, UnauthorizedError, UnavailableError } from '../errors.js';
+import type { RequestSignals } from '../signals/engine.js';
+import { principalKey } from '../signals/principal-key.js';
 import type { RequestState } from './errors.js';
 import { statusOf } from './errors.js';
 
@@ -122,7 +124,7 @@ export function isHealthCheck(ctx: Context): boolean {
  * request fails closed (503), whatever its route, method or spelling; only
  * health checks answer anyway.
  */
-export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
+export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc', signals?: RequestSignals) {
   return async function audit(ctx: Context, next: Next): Promise<void> {
     const state = ctx.state as AuditState;
     // One flat literal per record (no spreads): this runs on every request.
@@ -171,6 +173,26 @@ export function auditRequests(trail: AuditTrail, port: 'mtls' | 'oidc') {
     if (!written && !state.intentRecorded && !isHealthCheck(ctx)) {
       throw new UnavailableError('the audit trail cannot be written; refusing to serve unrecorded');
     }
+    if (signals) feedSignals(signals, ctx, port, state, status);
     if (error) throw error;
   };
+}
+
+/**
+ * The decision just recorded, to the access signals: a committed change to a
+ * named configuration object (policy, issuer, role, and any later kind that
+ * notes its object and commits through changeAudited) is a config_change;
+ * any other request is an observation. Synchronous, no storage.
+ */
+function feedSignals(signals: RequestSignals, ctx: Context, port: 'mtls' | 'oidc', state: AuditState, status: number): void {
+  const note = state.audit;
+  const address = ctx.req.socket.remoteAddress ?? '';
+  if (state.intentRecorded && note?.object && status < 400) {
+    const { kind, name } = note.object;
+    signals.engine.configChanged({ port, principal: principalKey(state.principal), address, kind, verb: note.action.startsWith(`${kind}.`) ? note.action.slice(kind.length + 1) : note.action, name });
+    return;
+  }
+  if (!signals.requests || isHealthCheck(ctx)) return;
+  const p = state.principal;
+  signals.requests.observe({ port, principal: principalKey(p), address, action: note?.action ?? '', path: note?.path, status, tokenId: p?.kind === 'oidc' ? p.tokenId : undefined });
 }

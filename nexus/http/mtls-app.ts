@@ -23,6 +23,8 @@ import type { DbCreds } from '../dbcreds/index.js';
 import type { SealController } from '../seal/seal.js';
 import { sealedGate } from './sealed-gate.js';
 import { sealPaths, sealRoutes } from './seal-routes.js';
+import { signalsRoutes } from './signals-routes.js';
+import type { SignalService } from '../signals/service.js';
 
 export interface MtlsAppDeps {
   log: Logger;
@@ -36,6 +38,8 @@ export interface MtlsAppDeps {
   seal: SealController;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Access signals: fed by the audit layer, listed at GET /v1/signals. */
+  signals?: Pick<SignalService, 'engine' | 'requests' | 'list'>;
   /** Where SVIDs refused after the handshake are logged (rate-limited). */
   refusals?: LogBudget;
   /** OpenAPI paths of the plugins' admin routes. */
@@ -55,7 +59,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
   app.use(measureRequests(deps.metrics, 'mtls'));
   app.use(errorHandling(deps.log, { port: 'mtls' }));
   app.use(sealedGate(deps.seal));
-  app.use(auditRequests(deps.audit, 'mtls'));
+  app.use(auditRequests(deps.audit, 'mtls', deps.signals));
   app.use(spiffeAuth(deps.trustDomain, deps.trust, (remote, reason) => deps.refusals?.info({ remote, reason, stage: 'svid' })));
   const doc = mtlsDocument({ ...sealPaths(), ...(deps.dbcreds ? dbCredsPaths() : {}), ...(deps.extraOpenApi ?? {}) });
   const openapi = new Router();
@@ -71,6 +75,7 @@ export function buildMtlsApp(deps: MtlsAppDeps): Koa {
     metricsRoutes(deps.metrics, access),
     ...(deps.dbcreds ? dbCredsRoutes(deps.dbcreds, access) : []),
     sealRoutes(deps.seal, access),
+    ...(deps.signals ? [signalsRoutes((since) => deps.signals!.list(since), access)] : []),
     ...(deps.extraRoutes?.(access) ?? []),
   ];
   for (const router of routers) {

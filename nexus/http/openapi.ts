@@ -3,6 +3,7 @@ import { ObjectName, Policy, PolicyInput, PolicyList } from '../policy/schema.js
 import { documentedAs, z } from '../schema.js';
 import { ErrorBody } from './errors.js';
 import { Health } from './health.js';
+import { SignalList } from '../signals/schema.js';
 
 /**
  * OpenAPI 3.1 documents of both ports, built from the same zod schemas that
@@ -206,6 +207,14 @@ export function mtlsPaths(): Paths {
     },
     '/v1/policies': { get: { operationId: 'listPolicies', summary: 'list SPIFFE policies (admin)', responses: { '200': json('policies', PolicyList), ...ERRORS } } },
     '/v1/policies/{name}': adminCrud('policy', PolicyInput, Policy, '; not the built-in one'),
+    '/v1/signals': {
+      get: {
+        operationId: 'listSignals',
+        summary: 'recent access signals, oldest first (metrics or admin permission)',
+        parameters: [{ name: 'since', in: 'query', required: false, description: 'an RFC 3339 time, or seconds before now (default 3600)', schema: { type: 'string' } }],
+        responses: { '200': json('signals', SignalList), ...ERRORS },
+      },
+    },
     '/metrics': {
       get: {
         operationId: 'metrics',

@@ -40,6 +40,10 @@ export abstract class EngineRepos implements Repos {
     return this.repos().configSecrets;
   }
 
+  get signals() {
+    return this.repos().signals;
+  }
+
   get auditKeys() {
     return this.repos().auditKeys;
   }

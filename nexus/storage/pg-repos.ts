@@ -5,6 +5,7 @@ import type { AuditKeyRow, ChainHead } from './audit-repo.js';
 import type { ConfigTopic } from './changes.js';
 import { versionsFrom } from './config-version-repo.js';
 import { PgDbCredsRepo, PgLeasesRepo } from './pg-dbcreds-repo.js';
+import { PgSignalsRepo } from './pg-signals-repo.js';
 import type {
   AuditAnchorsStore,
   AuditKeysStore,
@@ -397,6 +398,7 @@ export function pgRepos(q: Queryable): Repos {
     oidc: new PgOidcRepo(q),
     configVersions: new PgConfigVersions(q),
     configSecrets: new PgConfigSecrets(q),
+    signals: new PgSignalsRepo(q),
     auditKeys: new PgAuditKeys(q),
     dbcreds: new PgDbCredsRepo(q),
     leases: new PgLeasesRepo(q),

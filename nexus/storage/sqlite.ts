@@ -5,6 +5,7 @@ import { openDatabase, type Db } from './db.js';
 import { SqliteMetaRepo } from './meta-repo.js';
 import { SqliteConfigVersionsRepo } from './config-version-repo.js';
 import { SqliteConfigSecretsRepo } from './config-secrets-repo.js';
+import { SqliteSignalsRepo } from './signals-repo.js';
 import { migrateUp, migrationStatus, type Migration, type MigrationStatus } from './migrator.js';
 import { SqliteOidcRepo } from './oidc-repo.js';
 import { SqliteDbCredsRepo, SqliteLeasesRepo } from './dbcreds-repo.js';
@@ -60,6 +61,7 @@ export class SqliteStorage extends EngineRepos implements Storage {
       dbcreds: new SqliteDbCredsRepo(this.db, this.gate),
       leases: new SqliteLeasesRepo(this.db, this.gate),
       configSecrets: new SqliteConfigSecretsRepo(this.db, this.gate),
+      signals: new SqliteSignalsRepo(this.db, this.gate),
       auditKeys: gated(this.gate, new AuditKeysRepo(this.db)),
     });
   }

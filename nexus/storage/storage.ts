@@ -229,6 +229,40 @@ export interface ConfigSecretsRepo {
   delete(owner: string): Promise<boolean>;
 }
 
+/** A principal's learned baseline (access signals); times in ms since the epoch. */
+export interface SignalBaselineRow {
+  principal: string;
+  first_seen: number;
+  peak: number;
+}
+
+/** A raised signal as kept for GET /v1/signals. */
+export interface SignalEventRow {
+  at: string;
+  signal: string;
+  port: string;
+  principal: string;
+  address: string;
+  path: string | null;
+  why: string;
+}
+
+/** signal_baselines, signal_paths, signal_events: written in batches, read at start and off the request path. */
+export interface SignalsRepo {
+  /** The `limit` most recently updated baselines. */
+  recent(limit: number): Promise<SignalBaselineRow[]>;
+  baselines(principals: string[]): Promise<SignalBaselineRow[]>;
+  /** The learned paths of `principals`, at most `perPrincipal` each. */
+  paths(principals: string[], perPrincipal: number): Promise<Array<{ principal: string; path: string }>>;
+  /** Upserts: the earliest first_seen and the highest peak win (replicas write the same principal). */
+  saveBaselines(rows: SignalBaselineRow[], nowMs: number): Promise<void>;
+  addPaths(rows: Array<{ principal: string; path: string }>): Promise<void>;
+  addEvents(rows: SignalEventRow[]): Promise<void>;
+  /** The newest `limit` signals at or after `since` (ISO), oldest first. */
+  events(since: string, limit: number): Promise<SignalEventRow[]>;
+  pruneEvents(before: string): Promise<number>;
+}
+
 /** audit_keys: earlier root keys' audit MAC keys, wrapped by the current root key. */
 export interface AuditKeysStore {
   all(): Promise<AuditKeyRow[]>;
@@ -253,6 +287,7 @@ export interface Repos {
   dbcreds: DbCredsRepo;
   leases: LeasesRepo;
   configSecrets: ConfigSecretsRepo;
+  signals: SignalsRepo;
 }
 
 export type EngineName = 'sqlite' | 'postgres';

@@ -3,7 +3,7 @@ import { Lru } from '../../nexus/lru.js';
 import type { OidcPrincipal } from '../../nexus/auth/principal.js';
 import { UnauthorizedError } from '../../nexus/errors.js';
 import { tenantOf } from './limits.js';
-import { resolveRoles } from './roles.js';
+import { resolveRoles, tenantClaimValues } from './roles.js';
 import type { OidcStore, StoredToken } from './store.js';
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S, type IssuerConfig, type RoleConfig } from './types.js';
 import { policyRefusal, type VerifiedToken } from './verify.js';
@@ -92,7 +92,7 @@ function resolveStored(row: StoredToken, issuer: IssuerConfig | undefined, keySe
   // A role whose token_ttl_s was shortened since shortens the token too.
   const expiresAt = Math.min(row.expires_at, row.created_at + ttlFor(minted.filter((r) => roles.includes(r.name))) * 1000);
   const tenant = tenantOf(issuer, minted, roles, row.claims);
-  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt, claims: row.claims, ...(tenant ? { tenant } : {}) };
+  return { kind: 'oidc', issuer: issuer.name, issuerUrl: issuer.issuer, subject: row.subject, roles, grants, via: 'exchanged_token', expiresAt, claims: row.claims, ...(tenant ? { tenant } : {}), tenants: tenantClaimValues(issuer.tenant_claims, row.claims) };
 }
 
 function expiring(p: OidcPrincipal, now: number): OidcPrincipal {

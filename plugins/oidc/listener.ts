@@ -6,6 +6,7 @@ import type { AuditTrail } from '../../nexus/audit/trail.js';
 import { auditRequests, changeAudited, noteAudit } from '../../nexus/http/audit.js';
 import { measureRequests } from '../../nexus/http/metrics.js';
 import type { Metrics } from '../../nexus/metrics.js';
+import type { RequestSignals } from '../../nexus/signals/engine.js';
 import { readBody } from '../../nexus/http/body.js';
 import { JsonObject } from '../../nexus/schema.js';
 import { errorHandling } from '../../nexus/http/errors.js';
@@ -30,7 +31,7 @@ import type { IssuerRegistry } from './issuers.js';
 import { retryAfter, tenantOf, type TokenBuckets } from './limits.js';
 import { explainRoles, noRoleReason } from './explain.js';
 import { clockSkewRefusal } from './skew.js';
-import { grantAllows, resolveRoles } from './roles.js';
+import { grantAllows, resolveRoles, tenantClaimValues } from './roles.js';
 import { subtreeWithData } from './subtree.js';
 import type { OidcStore } from './store.js';
 import { TokenRequest } from './schema.js';
@@ -51,6 +52,8 @@ export interface OidcAppDeps {
   readiness: Readiness;
   audit: AuditTrail;
   metrics: Metrics;
+  /** Access signals, fed by this port's audit layer. */
+  signals?: RequestSignals;
   /** The Vault-compatible CI routes (NEXUS_OIDC_VAULT_COMPAT). */
   vaultCompat: boolean;
   /** Database credentials: db/creds and leases of the caller's own token. */
@@ -147,7 +150,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     // The audit trail gets an HMAC of the jti (or of the whole JWT when it has none), never the token.
     const tokenId = deps.audit.tokenId(typeof claims.jti === 'string' ? `jti:${claims.jti}` : jwt);
     const tenant = tenantOf(issuer.config, configured, roles, claims as Record<string, unknown>);
-    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId, ...(tenant ? { tenant } : {}) };
+    const principal: OidcPrincipal = { kind: 'oidc', issuer: issuer.config.name, issuerUrl: issuer.config.issuer, subject: String(claims.sub ?? ''), roles, grants, via: 'jwt', tokenId, ...(tenant ? { tenant } : {}), tenants: tenantClaimValues(issuer.config.tenant_claims, claims as Record<string, unknown>) };
     jwtPrincipals.set(verified, { roles: configured, only, principal });
     if (why) unmatched.set(principal, why);
     return { principal, verified };
@@ -386,7 +389,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   if (deps.sealGate) app.use(deps.sealGate);
-  app.use(auditRequests(deps.audit, 'oidc'));
+  app.use(auditRequests(deps.audit, 'oidc', deps.signals));
   app.use(noBody);
   for (const r of routers) {
     app.use(r.routes());

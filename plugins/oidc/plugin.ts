@@ -103,7 +103,7 @@ export class OidcPlugin implements AuthPlugin {
     this.log = core.log;
     this.dbcreds = core.dbcreds;
     this.webhookSecrets = new WebhookSecrets(core.storage, core.keyring);
-    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets);
+    if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets, core.signals);
     // The lint of role writes, for the roles the file writes (the API answers them in the response).
     for (const role of seed.roles) {
       const issuer = seed.issuers.find((i) => i.name === role.issuer);
@@ -145,6 +145,7 @@ export class OidcPlugin implements AuthPlugin {
       readiness: { checks: () => this.readiness() },
       audit: core.audit,
       metrics: core.metrics,
+      signals: core.signals,
       vaultCompat: core.config.oidcVaultCompat,
       dbcreds: core.dbcreds,
       ciEvents: new CiEvents(this.store, this.webhookSecrets),

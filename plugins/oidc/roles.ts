@@ -104,3 +104,19 @@ function compiled(glob: string): RegExp {
   }
   return re;
 }
+
+/**
+ * The token's tenant, for the access signals' principal key: the values of
+ * the issuer's tenant claims it carries (`repository=org/repo,...`). `sub`
+ * only when nothing else is there: on GitHub it names the branch too, and a
+ * new branch must not be a new principal with a learning window of its own.
+ */
+export function tenantClaimValues(tenantClaims: readonly string[], claims: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const c of tenantClaims) {
+    if (c === 'sub') continue;
+    const v = claimAt(claims, c);
+    if (typeof v === 'string' || typeof v === 'number') parts.push(`${c}=${v}`);
+  }
+  return parts.length ? parts.join(',') : `sub=${String(claims.sub ?? '')}`;
+}

@@ -4,6 +4,7 @@ import type { Config } from '../../nexus/config/index.js';
 import { BadRequestError, ConfigError, ConflictError, NexusError, NotFoundError, StartupError } from '../../nexus/errors.js';
 import { definitionDigest } from '../../nexus/http/audit.js';
 import type { Logger } from '../../nexus/log.js';
+import type { RequestSignals } from '../../nexus/signals/engine.js';
 import type { Storage } from '../../nexus/storage/storage.js';
 import { assertUniqueIssuerUrl, OidcRules } from './admin.js';
 import { tenantRefusal } from './roles.js';
@@ -117,8 +118,8 @@ async function planSeed(t: OidcTables, seed: Seed, file: string): Promise<SeedCh
  * is recorded in the audit trail before it is committed (an unwritable trail
  * refuses the start), and its outcome after.
  */
-export async function applySeed(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger, secrets: WebhookSecrets): Promise<void> {
-  await applyDefinitions(storage, store, audit, seed, file, log);
+export async function applySeed(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger, secrets: WebhookSecrets, signals?: RequestSignals): Promise<void> {
+  await applyDefinitions(storage, store, audit, seed, file, log, signals);
   await applyWebhookSecrets(storage, secrets, seed);
 }
 
@@ -142,7 +143,7 @@ async function applyWebhookSecrets(storage: Storage, secrets: WebhookSecrets, se
   });
 }
 
-async function applyDefinitions(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger): Promise<void> {
+async function applyDefinitions(storage: Storage, store: OidcStore, audit: AuditTrail, seed: Seed, file: string, log: Logger, signals?: RequestSignals): Promise<void> {
   const planned = await planSeed(new OidcTables(storage), seed, file);
   if (planned.length === 0) {
     log.info({ file, issuers: seed.issuers.length, roles: seed.roles.length }, 'the OIDC issuers and roles in the config file are in effect; nothing to change');
@@ -206,5 +207,6 @@ async function applyDefinitions(storage: Storage, store: OidcStore, audit: Audit
   }
   // Committed: outcomes are best effort, as an API change's are.
   await Promise.all(planned.map((c) => record(c, 'outcome', { decision: 'allow', status: c.verb === 'delete' ? 204 : created.has(idOf(c)) ? 201 : 200 })));
+  for (const c of planned) signals?.engine.configChanged({ port: 'script', principal: `config file ${file}`, address: '', kind: `oidc.${c.kind}`, verb: c.verb, name: nameOf(c) });
   log.info({ file, issuers: seed.issuers.length, roles: seed.roles.length, changed: planned.map(idOf) }, 'applied OIDC issuers and roles from the config file');
 }

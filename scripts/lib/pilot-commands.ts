@@ -13,6 +13,7 @@ import type { DbConnection, DbCreds, DbRole, LeaseInfo } from '../../nexus/dbcre
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { operatorCommands } from './pilot-operator.js';
 import { connect, PilotError, request, UsageError, env, type Conn } from './pilot-conn.js';
+import { addSignalsCommand } from './pilot-signals.js';
 
 const LABEL: Record<number, string> = { 400: 'bad request', 401: 'not authenticated', 403: 'permission denied', 404: 'not found', 409: 'conflict', 413: 'too large', 429: 'rate limited', 503: 'unavailable' };
 
@@ -754,6 +755,8 @@ export function buildProgram(version: string, args: string[] = []): Command {
   }
 
   operatorCommands(program, { get, out }, builds('operator'));
+
+  addSignalsCommand(program, { get, out });
 
   program
     .command('completion')

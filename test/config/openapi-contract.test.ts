@@ -119,6 +119,7 @@ describe('OpenAPI documents: valid, complete, and true to the server', function 
         await s.t.stop();
       }
     },
+    'GET /v1/signals': () => e.admin('GET', '/v1/signals?since=3600'),
     'PUT /v1/policies/{name}': () => e.admin('PUT', '/v1/policies/doc', { spiffe_id: 'spiffe://nexus.local/doc/*', paths: ['doc/**'], permissions: ['read'] }),
     'GET /v1/policies/{name}': () => e.admin('GET', '/v1/policies/builtin-admin'),
     'GET /v1/oidc/issuers': () => e.admin('GET', '/v1/oidc/issuers'),

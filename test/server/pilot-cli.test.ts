@@ -108,7 +108,8 @@ describe('Pilot at vault-CLI parity: commands, help, completion, exit codes', fu
     fs.writeFileSync(file, bash);
     const complete = (words: string[]) =>
       execFileSync('bash', ['-c', `source ${file}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _pilot; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8' }).trim();
-    expect(complete(['pilot', 's'])).to.equal('secret');
+    expect(complete(['pilot', 's']).split(' ').sort()).to.deep.equal(['secret', 'signals']);
+    expect(complete(['pilot', 'se'])).to.equal('secret');
     expect(complete(['pilot', 'secret', 'p']).split(' ').sort()).to.deep.equal(['patch', 'purge', 'put']);
     expect(complete(['pilot', 'oidc', 'role', 'r'])).to.equal('revoke-tokens');
     expect(complete(['pilot', 'secret', 'get', 'app/db', '--f'])).to.equal('--field');
