@@ -72,19 +72,7 @@ export async function rotateRootKey(opts: RotationOptions): Promise<RotationResu
   }
 
   const rewrapped = await rewrapDataKeys(storage, old, target, batchSize, opts.onProgress);
-  let reencrypted = 0;
-  let newKeyId = await meta.get(META.rotationDataKey);
-  if (opts.reencrypt || newKeyId !== null) {
-    if (newKeyId === null) {
-      const { row } = newDataKey(target, false);
-      await storage.tx(async (r) => {
-        await r.dataKeys.insert(row);
-        await r.meta.set(META.rotationDataKey, row.id);
-      });
-      newKeyId = row.id;
-    }
-    reencrypted = await reencryptSecrets(storage, new Keyring(target, storage), newKeyId, batchSize, opts.onProgress);
-  }
+  const { reencrypted, newKeyId } = await reencryptPhase(storage, target, opts.reencrypt, batchSize, opts.onProgress);
 
   const finalKeyId = newKeyId;
   await storage.tx(async (r) => {
@@ -140,6 +128,32 @@ export async function rewrapDataKeys(
     done += n;
     onProgress?.('rewrap', done, total);
   }
+}
+
+/**
+ * The optional second phase of a rotation: every secret version re-encrypted
+ * under a new data key wrapped by `target`. The key's id is recorded first, so
+ * a killed run resumes with the same key (and a recorded key means resume,
+ * whatever `reencrypt` says).
+ */
+export async function reencryptPhase(
+  storage: Storage,
+  target: RootKey,
+  reencrypt: boolean,
+  batchSize: number,
+  onProgress: RotationOptions['onProgress'],
+): Promise<{ reencrypted: number; newKeyId: string | null }> {
+  let newKeyId = await storage.meta.get(META.rotationDataKey);
+  if (!reencrypt && newKeyId === null) return { reencrypted: 0, newKeyId };
+  if (newKeyId === null) {
+    const { row } = newDataKey(target, false);
+    await storage.tx(async (r) => {
+      await r.dataKeys.insert(row);
+      await r.meta.set(META.rotationDataKey, row.id);
+    });
+    newKeyId = row.id;
+  }
+  return { reencrypted: await reencryptSecrets(storage, new Keyring(target, storage), newKeyId, batchSize, onProgress), newKeyId };
 }
 
 export async function reencryptSecrets(

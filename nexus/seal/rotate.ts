@@ -1,8 +1,7 @@
 import { rewrapAuditKeys } from '../audit/keys.js';
 import { open, randomKey, seal } from '../crypto/aead.js';
-import { Keyring, newDataKey } from '../crypto/keyring.js';
 import { makeRootKey, type RootKey } from '../crypto/root-key.js';
-import { reencryptSecrets, rewrapDataKeys, type RotationOptions } from '../crypto/rotation.js';
+import { reencryptPhase, rewrapDataKeys, type RotationOptions } from '../crypto/rotation.js';
 import type { Config } from '../config/index.js';
 import { StartupError } from '../errors.js';
 import { META } from '../storage/meta-repo.js';
@@ -57,19 +56,7 @@ export async function rotateSealedRootKey(
       target = makeRootKey(open(old.bytes, { nonce: Buffer.from(p.nonce, 'base64'), ciphertext: Buffer.from(p.wrapped, 'base64') }, pendingAd(p.kcv), 'the pending root key'), record.type);
     }
     const rewrapped = await rewrapDataKeys(storage, old, target, opts.batchSize, opts.onProgress);
-    let reencrypted = 0;
-    let newKeyId = await storage.meta.get(META.rotationDataKey);
-    if (opts.reencrypt || newKeyId !== null) {
-      if (newKeyId === null) {
-        const { row } = newDataKey(target, false);
-        await storage.tx(async (r) => {
-          await r.dataKeys.insert(row);
-          await r.meta.set(META.rotationDataKey, row.id);
-        });
-        newKeyId = row.id;
-      }
-      reencrypted = await reencryptSecrets(storage, new Keyring(target, storage), newKeyId, opts.batchSize, opts.onProgress);
-    }
+    const { reencrypted, newKeyId } = await reencryptPhase(storage, target, opts.reencrypt, opts.batchSize, opts.onProgress);
     const split = record.unseal ?? record.recovery!;
     const next = await sealRootKey(config, record.type, target.bytes, split.shares, split.threshold);
     // Printed before the commit: a seal whose shares nobody saw must never become current.
