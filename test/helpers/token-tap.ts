@@ -10,6 +10,8 @@ export interface TokenTap {
   tokens: string[];
   /** Requests whose path starts with `prefix` from now on wait for release() before they go on to Nexus. */
   hold(prefix: string): void;
+  /** Requests whose path starts with `prefix` get this answer instead of Nexus's (a server outside the contract). */
+  answer(prefix: string, status: number, body: unknown): void;
   /** Held requests waiting. */
   held(): number;
   /** Sends every waiting request on to Nexus and stops holding. */
@@ -21,7 +23,8 @@ export interface TokenTap {
  * A pass-through in front of the real OIDC port: every request goes to Nexus
  * and every answer is Nexus's own. It only notes the Bearer tokens (the job's
  * exchanged token, which the clients keep to themselves) and can hold
- * requests for a path (a test's moment inside the client's fetch). Its
+ * requests for a path (a test's moment inside the client's fetch), or answer
+ * one path itself (what Nexus never sends, for the clients' refusals). Its
  * certificate is Nexus's SVID shape from the same dev CA, so the clients
  * trust it as they trust Nexus.
  */
@@ -41,6 +44,7 @@ export async function startTokenTap(env: OidcEnv): Promise<TokenTap> {
     });
   let holding: string | undefined;
   let waiting: Array<() => void> = [];
+  const answers = new Map<string, { status: number; body: unknown }>();
   const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -49,6 +53,8 @@ export async function startTokenTap(env: OidcEnv): Promise<TokenTap> {
         const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
         if (bearer && !tokens.includes(bearer)) tokens.push(bearer);
         if (holding !== undefined && req.url!.startsWith(holding)) await new Promise<void>((r) => waiting.push(r));
+        const own = [...answers].find(([prefix]) => req.url!.startsWith(prefix))?.[1];
+        if (own) return void res.writeHead(own.status, { 'content-type': 'application/json' }).end(JSON.stringify(own.body));
         const r = await forward(req.method!, req.url!, req.headers, Buffer.concat(chunks));
         const headers = Object.fromEntries(Object.entries(r.headers).filter(([k]) => !['connection', 'keep-alive', 'transfer-encoding'].includes(k))) as Record<string, string>;
         res.writeHead(r.status, headers).end(r.body);
@@ -60,6 +66,7 @@ export async function startTokenTap(env: OidcEnv): Promise<TokenTap> {
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     tokens,
     hold: (prefix) => (holding = prefix),
+    answer: (prefix, status, body) => void answers.set(prefix, { status, body }),
     held: () => waiting.length,
     release: () => {
       holding = undefined;
