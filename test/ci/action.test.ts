@@ -8,7 +8,10 @@ import { ROOT } from '../helpers/env.js';
 import { node24 } from '../helpers/node24.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { bash } from '../helpers/bash.js';
-import { startDbCredsStandIn, type DbCredsStandIn } from '../helpers/db-creds-standin.js';
+import type pg from 'pg';
+import { createTarget, putCredentialRoles, type Target } from '../helpers/dbcreds.js';
+import { requirePg } from '../helpers/pg.js';
+import { startTokenTap, type TokenTap } from '../helpers/token-tap.js';
 import { maskProblems, runAction, runActionPost, startRunner, type Runner } from '../helpers/runner.js';
 
 const PEM = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----';
@@ -106,41 +109,78 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
   });
 
   describe('db-creds: the token and its leases live until the post step, which gives them back whatever the job\'s outcome', () => {
-    let standIn: DbCredsStandIn;
+    // The real db/creds route on a real PostgreSQL; a pass-through tap notes the job's token (the action keeps it to itself).
+    let tap: TokenTap;
+    let target: Target;
+    let deploy: string;
+    let report: string;
     let via: Record<string, string>;
-    before(async () => {
-      standIn = await startDbCredsStandIn(env);
-      via = { ...base, url: standIn.url };
-      const r = await env.admin('PUT', '/v1/oidc/roles/api-db', { issuer: 'ci', bound_claims: { repository: 'acme/api' }, paths: ['ci/acme/api/*', 'db/creds/*'], permissions: ['read'] });
+    before(async function () {
+      target = await createTarget(await requirePg(this));
+      deploy = `dep${target.tag}`;
+      report = `rep${target.tag}`;
+      await putCredentialRoles(env.admin, target, [deploy, report]);
+      tap = await startTokenTap(env);
+      via = { ...base, url: tap.url };
+      tap.answer('/v1/db/creds/garbled', 200, { user: 'x' });
+      // `missing` is granted but no credential role has that name; `denied` is not granted.
+      const r = await env.admin('PUT', '/v1/oidc/roles/api-db', { issuer: 'ci', bound_claims: { repository: 'acme/api' }, paths: ['ci/acme/api/*', `db/creds/${deploy}`, `db/creds/${report}`, 'db/creds/missing'], permissions: ['read'] });
       expect(r.status, r.text).to.equal(201);
     });
-    after(() => standIn?.stop());
+    after(async () => {
+      await tap?.stop();
+      await target?.drop();
+    });
     const whoami = async (token: string) => (await env.oidc(token, 'GET', '/v1/whoami')).status;
+    const alive = async (username: string) => (await target.users(username)).includes(username);
+    const ended = async (c: pg.Client) => c.query('SELECT 1').then(() => false, () => true);
+    /** The role's active leases, by user name. */
+    const activeLeases = async (role: string) =>
+      Object.fromEntries(((await env.admin('GET', `/v1/leases?prefix=db/creds/${role}`)).body as { leases: { lease_id: string; username: string; state: string }[] }).leases.filter((l) => l.state === 'active').map((l) => [l.username, l.lease_id]));
 
-    it('main (db-creds masked, exported, lease ids and the token id as outputs), a failing step, then post: the token gets 401', async () => {
-      const main = await runAction(runner, { ...via, role: 'api-db', secrets: 'ci/acme/api/db password | DB_PASSWORD', 'db-creds': 'deploy | PG_\nreport | RO_' });
+    it('main (db-creds masked, exported, lease ids and the token id as outputs), a later step logs in with pg, a failing step, then post: the token gets 401, the users are gone, the open session ended', async () => {
+      const main = await runAction(runner, { ...via, role: 'api-db', secrets: 'ci/acme/api/db password | DB_PASSWORD', 'db-creds': `${deploy} | PG_\n${report} | RO_` });
       expect(main.code, main.stdout + main.stderr).to.equal(0);
-      const token = standIn.tokens.at(-1)!;
-      const [deploy, report] = standIn.leases.slice(-2);
-      expect(deploy!.token).to.equal(token);
-      expect(runner.githubEnv()).to.deep.equal({ DB_PASSWORD: 'gh-db-pw', PG_USERNAME: deploy!.username, PG_PASSWORD: deploy!.password, RO_USERNAME: report!.username, RO_PASSWORD: report!.password });
+      const token = tap.tokens.at(-1)!;
+      const exported = runner.githubEnv();
+      expect(Object.keys(exported)).to.have.members(['DB_PASSWORD', 'PG_USERNAME', 'PG_PASSWORD', 'RO_USERNAME', 'RO_PASSWORD']);
+      expect(exported.DB_PASSWORD).to.equal('gh-db-pw');
+      expect(exported.PG_USERNAME).to.match(new RegExp(`^v_${deploy}_acme_api_`));
+      expect(exported.RO_USERNAME).to.match(new RegExp(`^v_${report}_acme_api_`));
       const out = runner.githubOutput();
-      expect(out['lease-ids']).to.equal(`${deploy!.lease_id}\n${report!.lease_id}`);
+      // The lease ids are the server's own, one per line, in order.
+      const pgLease = (await activeLeases(deploy))[exported.PG_USERNAME!];
+      const roLease = (await activeLeases(report))[exported.RO_USERNAME!];
+      expect(pgLease).to.be.a('string');
+      expect(out['lease-ids']).to.equal(`${pgLease}\n${roLease}`);
       expect(out['token-id']).to.equal(tokenId(token));
-      expect(maskProblems(main.stdout + main.stderr, [deploy!.username, deploy!.password, report!.username, report!.password, 'gh-db-pw'])).to.deep.equal([]);
+      expect(maskProblems(main.stdout + main.stderr, [exported.PG_USERNAME!, exported.PG_PASSWORD!, exported.RO_USERNAME!, exported.RO_PASSWORD!, 'gh-db-pw'])).to.deep.equal([]);
       // The token: masked, never printed, never an output or a variable; kept only for the post step.
       expect(maskProblems(main.stdout + main.stderr, [token])).to.deep.equal([]);
       for (const text of [JSON.stringify(out), JSON.stringify(runner.githubEnv())]) expect(text).to.not.include(token);
       expect(await whoami(token), 'alive for the later steps').to.equal(200);
 
+      // A later step: a real PostgreSQL login with the exported user (psql, as a job would run it).
+      const db = new URL(target.url);
+      const later = await bash(`PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p ${db.port || 5432} -d ${db.pathname.slice(1)} -U "$PG_USERNAME" -tAc 'SELECT v FROM ${target.table}'`, runner.dir, { ...runner.env, ...runner.githubEnv() });
+      expect(later.code, later.log).to.equal(0);
+      expect(later.log.trim()).to.equal('hello');
+      // And a session of the job's still open when the job ends.
+      const session = await target.login(exported.PG_USERNAME!, exported.PG_PASSWORD!);
+      expect((await session.query(`SELECT v FROM ${target.table}`)).rows).to.deep.equal([{ v: 'hello' }]);
+
       const failing = await bash('exit 3', runner.dir, { ...runner.env, ...runner.githubEnv() });
       expect(failing.code).to.equal(3);
+      expect(await alive(exported.PG_USERNAME!), 'a failed step ends nothing by itself').to.equal(true);
 
       const post = await runActionPost(runner, via);
       expect(post.code, post.stdout + post.stderr).to.equal(0);
       expect(post.stdout).to.include(`nexus: revoked the job's token ${tokenId(token)} and its leases`);
       expect((post.stdout + post.stderr).split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).to.not.include(token);
       expect(await whoami(token)).to.equal(401);
+      expect(await alive(exported.PG_USERNAME!), 'the database users are gone').to.equal(false);
+      expect(await alive(exported.RO_USERNAME!)).to.equal(false);
+      expect(await ended(session), 'the open session was ended').to.equal(true);
       // Run again (a re-run of the post step): the token is already gone, which is no failure.
       const again = await runActionPost(runner, via);
       expect(again.code).to.equal(0);
@@ -149,29 +189,35 @@ describe('GitHub Action (action.yml, committed bundle) in a simulated runner', f
     });
 
     it('revoke: false keeps the token to its TTL: nothing saved, the post step leaves it alone', async () => {
-      const main = await runAction(runner, { ...via, role: 'api-db', secrets: '', 'db-creds': 'deploy | PG_', revoke: 'false' });
+      const main = await runAction(runner, { ...via, role: 'api-db', secrets: '', 'db-creds': `${deploy} | PG_`, revoke: 'false' });
       expect(main.code, main.stdout + main.stderr).to.equal(0);
-      const token = standIn.tokens.at(-1)!;
+      const token = tap.tokens.at(-1)!;
+      const user = runner.githubEnv().PG_USERNAME!;
       expect(runner.githubState()).to.deep.equal({});
       expect((await runActionPost(runner, via)).code).to.equal(0);
       expect(await whoami(token)).to.equal(200);
+      expect(await alive(user)).to.equal(true);
       expect((await env.oidc(token, 'POST', '/v1/auth/token/revoke-self')).status).to.equal(204);
+      expect(await alive(user)).to.equal(false);
     });
 
     const refusals: Array<[string, string, RegExp]> = [
       ['a role the server does not know', 'missing | PG_', /db-creds "missing \| PG_": not found \(404\)/],
       ['a role the token may not read', 'denied | PG_', /db-creds "denied \| PG_": denied \(403\)/],
+      // Not Nexus's answer: the tap answers this one path itself.
       ['an answer outside the contract', 'garbled | PG_', /db-creds "garbled \| PG_": .*no username, password and lease_id/],
     ];
     for (const [name, line, message] of refusals) {
       it(`${name}: the step fails naming the line, exports nothing, and the token (with any lease minted before) is given back at once`, async () => {
-        const r = await runAction(runner, { ...via, role: 'api-db', secrets: 'ci/acme/api/db password | DB_PASSWORD', 'db-creds': `deploy | OK_\n${line}` });
+        const r = await runAction(runner, { ...via, role: 'api-db', secrets: 'ci/acme/api/db password | DB_PASSWORD', 'db-creds': `${deploy} | OK_\n${line}` });
         expect(r.code).to.equal(1);
         expect(r.stdout).to.match(message);
         expect(runner.githubEnv()).to.deep.equal({});
         expect(runner.githubState()).to.deep.equal({});
-        expect(await whoami(standIn.tokens.at(-1)!)).to.equal(401);
-        expect(r.stdout + r.stderr).to.not.include(standIn.leases.at(-1)!.password);
+        expect(await whoami(tap.tokens.at(-1)!)).to.equal(401);
+        // The lease minted before the refusal went with the token.
+        expect(await activeLeases(deploy)).to.deep.equal({});
+        expect(await target.users(`v_${deploy}_`)).to.deep.equal([]);
       });
     }
 

@@ -4,12 +4,14 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodeVault from 'node-vault';
+import type pg from 'pg';
 import YAML from 'yaml';
 import { bash } from '../helpers/bash.js';
-import { startDbCredsStandIn, type DbCredsStandIn } from '../helpers/db-creds-standin.js';
+import { createTarget, type Target } from '../helpers/dbcreds.js';
 import { ROOT, runBin } from '../helpers/env.js';
 import { github, gitlab, startIdp, type TestIdp } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
+import { requirePg } from '../helpers/pg.js';
 import { maskProblems, runAction, runActionPost, startRunner } from '../helpers/runner.js';
 import { startWorkloadApi, svidFrom, type TestWorkloadApi } from '../helpers/workload-api.js';
 
@@ -30,6 +32,12 @@ function yamlBlocks(): Block[] {
 function readmeSetupCommands(): string[][] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
   return [...readme.matchAll(/^pilot (oidc (?:issuer put (?:github|gitlab)|role put (?:deploy-prod|gitlab-main)) .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
+}
+
+/** The README's `pilot db connection|role put ...` of "Credentials that end with the job", as argument lists. */
+function readmeDbCommands(): string[][] {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\\\n\s*/g, ' ');
+  return [...readme.matchAll(/^pilot (db (?:connection|role) put .*)$/gm)].map((m) => [...m[1]!.matchAll(/'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2]!));
 }
 
 /** The README's `pilot policy put ci-runner ...` for the SPIRE-managed runner, as an argument list. */
@@ -70,13 +78,14 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
   let nexusUrl: string;
   let gitlabIdp: TestIdp;
   let agent: TestWorkloadApi;
-  // STAND-IN until the server's db/creds route merges: the examples that ask for database
-  // credentials talk to it (it passes everything else through to Nexus); then use nexusUrl for all.
-  let standIn: DbCredsStandIn;
+  // The examples that ask for database credentials get them from the real server, on a real
+  // PostgreSQL database set up by the README's own admin commands.
+  let target: Target;
   const asksDbCreds = (text: string) => /--db-creds|db-creds:/.test(text);
-  const ran = { action: 0, vaultAction: 0, nexusCi: 0, nexusCiSvid: 0, gitlabVault: 0, dbCredsAction: 0, afterScript: 0 };
+  const ran = { action: 0, vaultAction: 0, nexusCi: 0, nexusCiSvid: 0, gitlabVault: 0, dbCredsAction: 0, afterScript: 0, dbCredsAfterScript: 0 };
 
-  before(async () => {
+  before(async function () {
+    target = await createTarget(await requirePg(this));
     // The README's trust domain, so that its SPIFFE IDs are used as written.
     env = await startOidcEnv({ NEXUS_TRUST_DOMAIN: 'example.org' });
     nexusUrl = `https://127.0.0.1:${env.port}`;
@@ -102,11 +111,25 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     const r = await runBin('pilot', policy, { NEXUS_DATA_DIR: env.t.dir, NEXUS_ADDR: `https://127.0.0.1:${env.t.port}` });
     expect(r.code, r.stderr).to.equal(0);
     agent = await startWorkloadApi(await svidFrom(env.t.ca, runnerId));
-    standIn = await startDbCredsStandIn(env);
+    // The README's database setup, through the real Pilot: only the database's URL, admin role and
+    // password file are the test's own.
+    const passwordFile = path.join(env.t.dir, 'nexus_admin.password');
+    fs.writeFileSync(passwordFile, `${target.adminPassword}\n`, { mode: 0o600 });
+    const dbCommands = readmeDbCommands();
+    expect(dbCommands.map((c) => c.slice(0, 4).join(' '))).to.deep.equal(['db connection put main', 'db role put migrate']);
+    for (const args of dbCommands) {
+      const set = (flag: string, value: string) => args.includes(flag) && (args[args.indexOf(flag) + 1] = value);
+      set('--url', target.url);
+      set('--username', target.admin);
+      set('--password-file', passwordFile);
+      const put = await runBin('pilot', args, { NEXUS_DATA_DIR: env.t.dir, NEXUS_ADDR: `https://127.0.0.1:${env.t.port}` });
+      expect(put.code, put.stderr).to.equal(0);
+      expect(put.stdout + put.stderr).to.not.include(target.adminPassword);
+    }
   });
   after(async () => {
-    await standIn?.stop();
     await env?.stop();
+    await target?.drop();
     await gitlabIdp?.stop();
     await agent?.stop();
   });
@@ -188,7 +211,7 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
     const ca = env.t.caPem;
     const vars: Record<string, string> = { NEXUS_CA: ca, NEXUS_CA_BASE64: Buffer.from(ca).toString('base64') };
     for (const b of blocks) {
-      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, asksDbCreds(b.text) ? standIn.url : nexusUrl));
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl));
       if (!isWorkflow(doc)) continue;
       for (const job of Object.values(doc.jobs) as any[]) {
         const runner = await startRunner(env.idp, { ...github('acme/api', 'refs/heads/main', { environment: job.environment, ...README_REPO_IDS }), aud: undefined });
@@ -197,6 +220,8 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
           const secrets: string[] = [];
           // The action's post step runs at the job's end (post-if: always()), after every step.
           const posts: Array<Record<string, string>> = [];
+          // With db-creds: the job's user, its token (kept for the post step) and a session left open when the job ends.
+          let leased: { username: string; password: string; token: string; session?: pg.Client } | undefined;
           for (const step of job.steps) {
             const inputs = Object.fromEntries(Object.entries(step.with ?? {}).map(([k, v]) => [k, String(v).replace(/\$\{\{\s*(?:vars|secrets)\.(\w+)\s*\}\}/g, (_m, n: string) => vars[n] ?? '')]));
             if (/\/nexus@/.test(step.uses ?? '')) {
@@ -209,9 +234,11 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
               expect(outputs).to.deep.equal(exported);
               expect(tokenId).to.match(/^[0-9a-f]{16}$/);
               if (inputs['db-creds']) {
-                const lease = standIn.leases.at(-1)!;
-                expect(exported).to.include({ PG_USERNAME: lease.username, PG_PASSWORD: lease.password });
-                expect(leaseIds).to.equal(lease.lease_id);
+                expect(exported.PG_USERNAME).to.match(/^v_migrate_acme_api_/);
+                const listed = (await env.admin('GET', '/v1/leases?prefix=db/creds/migrate')).body as { leases: { lease_id: string; username: string; state: string }[] };
+                expect(leaseIds).to.equal(listed.leases.find((l) => l.username === exported.PG_USERNAME && l.state === 'active')?.lease_id);
+                leased = { username: exported.PG_USERNAME!, password: exported.PG_PASSWORD!, token: runner.githubState()['nexus-token']! };
+                expect(leased.token).to.match(/^nxo_/);
               }
               secrets.push(...Object.values(exported));
               expect(maskProblems(r.stdout + r.stderr, Object.values(exported))).to.deep.equal([]);
@@ -239,18 +266,25 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
               for (const s of secrets) expect(r.log).to.not.include(s);
               const got = JSON.parse(fs.readFileSync(seen, 'utf8'));
               expect(got.DB_PASSWORD).to.equal(VALUES['ci/acme/api/prod/db'].password);
-              if (asksDbCreds(b.text)) expect(got.PG_USERNAME).to.equal(standIn.leases.at(-1)!.username);
+              if (leased) {
+                expect(got.PG_USERNAME).to.equal(leased.username);
+                // The step's user logs in (a real pg client); its session stays open to the job's end.
+                leased.session = await target.login(got.PG_USERNAME, got.PG_PASSWORD);
+                expect((await leased.session.query(`SELECT v FROM ${target.table}`)).rows).to.deep.equal([{ v: 'hello' }]);
+              }
             }
           }
-          const token = asksDbCreds(b.text) ? standIn.tokens.at(-1)! : undefined;
+          const token = leased?.token;
           if (token) expect((await env.oidc(token, 'GET', '/v1/whoami')).status, `README.md:${b.line}: the token lives until the post step`).to.equal(200);
           for (const inputs of posts.reverse()) {
             const r = await runActionPost(runner, inputs);
             expect(r.code, `README.md:${b.line} post: ${r.stdout}`).to.equal(0);
             expect(r.stdout).to.not.match(/::(warning|error)::/);
           }
-          if (token) {
-            expect((await env.oidc(token, 'GET', '/v1/whoami')).status, `README.md:${b.line}: the post step gave the token back`).to.equal(401);
+          if (leased) {
+            expect((await env.oidc(leased.token, 'GET', '/v1/whoami')).status, `README.md:${b.line}: the post step gave the token back`).to.equal(401);
+            expect(await target.users(leased.username), `README.md:${b.line}: the database user is gone`).to.deep.equal([]);
+            expect(await leased.session!.query('SELECT 1').then(() => 'open', () => 'ended'), 'its session was ended').to.equal('ended');
             ran.dbCredsAction++;
           }
         } finally {
@@ -265,7 +299,7 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
 
   it('GitLab jobs run as the runner would: id_tokens minted (or the SVID from the agent), script lines in bash, values only in the command environment', async () => {
     for (const b of blocks) {
-      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, asksDbCreds(b.text) ? standIn.url : nexusUrl).replaceAll(PUBLIC_MTLS_URL, `https://127.0.0.1:${env.t.port}`).replaceAll(SPIRE_SOCKET, agent.endpoint));
+      const doc = YAML.parse(b.text.replaceAll(PUBLIC_URL, nexusUrl).replaceAll(PUBLIC_MTLS_URL, `https://127.0.0.1:${env.t.port}`).replaceAll(SPIRE_SOCKET, agent.endpoint));
       for (const [name, job] of gitlabJobs(doc)) {
         const dir = fs.mkdtempSync(path.join(fs.realpathSync(env.t.dir), `job-${name}-`));
         const seen = stubDeploy(dir);
@@ -296,7 +330,14 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
           expect(r.log, 'the hash was checked').to.include('nexus-ci.mjs: OK');
         }
         if (job.script.some((l: string) => l.includes('nexus-ci'))) ran[job.variables?.SPIFFE_ENDPOINT_SOCKET ? 'nexusCiSvid' : 'nexusCi']++;
-        if (asksDbCreds(b.text)) expect(got.PG_PASSWORD, `README.md:${b.line} ${name}`).to.equal(standIn.leases.at(-1)!.password);
+        // The job's database user, a real login while the job lasts.
+        const dbUser = asksDbCreds(b.text) ? (got.PG_USERNAME as string) : undefined;
+        if (dbUser) {
+          expect(dbUser, `README.md:${b.line} ${name}`).to.match(/^v_migrate_acme_api_/);
+          const c = await target.login(dbUser, got.PG_PASSWORD);
+          expect((await c.query(`SELECT v FROM ${target.table}`)).rows).to.deep.equal([{ v: 'hello' }]);
+          await c.end();
+        }
         if (job.after_script) {
           // The runner runs after_script in a shell of its own, in the same directory, with the job's variables.
           const tokenOut = /--token-out (\S+)/.exec(job.script.join(' '))?.[1];
@@ -308,11 +349,16 @@ describe('README CI examples: every YAML block parses, workflows pass actionlint
           expect(after.log).to.not.include(token);
           expect(fs.existsSync(path.join(dir, tokenOut!)), 'the token file is removed').to.equal(false);
           expect((await env.oidc(token, 'GET', '/v1/whoami')).status, `README.md:${b.line} ${name}: after_script gave the token back`).to.equal(401);
+          if (dbUser) {
+            expect(await target.users(dbUser), `README.md:${b.line} ${name}: the database user is gone`).to.deep.equal([]);
+            ran.dbCredsAfterScript++;
+          }
           ran.afterScript++;
         }
       }
     }
     expect(ran.afterScript).to.be.greaterThan(0);
+    expect(ran.dbCredsAfterScript).to.be.greaterThan(0);
     expect(ran.nexusCi).to.be.greaterThan(0);
     expect(ran.nexusCiSvid).to.be.greaterThan(0);
     expect(ran.gitlabVault).to.be.greaterThan(0);

@@ -93,3 +93,22 @@ export async function relay(port: number): Promise<{ port: number; cut(): Promis
       }),
   };
 }
+
+type AdminCall = (method: string, path: string, body?: unknown) => Promise<{ status: number; text: string }>;
+
+/**
+ * A connection `name` to the target and a credential role per entry of
+ * `roles`, each creating a user that may read the target's table (through
+ * Nexus's admin API, as an operator sets them up).
+ */
+export async function putCredentialRoles(admin: AdminCall, target: Target, roles: string[], name = 'main'): Promise<void> {
+  const conn = await admin('PUT', `/v1/db/connections/${name}`, { url: target.url, username: target.admin, password: target.adminPassword, allowed_roles: roles });
+  if (conn.status !== 201 && conn.status !== 200) throw new Error(`connection ${name}: ${conn.status} ${conn.text}`);
+  for (const role of roles) {
+    const r = await admin('PUT', `/v1/db/roles/${role}`, {
+      connection: name,
+      creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', `GRANT SELECT ON ${target.table} TO {{name}}`],
+    });
+    if (r.status !== 201 && r.status !== 200) throw new Error(`role ${role}: ${r.status} ${r.text}`);
+  }
+}

@@ -51,6 +51,24 @@ describe('OIDC port: revoke-self, and bulk revocation by issuer', function () {
     });
   }
 
+  it('an empty JSON body ({} or nothing, as node-vault\'s tokenRevokeSelf sends) is accepted and ignored; any other body is refused unread or unused, the token kept', async () => {
+    for (const body of ['{}', ' { } ', '']) {
+      const token = await exchange();
+      const r = await e.oidc(token, 'POST', '/v1/auth/token/revoke-self', body === '' ? Buffer.alloc(0) : body);
+      expect(r.status, `${JSON.stringify(body)}: ${r.text}`).to.equal(204);
+      expect((await read(token)).status).to.equal(401);
+    }
+    const token = await exchange();
+    for (const body of ['{"token":"x"}', '[]', 'null', '{}{}', '{', 'x'.repeat(100), JSON.stringify({ pad: 'x'.repeat(64 * 1024) })]) {
+      const r = await e.oidc(token, 'POST', '/v1/auth/token/revoke-self', body);
+      expect(r.status, `${body.slice(0, 20)}: ${r.text}`).to.equal(413);
+      expect(r.text).to.match(/this route takes no request body/);
+      expect((await read(token)).status, 'the token lives on').to.equal(200);
+    }
+    // Other bodiless routes keep refusing even {}.
+    expect((await e.oidc(token, 'GET', '/v1/whoami', '{}')).status).to.equal(413);
+  });
+
   it('a JWT cannot be revoked (400, it ends at its exp); no credential is 401; the revocation is audited', async () => {
     const jwt = await e.idp.token(github('org/repo'));
     const r = await e.oidc(jwt, 'POST', '/v1/auth/token/revoke-self');
