@@ -15,11 +15,11 @@ export class SqliteOidcRepo implements OidcRepo {
       issuers: db.prepare<[], IssuerRow>('SELECT * FROM oidc_issuers ORDER BY name'),
       issuer: db.prepare<[string], IssuerRow>('SELECT * FROM oidc_issuers WHERE name = ?'),
       upsertIssuer: db.prepare(
-        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, jwks, jwks_file, jwks_stale_s, managed_by, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
+        `INSERT INTO oidc_issuers (name, issuer, audiences, algorithms, jwks_uri, max_token_age_s, max_token_lifetime_s, tenant_claims, allowed_types, jwks, jwks_file, jwks_stale_s, rate_limit, managed_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, audiences = excluded.audiences,
          algorithms = excluded.algorithms, jwks_uri = excluded.jwks_uri, max_token_age_s = excluded.max_token_age_s,
          max_token_lifetime_s = excluded.max_token_lifetime_s, tenant_claims = excluded.tenant_claims, allowed_types = excluded.allowed_types,
-         jwks = excluded.jwks, jwks_file = excluded.jwks_file, jwks_stale_s = excluded.jwks_stale_s, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
+         jwks = excluded.jwks, jwks_file = excluded.jwks_file, jwks_stale_s = excluded.jwks_stale_s, rate_limit = excluded.rate_limit, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
       ),
       deleteIssuer: db.prepare('DELETE FROM oidc_issuers WHERE name = ?'),
       rolesOfIssuer: db.prepare<[string], { name: string }>('SELECT name FROM oidc_roles WHERE issuer = ? ORDER BY name'),
@@ -61,7 +61,7 @@ export class SqliteOidcRepo implements OidcRepo {
 
   async upsertIssuer(i: Omit<IssuerRow, 'created_at' | 'updated_at'>, now: string): Promise<void> {
     await this.g.idle();
-    this.s.upsertIssuer.run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.jwks, i.jwks_file, i.jwks_stale_s, i.managed_by, now, now);
+    this.s.upsertIssuer.run(i.name, i.issuer, i.audiences, i.algorithms, i.jwks_uri, i.max_token_age_s, i.max_token_lifetime_s, i.tenant_claims, i.allowed_types, i.jwks, i.jwks_file, i.jwks_stale_s, i.rate_limit, i.managed_by, now, now);
   }
 
   async deleteIssuer(name: string): Promise<boolean> {

@@ -123,6 +123,8 @@ export interface IssuerRow {
   jwks_file: string | null;
   /** How long fetched keys verify while the IdP does not answer; null: the default. */
   jwks_stale_s: number | null;
+  /** JSON {"per_tenant_rps"?, "per_ip_failed_rps"?}: the issuer's own rates; null: the global settings (migration 014). */
+  rate_limit: string | null;
   /** The config file that declares it (removed from the file, removed at the next start); null: created through the API. */
   managed_by: string | null;
   created_at: string;

@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import { claimAt } from './roles.js';
 import type { IssuerConfig, RoleConfig } from './types.js';
 
@@ -8,25 +9,29 @@ import type { IssuerConfig, RoleConfig } from './types.js';
  * Retry-After derived from it. Idle buckets are dropped to bound memory.
  */
 export class TokenBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly capacity: number;
+  private readonly buckets = new Map<string, Bucket>();
 
   constructor(
     private readonly ratePerS: number,
-    burstFactor = 5,
+    private readonly burstFactor = 5,
     private readonly maxKeys = 100_000,
-  ) {
-    this.capacity = ratePerS * burstFactor;
+  ) {}
+
+  private refilled(b: Bucket, now: number): number {
+    return Math.min(b.rate * this.burstFactor, b.tokens + ((now - b.at) / 1000) * b.rate);
   }
 
-  private bucket(key: string, now: number): { tokens: number; at: number } {
+  private bucket(key: string, rate: number, now: number): Bucket {
     let b = this.buckets.get(key);
     if (!b) {
       if (this.buckets.size >= this.maxKeys) this.evict(now);
-      b = { tokens: this.capacity, at: now };
+      b = { tokens: rate * this.burstFactor, at: now, rate };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(this.capacity, b.tokens + ((now - b.at) / 1000) * this.ratePerS);
+      // A rate changed since (an issuer's rate_limit edited) applies from now on.
+      b.tokens = this.refilled(b, now);
+      b.rate = rate;
+      b.tokens = Math.min(b.tokens, rate * this.burstFactor);
       b.at = now;
     }
     return b;
@@ -34,20 +39,29 @@ export class TokenBuckets {
 
   private evict(now: number): void {
     for (const [k, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.ratePerS >= this.capacity) this.buckets.delete(k);
+      if (this.refilled(b, now) >= b.rate * this.burstFactor) this.buckets.delete(k);
     }
     if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }
 
-  /** Takes one token; returns 0 on success, else the seconds to wait. */
-  take(key: string, now = Date.now()): number {
-    const b = this.bucket(key, now);
+  /**
+   * Takes one token; returns 0 on success, else the seconds to wait. `rate`:
+   * this key's refill rate (an issuer's own), else the one it was made with.
+   */
+  take(key: string, rate = this.ratePerS, now = Date.now()): number {
+    const b = this.bucket(key, rate, now);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
-    return (1 - b.tokens) / this.ratePerS;
+    return (1 - b.tokens) / b.rate;
   }
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+  rate: number;
 }
 
 /**
@@ -70,4 +84,19 @@ export function tenantOf(issuer: Pick<IssuerConfig, 'tenant_claims'>, roles: rea
 /** Retry-After in whole seconds: at least 1, at most 30. */
 export function retryAfter(seconds: number): number {
   return Math.min(30, Math.max(1, Math.ceil(seconds)));
+}
+
+/**
+ * The `iss` a credential claims, unverified: which issuer's failure budget a
+ * refused JWT spends. Anything that is not a JWT (an exchanged token, garbage)
+ * claims none.
+ */
+export function claimedIssuer(credential: string | undefined): string | undefined {
+  if (credential === undefined) return undefined;
+  try {
+    const iss = decodeJwt(credential).iss;
+    return typeof iss === 'string' ? iss : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -28,7 +28,7 @@ import type { CiEvents } from './ci-events.js';
 import { loadTools, toolRoutes } from './tools.js';
 import { REVOKE_SELF, VAULT_LEASE_RENEW, VAULT_LEASE_REVOKE, VAULT_LOGIN, vaultErrors, vaultRoutes, vaultToken, type Exchanged } from './vault.js';
 import type { IssuerRegistry } from './issuers.js';
-import { retryAfter, tenantOf, type TokenBuckets } from './limits.js';
+import { claimedIssuer, retryAfter, tenantOf, type TokenBuckets } from './limits.js';
 import { explainRoles, noRoleReason } from './explain.js';
 import { clockSkewRefusal } from './skew.js';
 import { grantAllows, resolveRoles, tenantClaimValues } from './roles.js';
@@ -112,13 +112,19 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
   // Only failures spend the per-IP budget, and the check comes after
   // verification: a busy runner's valid tokens are never throttled by its
   // neighbours' bad ones. Over budget, a failure is answered 429, not 401.
+  // A JWT whose (unverified) iss names an issuer with its own per_ip_failed_rps
+  // spends that issuer's budget for the address, apart from the global one.
+  // The refusal is the same either way: it tells nothing of the issuer.
   const failed = (ctx: Context, refusal: UnauthorizedError, jwt?: string): never => {
     const err = clockSkewRefusal(refusal, jwt);
     deps.metrics.jwtRejections.inc({ reason: err.reason.split(':')[0]! });
-    const wait = deps.failedAuth.take(clientIp(ctx));
+    const iss = claimedIssuer(jwt);
+    const own = iss === undefined ? undefined : deps.registry.byIssuerUrl(iss)?.config;
+    const rate = own?.rate_limit?.per_ip_failed_rps;
+    const wait = rate === undefined ? deps.failedAuth.take(clientIp(ctx)) : deps.failedAuth.take(`${iss}\0${clientIp(ctx)}`, rate);
     if (wait > 0) {
       deps.metrics.rateLimited.inc({ port: 'oidc', limit: 'failed_auth' });
-      deps.log.info({ reason: err.reason, client_ip: clientIp(ctx) }, 'authentication refused (rate limited)');
+      deps.log.info({ reason: err.reason, client_ip: clientIp(ctx), ...(rate === undefined ? {} : { issuer: own!.name }) }, 'authentication refused (rate limited)');
       throw new RateLimitedError(retryAfter(wait));
     }
     throw err;
@@ -171,9 +177,11 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     return { ...p, roles: [only], grants: p.grants.filter((g) => g.role === only) };
   };
 
-  // Per tenant (limits.ts, tenantOf), not per client address: CI runners share addresses.
+  // Per tenant (limits.ts, tenantOf), not per client address: CI runners share
+  // addresses. At the issuer's own per_tenant_rps when it has one.
   const limitTenant = (p: OidcPrincipal) => {
-    const wait = deps.perTenant.take(`${p.issuerUrl}\0${p.tenant ?? `sub=${p.subject}`}`);
+    const rate = deps.registry.byName(p.issuer)?.config.rate_limit?.per_tenant_rps;
+    const wait = deps.perTenant.take(`${p.issuerUrl}\0${p.tenant ?? `sub=${p.subject}`}`, rate);
     if (wait > 0) {
       deps.metrics.rateLimited.inc({ port: 'oidc', limit: 'tenant' });
       throw new RateLimitedError(retryAfter(wait));

@@ -91,6 +91,30 @@ const KeySetFields = {
     .describe('an integer from 1 to 2592000: how long keys fetched from the IdP keep verifying while it does not answer'),
 };
 
+const rate = (what: string, setting: string) =>
+  z
+    .number()
+    .gt(0)
+    .max(1e6)
+    .optional()
+    .describe(`a number in (0, 1000000]: ${what} per second, burst 5x (absent: ${setting})`);
+
+/**
+ * An issuer's own rates, for an IdP whose traffic differs from the rest (a
+ * GHES with a few huge monorepos, a GitLab whose runners sit behind one NAT).
+ * Each field absent: the global setting (NEXUS_OIDC_SUBJECT_RPS,
+ * NEXUS_OIDC_FAILED_AUTH_RPS) for that limit.
+ */
+export const IssuerRateLimit = z
+  .strictObject({
+    per_tenant_rps: rate('requests per tenant (the repository or project a role binds)', 'NEXUS_OIDC_SUBJECT_RPS'),
+    per_ip_failed_rps: rate('failed authentications per client IP with a JWT whose iss is this issuer', 'NEXUS_OIDC_FAILED_AUTH_RPS'),
+  })
+  .nullable()
+  .default(null)
+  .describe('an object {per_tenant_rps, per_ip_failed_rps} (each optional) of the issuer\'s own rate limits, or null (the global settings)')
+  .meta({ id: 'IssuerRateLimit' });
+
 /**
  * The secret the CI platform's end-of-work webhooks carry (GitHub: the HMAC
  * key of X-Hub-Signature-256; GitLab: the X-Gitlab-Token). Write-only: sealed
@@ -141,6 +165,7 @@ export const IssuerInput = z
       .default([])
       .describe('a list of up to 10 JWT `typ` values accepted besides JWT (e.g. at+jwt)'),
     ...KeySetFields,
+    rate_limit: IssuerRateLimit,
     webhook_secret: WebhookSecret,
   })
   .meta({ id: 'IssuerInput' });

@@ -21,6 +21,7 @@ function issuerFrom(r: IssuerRow): IssuerConfig {
     jwks: r.jwks ? (JSON.parse(r.jwks) as IssuerConfig['jwks']) : null,
     jwks_file: r.jwks_file ?? null,
     jwks_stale_s: r.jwks_stale_s ?? DEFAULT_JWKS_STALE_S,
+    rate_limit: r.rate_limit ? (JSON.parse(r.rate_limit) as IssuerConfig['rate_limit']) : null,
     created_at: r.created_at,
     updated_at: r.updated_at,
   };
@@ -113,6 +114,7 @@ export class OidcTables {
         jwks: i.jwks && JSON.stringify(i.jwks),
         jwks_file: i.jwks_file,
         jwks_stale_s: i.jwks_stale_s,
+        rate_limit: i.rate_limit && JSON.stringify(i.rate_limit),
         managed_by: managedBy,
       },
       new Date().toISOString(),

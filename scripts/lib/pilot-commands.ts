@@ -208,7 +208,28 @@ function readSecretArg(flag: string, file: string): string {
 }
 
 function showIssuer(i: IssuerConfig): string {
-  return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}\n  lifetime    ≤ ${i.max_token_lifetime_s} s\n  tenants     ${i.tenant_claims.join(', ')}`;
+  return `${i.name}\n  issuer      ${i.issuer}\n  audiences   ${i.audiences.join(', ')}\n  algorithms  ${i.algorithms.join(', ')}${i.jwks_uri ? `\n  jwks_uri    ${i.jwks_uri}` : ''}${i.max_token_age_s ? `\n  max age     ${i.max_token_age_s} s` : ''}\n  lifetime    ≤ ${i.max_token_lifetime_s} s\n  tenants     ${i.tenant_claims.join(', ')}${showRateLimit(i.rate_limit)}`;
+}
+
+function showRateLimit(r: IssuerConfig['rate_limit'] | undefined): string {
+  if (!r) return '';
+  const parts = [r.per_tenant_rps === undefined ? null : `${r.per_tenant_rps}/s per tenant`, r.per_ip_failed_rps === undefined ? null : `${r.per_ip_failed_rps} failures/s per IP`];
+  return `\n  rate limit  ${parts.filter((p) => p !== null).join(', ')}`;
+}
+
+/** A rate in requests/s: a positive number, fractions allowed (0.5: one every 2 s). */
+function rate(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,7}(\.\d{1,6})?$/.test(v) || !(Number(v) > 0)) throw new UsageError(`${flag} must be a positive number (requests/s), got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** An issuer's own rates; neither flag: none (the global settings). */
+function rateLimitOptions(o: { perTenantRps?: string; perIpFailedRps?: string }): Record<string, unknown> {
+  const perTenant = rate('--per-tenant-rps', o.perTenantRps);
+  const perIp = rate('--per-ip-failed-rps', o.perIpFailedRps);
+  if (perTenant === undefined && perIp === undefined) return {};
+  return { rate_limit: { ...(perTenant === undefined ? {} : { per_tenant_rps: perTenant }), ...(perIp === undefined ? {} : { per_ip_failed_rps: perIp }) } };
 }
 
 function showRole(r: RoleConfig): string {
@@ -552,8 +573,10 @@ export function buildProgram(version: string, args: string[] = []): Command {
       .option('--jwks-file <path>', 'a JWK Set file on the server, re-read when it changes (an IdP Nexus cannot reach: GHES, self-managed GitLab)')
       .option('--jwks <file>', 'a local JWK Set file whose keys are stored with the issuer (inline)')
       .option('--jwks-stale <s>', 'how long keys fetched from the IdP keep verifying while it does not answer (default 86400)')
+      .option('--per-tenant-rps <n>', 'this issuer\'s requests/s per tenant (repository, project), burst 5x (default: the server\'s NEXUS_OIDC_SUBJECT_RPS)')
+      .option('--per-ip-failed-rps <n>', 'this issuer\'s failed authentications/s per client IP, burst 5x (default: the server\'s NEXUS_OIDC_FAILED_AUTH_RPS)')
       .option('--no-verify', 'save without fetching discovery and the JWKS first (an IdP reachable only later)')
-      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; jwksFile?: string; jwks?: string; jwksStale?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[]; verify: boolean }, cmd: Command) => {
+      .action(async (name: string, o: { issuer: string; audience: string[]; alg?: string[]; jwksUri?: string; jwksFile?: string; jwks?: string; jwksStale?: string; perTenantRps?: string; perIpFailedRps?: string; maxTokenAge?: string; maxTokenLifetime?: string; preset?: string; tenantClaim: string[]; verify: boolean }, cmd: Command) => {
         if (o.preset !== undefined && !Object.hasOwn(TENANT_CLAIM_PRESETS, o.preset)) throw new UsageError(`--preset must be one of ${Object.keys(TENANT_CLAIM_PRESETS).join(', ')}`);
         const tenants = [...(o.preset ? TENANT_CLAIM_PRESETS[o.preset as keyof typeof TENANT_CLAIM_PRESETS] : []), ...o.tenantClaim];
         const body = {
@@ -565,6 +588,7 @@ export function buildProgram(version: string, args: string[] = []): Command {
           max_token_lifetime_s: positive('--max-token-lifetime', o.maxTokenLifetime),
           ...(tenants.length ? { tenant_claims: tenants } : {}),
           ...keySetOptions(o),
+          ...rateLimitOptions(o),
           ...(o.verify ? {} : { verify: false }),
         };
         const res = (await get(cmd, 'PUT', `/v1/oidc/issuers/${encodeURIComponent(name)}`, body)) as IssuerConfig;

@@ -62,7 +62,7 @@ describe('verified-JWT cache', function () {
     server = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(jwks)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    config = { name: 'ci', issuer: ISS, audiences: ['nexus'], algorithms: ['ES256'], jwks_uri: `http://127.0.0.1:${port}/jwks`, max_token_age_s: null, max_token_lifetime_s: 86400, tenant_claims: ['sub'], allowed_types: [], jwks: null, jwks_file: null, jwks_stale_s: 86400, created_at: '', updated_at: '' } as IssuerConfig;
+    config = { name: 'ci', issuer: ISS, audiences: ['nexus'], algorithms: ['ES256'], jwks_uri: `http://127.0.0.1:${port}/jwks`, max_token_age_s: null, max_token_lifetime_s: 86400, tenant_claims: ['sub'], allowed_types: [], jwks: null, jwks_file: null, jwks_stale_s: 86400, rate_limit: null, created_at: '', updated_at: '' } as IssuerConfig;
   });
   after(() => new Promise((r) => server.close(r)));
   beforeEach(async () => {

@@ -53,6 +53,7 @@ describe('exchanged tokens: principal resolved once per token and configuration'
       jwks: null,
       jwks_file: null,
       jwks_stale_s: 86400,
+      rate_limit: null,
       created_at: '',
       updated_at: '',
     };
