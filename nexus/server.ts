@@ -198,7 +198,7 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
     };
     try {
       for (const p of plugins) {
-        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, keyring: core.keyring, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, dbcreds: creds, sealGate: sealedGate(seal.controller), signals: core.signals });
+        await p.start({ config, log: log.child({ plugin: p.name }), storage: core.storage, secrets: core.secrets, rootKey: core.rootKey, keyring: core.keyring, policy: engine, tls: tlsFiles, audit: core.audit, metrics: core.metrics, dbcreds: creds, sealGate: sealedGate(seal.controller), sealed: () => seal.controller.sealed, signals: core.signals });
         started.push(p);
         for (const [port, a] of Object.entries(p.addresses?.() ?? {})) {
           log.info({ port, addr: hostPort(a) }, 'listening');

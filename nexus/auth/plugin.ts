@@ -32,6 +32,8 @@ export interface CoreServices {
   dbcreds: DbCreds;
   /** The sealed gate (nexus/http/sealed-gate.ts): a plugin's port puts it right after its error handler. */
   sealGate?: Middleware;
+  /** True while the root key is out of memory (a runtime seal): the port's readiness says so too. */
+  sealed?: () => boolean;
   /** Access signals, for the plugin's listener to hand its auditRequests. */
   signals?: RequestSignals;
 }

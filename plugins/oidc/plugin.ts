@@ -68,6 +68,7 @@ export class OidcPlugin implements AuthPlugin {
   private purge: TokenPurge | null = null;
   private log: Logger | null = null;
   private dbcreds: DbCreds | null = null;
+  private sealed: (() => boolean) | undefined;
   private webhookSecrets: WebhookSecrets | null = null;
   /** The OIDC port's Koa app (what its /openapi.json documents). */
   app: Koa | null = null;
@@ -102,6 +103,7 @@ export class OidcPlugin implements AuthPlugin {
     this.store = new OidcStore(core.storage);
     this.log = core.log;
     this.dbcreds = core.dbcreds;
+    this.sealed = core.sealed;
     this.webhookSecrets = new WebhookSecrets(core.storage, core.keyring);
     if (core.config.configFile) await applySeed(core.storage, this.store, core.audit, seed, core.config.configFile, core.log, this.webhookSecrets, core.signals);
     // The lint of role writes, for the roles the file writes (the API answers them in the response).
@@ -242,7 +244,12 @@ export class OidcPlugin implements AuthPlugin {
 
   readiness(): Record<string, boolean> {
     const issuers = this.registry?.all() ?? [];
-    return { oidc_listener: this.listener !== null, oidc_issuer_keys: issuers.length === 0 || issuers.some((i) => i.loaded()) };
+    return {
+      oidc_listener: this.listener !== null,
+      oidc_issuer_keys: issuers.length === 0 || issuers.some((i) => i.loaded()),
+      // Sealed at runtime, every route here answers 503: a load balancer must not send CI traffic.
+      root_key: !(this.sealed?.() ?? false),
+    };
   }
 
   /** Each issuer's key set, by name: shown on the mTLS port's /readyz, never a reason to be unready. */

@@ -128,10 +128,14 @@ describe('Shamir seal: sealed start, unseal by quorum, seal again', function () 
     expect((await call(t.port, other, 'GET', '/v1/sys/seal-status')).status).to.equal(200);
     expect((await admin('GET', '/v1/secrets/app/db')).body.error.code).to.equal('sealed');
     expect((await oidc('GET', '/v1/secrets/app/db')).body.error.code).to.equal('sealed');
+    // A load balancer probing either port stops sending work to a sealed replica.
+    expect((await admin('GET', '/readyz')).status).to.equal(503);
+    expect((await oidc('GET', '/readyz')).status).to.equal(503);
     await call(t.port, other, 'PUT', '/v1/sys/unseal', { key: shares[1] });
     expect((await admin('PUT', '/v1/sys/unseal', { reset: true })).body.progress).to.equal(0);
     for (const s of shares.slice(2)) await admin('PUT', '/v1/sys/unseal', { key: s });
     expect((await admin('GET', '/v1/secrets/app/db')).body.data).to.deep.equal({ password: 'hunter2' });
+    expect((await oidc('GET', '/readyz')).status).to.equal(200);
     const metrics = await admin('GET', '/metrics');
     expect(metrics.text).to.match(/^nexus_sealed 0$/m);
     expect(metrics.text).to.match(/^nexus_unseal_failures_total [1-9]/m);
