@@ -13,10 +13,22 @@ export function sinceParam(raw: string): string {
   throw new UsageError(`--since takes a duration (90s, 15m, 1h, 7d) or an RFC 3339 time, got ${JSON.stringify(raw)}`);
 }
 
+// C0 and C1 controls, DEL, and the bidirectional overrides/isolates that reorder what a terminal shows.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A field as a terminal may show it: signal principals and paths carry claim
+ * values from any token the issuer signed, matched by a role or not, so an
+ * escape sequence or a newline there must not repaint the screen or forge a line.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
 /** One line per signal, oldest first. */
 export function formatSignals(signals: Signal[]): string {
   if (!signals.length) return '(no signals)';
-  return signals.map((s) => [s.at, s.signal, s.port, s.principal, s.address || '-', s.path ?? '-', s.why].join('  ')).join('\n');
+  return signals.map((s) => [s.at, s.signal, s.port, s.principal, s.address || '-', s.path ?? '-', s.why].map(printable).join('  ')).join('\n');
 }
 
 export interface PilotIo {
