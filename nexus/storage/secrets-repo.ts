@@ -2,6 +2,9 @@ import type { Db } from './db.js';
 import type { SqliteGate } from './sqlite-gate.js';
 import type { SecretRow, SecretsRepo, VersionRow } from './storage.js';
 
+/** One row kept by triggers (migration 015): count(*) would walk every secret, on the event loop. */
+export const COUNT_SQL = 'SELECT n FROM secret_count WHERE id = 1';
+
 /** The secrets tables on SQLite. No crypto here. */
 export class SqliteSecretsRepo implements SecretsRepo {
   private readonly s;
@@ -36,7 +39,7 @@ export class SqliteSecretsRepo implements SecretsRepo {
       list: db.prepare<[string, string, string, number], { path: string }>(
         'SELECT path FROM secrets WHERE path >= ? AND path < ? AND path > ? ORDER BY path LIMIT ?',
       ),
-      count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM secrets'),
+      count: db.prepare<[], { n: number }>(COUNT_SQL),
       notUnderKey: db.prepare<[string, string, string, number, number], VersionRow>(
         `SELECT * FROM secret_versions WHERE ciphertext IS NOT NULL AND key_id <> ?
            AND (path > ? OR (path = ? AND version > ?)) ORDER BY path, version LIMIT ?`,
