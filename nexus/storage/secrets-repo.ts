@@ -2,6 +2,9 @@ import type { Db } from './db.js';
 import type { SqliteGate } from './sqlite-gate.js';
 import type { SecretRow, SecretsRepo, VersionRow } from './storage.js';
 
+/** One row kept by triggers (migration 015): count(*) would walk every secret, on the event loop. */
+export const COUNT_SQL = 'SELECT n FROM secret_count WHERE id = 1';
+
 /** The secrets tables on SQLite. No crypto here. */
 export class SqliteSecretsRepo implements SecretsRepo {
   private readonly s;
@@ -36,10 +39,12 @@ export class SqliteSecretsRepo implements SecretsRepo {
       list: db.prepare<[string, string, string, number], { path: string }>(
         'SELECT path FROM secrets WHERE path >= ? AND path < ? AND path > ? ORDER BY path LIMIT ?',
       ),
-      count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM secrets'),
-      notUnderKey: db.prepare<[string, string, string, number, number], VersionRow>(
+      count: db.prepare<[], { n: number }>(COUNT_SQL),
+      // A row value, not `path > ? OR (path = ? AND ...)`: with bound values SQLite planned that OR as a walk from the
+      // first row, so each rotation batch re-read every row already done (quadratic in the number of secrets).
+      notUnderKey: db.prepare<[string, string, number, number], VersionRow>(
         `SELECT * FROM secret_versions WHERE ciphertext IS NOT NULL AND key_id <> ?
-           AND (path > ? OR (path = ? AND version > ?)) ORDER BY path, version LIMIT ?`,
+           AND (path, version) > (?, ?) ORDER BY path, version LIMIT ?`,
       ),
       countNotUnderKey: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM secret_versions WHERE ciphertext IS NOT NULL AND key_id <> ?'),
       reencrypt: db.prepare('UPDATE secret_versions SET key_id = ?, nonce = ?, ciphertext = ? WHERE path = ? AND version = ? AND ciphertext IS NOT NULL'),
@@ -124,7 +129,7 @@ export class SqliteSecretsRepo implements SecretsRepo {
 
   async notUnderKey(keyId: string, after: { path: string; version: number }, limit: number): Promise<VersionRow[]> {
     await this.g.idle();
-    return this.s.notUnderKey.all(keyId, after.path, after.path, after.version, limit);
+    return this.s.notUnderKey.all(keyId, after.path, after.version, limit);
   }
 
   async countNotUnderKey(keyId: string): Promise<number> {
