@@ -292,8 +292,8 @@ export class LeaseService {
       const pool = await this.pool(conn);
       // A user that never got created (a crash, a failed creation) needs nothing but its row gone.
       if (await roleExists(pool, conn.name, row.username)) {
-        for (const batch of revocationOf(role?.revocation_statements ? (JSON.parse(role.revocation_statements) as string[]) : null)) {
-          await runRetrying(pool, conn.name, batch.map((s) => render(s, { name: row.username })));
+        for (const batch of revocationOf(role?.revocation_statements ? (JSON.parse(role.revocation_statements) as string[]) : null, row.username)) {
+          await runRetrying(pool, conn.name, batch);
         }
       }
       if (await this.storage.leases.done(row.id, this.o.owner)) {

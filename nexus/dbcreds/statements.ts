@@ -1,5 +1,7 @@
 import pg from 'pg';
 import { BadRequestError } from '../errors.js';
+import { neutraliseOwned } from './neutralise.js';
+import type { Step } from './target.js';
 
 /**
  * Creation and revocation statements: the three placeholders are replaced by
@@ -11,12 +13,15 @@ import { BadRequestError } from '../errors.js';
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const KNOWN = new Set(['name', 'password', 'expiration']);
 
+/** Where the default revocation takes the owner rights off what the user made (see neutralise.ts). */
+export const NEUTRALISE_OWNED = Symbol('neutralise owned');
+
 /**
  * The default revocation, in two transactions: the user can no longer log in
  * once the first commits, so no session starts between ending its sessions
  * and dropping it in the second.
  */
-export const DEFAULT_REVOCATION: string[][] = [
+export const DEFAULT_REVOCATION: (string | typeof NEUTRALISE_OWNED)[][] = [
   [
     'ALTER ROLE {{name}} NOLOGIN',
     // A CREATEROLE admin (not a superuser) needs the user's privileges to end its sessions and take what it owns.
@@ -25,6 +30,8 @@ export const DEFAULT_REVOCATION: string[][] = [
   [
     // Open sessions end with the credential, not when the job disconnects.
     'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {{name_literal}}',
+    // Its SECURITY DEFINER functions and its views must not run with the admin's rights once the admin owns them.
+    NEUTRALISE_OWNED,
     'REASSIGN OWNED BY {{name}} TO CURRENT_USER',
     'DROP OWNED BY {{name}}',
     'DROP ROLE IF EXISTS {{name}}',
@@ -74,7 +81,8 @@ export function render(statement: string, v: StatementValues): string {
   });
 }
 
-/** The revocation a role asks for (one transaction), or the default one: transactions of statements. */
-export function revocationOf(statements: string[] | null): string[][] {
-  return statements ? [statements] : DEFAULT_REVOCATION;
+/** The revocation a role asks for (one transaction), or the default one, rendered for user `name`: transactions of steps. */
+export function revocationOf(statements: string[] | null, name: string): Step[][] {
+  if (statements) return [statements.map((s) => render(s, { name }))];
+  return DEFAULT_REVOCATION.map((batch) => batch.map((s): Step => (s === NEUTRALISE_OWNED ? (client) => neutraliseOwned(client, name) : render(s, { name }))));
 }
