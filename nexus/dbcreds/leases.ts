@@ -24,6 +24,8 @@ export interface LeaseCaller {
   tokenExpiresAt: number | null;
   /** An admin on the mTLS port may act on any lease. */
   admin?: boolean;
+  /** Whether the caller's grants as they are now (narrowed, X-Nexus-Role) allow `read` on `path`: renewing needs what issuing needs. */
+  mayRead(path: string): boolean;
   requestId?: string;
   tokenId?: string;
 }
@@ -181,6 +183,8 @@ export class LeaseService {
   /** Extends a lease by `incrementS` from now (default: its role's default_ttl_s), never past its max. */
   async renew(id: string, incrementS: number | undefined, who: LeaseCaller): Promise<{ lease_id: string; lease_duration: number; renewable: boolean }> {
     const row = await this.leaseFor(id, who);
+    const path = `${LEASE_PREFIX}${row.role}`;
+    if (!who.admin && !who.mayRead(path)) throw new ForbiddenError(`permission denied: read on ${path} (renewing a lease needs what issuing it needs)`);
     if (row.state !== 'active') throw new BadRequestError('lease_id', `lease ${id} is ${row.state === 'pending' ? 'being created' : 'being revoked'}: it cannot be renewed`);
     const role = await this.storage.dbcreds.role(row.role);
     const now = this.o.now();
