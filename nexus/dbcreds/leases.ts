@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 import { describePrincipal, type AuditEntry, type AuditTrail } from '../audit/trail.js';
-import { BadRequestError, ForbiddenError, NotFoundError, UnavailableError } from '../errors.js';
+import { BadRequestError, ForbiddenError, NotFoundError, RateLimitedError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { DbConnectionRow, LeaseRow } from '../storage/dbcreds-rows.js';
@@ -41,6 +41,8 @@ export interface LeaseOptions {
   maxAttempts?: number;
   /** Revocations run side by side (per sweep or bulk revocation). */
   concurrency?: number;
+  /** Pending and active leases one exchanged token, or one mTLS caller, may hold (NEXUS_DB_MAX_LEASES_PER_CALLER). */
+  maxLeasesPerCaller?: number;
   now?: () => number;
   /** For crash tests: runs after the lease row is written, before the user is created. */
   afterLeaseRow?: (id: string) => void | Promise<void>;
@@ -111,7 +113,7 @@ export class LeaseService {
     private readonly log: Logger,
     opts: LeaseOptions,
   ) {
-    this.o = { claimMs: 120_000, pendingGraceMs: 60_000, maxAttempts: 8, concurrency: 8, now: Date.now, ...opts };
+    this.o = { claimMs: 120_000, pendingGraceMs: 60_000, maxAttempts: 8, concurrency: 8, maxLeasesPerCaller: 10, now: Date.now, ...opts };
   }
 
   private pool(c: DbConnectionRow) {
@@ -151,6 +153,13 @@ export class LeaseService {
       claim_until: now + this.o.pendingGraceMs,
     };
     await this.storage.leases.insert(row);
+    // Counted after the row is written, so concurrent requests (on any replica) each see the others' rows:
+    // a burst may be refused a little early, never let past the cap.
+    if ((await this.storage.leases.countHeld(who.tokenHash, caller.id)) > this.o.maxLeasesPerCaller) {
+      await this.storage.leases.done(row.id, this.o.owner);
+      const holder = who.tokenHash ? 'this token' : caller.id;
+      throw new RateLimitedError(60, `${holder} already holds ${this.o.maxLeasesPerCaller} active leases (the most one caller may hold): revoke one (PUT /v1/leases/revoke) or let one expire first`);
+    }
     await this.o.afterLeaseRow?.(row.id);
     const password = randomBytes(24).toString('base64url');
     try {
