@@ -38,20 +38,27 @@ export const DEFAULT_REVOCATION: (string | typeof NEUTRALISE_OWNED)[][] = [
   ],
 ];
 
-/** Checks statements as written by an admin: known placeholders only, and creation ones name the user. */
-export function checkStatements(field: string, statements: string[], opts: { needName: boolean; allowed?: Set<string> }): void {
+/**
+ * Checks statements as written by an admin: known placeholders only; creation
+ * ones name the user and give it its lease's end (VALID UNTIL), so a user
+ * outlives a Nexus that is down only until its lease would have ended.
+ */
+export function checkStatements(field: string, statements: string[], opts: { needName: boolean; needExpiration?: boolean; allowed?: Set<string> }): void {
   const allowed = opts.allowed ?? KNOWN;
   let named = false;
+  let expiring = false;
   statements.forEach((s, i) => {
     if (s.includes('\0')) throw new BadRequestError(field, `${field}[${i}] holds a NUL character`);
     for (const m of s.matchAll(PLACEHOLDER)) {
       if (!allowed.has(m[1]!)) throw new BadRequestError(field, `${field}[${i}] has an unknown placeholder {{${m[1]}}}: only ${[...allowed].map((k) => `{{${k}}}`).join(', ')}`);
       if (m[1] === 'name') named = true;
+      if (m[1] === 'expiration') expiring = true;
     }
     // A brace pair the pattern above did not take ({{{x}}}, {{a{b}}) is refused too.
     if (s.replace(PLACEHOLDER, '').includes('{{')) throw new BadRequestError(field, `${field}[${i}] has a malformed placeholder`);
   });
   if (opts.needName && !named) throw new BadRequestError(field, `${field} must create the user {{name}}`);
+  if (opts.needExpiration && !expiring) throw new BadRequestError(field, `${field} must give the user VALID UNTIL {{expiration}} (e.g. CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}): every user ends with its lease, even when Nexus is down`);
 }
 
 export interface StatementValues {
