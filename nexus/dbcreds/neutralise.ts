@@ -1,14 +1,16 @@
-import pg from 'pg';
+import type pg from 'pg';
 
 /**
  * The default revocation hands what a user owns to the connection's admin
  * (REASSIGN OWNED: a migration's tables outlive its job). Whatever ran with
  * its owner's rights would then run with the admin's, which can create
  * roles: a SECURITY DEFINER function or procedure the job planted, a view it
- * made over tables only the admin may read. So before the hand-over those
- * run with their caller's rights instead. Names reach SQL only as the text
- * PostgreSQL itself gives a regprocedure or regclass (quoted, qualified where
- * needed); the user's name only as a bound parameter.
+ * made over tables only the admin may read, a rule on its table (a rule's
+ * actions run with the table owner's rights). So before the hand-over those
+ * run with their caller's rights instead, and its rules go. Names reach SQL
+ * only as the text PostgreSQL itself gives (regprocedure, regclass,
+ * quote_ident: quoted, qualified where needed); the user's name only as a
+ * bound parameter.
  */
 export async function neutraliseOwned(client: pg.ClientBase, username: string): Promise<void> {
   const definers = await client.query<{ sig: string; prokind: string }>(
@@ -18,6 +20,15 @@ export async function neutraliseOwned(client: pg.ClientBase, username: string): 
     [username],
   );
   for (const d of definers.rows) await client.query(`ALTER ${d.prokind === 'p' ? 'PROCEDURE' : 'FUNCTION'} ${d.sig} SECURITY INVOKER`);
+
+  // A view's own _RETURN rule is the view itself (handled below); any other rule on what the user owns is dropped.
+  const rules = await client.query<{ rule: string; rel: string }>(
+    `SELECT quote_ident(w.rulename) AS rule, c.oid::regclass::text AS rel
+       FROM pg_rewrite w JOIN pg_class c ON c.oid = w.ev_class JOIN pg_roles r ON r.oid = c.relowner
+      WHERE r.rolname = $1 AND w.rulename <> '_RETURN'`,
+    [username],
+  );
+  for (const w of rules.rows) await client.query(`DROP RULE ${w.rule} ON ${w.rel}`);
 
   const views = await client.query<{ rel: string }>(
     `SELECT c.oid::regclass::text AS rel

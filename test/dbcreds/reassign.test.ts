@@ -57,14 +57,22 @@ describe('database credentials: objects a job leaves behind lose their owner rig
     // The job cannot read the admin's table; a view it owns would, once the admin owns the view.
     await c.query(`CREATE VIEW app.peek AS SELECT v FROM public.${target.table}`);
     await c.query('GRANT SELECT ON app.peek TO PUBLIC');
+    // A rule's actions run with its table's owner's rights: an insert by anyone would read the admin's table.
+    await c.query('CREATE TABLE app.inbox (v text)');
+    await c.query(`CREATE RULE leak AS ON INSERT TO app.inbox DO ALSO SELECT v FROM public.${target.table}`);
+    await c.query('GRANT INSERT ON app.inbox TO PUBLIC');
     await c.end();
     expect((await e.oidc(t1, 'PUT', '/v1/leases/revoke', { lease_id: a.body.lease_id })).status).to.equal(204);
 
     const procs = await sql<{ proname: string; owner: string; prosecdef: boolean }>(target.db.url, `SELECT proname, pg_get_userbyid(proowner) AS owner, prosecdef FROM pg_proc WHERE pronamespace = 'app'::regnamespace ORDER BY 1`);
     expect(procs.map((p) => p.proname)).to.deep.equal(['p', 'plant', 'we"ird f', 'who']);
     for (const p of procs) expect(p, p.proname).to.include({ owner: target.admin, prosecdef: false });
+    expect(await sql(target.db.url, `SELECT rulename FROM pg_rules WHERE schemaname = 'app'`)).to.deep.equal([]);
     const tables = await sql<{ relname: string; owner: string }>(target.db.url, `SELECT relname, pg_get_userbyid(relowner) AS owner FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind = 'r'`);
-    expect(tables).to.deep.equal([{ relname: 'migrations', owner: target.admin }]);
+    expect(tables.sort((x, y) => x.relname.localeCompare(y.relname))).to.deep.equal([
+      { relname: 'inbox', owner: target.admin },
+      { relname: 'migrations', owner: target.admin },
+    ]);
 
     // A later job calls what the first one left.
     const t2 = await exchange();
@@ -80,6 +88,8 @@ describe('database credentials: objects a job leaves behind lose their owner rig
       expect(called).to.equal('42501');
       const peeked = await c2.query('SELECT v FROM app.peek').then(() => 'read', (err: { code?: string }) => err.code);
       expect(peeked).to.equal('42501');
+      const inserted = await c2.query("INSERT INTO app.inbox VALUES ('x')").then((r) => JSON.stringify(r), (err: { code?: string }) => err.code);
+      expect(inserted).to.not.include('hello');
     } finally {
       await c2.end();
     }
