@@ -91,8 +91,8 @@ export class TooLargeError extends NexusError {
 
 export class RateLimitedError extends NexusError {
   readonly retryAfterS: number;
-  constructor(retryAfterS: number) {
-    super('rate_limited', 'too many requests');
+  constructor(retryAfterS: number, message = 'too many requests') {
+    super('rate_limited', message);
     this.retryAfterS = retryAfterS;
   }
 }

@@ -170,7 +170,7 @@ async function startUnsealed(config: Config, log: Logger, opts: ServerOptions, l
     await engine.load();
     const policies = new PolicyService(core.storage, engine, log);
     // Before any listener: its first sweep revokes what expired while Nexus was down.
-    dbcreds = await startDbCreds(core, { owner: config.replicaId });
+    dbcreds = await startDbCreds(core, { owner: config.replicaId, maxLeasesPerCaller: config.dbMaxLeasesPerCaller });
     const creds = dbcreds;
     const plugins = opts.plugins ?? [];
     let listening = false;

@@ -227,6 +227,13 @@ export const SETTINGS = {
     schema: integer(1, 1_000_000),
     doc: 'OIDC port: concurrent connections per client IP (IPv6: per /64), enforced once half the global cap is in use; at most the global cap',
   }),
+  dbMaxLeasesPerCaller: setting({
+    env: 'NEXUS_DB_MAX_LEASES_PER_CALLER',
+    file: 'db.max_leases_per_caller',
+    default: '10',
+    schema: integer(1, 10_000),
+    doc: 'database credentials: pending and active leases one exchanged token, or one mTLS SPIFFE ID, may hold; one more is a 429',
+  }),
   signals: setting({
     env: 'NEXUS_SIGNALS',
     file: 'signals.enabled',

@@ -3,7 +3,7 @@ import { BadRequestError, ConflictError, NotFoundError, UnavailableError } from 
 import { parseName } from '../policy/schema.js';
 import { parseInput } from '../schema.js';
 import type { DbConnectionRow, DbRoleRow } from '../storage/dbcreds-rows.js';
-import type { Storage } from '../storage/storage.js';
+import type { Repos, Storage } from '../storage/storage.js';
 import { DbConnectionInput, DbRoleInput, type DbConnection, type DbRole } from './schema.js';
 import { checkStatements } from './statements.js';
 import { parseTargetUrl, verifyTarget, type TargetLogin, type TargetOptions } from './target.js';
@@ -52,16 +52,32 @@ export class DbCredsConfig {
     const name = parseName(rawName);
     const input = parseInput(DbConnectionInput, raw);
     parseTargetUrl(input.url);
+    // Before connecting: a url or username that cannot be verified is still refused for what it would do to the leases.
+    await this.refuseMoveUnderLeases(this.storage, name, input);
     await verifyTarget({ url: input.url, username: input.username, password: input.password }, this.target);
     const sealed = await this.keyring.sealConfig(passwordOwner(name), Buffer.from(input.password, 'utf8'));
     const at = new Date(this.now()).toISOString();
     const created = await this.storage.tx(async (r) => {
-      const had = await r.dbcreds.connection(name);
+      const had = await this.refuseMoveUnderLeases(r, name, input);
       await r.dbcreds.upsertConnection({ name, url: input.url, username: input.username, allowed_roles: JSON.stringify([...new Set(input.allowed_roles)]) }, at);
       await r.configSecrets.put(passwordOwner(name), sealed, at);
       return !had;
     });
     return { connection: connectionView((await this.storage.dbcreds.connection(name))!), created };
+  }
+
+  /**
+   * A lease is revoked through its connection: pointed at another database
+   * or admin while leases stand, their users would be left where they are.
+   * Resolves to the connection as stored (undefined: a new one).
+   */
+  private async refuseMoveUnderLeases(r: Pick<Repos, 'dbcreds' | 'leases'>, name: string, input: { url: string; username: string }): Promise<DbConnectionRow | undefined> {
+    const had = await r.dbcreds.connection(name);
+    if (had && (had.url !== input.url || had.username !== input.username)) {
+      const n = Number(await r.leases.countOfConnection(name));
+      if (n > 0) throw new ConflictError(`database connection ${name} still has ${n} lease(s): its url or username cannot change until they are revoked (PUT /v1/leases/revoke-prefix)`);
+    }
+    return had;
   }
 
   async getConnection(rawName: string): Promise<DbConnection> {
@@ -87,7 +103,7 @@ export class DbCredsConfig {
   async putRole(rawName: string, raw: unknown): Promise<{ role: DbRole; created: boolean }> {
     const name = parseName(rawName);
     const input = parseInput(DbRoleInput, raw);
-    checkStatements('creation_statements', input.creation_statements, { needName: true });
+    checkStatements('creation_statements', input.creation_statements, { needName: true, needExpiration: true });
     if (input.revocation_statements) checkStatements('revocation_statements', input.revocation_statements, { needName: true, allowed: new Set(['name']) });
     if (input.username_template !== undefined) checkUsernameTemplate(input.username_template);
     if (input.default_ttl_s > input.max_ttl_s) throw new BadRequestError('default_ttl_s', `default_ttl_s (${input.default_ttl_s}) must not exceed max_ttl_s (${input.max_ttl_s})`);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 import { describePrincipal, type AuditEntry, type AuditTrail } from '../audit/trail.js';
-import { BadRequestError, ForbiddenError, NotFoundError, UnavailableError } from '../errors.js';
+import { BadRequestError, ForbiddenError, NotFoundError, RateLimitedError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { DbConnectionRow, LeaseRow } from '../storage/dbcreds-rows.js';
@@ -24,6 +24,8 @@ export interface LeaseCaller {
   tokenExpiresAt: number | null;
   /** An admin on the mTLS port may act on any lease. */
   admin?: boolean;
+  /** Whether the caller's grants as they are now (narrowed, X-Nexus-Role) allow `read` on `path`: renewing needs what issuing needs. */
+  mayRead(path: string): boolean;
   requestId?: string;
   tokenId?: string;
 }
@@ -39,6 +41,8 @@ export interface LeaseOptions {
   maxAttempts?: number;
   /** Revocations run side by side (per sweep or bulk revocation). */
   concurrency?: number;
+  /** Pending and active leases one exchanged token, or one mTLS caller, may hold (NEXUS_DB_MAX_LEASES_PER_CALLER). */
+  maxLeasesPerCaller?: number;
   now?: () => number;
   /** For crash tests: runs after the lease row is written, before the user is created. */
   afterLeaseRow?: (id: string) => void | Promise<void>;
@@ -109,7 +113,7 @@ export class LeaseService {
     private readonly log: Logger,
     opts: LeaseOptions,
   ) {
-    this.o = { claimMs: 120_000, pendingGraceMs: 60_000, maxAttempts: 8, concurrency: 8, now: Date.now, ...opts };
+    this.o = { claimMs: 120_000, pendingGraceMs: 60_000, maxAttempts: 8, concurrency: 8, maxLeasesPerCaller: 10, now: Date.now, ...opts };
   }
 
   private pool(c: DbConnectionRow) {
@@ -149,6 +153,13 @@ export class LeaseService {
       claim_until: now + this.o.pendingGraceMs,
     };
     await this.storage.leases.insert(row);
+    // Counted after the row is written, so concurrent requests (on any replica) each see the others' rows:
+    // a burst may be refused a little early, never let past the cap.
+    if ((await this.storage.leases.countHeld(who.tokenHash, caller.id)) > this.o.maxLeasesPerCaller) {
+      await this.storage.leases.done(row.id, this.o.owner);
+      const holder = who.tokenHash ? 'this token' : caller.id;
+      throw new RateLimitedError(60, `${holder} already holds ${this.o.maxLeasesPerCaller} active leases (the most one caller may hold): revoke one (PUT /v1/leases/revoke) or let one expire first`);
+    }
     await this.o.afterLeaseRow?.(row.id);
     const password = randomBytes(24).toString('base64url');
     try {
@@ -181,6 +192,8 @@ export class LeaseService {
   /** Extends a lease by `incrementS` from now (default: its role's default_ttl_s), never past its max. */
   async renew(id: string, incrementS: number | undefined, who: LeaseCaller): Promise<{ lease_id: string; lease_duration: number; renewable: boolean }> {
     const row = await this.leaseFor(id, who);
+    const path = `${LEASE_PREFIX}${row.role}`;
+    if (!who.admin && !who.mayRead(path)) throw new ForbiddenError(`permission denied: read on ${path} (renewing a lease needs what issuing it needs)`);
     if (row.state !== 'active') throw new BadRequestError('lease_id', `lease ${id} is ${row.state === 'pending' ? 'being created' : 'being revoked'}: it cannot be renewed`);
     const role = await this.storage.dbcreds.role(row.role);
     const now = this.o.now();
@@ -292,8 +305,8 @@ export class LeaseService {
       const pool = await this.pool(conn);
       // A user that never got created (a crash, a failed creation) needs nothing but its row gone.
       if (await roleExists(pool, conn.name, row.username)) {
-        for (const batch of revocationOf(role?.revocation_statements ? (JSON.parse(role.revocation_statements) as string[]) : null)) {
-          await runRetrying(pool, conn.name, batch.map((s) => render(s, { name: row.username })));
+        for (const batch of revocationOf(role?.revocation_statements ? (JSON.parse(role.revocation_statements) as string[]) : null, row.username)) {
+          await runRetrying(pool, conn.name, batch);
         }
       }
       if (await this.storage.leases.done(row.id, this.o.owner)) {

@@ -139,12 +139,15 @@ export class TargetPools {
   }
 }
 
+/** One step of a transaction: a rendered statement, or work that reads the catalog before it writes. */
+export type Step = string | ((client: pg.ClientBase) => Promise<void>);
+
 /**
  * Runs rendered statements on the target in one transaction. A failure is
  * reported by the statement's position and SQLSTATE only: its text (and the
  * server's message, which may quote it) may hold the password.
  */
-export async function runStatements(pool: pg.Pool, connection: string, statements: string[]): Promise<void> {
+export async function runStatements(pool: pg.Pool, connection: string, statements: Step[]): Promise<void> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -155,7 +158,10 @@ export async function runStatements(pool: pg.Pool, connection: string, statement
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
-    for (i = 0; i < statements.length; i++) await client.query(statements[i]!);
+    for (i = 0; i < statements.length; i++) {
+      const step = statements[i]!;
+      await (typeof step === 'string' ? client.query(step) : step(client));
+    }
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
@@ -179,7 +185,7 @@ export function isTransient(err: unknown): boolean {
 }
 
 /** runStatements, tried again (up to 5 times, with jitter) when the transaction lost a catalog race. */
-export async function runRetrying(pool: pg.Pool, connection: string, statements: string[]): Promise<void> {
+export async function runRetrying(pool: pg.Pool, connection: string, statements: Step[]): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await runStatements(pool, connection, statements);

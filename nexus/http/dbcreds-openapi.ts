@@ -11,13 +11,13 @@ export function credsPaths(who: string): Paths {
     '/v1/db/creds/{role}': {
       get: {
         operationId: 'dbCreds',
-        summary: `a new database user for a credential role (read on db/creds/{role}); its lease ends at its TTL${who}`,
+        summary: `a new database user for a credential role (read on db/creds/{role}); its lease ends at its TTL; 429 once the caller holds NEXUS_DB_MAX_LEASES_PER_CALLER leases${who}`,
         parameters: [roleParam, ttlParam],
         responses: { '200': json('the user, its password (only here) and its lease', DbCreds), ...ERRORS },
       },
     },
     '/v1/leases/renew': {
-      put: { operationId: 'renewLease', summary: `extend a lease (never past its role's max_ttl_s${who})`, requestBody: body(LeaseRenewInput), responses: { '200': json('renewed', LeaseRenewed), ...ERRORS } },
+      put: { operationId: 'renewLease', summary: `extend a lease (never past its role's max_ttl_s; needs read on db/creds/{role of the lease} now, as issuing does${who})`, requestBody: body(LeaseRenewInput), responses: { '200': json('renewed', LeaseRenewed), ...ERRORS } },
     },
     '/v1/leases/revoke': {
       put: { operationId: 'revokeLease', summary: `revoke a lease now: its user dropped, its sessions ended${who}`, requestBody: body(LeaseRevokeInput), responses: { '204': { description: 'revoked' }, ...ERRORS } },

@@ -124,6 +124,7 @@ function mtlsCaller(ctx: Context, deps: DbCredsRouteDeps, admin?: boolean): Leas
     tokenHash: null,
     tokenExpiresAt: null,
     admin: admin ?? deps.authz.allowsGlobal(principal, 'admin'),
+    mayRead: (path) => deps.authz.allows(principal, 'read', path),
     requestId: (ctx.state as RequestState).requestId,
   };
 }

@@ -93,6 +93,8 @@ export class SqliteLeasesRepo implements LeasesRepo {
       listRole: db.prepare<[string, string, number], LeaseRow>('SELECT * FROM leases WHERE role = ? AND id > ? ORDER BY id LIMIT ?'),
       countActive: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM leases WHERE state <> 'failed'"),
       countOfConnection: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM leases WHERE connection = ?'),
+      countHeldOfToken: db.prepare<[Buffer], { n: number }>("SELECT count(*) AS n FROM leases WHERE token_hash = ? AND state IN ('pending', 'active')"),
+      countHeldOfCaller: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM leases WHERE token_hash IS NULL AND caller = ? AND state IN ('pending', 'active')"),
       extend: db.prepare<[number, string], LeaseRow>("UPDATE leases SET expires_at = ? WHERE id = ? AND state = 'active' RETURNING *"),
       claimDue: db.prepare<[Record<string, unknown>], LeaseRow>(
         `UPDATE leases SET claim_owner = @owner, claim_until = @claimUntil, state = 'revoking'
@@ -135,6 +137,10 @@ export class SqliteLeasesRepo implements LeasesRepo {
   async countOfConnection(connection: string) {
     await this.g.idle();
     return this.s.countOfConnection.get(connection)!.n;
+  }
+  async countHeld(tokenHash: Buffer | null, caller: string) {
+    await this.g.idle();
+    return (tokenHash ? this.s.countHeldOfToken.get(tokenHash) : this.s.countHeldOfCaller.get(caller))!.n;
   }
   async extend(id: string, expiresAt: number) {
     await this.g.idle();

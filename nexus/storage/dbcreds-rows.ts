@@ -79,6 +79,8 @@ export interface LeasesRepo {
   list(role: string | null, after: string, limit: number): Promise<LeaseRow[]>;
   countActive(): Promise<number>;
   countOfConnection(connection: string): Promise<number>;
+  /** Pending and active leases of one holder: an exchanged token (its hash), or, with null, the mTLS caller `caller`. */
+  countHeld(tokenHash: Buffer | null, caller: string): Promise<number>;
   /** Sets an active lease's expiry; the row after, or undefined when it is not active. */
   extend(id: string, expiresAt: number): Promise<LeaseRow | undefined>;
   /**

@@ -81,6 +81,12 @@ export class PgLeasesRepo implements LeasesRepo {
   async countOfConnection(connection: string) {
     return (await this.q.query<{ n: number }>('SELECT count(*) AS n FROM leases WHERE connection = $1', [connection])).rows[0]!.n;
   }
+  async countHeld(tokenHash: Buffer | null, caller: string) {
+    const r = tokenHash
+      ? await this.q.query<{ n: number }>("SELECT count(*) AS n FROM leases WHERE token_hash = $1 AND state IN ('pending', 'active')", [tokenHash])
+      : await this.q.query<{ n: number }>("SELECT count(*) AS n FROM leases WHERE token_hash IS NULL AND caller = $1 AND state IN ('pending', 'active')", [caller]);
+    return Number(r.rows[0]!.n);
+  }
   async extend(id: string, expiresAt: number) {
     return (await this.q.query<LeaseRow>("UPDATE leases SET expires_at = $1 WHERE id = $2 AND state = 'active' RETURNING *", [expiresAt, id])).rows[0];
   }

@@ -348,7 +348,7 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     const p = principalOf(ctx);
     if (p.roles.length === 0) throw new ForbiddenError('no role matches this token');
     if (p.via !== 'exchanged_token' || !p.tokenHash) throw new BadRequestError('token', 'database credentials need an exchanged token (POST /v1/auth/token): a lease ends with its token');
-    return { principal: p, port: 'oidc', claims: p.claims, tokenHash: p.tokenHash, tokenExpiresAt: p.expiresAt ?? null, requestId: (ctx.state as RequestState).requestId, tokenId: p.tokenId };
+    return { principal: p, port: 'oidc', claims: p.claims, tokenHash: p.tokenHash, tokenExpiresAt: p.expiresAt ?? null, requestId: (ctx.state as RequestState).requestId, tokenId: p.tokenId, mayRead: (path) => grantAllows(p.grants, 'read', path) };
   };
   // One implementation for the native routes and their Vault-compatible twins (which only reshape).
   const db = deps.dbcreds;

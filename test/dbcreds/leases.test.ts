@@ -195,12 +195,13 @@ describe('database credentials: leases on a real PostgreSQL', function () {
     expect(viaJwt.body.error.message).to.match(/exchanged token/);
     // Not granted: 403 before anything.
     expect((await creds(token, 'other')).status).to.equal(403);
-    const bad = (body: Record<string, unknown>) => e.admin('PUT', `/v1/db/roles/${role}_bad`, { connection: 'main', creation_statements: ['CREATE ROLE {{name}}'], ...body });
+    const bad = (body: Record<string, unknown>) => e.admin('PUT', `/v1/db/roles/${role}_bad`, { connection: 'main', creation_statements: ['CREATE ROLE {{name}} VALID UNTIL {{expiration}}'], ...body });
     for (const [body, why] of [
       [{ creation_statements: ["CREATE ROLE {{name}} PASSWORD {{password'; DROP TABLE x; --}}"] }, /unknown placeholder/],
       [{ creation_statements: ['CREATE ROLE {{ nam\\e }}'] }, /unknown placeholder/],
       [{ creation_statements: ['CREATE ROLE {{name}'] }, /malformed placeholder/],
       [{ creation_statements: ['CREATE ROLE x'] }, /must create the user \{\{name\}\}/],
+      [{ creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}'] }, /creation_statements must give the user VALID UNTIL \{\{expiration\}\}/],
       [{ username_template: "v_{{role}}'; DROP ROLE postgres; --" }, /username_template may hold only/],
       [{ username_template: 'v_{{role}}\\ü' }, /username_template may hold only/],
       [{ username_template: '{{password}}' }, /unknown placeholder/],
@@ -220,7 +221,7 @@ describe('database credentials: leases on a real PostgreSQL', function () {
   it('a role the connection stopped allowing is refused (403) at creds time; a creation statement the database refuses leaves no user and no lease', async () => {
     const token = await exchange();
     const short = `${role}_short`;
-    const r = await e.admin('PUT', `/v1/db/roles/${short}`, { connection: 'main', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}', 'GRANT SELECT ON no_such_table TO {{name}}'] });
+    const r = await e.admin('PUT', `/v1/db/roles/${short}`, { connection: 'main', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', 'GRANT SELECT ON no_such_table TO {{name}}'] });
     expect(r.status, r.text).to.equal(201);
     const failed = await creds(token, short);
     expect(failed.status).to.equal(400);
@@ -268,7 +269,7 @@ describe('database credentials: leases on a real PostgreSQL', function () {
     const r = await relay(5432);
     const put = await e.admin('PUT', '/v1/db/connections/flaky', { url: target.url.replace(':5432/', `:${r.port}/`), username: target.admin, password: target.adminPassword, allowed_roles: [`${role}_flaky`] });
     expect(put.status, put.text).to.equal(201);
-    const rr = await e.admin('PUT', `/v1/db/roles/${role}_flaky`, { connection: 'flaky', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}'] });
+    const rr = await e.admin('PUT', `/v1/db/roles/${role}_flaky`, { connection: 'flaky', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}'] });
     expect(rr.status, rr.text).to.equal(201);
     await e.admin('PUT', '/v1/oidc/roles/flaky', { issuer: 'ci', bound_claims: { repository: 'org/flaky' }, paths: [`db/creds/${role}_flaky`], permissions: ['read'] });
     await r.cut();

@@ -23,7 +23,7 @@ const leases = new LeaseService(core.storage, new DbCredsConfig(core.storage, co
   afterLeaseRow: () => (mode === 'after-row' ? die() : undefined),
   afterUserCreated: () => (mode === 'after-user' ? die() : undefined),
 });
-const caller = { principal: { kind: 'spiffe' as const, spiffeId: 'spiffe://nexus.local/crash', trustDomain: 'nexus.local' }, port: 'mtls' as const, tokenHash: null, tokenExpiresAt: null };
+const caller = { principal: { kind: 'spiffe' as const, spiffeId: 'spiffe://nexus.local/crash', trustDomain: 'nexus.local' }, port: 'mtls' as const, tokenHash: null, tokenExpiresAt: null, mayRead: () => true };
 for (const ttl of [1, 300]) {
   const c = await leases.issue(role, caller, ttl);
   process.stdout.write(`lease ${c.lease_id} ${c.username}\n`);
