@@ -56,19 +56,29 @@ export async function ciBench(scale: number): Promise<BenchRow[]> {
     const nexusCi = nexusCiWith(specs);
     const single25 = nexusCiWith(many.map((s) => `ci/org/repo/many/${s} value | M_${s.toUpperCase()}`));
     const subtree25 = nexusCiWith(['ci/org/repo/many/* | M_']);
+    // BENCH_CI_TRACE=1: one run of each client with NEXUS_CI_TRACE=1 first, its step-by-step trace on stderr (scripts/ci/trace.ts).
+    const trace: Record<string, string> = {};
     const runs = {
       node: () => runNode(['-e', '0'], {}),
       action: () => {
         fs.writeFileSync(runner.env.GITHUB_ENV!, '');
         fs.writeFileSync(runner.env.GITHUB_OUTPUT!, '');
-        return runAction(runner, { url, ca, audience: 'nexus', secrets: specs.join('\n') });
+        return runAction(runner, { url, ca, audience: 'nexus', secrets: specs.join('\n') }, trace);
       },
-      nexusCi: () => runNode(nexusCi, { JWT: jwt }),
+      nexusCi: () => runNode(nexusCi, { JWT: jwt, ...trace }),
       single25: () => runNode(single25, { JWT: jwt }),
       subtree25: () => runNode(subtree25, { JWT: jwt }),
     };
     for (const f of Object.values(runs)) await timed(f); // warm the file cache
-    const rounds = Math.max(10, Math.round(30 * scale));
+    if (process.env.BENCH_CI_TRACE === '1') {
+      trace.NEXUS_CI_TRACE = '1';
+      for (const k of ['action', 'nexusCi'] as const) {
+        const r = await runs[k]();
+        process.stderr.write(`-- ${k}\n${`${r.stdout}${r.stderr}`.split('\n').filter((l) => l.startsWith('nexus-ci trace:')).join('\n')}\n`);
+      }
+      delete trace.NEXUS_CI_TRACE;
+    }
+    const rounds = Math.max(Number(process.env.BENCH_CI_ROUNDS ?? 10), Math.round(30 * scale));
     const times: Record<keyof typeof runs, number[]> = { node: [], action: [], nexusCi: [], single25: [], subtree25: [] };
     for (let i = 0; i < rounds; i++) for (const k of Object.keys(runs) as Array<keyof typeof runs>) times[k].push(await timed(runs[k]));
     for (const t of Object.values(times)) t.sort((a, b) => a - b);
