@@ -5,13 +5,20 @@
 // masked before anything else can print it.
 import http from 'node:http';
 import https from 'node:https';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
 import * as core from '@actions/core';
+import { proxyFor, tunnel } from './runner-proxy.js';
 import { isConnectionFailure, withRetries, type RetryPolicy } from './retry.js';
 
-function get(url: URL, bearer: string): Promise<{ status: number; text: string }> {
+async function get(url: URL, bearer: string): Promise<{ status: number; text: string }> {
+  // A self-hosted runner's proxy, as @actions/http-client chose it.
+  const proxy = proxyFor(url);
+  const via = proxy && (await tunnel(proxy, url));
+  const createConnection = via && (() => (url.protocol === 'http:' ? via : tls.connect({ socket: via, host: url.hostname, ...(isIP(url.hostname) ? {} : { servername: url.hostname }) })));
   return new Promise((resolve, reject) => {
-    // agent: false: a connection of its own, closed with the answer (the runner is not Nexus).
-    const req = (url.protocol === 'http:' ? http : https).get(url, { agent: false, timeout: 30_000, headers: { authorization: `Bearer ${bearer}`, accept: 'application/json', 'user-agent': 'actions/oidc-client' } }, (res) => {
+    // A connection of its own (agent false, or the tunnel), closed with the answer: the runner is not Nexus.
+    const req = (url.protocol === 'http:' ? http : https).get(url, { ...(createConnection ? { createConnection } : { agent: false }), timeout: 30_000, headers: { authorization: `Bearer ${bearer}`, accept: 'application/json', 'user-agent': 'actions/oidc-client' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));

@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
-import { gitlab } from '../helpers/idp.js';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { github, gitlab, startIdp } from '../helpers/idp.js';
+import { runAction, startRunner } from '../helpers/runner.js';
 import { ROOT, runNode, tempDir } from '../helpers/env.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 
@@ -49,5 +53,44 @@ describe('CI clients: lean to start, one connection a job', function () {
       expect([...at].sort((a, b) => a - b)).to.deep.equal(at);
       for (const secret of ['pw-1', 'u-1', jwt]) expect(r.stderr).to.not.include(secret);
     });
+  });
+
+  it("the action's ID-token request goes through the runner's proxy (https_proxy/http_proxy, CONNECT), as @actions/http-client's did", async () => {
+    const idp = await startIdp();
+    const runner = await startRunner(idp, github('acme/api'));
+    const connects: string[] = [];
+    // A CONNECT proxy that knows runner.invalid: without it the name does not resolve.
+    const proxy = http.createServer((_q, s) => s.writeHead(405).end());
+    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+      connects.push(req.url ?? '');
+      const upstream = net.connect(Number((req.url ?? '').split(':')[1]), '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const tokenUrl = runner.env.ACTIONS_ID_TOKEN_REQUEST_URL!.replace('127.0.0.1', 'runner.invalid');
+      const port = new URL(tokenUrl).port;
+      // Nexus itself is not there (max-tries 1): the step gets as far as the exchange, with the ID token in hand.
+      const inputs = { url: 'https://127.0.0.1:1', audience: 'nexus', secrets: 'ci/acme/api/db password | X', 'max-tries': '1' };
+      const direct = await runAction(runner, inputs, { ACTIONS_ID_TOKEN_REQUEST_URL: tokenUrl });
+      expect(direct.stdout).to.match(/::error::.*Failed to get ID Token/);
+      expect(runner.audiences).to.deep.equal([]);
+      const proxied = await runAction(runner, inputs, { ACTIONS_ID_TOKEN_REQUEST_URL: tokenUrl, http_proxy: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, no_proxy: 'example.com' });
+      expect(connects).to.deep.equal([`runner.invalid:${port}`]);
+      expect(runner.audiences).to.deep.equal(['nexus']);
+      expect(proxied.stdout).to.match(/::error::.*cannot reach https:\/\/127\.0\.0\.1:1/);
+      // no_proxy exempts the host: straight to runner.invalid again, which does not resolve.
+      const exempt = await runAction(runner, inputs, { ACTIONS_ID_TOKEN_REQUEST_URL: tokenUrl, http_proxy: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, no_proxy: '.invalid' });
+      expect(exempt.stdout).to.match(/::error::.*Failed to get ID Token/);
+      expect(connects).to.have.length(1);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+      await runner.stop();
+      await idp.stop();
+    }
   });
 });
