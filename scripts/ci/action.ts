@@ -5,8 +5,12 @@
 import * as core from '@actions/core';
 import { actionServer, TOKEN_STATE } from './action-trust.js';
 import { fetchSecrets, maskable } from './fetch.js';
+import { getIDToken } from './id-token.js';
 import { retryInputs } from './action-retry.js';
 import { parseDbCreds, parseSpecs } from './spec.js';
+import { trace } from './trace.js';
+
+trace('modules loaded');
 
 async function run(): Promise<void> {
   const audience = core.getInput('audience', { required: true });
@@ -20,12 +24,14 @@ async function run(): Promise<void> {
   // One log line per retry (never the token): see retry.ts.
   const retry = { ...retryInputs(), log: (line: string) => core.info(`nexus: ${line}`) };
   // getIDToken masks the JWT itself.
-  const jwt = await core.getIDToken(audience);
+  const jwt = await getIDToken(audience, retry);
+  trace('ID token from the runner');
   // Static values need the token no longer than the read: it is given back at
   // once. Database credentials are leases of the token and end with it, so a
   // job that asks for them keeps it until the post step, at the job's end.
   const keep = !revoke || dbCreds.length > 0;
   const got = await fetchSecrets({ url, tls, jwt, role, specs, dbCreds, keepToken: keep, retry });
+  trace('secrets fetched');
   if (got.token) {
     core.setSecret(got.token);
     if (revoke) core.saveState(TOKEN_STATE, got.token);
@@ -47,4 +53,9 @@ async function run(): Promise<void> {
   else if (got.token) core.info(`nexus: the job's token ${got.tokenId} is kept to its TTL (revoke: false)`);
 }
 
-run().catch((err: unknown) => core.setFailed(`nexus: ${err instanceof Error ? err.message : String(err)}`));
+run()
+  .catch((err: unknown) => core.setFailed(`nexus: ${err instanceof Error ? err.message : String(err)}`))
+  .finally(() => {
+    trace('outputs written');
+    process.once('exit', () => trace('exit'));
+  });

@@ -9,11 +9,33 @@
 // one copyable file that starts as fast as before for JWTs. (esbuild's code
 // splitting would also move the code both share into a third chunk that
 // nexus-ci.mjs imports at start, so the split is made by hand here.)
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { workloadApiBeside } from '../lib/workload-api-beside.js';
+
+/**
+ * @actions/core's index imports its OIDC client, and with it
+ * @actions/http-client and undici (about 90% of a bundle, and most of a
+ * client's start-up), whether or not getIDToken is called; none of these
+ * packages declares itself free of side effects, so esbuild keeps them all.
+ * They have none at load, so they are declared so here: what is used stays
+ * (the runner's commands, inputs, masking, state), what is not is dropped
+ * (the ID token comes from id-token.ts). bundle.test.ts would catch a
+ * regression in behaviour, and the bench one in size.
+ */
+const actionsCoreLean: Plugin = {
+  name: 'actions-core-lean',
+  setup(b) {
+    const lean = /\/node_modules\/(@actions\/|undici\/|tunnel\/)/;
+    b.onResolve({ filter: /^(@actions\/|undici$|tunnel$|\.)/ }, async (args) => {
+      if (args.pluginData === 'lean' || (args.path.startsWith('.') && !lean.test(args.importer))) return undefined;
+      const r = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'lean' });
+      return r.errors.length === 0 && lean.test(r.path) ? { path: r.path, sideEffects: false } : undefined;
+    });
+  },
+};
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ENTRIES = { action: 'scripts/ci/action.ts', 'action-post': 'scripts/ci/action-post.ts', 'nexus-ci': 'scripts/ci/nexus-ci.ts' } as const;
@@ -43,7 +65,7 @@ export async function buildCi(outDir = path.join(ROOT, 'scripts/ci/dist')): Prom
   const entries = await build({
     ...common,
     entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([k, v]) => [k, path.join(ROOT, v)])),
-    plugins: [workloadApiBeside],
+    plugins: [workloadApiBeside, actionsCoreLean],
     // The nexus-ci bundle is the package's bin itself: a shebang.
     banner: { js: `#!/usr/bin/env node\n${requireShim}` },
   });

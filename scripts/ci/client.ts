@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
 import { httpsText, type TextReply } from '../lib/https-text.js';
 import { DEFAULT_RETRY, isConnectionFailure, retryAfterS, withRetries, type RetryPolicy } from './retry.js';
+import { trace, tracing } from './trace.js';
 
 /**
  * A small HTTPS client for Nexus: on the OIDC port, token exchange and secret
@@ -113,11 +114,24 @@ function errorCode(body: string): string | undefined {
   }
 }
 
+/** NEXUS_CI_TRACE: when each connection's TCP and TLS handshakes end (a reused connection shows none). */
+function traceConnections(agent: https.Agent): void {
+  const create = agent.createConnection.bind(agent) as (...a: unknown[]) => import('node:net').Socket;
+  (agent as unknown as { createConnection: typeof create }).createConnection = (...a) => {
+    trace('connecting');
+    const s = create(...a);
+    s.once('connect', () => trace('TCP connected'));
+    s.once('secureConnect', () => trace('TLS handshake done'));
+    return s;
+  };
+}
+
 export function nexusClient(url: string, tls: TlsSetup, retry: RetryPolicy = { ...DEFAULT_RETRY, log: () => {} }): NexusClient {
   const base = new URL(url.endsWith('/') ? url : `${url}/`);
   if (base.protocol !== 'https:') throw new HttpError(`the Nexus URL must be https:// (got ${base.protocol})`, 0);
   // One keep-alive connection for the exchange and every read.
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions(tls) });
+  if (tracing) traceConnections(agent);
   const unreachable = (err: NodeJS.ErrnoException): HttpError => {
     if (err instanceof HttpError) return err;
     // Only the mTLS port asks for a client certificate: say so rather than pass on OpenSSL's alert.
@@ -126,13 +140,15 @@ export function nexusClient(url: string, tls: TlsSetup, retry: RetryPolicy = { .
     }
     return new HttpError(`cannot reach ${base.origin}: ${err.message}`, 0);
   };
-  const once = (method: string, path: string, headers: Record<string, string>, body?: string) =>
-    httpsText(
+  const once = (method: string, path: string, headers: Record<string, string>, body?: string) => {
+    trace(`${method} ${path.split('?')[0]} sent`);
+    return httpsText(
       new URL(path.replace(/^\//, ''), base),
       { method, agent, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } },
       body,
       { ms: 30_000, error: () => new Error('no answer within 30 s') },
-    );
+    ).then((r) => (trace(`${method} ${path.split('?')[0]} answered ${r.status}`), r));
+  };
   // Every request: a 429 or 503, a connection that failed before an answer, or (once) a token not yet valid by the server's clock is tried again.
   const call = (method: string, path: string, headers: Record<string, string>, body?: string): Promise<TextReply> =>
     withRetries<TextReply>(`${method} ${path.split('?')[0]}`, retry, async () => {

@@ -43,13 +43,19 @@ export interface FetchRequest {
   keepToken?: boolean;
   /** How requests are retried (429, 503, connection failures, clock skew); default 3 tries, 30 s. */
   retry?: RetryPolicy;
+  /**
+   * The caller's client, kept open after the fetch (the caller closes it):
+   * exec gives the token back on the connection that read the secrets
+   * rather than on a new TCP and TLS handshake. Default: one of its own.
+   */
+  client?: NexusClient;
 }
 
 /** What giving a token back came to: `gone` is a token already revoked or expired (401), which is no failure. */
 export type GiveBack = { outcome: 'revoked' } | { outcome: 'gone' } | { outcome: 'failed'; warning: string };
 
 /** Gives a job's token back (the server ends its leases with it); a failure is only a warning (the token still ends at its TTL). */
-function revokeWith(client: NexusClient, token: string): Promise<GiveBack> {
+export function revokeWith(client: NexusClient, token: string): Promise<GiveBack> {
   return client.revoke(token).then(
     (): GiveBack => ({ outcome: 'revoked' }),
     (err: Error): GiveBack =>
@@ -57,7 +63,7 @@ function revokeWith(client: NexusClient, token: string): Promise<GiveBack> {
   );
 }
 
-/** revokeWith on a connection of its own (exec, the post step, `nexus-ci revoke`: the read's connection is long closed). */
+/** revokeWith on a connection of its own (the post step, `nexus-ci revoke`: another process read the secrets). */
 export async function giveBack(url: string, tls: TlsSetup, token: string, retry?: RetryPolicy): Promise<GiveBack> {
   const client = nexusClient(url, tls, retry);
   try {
@@ -65,12 +71,6 @@ export async function giveBack(url: string, tls: TlsSetup, token: string, retry?
   } finally {
     client.close();
   }
-}
-
-/** giveBack, reduced to the warning to print, if any. */
-export async function revokeQuietly(url: string, tls: TlsSetup, token: string, retry?: RetryPolicy): Promise<string | undefined> {
-  const g = await giveBack(url, tls, token, retry);
-  return g.outcome === 'failed' ? g.warning : undefined;
 }
 
 /**
@@ -92,7 +92,7 @@ export interface Fetched {
 }
 
 export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
-  const client = nexusClient(req.url, req.tls, req.retry);
+  const client = req.client ?? nexusClient(req.url, req.tls, req.retry);
   let token: string | undefined;
   let ok = false;
   try {
@@ -156,7 +156,7 @@ export async function fetchSecrets(req: FetchRequest): Promise<Fetched> {
   } finally {
     // A failed read gives the token back too (and with it any lease minted before): nothing will use them.
     if (!ok && token) await revokeWith(client, token);
-    client.close();
+    if (!req.client) client.close();
   }
 }
 

@@ -8,15 +8,18 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { socketTarget } from '../../nexus/spiffe/endpoint.js';
 import { ServerIdConfigError } from '../../nexus/spiffe/server-id.js';
-import { readCa, type TlsSetup } from './client.js';
+import { nexusClient, readCa, type TlsSetup } from './client.js';
 import { Relay } from './exec.js';
-import { fetchSecrets, maskable, revokeQuietly, type Fetched } from './fetch.js';
+import { fetchSecrets, maskable, revokeWith, type Fetched } from './fetch.js';
 import { DEFAULT_RETRY } from './retry.js';
 import { FORMATS, render, type Format } from './formats.js';
 import { caTrust } from './server-trust.js';
 import { spiffeTls } from './spiffe.js';
 import { parseDbCreds, parseSpecs, SpecError } from './spec.js';
 import { revokeTokenFile } from './token-file.js';
+import { trace } from './trace.js';
+
+trace('modules loaded');
 
 const USAGE = `usage: nexus-ci (--jwt-env NAME | --jwt-file FILE | --spiffe-socket SOCKET) --url URL [--ca FILE] [--role NAME]
                 [--secret 'PATH KEY | ENV_NAME' | --secret 'PATH | PREFIX_' ...] [--db-creds 'ROLE | PREFIX_' ...]
@@ -232,6 +235,7 @@ async function main(argv: string[]): Promise<number> {
     specs = parseSpecs(p.secrets, dbCreds.length > 0);
     // A socket that gives no SVID throws SpiffeError: exit 1 below, like any refusal.
     tls = await trust(p, p.jwt === undefined, process.env);
+    trace('arguments and trust read');
   } catch (err) {
     if (err instanceof UsageError || err instanceof SpecError || err instanceof ServerIdConfigError) {
       process.stderr.write(err.message ? `nexus-ci: ${err.message}\n${USAGE}\n` : `${USAGE}\n`);
@@ -243,8 +247,11 @@ async function main(argv: string[]): Promise<number> {
   const keepToken = relay !== undefined || !p.revoke || p.tokenOut !== undefined;
   // One line per retry, on stderr like every other word of nexus-ci: what and why, never a token.
   const retry = { ...p.retry, log: (line: string) => process.stderr.write(`nexus-ci: ${line}\n`) };
-  const got = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, dbCreds, keepToken, retry });
+  // exec gives the token back when CMD ends: on this same keep-alive connection (one TLS handshake a job).
+  const client = relay ? nexusClient(p.url, tls, retry) : undefined;
+  const got = await fetchSecrets({ url: p.url, tls, jwt: p.jwt, role: p.role, specs, dbCreds, keepToken, retry, client });
   const { values, token } = got;
+  trace('secrets fetched');
   if (got.warning) process.stderr.write(`nexus-ci: ${got.warning}\n`);
   if (p.printIds) printIds(got, dbCreds);
   if (token && p.tokenOut !== undefined) {
@@ -255,9 +262,12 @@ async function main(argv: string[]): Promise<number> {
     case 'exec': {
       // A signal during the read: the command never starts; the token is given back all the same.
       const code = relay!.early() ?? (await relay!.run(p.mode.command, values));
+      trace('command ended');
       // The job's credentials end with its command, not at their TTL.
-      const failed = token && p.revoke ? await revokeQuietly(p.url, tls, token, retry) : undefined;
-      if (failed) process.stderr.write(`nexus-ci: ${failed}\n`);
+      const g = token && p.revoke ? await revokeWith(client!, token) : undefined;
+      client!.close();
+      if (g?.outcome === 'failed') process.stderr.write(`nexus-ci: ${g.warning}\n`);
+      trace('token given back');
       return code;
     }
     case 'file':

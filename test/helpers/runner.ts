@@ -94,7 +94,7 @@ interface ActionYml {
 const actionYml = () => YAML.parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8')) as ActionYml;
 
 /** One of the action's committed bundles as the runner runs it (`node <file>`), inputs as INPUT_* variables. */
-function runActionFile(file: string, runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string>, node?: string): Promise<RunResult> {
+export function runActionFile(file: string, runner: Runner, inputs: Record<string, string>, extraEnv: Record<string, string>, node?: string): Promise<RunResult> {
   const env: Record<string, string> = { ...runner.env, ...extraEnv };
   // As the runner does: every input declared in action.yml, its default unless given.
   const values = { ...Object.fromEntries(Object.entries(actionYml().inputs).map(([k, d]) => [k, d.default ?? ''])), ...inputs };
