@@ -19,6 +19,8 @@ interface Compiled {
 export class PolicyEngine implements Authorizer {
   private compiled: Compiled[];
   private loads = 0;
+  /** The load started last. */
+  private latest: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repo: PoliciesRepo,
@@ -49,12 +51,21 @@ export class PolicyEngine implements Authorizer {
     };
   }
 
-  /** (Re)reads every policy. Of overlapping loads, the one started last wins. */
+  /**
+   * (Re)reads every policy. Of overlapping loads, the one started last wins;
+   * one it overtook resolves only once the winner is in force (or failed):
+   * a writer's reload is often overtaken by the one its own change notice
+   * starts, and its caller's next request must see the change.
+   */
   async load(): Promise<void> {
     const n = ++this.loads;
-    const stored = await this.repo.all();
-    if (n !== this.loads) return;
-    this.compiled = [this.builtinAdmin(), ...stored].map((p) => this.compile(p));
+    const mine = this.repo.all().then((stored) => {
+      if (n === this.loads) this.compiled = [this.builtinAdmin(), ...stored].map((p) => this.compile(p));
+    });
+    this.latest = mine;
+    let waited = mine;
+    await mine;
+    while (this.latest !== waited) await (waited = this.latest);
   }
 
   private policies(): Compiled[] {

@@ -54,7 +54,7 @@ class PrincipalState {
   readonly minutePaths = new Set<string>();
   spiked = false;
   denials: BurstWindow | null = null;
-  /** Reads seen before the stored baseline arrived: judged when it does. */
+  /** Reads seen before the stored baseline arrived: judged, and only then remembered, when it does. */
   unjudged: Array<{ port: Observation['port']; address: string; action: string; path: string }> | null = null;
 
   constructor(
@@ -126,19 +126,21 @@ export class AccessSignals {
     const s = this.principals.get(principal);
     if (!s) return;
     s.loaded = true;
-    const unjudged = s.unjudged;
+    const unjudged = s.unjudged ?? [];
     s.unjudged = null;
-    if (!stored) return;
-    s.firstSeen = Math.min(s.firstSeen, stored.firstSeen);
-    s.peak = Math.max(s.peak, stored.peak);
-    for (const p of stored.paths) if (s.paths.size < this.opts.maxPathsPerPrincipal && !s.paths.get(p)) s.paths.set(p, true);
-    // What it read on this replica before the baseline came, judged now: late, but not lost.
-    if (!unjudged || this.now() - s.firstSeen < this.opts.learnMs) return;
-    const known = new Set(stored.paths);
+    if (stored) {
+      s.firstSeen = Math.min(s.firstSeen, stored.firstSeen);
+      s.peak = Math.max(s.peak, stored.peak);
+      for (const p of stored.paths) if (s.paths.size < this.opts.maxPathsPerPrincipal && !s.paths.get(p)) s.paths.set(p, true);
+    }
+    // What it read on this replica before the baseline came, judged now (late, but not lost), then learned.
+    const judged = stored !== undefined && this.now() - s.firstSeen >= this.opts.learnMs;
+    const known = new Set(stored?.paths);
     for (const u of unjudged) {
       if (known.has(u.path)) continue;
       known.add(u.path);
-      this.raise('new_path', u.port, principal, u.address, u.path, `first ${u.action} of this path by this principal since ${new Date(s.firstSeen).toISOString()}`);
+      this.sink.remember(principal, s.firstSeen, s.peak, u.path);
+      if (judged) this.raise('new_path', u.port, principal, u.address, u.path, `first ${u.action} of this path by this principal since ${new Date(s.firstSeen).toISOString()}`);
     }
   }
 
@@ -180,7 +182,9 @@ export class AccessSignals {
     }
     if (s.paths.get(path)) return;
     s.paths.set(path, true);
-    if (!s.loaded && (s.unjudged ??= []).length < this.opts.maxPathsPerPrincipal) s.unjudged.push({ port: o.port, address: o.address, action: o.action, path });
+    // Remembered only once judged: the load may read the database after this process's next batch, and a path
+    // this process had already written there would look known to the very judgement it was waiting for.
+    if (!s.loaded && (s.unjudged ??= []).length < this.opts.maxPathsPerPrincipal) return void s.unjudged.push({ port: o.port, address: o.address, action: o.action, path });
     this.sink.remember(principal, s.firstSeen, s.peak, path);
     if (!learning) this.raise('new_path', o.port, principal, o.address, path, `first ${o.action} of this path by this principal since ${new Date(s.firstSeen).toISOString()}`);
   }

@@ -106,15 +106,38 @@ export class BaselineStore {
     this.timer.unref();
   }
 
+  /**
+   * Reads the baselines asked for first: merging one judges the reads that
+   * waited for it and queues them to be remembered, so this same batch
+   * writes them (the last flush at close included).
+   */
   private async flushOnce(): Promise<void> {
+    await this.loadAsked();
+    await this.writeQueued();
+  }
+
+  private async loadAsked(): Promise<void> {
+    const loads = [...this.loads];
+    this.loads = new Set();
+    if (!loads.length || !this.engine) return;
+    try {
+      const stored = await this.read(await this.storage.signals.baselines(loads));
+      for (const p of loads) this.engine.merge(p, stored.get(p));
+    } catch (err) {
+      // Unjudged until the next try: a principal is never judged on a baseline it may not have.
+      for (const p of loads) this.loads.add(p);
+      this.log.warn({ err }, 'access signals: could not read baselines; retrying');
+      this.arm(this.flushMs * 5);
+    }
+  }
+
+  private async writeQueued(): Promise<void> {
     const baselines = [...this.baselines.values()];
     const paths = this.paths;
     const events = this.events;
-    const loads = [...this.loads];
     this.baselines = new Map();
     this.paths = [];
     this.events = [];
-    this.loads = new Set();
     try {
       if (baselines.length || paths.length || events.length) {
         await this.storage.tx(async (r) => {
@@ -133,16 +156,6 @@ export class BaselineStore {
       this.paths = paths.concat(this.paths).slice(-MAX_QUEUED);
       this.events = events.concat(this.events).slice(-MAX_QUEUED);
       this.log.warn({ err }, 'access signals: could not write the baseline; retrying');
-      this.arm(this.flushMs * 5);
-    }
-    if (!loads.length || !this.engine) return;
-    try {
-      const stored = await this.read(await this.storage.signals.baselines(loads));
-      for (const p of loads) this.engine.merge(p, stored.get(p));
-    } catch (err) {
-      // Unjudged until the next try: a principal is never judged on a baseline it may not have.
-      for (const p of loads) this.loads.add(p);
-      this.log.warn({ err }, 'access signals: could not read baselines; retrying');
       this.arm(this.flushMs * 5);
     }
   }

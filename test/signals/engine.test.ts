@@ -58,3 +58,60 @@ describe('access signals: bounded memory', () => {
     expect(raised.map((s) => [s.signal, s.path])).to.deep.equal([['new_path', 'x/gone']]);
   });
 });
+
+/**
+ * A second replica's engine whose stored baseline comes back only when the
+ * test says, read from a database that also holds whatever this engine asked
+ * to remember meanwhile (the real store writes its queued batch, then reads
+ * the baselines it was asked for, in one flush).
+ */
+function replica(stored: { firstSeen: number; peak: number; paths: string[] } | null) {
+  let now = (stored?.firstSeen ?? 1_000_000) + 1500;
+  const raised: Signal[] = [];
+  const db = { firstSeen: now, peak: 0, ...stored, paths: [...(stored?.paths ?? [])] };
+  const pending: string[] = [];
+  const sink: SignalSink = {
+    raise: (s) => void raised.push(s),
+    remember: (_p, _firstSeen, _peak, path) => {
+      if (path !== undefined && !db.paths.includes(path)) db.paths.push(path);
+    },
+    load: (p) => void pending.push(p),
+  };
+  const e = new AccessSignals({ learnMs: 1000, deniedBurst: 5, deniedWindowMs: 60_000, maxPrincipals: 100, maxPathsPerPrincipal: 8 }, sink, () => now);
+  const arrive = () => {
+    for (const p of pending.splice(0)) e.merge(p, stored ? { ...db, paths: [...db.paths] } : undefined);
+  };
+  return { e, raised, db, arrive, tick: (ms: number) => (now += ms) };
+}
+
+describe('access signals: reads seen before the stored baseline arrives', () => {
+  it('a path first read while the baseline was on its way is a new_path once it arrives, even if this replica wrote its batch first', () => {
+    const r = replica({ firstSeen: 1_000_000, peak: 1, paths: ['x/1'] });
+    r.e.observe(read('spiffe://nexus.local/a', 'x/1'));
+    r.e.observe(read('spiffe://nexus.local/a', 'x/2'));
+    r.arrive();
+    expect(r.raised.map((s) => [s.signal, s.path])).to.deep.equal([['new_path', 'x/2']]);
+    // Judged, then learned: the other replicas know it from now on.
+    expect(r.db.paths).to.deep.equal(['x/1', 'x/2']);
+    r.e.observe(read('spiffe://nexus.local/a', 'x/2'));
+    expect(r.raised).to.have.length(1);
+  });
+
+  it('reads of a principal still learning when its baseline arrives are learned, not judged', () => {
+    const r = replica({ firstSeen: 1_000_000, peak: 1, paths: ['x/1'] });
+    r.tick(-1000);
+    r.e.observe(read('spiffe://nexus.local/a', 'x/2'));
+    r.arrive();
+    expect(r.raised).to.deep.equal([]);
+    expect(r.db.paths).to.deep.equal(['x/1', 'x/2']);
+  });
+
+  it('reads of a principal no replica has stored are learned when the empty answer arrives', () => {
+    const r = replica(null);
+    r.e.observe(read('spiffe://nexus.local/a', 'x/1'));
+    expect(r.db.paths).to.deep.equal([]);
+    r.arrive();
+    expect(r.raised).to.deep.equal([]);
+    expect(r.db.paths).to.deep.equal(['x/1']);
+  });
+});
