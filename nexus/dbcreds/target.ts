@@ -154,6 +154,9 @@ export async function runStatements(pool: pg.Pool, connection: string, statement
   } catch (err) {
     throw new UnavailableError(`database connection ${connection} is ${describeFailure(err).text}`);
   }
+  // Checked out, a client has no error listener of the pool's: a target that goes away would crash the process.
+  const ignore = () => {};
+  client.on('error', ignore);
   let i = -1;
   let broken: Error | undefined;
   try {
@@ -171,6 +174,7 @@ export async function runStatements(pool: pg.Pool, connection: string, statement
     if (f.kind === 'unreachable' || i < 0) throw new UnavailableError(`database connection ${connection} is ${f.text}`);
     throw new StatementError(i, f.text, (err as { code?: string }).code ?? '');
   } finally {
+    client.removeListener('error', ignore);
     client.release(broken);
   }
 }

@@ -14,6 +14,8 @@ const MAX_TX_ATTEMPTS = 12;
 // PostgreSQL says a transaction lost a race (serialization failure, deadlock,
 // or a unique key another transaction inserted first): run it again.
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
+/** For a checked-out client's 'error' event: its next query fails instead. */
+const ignore = () => {};
 
 // Codes and messages that mean "the server cannot be reached now", not "the query is wrong".
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300']);
@@ -144,6 +146,10 @@ export class PgStorage extends EngineRepos implements Storage {
   async tx<T>(fn: (r: Repos) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.client();
+      // pg-pool listens for errors only on idle clients: a server that goes away
+      // while this one is checked out would otherwise crash the process (the
+      // next query fails instead, and the transaction is refused as unavailable).
+      client.on('error', ignore);
       let broken = false;
       try {
         await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
@@ -167,6 +173,7 @@ export class PgStorage extends EngineRepos implements Storage {
         broken ||= isUnavailable(err);
         return unavailable(err);
       } finally {
+        client.removeListener('error', ignore);
         client.release(broken);
       }
     }
