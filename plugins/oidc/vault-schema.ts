@@ -24,6 +24,15 @@ const envelope = {
   warnings: z.null(),
 };
 
+/** The envelope of an answer that carries a lease (database credentials, a renewal). */
+const leased = {
+  ...envelope,
+  lease_id: z.string(),
+  renewable: z.boolean(),
+  lease_duration: z.int().describe('seconds'),
+  auth: z.null(),
+};
+
 export const VaultLoginResponse = z
   .object({
     ...envelope,
@@ -150,30 +159,12 @@ export type VaultKvMetadata = z.output<typeof VaultKvMetadata>;
 
 /** GET /v1/database/creds/{role}: Vault's database secrets engine answer, the lease in the envelope. */
 export const VaultDbCredsResponse = z
-  .object({
-    request_id: z.string(),
-    lease_id: z.string(),
-    renewable: z.boolean(),
-    lease_duration: z.int().describe('seconds'),
-    wrap_info: z.null(),
-    warnings: z.null(),
-    auth: z.null(),
-    data: z.object({ username: z.string(), password: z.string() }),
-  })
+  .object({ ...leased, data: z.object({ username: z.string(), password: z.string() }) })
   .meta({ id: 'VaultDbCredsResponse' });
 export type VaultDbCredsResponse = z.output<typeof VaultDbCredsResponse>;
 
 /** PUT /v1/sys/leases/renew: the lease's new duration. */
 export const VaultLeaseRenewed = z
-  .object({
-    request_id: z.string(),
-    lease_id: z.string(),
-    renewable: z.boolean(),
-    lease_duration: z.int().describe('seconds'),
-    wrap_info: z.null(),
-    warnings: z.null(),
-    auth: z.null(),
-    data: z.null(),
-  })
+  .object({ ...leased, data: z.null() })
   .meta({ id: 'VaultLeaseRenewed' });
 export type VaultLeaseRenewed = z.output<typeof VaultLeaseRenewed>;
