@@ -1,5 +1,6 @@
 // How Pilot reaches Nexus: its own SVID (files, or the SPIFFE Workload API),
 // the server authorized by SPIFFE ID rather than host name, and one request.
+import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -195,4 +196,10 @@ async function portTitle(conn: Conn): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/** What a command module outside pilot-commands.ts gets from it: a request that throws on refusal, and --json-aware output. */
+export interface PilotIo {
+  get<T>(cmd: Command, method: string, urlPath: string, body?: unknown): Promise<T>;
+  out(cmd: Command, value: unknown, human: () => string): void;
 }

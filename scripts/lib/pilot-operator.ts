@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { PilotError } from './pilot-conn.js';
+import { PilotError, type PilotIo } from './pilot-conn.js';
 
 interface SealStatus {
   sealed: boolean;
@@ -9,11 +9,6 @@ interface SealStatus {
   shares: number;
   progress: number;
   nonce: string;
-}
-
-export interface OperatorDeps {
-  get<T>(cmd: Command, method: string, urlPath: string, body?: unknown): Promise<T>;
-  out(cmd: Command, value: unknown, human: () => string): void;
 }
 
 function showStatus(s: SealStatus): string {
@@ -62,7 +57,7 @@ export function readShare(input: NodeJS.ReadStream = process.stdin, prompt: Node
 }
 
 /** `pilot operator ...`: the seal of a running Nexus; init runs beside a stopped one (nexus-operator). */
-export function operatorCommands(program: Command, deps: OperatorDeps, build: boolean): void {
+export function operatorCommands(program: Command, deps: PilotIo, build: boolean): void {
   const operator = program.command('operator').description('the seal: status, unseal, seal (admin); init through nexus-operator');
   if (!build) return;
 

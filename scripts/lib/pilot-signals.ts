@@ -1,7 +1,7 @@
 // `pilot signals`: the access signals Nexus raised (GET /v1/signals).
 import type { Command } from 'commander';
 import type { Signal } from '../../nexus/signals/types.js';
-import { UsageError } from './pilot-conn.js';
+import { UsageError, type PilotIo } from './pilot-conn.js';
 
 const UNIT_S: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
@@ -29,11 +29,6 @@ export function printable(text: string): string {
 export function formatSignals(signals: Signal[]): string {
   if (!signals.length) return '(no signals)';
   return signals.map((s) => [s.at, s.signal, s.port, s.principal, s.address || '-', s.path ?? '-', s.why].map(printable).join('  ')).join('\n');
-}
-
-export interface PilotIo {
-  get<T>(cmd: Command, method: string, urlPath: string): Promise<T>;
-  out(cmd: Command, value: unknown, human: () => string): void;
 }
 
 export function addSignalsCommand(program: Command, io: PilotIo): void {
