@@ -390,14 +390,16 @@ export function buildOidcApp(deps: OidcAppDeps): Koa {
     });
   }
 
-  // The client bundles: public, like health (plugins/oidc/tools.ts).
-  const routers = [open, toolRoutes(loadTools(deps.log)), token, ciEventRoutes(deps.ciEvents, failed, (hashes) => deps.dbcreds?.leases.revokeForTokens(hashes, 'CI run ended') ?? Promise.resolve()), self, api];
+  // The hot routes first: each router a request passes matches its path against
+  // every route it holds (no two routers here share a path, so the order
+  // changes no answer). The client bundles are public, like health (tools.ts).
+  const routers = [api, token, self, open, toolRoutes(loadTools(deps.log)), ciEventRoutes(deps.ciEvents, failed, (hashes) => deps.dbcreds?.leases.revokeForTokens(hashes, 'CI run ended') ?? Promise.resolve())];
   app.use(measureRequests(deps.metrics, 'oidc'));
   if (deps.vaultCompat) {
     // Outside the error handler: it reshapes the rendered error, so status,
     // Retry-After and the redacted 401 message stay exactly the native ones.
     app.use(vaultErrors);
-    routers.splice(1, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT, leases: leaseOps }));
+    routers.splice(3, 0, vaultRoutes({ readiness: deps.readiness, exchange, readSecret, authenticate: authenticateWith(vaultToken), principal: principalOf, secrets: deps.secrets, bodyLimit: TOKEN_BODY_LIMIT, leases: leaseOps }));
   }
   app.use(errorHandling(deps.log, { port: 'oidc', redact401: true }));
   if (deps.sealGate) app.use(deps.sealGate);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 export interface BenchRow {
   scenario: string;
   rate: number;
-  unit: 'ops/s' | 'req/s' | 's';
+  unit: 'ops/s' | 'req/s' | 's' | 'µs/req';
   p50?: number;
   p99?: number;
   /** Server CPU (user + system) per request, µs: steadier than throughput on a shared box. */

@@ -15,6 +15,7 @@ import { stormBench } from './storm.js';
 import { loginsBench } from './logins.js';
 import { leasesBench } from './leases.js';
 import { scaleBench } from './scale.js';
+import { ablationBench } from './ablation.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
 await initSodium();
@@ -33,9 +34,10 @@ if (want('postgres')) rows.push(...(await pgBench(scale)));
 if (want('startup')) rows.push(...(await startupBench(scale)));
 if (want('ci')) rows.push(...(await ciBench(scale)));
 if (want('rss')) rows.push(...(await rssBench(scale)));
-// Opt-in rows (minutes at full size): BENCH_ONLY=storm (npm run bench:storm), BENCH_ONLY=logins, BENCH_ONLY=scale.
+// Opt-in rows (minutes at full size): BENCH_ONLY=storm (npm run bench:storm), BENCH_ONLY=logins, BENCH_ONLY=scale, BENCH_ONLY=ablation (npm run bench:ablation).
 if (only?.has('storm')) rows.push(...(await stormBench(scale)));
 if (only?.has('logins')) rows.push(...(await loginsBench()));
 if (only?.has('scale')) rows.push(...(await scaleBench(scale)));
+if (only?.has('ablation')) rows.push(...(await ablationBench(scale)));
 if (want('leases')) rows.push(...(await leasesBench(scale)));
 printTable(rows);
