@@ -1,4 +1,5 @@
 import type { Db } from './db.js';
+import { GroupCommit } from './group-commit.js';
 import type { SqliteGate } from './sqlite-gate.js';
 import type { IssuerRow, OidcRepo, RoleRow, TokenRow } from './storage.js';
 
@@ -6,11 +7,14 @@ import type { IssuerRow, OidcRepo, RoleRow, TokenRow } from './storage.js';
 export class SqliteOidcRepo implements OidcRepo {
   // Prepared once, after the migrations (repositories are made on first use).
   private readonly s;
+  /** Exchanged tokens come and go once per CI job each: grouped, one fsync for all of a turn's. */
+  private readonly tokenWrites: GroupCommit;
 
   constructor(
     db: Db,
     private readonly g: SqliteGate,
   ) {
+    this.tokenWrites = new GroupCommit(db, g);
     this.s = {
       issuers: db.prepare<[], IssuerRow>('SELECT * FROM oidc_issuers ORDER BY name'),
       issuer: db.prepare<[string], IssuerRow>('SELECT * FROM oidc_issuers WHERE name = ?'),
@@ -95,8 +99,7 @@ export class SqliteOidcRepo implements OidcRepo {
   }
 
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
-    await this.g.idle();
-    this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, t.ci_run, now);
+    await this.tokenWrites.run(() => this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, t.ci_run, now));
   }
 
   async token(hash: Buffer): Promise<TokenRow | undefined> {
@@ -110,8 +113,7 @@ export class SqliteOidcRepo implements OidcRepo {
   }
 
   async revokeToken(hash: Buffer): Promise<boolean> {
-    await this.g.idle();
-    return this.s.revokeToken.run(hash).changes > 0;
+    return (await this.tokenWrites.run(() => this.s.revokeToken.run(hash))).changes > 0;
   }
 
   async revokeIssuer(issuer: string, role: string | null): Promise<number> {

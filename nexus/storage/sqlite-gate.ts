@@ -18,6 +18,11 @@ export class SqliteGate {
 
   constructor(private readonly db: Db) {}
 
+  /** True when called from inside the open transaction (a statement made now joins it). */
+  within(): boolean {
+    return this.open && this.inside.getStore() === true;
+  }
+
   /** Undefined when a statement may run now; otherwise resolves when it may. */
   idle(): Promise<void> | undefined {
     if (!this.open || this.inside.getStore()) return undefined;

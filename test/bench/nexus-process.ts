@@ -21,8 +21,14 @@ export function ensureBuilt(): void {
   built = true;
 }
 
-/** A Nexus for a bench row: the compiled server in its own process. */
+/**
+ * A Nexus for a bench row: the compiled server in its own process.
+ * BENCH_SERVER_PROFILE=DIR profiles any row's servers (cpu-profile.mjs), one
+ * file each in DIR, read with `npm run bench:profile -- --summarize FILE`.
+ */
 export function spawnNexus(env: Env): Promise<ServerProcess> {
   ensureBuilt();
-  return spawnServer(env, NEXUS_BIN);
+  const dir = process.env.BENCH_SERVER_PROFILE;
+  const profiled = dir ? { NODE_OPTIONS: `--import ${path.join(ROOT, 'test/bench/cpu-profile.mjs')}`, BENCH_PROFILE_DIR: path.resolve(dir) } : {};
+  return spawnServer({ ...env, ...profiled }, NEXUS_BIN);
 }

@@ -25,6 +25,8 @@ const HEADLINE_P99_MS = 100;
 export interface StormOptions {
   rates: number[];
   seconds: number;
+  /** BENCH_STORM_BACKENDS: which back ends run (default both). */
+  backends: Array<'sqlite' | 'postgres'>;
 }
 
 export function stormOptions(env: NodeJS.ProcessEnv = process.env, scale = 1): StormOptions {
@@ -32,7 +34,9 @@ export function stormOptions(env: NodeJS.ProcessEnv = process.env, scale = 1): S
   if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new Error(`BENCH_STORM_RATES: comma-separated jobs/s, got ${env.BENCH_STORM_RATES}`);
   const seconds = Number(env.BENCH_STORM_SECONDS ?? String(Math.round(10 * scale)));
   if (!(seconds > 0)) throw new Error(`BENCH_STORM_SECONDS: a positive number, got ${env.BENCH_STORM_SECONDS}`);
-  return { rates, seconds };
+  const backends = (env.BENCH_STORM_BACKENDS ?? 'sqlite,postgres').split(',');
+  if (backends.some((b) => b !== 'sqlite' && b !== 'postgres')) throw new Error(`BENCH_STORM_BACKENDS: sqlite and/or postgres, comma-separated, got ${env.BENCH_STORM_BACKENDS}`);
+  return { rates, seconds, backends: backends as StormOptions['backends'] };
 }
 
 interface Target {
@@ -157,17 +161,19 @@ export async function stormBench(scale: number, o = stormOptions(process.env, sc
   const stops: Array<() => unknown> = [];
   const rows: BenchRow[] = [];
   try {
-    const dir = tempDir('nexus-bench-storm');
-    const lite = await spawnNexus({ NEXUS_DATA_DIR: dir, ...SERVER_ENV });
-    procs.push(lite);
-    const pki = path.join(dir, 'pki');
-    const { ca, admin } = credsOf(pki);
-    const bare = await startBare(pki, 'server-tls');
-    stops.push(() => bare.stop());
-    const mint = await fixture(idp, lite.port, admin, es.kid);
-    rows.push(...(await storm({ name: 'SQLite', ports: [lite.oidcPort!], pids: [lite.child.pid!], ca, mint }, bare, o)));
-    lite.child.kill('SIGTERM');
-
+    if (o.backends.includes('sqlite')) {
+      const dir = tempDir('nexus-bench-storm');
+      const lite = await spawnNexus({ NEXUS_DATA_DIR: dir, ...SERVER_ENV });
+      procs.push(lite);
+      const pki = path.join(dir, 'pki');
+      const { ca, admin } = credsOf(pki);
+      const bare = await startBare(pki, 'server-tls');
+      stops.push(() => bare.stop());
+      const mint = await fixture(idp, lite.port, admin, es.kid);
+      rows.push(...(await storm({ name: 'SQLite', ports: [lite.oidcPort!], pids: [lite.child.pid!], ca, mint }, bare, o)));
+      lite.child.kill('SIGTERM');
+    }
+    if (!o.backends.includes('postgres')) return rows;
     const server = await pgServerUrl();
     if (!server) {
       console.log('CI storm on PostgreSQL skipped: no server (set NEXUS_TEST_DATABASE_URL)');
