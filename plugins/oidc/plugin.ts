@@ -24,6 +24,7 @@ import type { RoleConfig } from './types.js';
 import type { DbCreds } from '../../nexus/dbcreds/index.js';
 import { WebhookSecrets } from './webhook-secrets.js';
 import { PURGE_BATCH, TokenPurge } from './token-purge.js';
+import type { ConfigVersionsRepo } from '../../nexus/storage/storage.js';
 
 /** NEXUS_OIDC_TLS_CERT/KEY readable and a matching pair, checked before anything listens. */
 function checkOidcTls(config: Config): void {
@@ -64,6 +65,8 @@ export class OidcPlugin implements AuthPlugin {
   private listener: Listener | null = null;
   private rolesCache: RoleConfig[] = [];
   private rolesReads = 0;
+  /** The `oidc` configuration counter when rolesCache was read (freshRoles). */
+  private rolesVersion: number | undefined;
   private unsubscribe: (() => void) | null = null;
   private purge: TokenPurge | null = null;
   private log: Logger | null = null;
@@ -89,10 +92,22 @@ export class OidcPlugin implements AuthPlugin {
     return n === this.rolesReads ? roles : null;
   }
 
-  /** With replicas: a role narrowed on another one bites at once, so each request reads the roles. */
-  private async freshRoles(): Promise<void> {
+  /**
+   * With replicas: a role narrowed on another one bites at once, so each
+   * request checks the roles are current. The check is the configuration
+   * counters (every role change bumps `oidc` in its own transaction): the
+   * roles themselves are read and parsed again only when it moved. The
+   * counter is read before the roles, so a change between the two reads
+   * leaves a counter older than the roles held, and the next request reads again.
+   */
+  private async freshRoles(versions: ConfigVersionsRepo): Promise<void> {
+    const version = (await versions.all()).get('oidc');
+    if (version !== undefined && version === this.rolesVersion) return;
     const roles = await this.readRoles();
-    if (roles) this.rolesCache = roles;
+    if (roles) {
+      this.rolesCache = roles;
+      this.rolesVersion = version;
+    }
   }
 
   async start(core: CoreServices): Promise<void> {
@@ -141,7 +156,7 @@ export class OidcPlugin implements AuthPlugin {
       registry,
       jwts: this.jwts,
       roles: () => this.rolesCache,
-      fresh: core.storage.shared ? () => this.freshRoles() : undefined,
+      fresh: core.storage.shared ? () => this.freshRoles(core.storage.configVersions) : undefined,
       failedAuth: new TokenBuckets(core.config.oidcFailedAuthRps),
       perTenant: new TokenBuckets(core.config.oidcSubjectRps),
       readiness: { checks: () => this.readiness() },
