@@ -88,25 +88,21 @@ describe('exchanged tokens: written in groups, made durable off the event loop',
     expect(await storage.meta.get('group-commit-probe')).to.equal(null);
   });
 
-  /** fs.promises.open, its handles' datasync held until `hold` resolves (or failing with `fail`). */
-  async function withHeldSync(hold: Promise<void>, fail: Error | null, fn: (synced: string[]) => Promise<void>): Promise<void> {
-    const open = fs.promises.open;
-    const synced: string[] = [];
-    fs.promises.open = (async (file: fs.PathLike, ...rest: unknown[]) => {
-      const handle = await (open as (...a: unknown[]) => Promise<fs.promises.FileHandle>)(file, ...rest);
-      const datasync = handle.datasync.bind(handle);
-      handle.datasync = async () => {
-        await hold;
-        if (fail) throw fail;
-        synced.push(String(file));
-        return datasync();
-      };
-      return handle;
-    }) as typeof fs.promises.open;
+  /** fs.fdatasync held until `hold` resolves (or failing with `fail`); `synced` gets the inode of each file it synced. */
+  async function withHeldSync(hold: Promise<void>, fail: Error | null, fn: (synced: number[]) => Promise<void>): Promise<void> {
+    const fdatasync = fs.fdatasync;
+    const synced: number[] = [];
+    fs.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      void hold.then(() => {
+        if (fail) return cb(fail);
+        synced.push(fs.fstatSync(fd).ino);
+        fdatasync(fd, cb);
+      });
+    }) as typeof fs.fdatasync;
     try {
       await fn(synced);
     } finally {
-      fs.promises.open = open;
+      fs.fdatasync = fdatasync;
     }
   }
 
@@ -123,7 +119,7 @@ describe('exchanged tokens: written in groups, made durable off the event loop',
       expect(await storage.oidc.token(h)).to.not.equal(undefined);
       release();
       await insert;
-      expect(synced).to.deep.equal([`${storage.db.name}-wal`]);
+      expect(synced).to.deep.equal([fs.statSync(`${storage.db.name}-wal`).ino]);
     });
   });
 
