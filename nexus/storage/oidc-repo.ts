@@ -98,11 +98,6 @@ export class SqliteOidcRepo implements OidcRepo {
     return this.s.deleteRole.run(name).changes > 0;
   }
 
-  /** Lets go of what the grouped token writes hold open (the database is closing). */
-  close(): void {
-    this.tokenWrites.close();
-  }
-
   async insertToken(hash: Buffer, t: TokenRow, now: string): Promise<void> {
     await this.tokenWrites.run(() => this.s.insertToken.run(hash, t.issuer, t.issuer_url, t.jwks_uri, t.header, t.subject, t.roles, t.claims, t.key_kid, t.key_thumbprint, t.expires_at, t.ci_run, now));
   }

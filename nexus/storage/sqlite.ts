@@ -114,7 +114,6 @@ export class SqliteStorage extends EngineRepos implements Storage {
 
   async close(): Promise<void> {
     await this.poll.stop();
-    (this.made?.oidc as SqliteOidcRepo | undefined)?.close();
     this.db.close();
   }
 }

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteStorage } from '../../nexus/storage/sqlite.js';
@@ -21,7 +20,7 @@ const row = (): TokenRow => ({
   ci_run: null,
 });
 
-describe('exchanged tokens: written in groups, made durable off the event loop', function () {
+describe('exchanged tokens: written in groups, one commit for a turn', function () {
   this.timeout(20_000);
   let storage: SqliteStorage;
   let commits = 0;
@@ -86,48 +85,5 @@ describe('exchanged tokens: written in groups, made durable off the event loop',
     await insert;
     expect(await storage.oidc.token(h), 'the token outlived the rollback').to.not.equal(undefined);
     expect(await storage.meta.get('group-commit-probe')).to.equal(null);
-  });
-
-  /** fs.fdatasync held until `hold` resolves (or failing with `fail`); `synced` gets the inode of each file it synced. */
-  async function withHeldSync(hold: Promise<void>, fail: Error | null, fn: (synced: number[]) => Promise<void>): Promise<void> {
-    const fdatasync = fs.fdatasync;
-    const synced: number[] = [];
-    fs.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
-      void hold.then(() => {
-        if (fail) return cb(fail);
-        synced.push(fs.fstatSync(fd).ino);
-        fdatasync(fd, cb);
-      });
-    }) as typeof fs.fdatasync;
-    try {
-      await fn(synced);
-    } finally {
-      fs.fdatasync = fdatasync;
-    }
-  }
-
-  it('the WAL is fsynced off the event loop, and a caller hears of its write only once that fsync is done', async () => {
-    let release!: () => void;
-    const hold = new Promise<void>((resolve) => (release = resolve));
-    await withHeldSync(hold, null, async (synced) => {
-      const h = crypto.randomBytes(32);
-      let done = false;
-      const insert = storage.oidc.insertToken(h, row(), new Date().toISOString()).then(() => (done = true));
-      await sleep(50);
-      expect(done, 'answered before its fsync').to.equal(false);
-      // Committed meanwhile, and other statements ran: the event loop was not held.
-      expect(await storage.oidc.token(h)).to.not.equal(undefined);
-      release();
-      await insert;
-      expect(synced).to.deep.equal([fs.statSync(`${storage.db.name}-wal`).ino]);
-    });
-  });
-
-  it('a failed fsync fails every write of its group, as a failed commit would', async () => {
-    await withHeldSync(Promise.resolve(), Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }), async () => {
-      const results = await Promise.allSettled([storage.oidc.insertToken(crypto.randomBytes(32), row(), new Date().toISOString()), storage.oidc.revokeToken(crypto.randomBytes(32))]);
-      expect(results.map((r) => r.status)).to.deep.equal(['rejected', 'rejected']);
-      expect(String((results[0] as PromiseRejectedResult).reason)).to.match(/EIO/);
-    });
   });
 });
