@@ -92,11 +92,14 @@ export async function ablationBench(scale: number): Promise<BenchRow[]> {
   const es = await idp.server.issuer.keys.generate('ES256', { kid: 'ablation-es256' });
   const builds: [string, string][] = [['now', NEXUS_BIN]];
   if (process.env.BENCH_ABLATION_BEFORE) builds.push(['before', path.resolve(process.env.BENCH_ABLATION_BEFORE)]);
+  // BENCH_ABLATION_VARIANTS=production,off narrows the run (more rounds in the same time: BENCH_ABLATION_ROUNDS).
+  const variants = (process.env.BENCH_ABLATION_VARIANTS?.split(',') ?? [...VARIANTS]) as Variant[];
+  if (variants.some((v) => !VARIANTS.includes(v))) throw new Error(`BENCH_ABLATION_VARIANTS: any of ${VARIANTS.join(', ')}`);
   const targets: Target[] = [];
   const bares: Record<'mtls' | 'token', Awaited<ReturnType<typeof startBare>> | null> = { mtls: null, token: null };
   try {
     for (const [build, bin] of builds) {
-      for (const v of VARIANTS) {
+      for (const v of variants) {
         if (build !== 'now' && v !== 'production' && v !== 'off') continue;
         targets.push(await startVariant(build, bin, v, idp, es.kid));
       }
@@ -108,7 +111,7 @@ export async function ablationBench(scale: number): Promise<BenchRow[]> {
     bares.token = await startBare(pki, 'server-tls');
     const bare: Record<'mtls' | 'token', Load[]> = { mtls: [], token: [] };
     const secs = Math.max(2, Math.round(3 * scale));
-    const rounds = Math.max(3, Math.round(3 * scale));
+    const rounds = Number(process.env.BENCH_ABLATION_ROUNDS ?? Math.max(3, Math.round(3 * scale)));
     for (const s of ['mtls', 'token'] as const) {
       const bareUrl = `https://127.0.0.1:${bares[s]!.port}/`;
       const tls = s === 'mtls' ? admin : { ca: admin.ca };
@@ -143,6 +146,7 @@ export async function ablationBench(scale: number): Promise<BenchRow[]> {
       }
       for (const [build] of builds) {
         const cpu = (v: Variant) => rows.find((r) => r.scenario === `ablation, ${label}: ${build}: ${DESCRIBED[v]}`)?.cpuUs;
+        if (cpu('production') === undefined || cpu('off') === undefined) continue;
         const stage = cpu('production')! - cpu('off')!;
         rows.push({ scenario: `ablation, ${label}: ${build}: audit stage (server CPU, production - floor)`, unit: 'µs/req', rate: stage });
       }
