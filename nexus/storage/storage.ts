@@ -208,6 +208,12 @@ export interface OidcRepo {
    * (ms), and CI deliveries remembered past it; returns how many tokens. One short statement: callers loop in batches.
    */
   purgeExpired(now: number, limit: number): Promise<number>;
+  /**
+   * Makes the space of deleted token rows reusable, where nothing else will:
+   * PostgreSQL with autovacuum off for the table (SQLite reuses freed pages
+   * by itself: absent there). Returns whether it vacuumed.
+   */
+  reclaimTokens?(): Promise<boolean>;
 }
 
 /** A write-only value inside configuration, sealed under data key `key_id`; `owner` is 'kind/name'. */

@@ -314,4 +314,9 @@ export class OidcStore {
   purgeExpired(now: number, limit: number): Promise<number> {
     return this.storage.oidc.purgeExpired(now, limit);
   }
+
+  /** After a purge round: the deleted rows' space made reusable where nothing else does it (storage's reclaimTokens). */
+  reclaim(): Promise<boolean> {
+    return this.storage.oidc.reclaimTokens?.() ?? Promise.resolve(false);
+  }
 }

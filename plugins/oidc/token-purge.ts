@@ -3,6 +3,8 @@ import type { Logger } from '../../nexus/log.js';
 /** What the purge needs of the store: one bounded batch (OidcStore.purgeExpired). */
 export interface PurgeTarget {
   purgeExpired(now: number, limit: number): Promise<number>;
+  /** After each round: the space of deleted rows made reusable, where the database does not (OidcStore.reclaim). */
+  reclaim?(): Promise<boolean>;
 }
 
 export interface PurgeOptions {
@@ -28,6 +30,7 @@ export class TokenPurge {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
   private stopped = false;
+  private toldReclaim = false;
 
   constructor(
     private readonly target: PurgeTarget,
@@ -57,6 +60,11 @@ export class TokenPurge {
       await new Promise((r) => setImmediate(r));
     }
     if (total > 0) this.log.debug({ purged: total }, 'purged expired exchanged tokens');
+    // Revoke-self deletes rows between rounds too: reclaimed every round, not only when this one purged.
+    if (!this.stopped && (await this.target.reclaim?.()) && !this.toldReclaim) {
+      this.toldReclaim = true;
+      this.log.info('autovacuum is off for the token table: each purge round vacuums it');
+    }
     return total;
   }
 

@@ -157,7 +157,10 @@ export async function loginsBench(): Promise<BenchRow[]> {
   const es = await idp.server.issuer.keys.generate('ES256', { kid: 'logins-es256' });
   const rows: BenchRow[] = [];
   try {
+    // BENCH_LOGINS_BACKENDS=postgres (or sqlite) runs one back end only.
+    const backends = (process.env.BENCH_LOGINS_BACKENDS ?? 'sqlite,postgres').split(',');
     for (const backend of ['sqlite', 'postgres'] as const) {
+      if (!backends.includes(backend)) continue;
       const server = backend === 'postgres' ? await pgServerUrl() : null;
       if (backend === 'postgres' && !server) {
         console.log('Logins on PostgreSQL skipped: no server (set NEXUS_TEST_DATABASE_URL)');

@@ -12,7 +12,7 @@ import { tempDir } from '../helpers/env.js';
 import { github } from '../helpers/idp.js';
 import { startOidcEnv, type OidcEnv } from '../helpers/oidc.js';
 import { until } from '../helpers/wait.js';
-import { createTestDatabase, requirePg, type TestDatabase } from '../helpers/pg.js';
+import { createTestDatabase, requirePg, sql, type TestDatabase } from '../helpers/pg.js';
 
 const NOW = Date.parse('2026-06-01T09:00:00Z');
 const EXPIRED = 1000;
@@ -117,6 +117,45 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('the token table stays bounded on PostgreSQL with autovacuum off', function () {
+  this.timeout(120_000);
+  let db: TestDatabase;
+  let storage: PgStorage;
+  before(async function () {
+    db = await createTestDatabase(await requirePg(this));
+    storage = new PgStorage(db.url);
+    await storage.migrateUp();
+    // Whatever the server's setting, nothing but the purge may vacuum this table here.
+    await sql(db.url, 'ALTER TABLE oidc_tokens SET (autovacuum_enabled = false)');
+  });
+  after(async () => {
+    await storage?.close();
+    await db?.drop();
+  });
+
+  it('each purge round vacuums the table, so a storm of exchanges and revocations reuses the space of the rows it deleted', async () => {
+    const store = new OidcStore(storage);
+    const purge = new TokenPurge(store, { intervalMs: 60_000, batch: BATCH }, createLogger({ level: 'fatal' }));
+    const size = async () => Number((await sql<{ n: string }>(db.url, "SELECT pg_total_relation_size('oidc_tokens') AS n"))[0]!.n);
+    // A wave of CI jobs: 2,000 tokens exchanged, half revoked by their jobs, half left to expire; then a purge round.
+    const wave = async () => {
+      const hashes = Array.from({ length: 2000 }, hash);
+      for (const [i, h] of hashes.entries()) await store.insertToken(h, token(i % 2 ? NOW - 1 : NOW + 3_600_000));
+      for (const [i, h] of hashes.entries()) if (i % 2 === 0) await store.revokeToken(h);
+      expect(await purge.round(NOW)).to.equal(1000);
+    };
+    for (let i = 0; i < 3; i++) await wave();
+    const settled = await size();
+    for (let i = 0; i < 5; i++) await wave();
+    const after = await size();
+    // Vacuumed, the table and its indexes level off once a wave's rows fit in the space the last one freed; without, every wave adds its 2,000 dead rows' pages.
+    expect(after, `${settled} bytes after three waves, ${after} after eight`).to.be.at.most(settled * 1.25);
+    const stat = await sql<{ last_vacuum: Date | null }>(db.url, "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'oidc_tokens'");
+    expect(stat[0]!.last_vacuum).to.not.equal(null);
+    await purge.stop();
+  });
+});
 
 describe('the purge runs on its schedule in the server (NEXUS_OIDC_TOKEN_PURGE_INTERVAL_MS)', function () {
   this.timeout(60_000);
