@@ -5,7 +5,6 @@
 // (another build's dist/bin/nexus.js) adds that build's production and floor,
 // so "before and after" share one run and one baseline.
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { startIdp } from '../helpers/idp.js';
@@ -14,7 +13,7 @@ import { call } from '../helpers/server.js';
 import { ROOT } from '../helpers/env.js';
 import { load, startBare, type Load } from './mtls.js';
 import { ensureBuilt, NEXUS_BIN } from './nexus-process.js';
-import { oidcFixture } from './oidc.js';
+import { exchangeToken, oidcFixture } from './oidc.js';
 import type { BenchRow } from './report.js';
 
 const VARIANTS = ['production', 'off', 'off-inturn', 'inturn-each', 'inturn-turn'] as const;
@@ -32,8 +31,8 @@ interface Target {
   /** The server's dev PKI (the bare routes use the first one's). */
   pki: string;
   /** Its admin's client certificate (each server makes its own dev PKI). */
-  creds: { ca: Buffer; cert: Buffer; key: Buffer };
-  variant: Variant | 'bare';
+  creds: { ca: string; cert: string; key: string };
+  variant: Variant;
   pid: number;
   url: { mtls: string; token: string };
   headers?: Record<string, string>;
@@ -59,10 +58,10 @@ async function startVariant(build: string, bin: string, variant: Variant, idp: A
   const admin = { ca: fs.readFileSync(path.join(pki, 'ca.crt'), 'utf8'), cert: fs.readFileSync(path.join(pki, 'pilot.crt'), 'utf8'), key: fs.readFileSync(path.join(pki, 'pilot.key'), 'utf8') };
   await call(srv.port, admin, 'PUT', '/v1/secrets/bench/read', { data: { username: 'svc', password: 'x'.repeat(200) } });
   const mint = await oidcFixture(idp, srv.port, admin, kid);
-  const token = await exchange(srv.oidcPort!, admin.ca, await mint('ablation'));
+  const token = await exchangeToken(srv.oidcPort!, admin.ca, await mint('ablation'));
   return {
     pki,
-    creds: { ca: Buffer.from(admin.ca), cert: Buffer.from(admin.cert), key: Buffer.from(admin.key) },
+    creds: admin,
     name: `${build}: ${DESCRIBED[variant]}`,
     variant,
     pid: srv.child.pid!,
@@ -71,19 +70,6 @@ async function startVariant(build: string, bin: string, variant: Variant, idp: A
     samples: { mtls: [], token: [] },
     stop: () => srv.child.kill('SIGTERM'),
   };
-}
-
-function exchange(port: number, ca: string, jwt: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({ jwt });
-    const req = https.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/auth/token', ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let t = '';
-      res.on('data', (c: Buffer) => (t += c.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve((JSON.parse(t) as { token: string }).token) : reject(new Error(`exchange: HTTP ${res.statusCode}: ${t}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 export async function ablationBench(scale: number): Promise<BenchRow[]> {
@@ -105,8 +91,7 @@ export async function ablationBench(scale: number): Promise<BenchRow[]> {
       }
     }
     // Both bare routes use the first server's PKI (the same shapes of certificate as every server's).
-    const pki = targets[0]!.pki;
-    const admin = { ca: fs.readFileSync(path.join(pki, 'ca.crt')), cert: fs.readFileSync(path.join(pki, 'pilot.crt')), key: fs.readFileSync(path.join(pki, 'pilot.key')) };
+    const { pki, creds: admin } = targets[0]!;
     bares.mtls = await startBare(pki, 'mtls');
     bares.token = await startBare(pki, 'server-tls');
     const bare: Record<'mtls' | 'token', Load[]> = { mtls: [], token: [] };

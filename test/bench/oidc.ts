@@ -14,7 +14,7 @@ function pct(sorted: number[], p: number): number {
 }
 
 /** One request on a fresh TLS connection (no keep-alive), resolving with its body. */
-function freshRequest(port: number, ca: Buffer, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<string> {
+function freshRequest(port: number, ca: Buffer | string, method: string, p: string, body?: string, headers: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: '127.0.0.1', port, method, path: p, ca, agent: false, headers: { ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
       let t = '';
@@ -24,6 +24,11 @@ function freshRequest(port: number, ca: Buffer, method: string, p: string, body?
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** A JWT exchanged for a token, on a fresh connection (the CI clients' first request). */
+export async function exchangeToken(port: number, ca: Buffer | string, jwt: string): Promise<string> {
+  return (JSON.parse(await freshRequest(port, ca, 'POST', '/v1/auth/token', JSON.stringify({ jwt }))) as { token: string }).token;
 }
 
 /**
@@ -74,7 +79,7 @@ export async function oidcBench(scale: number): Promise<BenchRow[]> {
     const port = srv.oidcPort!;
     const url = `https://127.0.0.1:${port}/v1/secrets/ci/org/repo/read`;
     const tls = { ca };
-    const exchanged = JSON.parse(await freshRequest(port, ca, 'POST', '/v1/auth/token', JSON.stringify({ jwt: pool[0] }))).token as string;
+    const exchanged = await exchangeToken(port, ca, pool[0]!);
     let next = 0;
     // Never-seen JWTs for the fresh row: a reused one would be answered by the verified-JWT cache.
     // Enough for two rounds at 1.5x the bare verify rate (the server cannot verify faster); a reuse is named in the table.

@@ -9,7 +9,7 @@ import { ROOT } from '../helpers/env.js';
 import { startIdp } from '../helpers/idp.js';
 import { call } from '../helpers/server.js';
 import { load } from './mtls.js';
-import { oidcFixture } from './oidc.js';
+import { exchangeToken, oidcFixture } from './oidc.js';
 import { ensureBuilt, NEXUS_BIN } from './nexus-process.js';
 
 interface ProfileNode {
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       const jwt = await mint('one');
       let bearer = jwt;
       if (scenario === 'token') {
-        const r = await fetchToken(ports.oidc!, admin.ca, jwt);
+        const r = await exchangeToken(ports.oidc!, admin.ca, jwt);
         bearer = r;
       }
       url = `https://127.0.0.1:${ports.oidc}/v1/secrets/ci/org/repo/read`;
@@ -167,20 +167,6 @@ function report(file: string): void {
   for (const [c, ms] of s.components) if (ms / s.total >= 0.005) console.log(`  ${((100 * ms) / s.total).toFixed(1).padStart(5)}%  ${c}`);
   console.log('top functions (self):');
   for (const [f, ms] of s.functions) console.log(`  ${((100 * ms) / s.total).toFixed(1).padStart(5)}%  ${f}`);
-}
-
-async function fetchToken(port: number, ca: string, jwt: string): Promise<string> {
-  const { request } = await import('node:https');
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({ jwt });
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/auth/token', ca, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (res) => {
-      let t = '';
-      res.on('data', (c: Buffer) => (t += c.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve((JSON.parse(t) as { token: string }).token) : reject(new Error(`exchange: HTTP ${res.statusCode}: ${t}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(ROOT, 'test/bench/profile.ts')) {
