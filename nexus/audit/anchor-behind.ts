@@ -26,8 +26,8 @@ export class WriteBehindAnchor implements AnchorStore {
     private readonly intervalMs = ANCHOR_INTERVAL_MS,
   ) {}
 
-  static async load(store: AuditAnchorsStore, onError: (err: unknown) => void, intervalMs?: number): Promise<WriteBehindAnchor> {
-    return new WriteBehindAnchor(await store.all(), store, onError, intervalMs);
+  static async load(store: AuditAnchorsStore, onError: (err: unknown) => void): Promise<WriteBehindAnchor> {
+    return new WriteBehindAnchor(await store.all(), store, onError);
   }
 
   get(chain: string): ChainHead | null {

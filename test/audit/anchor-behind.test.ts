@@ -25,7 +25,7 @@ function slowStore(ms: number): AuditAnchorsStore & { writes: Array<[string, num
 describe('the write-behind audit anchor (replicas on PostgreSQL)', () => {
   it('writes at most once an interval whatever the rate of batches, the latest head always last', async () => {
     const store = slowStore(2);
-    const anchor = await WriteBehindAnchor.load(store, (err) => {
+    const anchor = new WriteBehindAnchor(await store.all(), store, (err) => {
       throw err;
     }, 100);
     // 300 batches over about 300 ms: one write each before, now one an interval.
